@@ -1,0 +1,25 @@
+import { InvalidArgumentError, ResourceExhaustedError } from './errors.js'
+
+/**
+ * Checks JSON text received from a client before it reaches the database:
+ * size first (so an oversized value is never parsed), then syntax, then what
+ * PostgreSQL's jsonb cannot hold. Returns the text to store ("null" for empty).
+ */
+export function checkJsonText(field: string, text: string, maxBytes: number): string {
+  if (text.length === 0) return 'null'
+  // A UTF-16 length above the limit is already over it in UTF-8 bytes.
+  const bytes = text.length > maxBytes ? text.length : Buffer.byteLength(text, 'utf8')
+  if (bytes > maxBytes) {
+    throw new ResourceExhaustedError(field, `is ${bytes} bytes of JSON; the limit is ${maxBytes} bytes`)
+  }
+  try {
+    JSON.parse(text)
+  } catch (error) {
+    throw new InvalidArgumentError(field, `is not valid JSON (${(error as Error).message})`)
+  }
+  // jsonb rejects the NUL character in strings; refuse it here with a clear message.
+  if (text.includes('\\u0000')) {
+    throw new InvalidArgumentError(field, 'contains \\u0000, which cannot be stored')
+  }
+  return text
+}

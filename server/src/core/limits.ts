@@ -1,0 +1,31 @@
+/**
+ * Limits on names and sizes accepted from clients. One place, so the protocol
+ * documentation, validation and tests agree.
+ */
+export const limits = {
+  namespaceMaxLength: 100,
+  queueMaxLength: 200,
+  jobMaxLength: 200,
+  stepIdMaxLength: 500,
+  idempotencyKeyMaxLength: 500,
+  workerIdMaxLength: 200,
+  errorTextMaxLength: 16 * 1024,
+  queuesPerWorkerMax: 100,
+  jobsPerWorkerMax: 1000,
+  slotsMax: 10_000,
+  claimBatchMax: 1000,
+  claimWaitMaxMs: 60_000,
+  runWaitMaxMs: 300_000,
+  leaseMinMs: 500,
+  leaseMaxMs: 3_600_000,
+  heartbeatLeasesMax: 10_000,
+  priorityMin: -1000,
+  priorityMax: 1000,
+  maxAttemptsMax: 1000,
+  retryDelayMaxMs: 365 * 24 * 3_600_000,
+  delayMaxMs: 10 * 365 * 24 * 3_600_000,
+} as const
+
+/** Namespace, queue and job used when a request leaves them empty. */
+export const defaultNamespace = 'default'
+export const defaultQueue = 'default'

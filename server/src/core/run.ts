@@ -1,0 +1,134 @@
+/** Domain types for runs, steps and attempts, independent of protobuf and SQL. */
+
+/**
+ * Statuses as stored. 'scheduled' is the stored form of a QUEUED run whose
+ * available_at is in the future; it keeps such runs out of the claim index.
+ */
+export type StoredRunStatus = 'queued' | 'scheduled' | 'running' | 'waiting' | 'completed' | 'failed' | 'cancelled'
+
+/** Statuses as clients see them (DESIGN.md's lifecycle). */
+export type RunStatus = 'queued' | 'running' | 'waiting' | 'completed' | 'failed' | 'cancelled'
+
+export const finishedStatuses: ReadonlySet<RunStatus> = new Set(['completed', 'failed', 'cancelled'])
+
+export function publicStatus(status: StoredRunStatus): RunStatus {
+  return status === 'scheduled' ? 'queued' : status
+}
+
+/** An error as stored and reported: what a handler threw, or what the server concluded. */
+export interface ErrorInfo {
+  name: string
+  message: string
+  stack?: string
+}
+
+/** A run to insert, validated. */
+export interface NewRun {
+  id: string
+  queue: string
+  job: string
+  payloadJson: string
+  idempotencyKey: string | undefined
+  idempotencyTtlMs: number
+  delayMs: number
+  runAt: Date | undefined
+  priority: number
+  maxAttempts: number
+}
+
+/** A completed step's memoized result, handed to a worker with the task. */
+export interface MemoEntry {
+  stepId: string
+  /** JSON text; undefined when the step returned nothing. */
+  resultJson: string | undefined
+}
+
+/** A run leased to a worker by a claim. */
+export interface ClaimedRun {
+  id: string
+  namespace: string
+  queue: string
+  job: string
+  payloadJson: string
+  attempt: number
+  maxAttempts: number
+  leaseToken: string
+  createdAt: Date
+  availableAt: Date
+  memo: MemoEntry[]
+}
+
+/** A lease a worker holds, as it names it in writes. */
+export interface LeaseRef {
+  runId: string
+  leaseToken: string
+}
+
+export type StepStatus = 'completed' | 'failed'
+
+export interface StepRecord {
+  id: string
+  status: StepStatus
+  resultJson: string | undefined
+  error: ErrorInfo | undefined
+  attempt: number
+  startedAt: Date
+  finishedAt: Date
+}
+
+export type AttemptOutcome = 'running' | 'completed' | 'failed' | 'lease_expired' | 'cancelled'
+
+export interface AttemptRecord {
+  attempt: number
+  outcome: AttemptOutcome
+  startedAt: Date | undefined
+  finishedAt: Date | undefined
+  error: ErrorInfo | undefined
+}
+
+/** A run as stored, without steps and attempt history. */
+export interface RunRecord {
+  id: string
+  namespace: string
+  queue: string
+  job: string
+  status: StoredRunStatus
+  payloadJson: string
+  resultJson: string | undefined
+  error: ErrorInfo | undefined
+  attempts: number
+  maxAttempts: number
+  priority: number
+  createdAt: Date
+  availableAt: Date
+  startedAt: Date | undefined
+  finishedAt: Date | undefined
+  idempotencyKey: string | undefined
+}
+
+/** A run with its steps and every attempt. */
+export interface RunDetails extends RunRecord {
+  steps: StepRecord[]
+  attemptHistory: AttemptRecord[]
+}
+
+/**
+ * The attempt history: attempts that did not complete are stored as rows; the
+ * current or final attempt is described by the run itself.
+ */
+export function buildAttemptHistory(run: RunRecord, ended: readonly AttemptRecord[]): AttemptRecord[] {
+  const history = [...ended].sort((a, b) => a.attempt - b.attempt)
+  const last = history.at(-1)
+  if (run.attempts > 0 && (!last || last.attempt < run.attempts)) {
+    const outcome: AttemptOutcome =
+      run.status === 'running' ? 'running' : run.status === 'completed' ? 'completed' : run.status === 'cancelled' ? 'cancelled' : 'failed'
+    history.push({
+      attempt: run.attempts,
+      outcome,
+      startedAt: run.startedAt,
+      finishedAt: outcome === 'running' ? undefined : run.finishedAt,
+      error: outcome === 'failed' ? run.error : undefined,
+    })
+  }
+  return history
+}

@@ -1,0 +1,23 @@
+/** LISTEN/NOTIFY channels shared by the queries that notify and the listener. */
+
+/** Payload: ReadyNotice as JSON. Sent at most once per statement that makes runs ready. */
+export const readyChannel = 'stackshift_ready'
+
+/** Payload: the run id. Sent by a trigger when a run that someone waits for finishes. */
+export const runFinishedChannel = 'stackshift_run_finished'
+
+/** Which runs became ready. `queues: null` means any queue of the namespace. */
+export interface ReadyNotice {
+  /** Id of the server process that sent it, so it can skip its own notices. */
+  origin: string
+  namespace: string
+  queues: string[] | null
+}
+
+// NOTIFY payloads are limited to 8000 bytes; beyond a safe size, wake every queue.
+const maxPayloadLength = 7000
+
+export function encodeReadyNotice(notice: ReadyNotice): string {
+  const text = JSON.stringify(notice)
+  return text.length <= maxPayloadLength ? text : JSON.stringify({ ...notice, queues: null })
+}

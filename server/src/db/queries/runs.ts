@@ -1,0 +1,471 @@
+import type { ClaimedRun, ErrorInfo, LeaseRef, MemoEntry, NewRun, RunRecord, StoredRunStatus } from '../../core/run.js'
+import { readyChannel } from '../channels.js'
+import { type Executor, sql } from '../database.js'
+
+/*
+ * Every statement that writes about a leased run checks, in the statement
+ * itself, that the lease is held: same lease token, status 'running', and a
+ * deadline still in the future on the database clock. A write that matches no
+ * row therefore means the lease is lost; callers turn that into LeaseLostError.
+ */
+
+interface ClaimedRow {
+  id: string
+  namespace: string
+  queue: string
+  job: string
+  payload_json: string
+  attempt: number
+  max_attempts: number
+  lease_token: string
+  created_at: Date
+  available_at: Date
+  memo: Array<[string, string | null]> | null
+}
+
+/**
+ * Inserts runs; with an idempotency key that is already taken, inserts
+ * nothing for that entry. Returns the ids actually inserted. When any inserted
+ * run is ready now, sends one notification (`readyNotice`) in the same
+ * statement, delivered when it commits.
+ */
+export async function runInsertMany(
+  db: Executor,
+  params: { namespace: string; runs: readonly NewRun[]; readyNotice: string },
+): Promise<Set<string>> {
+  const { runs } = params
+  const rows = await sql<{ id: string }>(db, 
+    `
+    WITH input AS (
+      SELECT v.*,
+        CASE WHEN v.run_at IS NOT NULL THEN greatest(v.run_at, now())
+             ELSE now() + v.delay_ms * interval '1 millisecond' END AS available_at
+      FROM unnest(?::uuid[], ?::text[], ?::text[], ?::text[], ?::text[], ?::bigint[], ?::bigint[], ?::timestamptz[], ?::smallint[], ?::integer[])
+        AS v(id, queue, job, payload, idempotency_key, idempotency_ttl_ms, delay_ms, run_at, priority, max_attempts)
+    ),
+    inserted AS (
+      INSERT INTO stackshift.runs
+        (id, namespace, queue, job, status, priority, max_attempts, available_at, idempotency_key, idempotency_expires_at, payload)
+      SELECT id, ?, queue, job,
+        (CASE WHEN available_at > now() THEN 'scheduled' ELSE 'queued' END)::stackshift.run_status,
+        priority, max_attempts, available_at, idempotency_key,
+        CASE WHEN idempotency_key IS NOT NULL THEN now() + idempotency_ttl_ms * interval '1 millisecond' END,
+        payload::jsonb
+      FROM input
+      ON CONFLICT (namespace, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+      RETURNING id, status
+    ),
+    notified AS (
+      SELECT pg_notify(?, ?) FROM inserted WHERE status = 'queued' LIMIT 1
+    )
+    SELECT inserted.id::text AS id, (SELECT count(*) FROM notified) AS notified FROM inserted
+    `,
+    [
+      runs.map((r) => r.id),
+      runs.map((r) => r.queue),
+      runs.map((r) => r.job),
+      runs.map((r) => r.payloadJson),
+      runs.map((r) => r.idempotencyKey ?? null),
+      runs.map((r) => r.idempotencyTtlMs),
+      runs.map((r) => r.delayMs),
+      runs.map((r) => r.runAt ?? null),
+      runs.map((r) => r.priority),
+      runs.map((r) => r.maxAttempts),
+      params.namespace,
+      readyChannel,
+      params.readyNotice,
+    ],
+  )
+  return new Set(rows.map((row) => row.id))
+}
+
+/** Runs holding the given idempotency keys, and whether each key's TTL has run out. */
+export async function runFindByIdempotencyKeys(
+  db: Executor,
+  params: { namespace: string; keys: readonly string[] },
+): Promise<Array<{ id: string; idempotencyKey: string; isExpired: boolean }>> {
+  const rows = await sql<{ id: string; idempotency_key: string; is_expired: boolean }>(db, 
+    `SELECT id::text AS id, idempotency_key, idempotency_expires_at <= now() AS is_expired
+     FROM stackshift.runs WHERE namespace = ? AND idempotency_key = ANY(?::text[])`,
+    [params.namespace, params.keys],
+  )
+  return rows.map((row) => ({ id: row.id, idempotencyKey: row.idempotency_key, isExpired: row.is_expired }))
+}
+
+/**
+ * Releases idempotency keys whose TTL has run out, so a new run can take them.
+ * The expiry is re-checked here: a key renewed in between stays.
+ */
+export async function runReleaseExpiredIdempotencyKeys(db: Executor, params: { namespace: string; keys: readonly string[] }): Promise<void> {
+  await sql(db, 
+    `UPDATE stackshift.runs SET idempotency_key = NULL
+     WHERE namespace = ? AND idempotency_key = ANY(?::text[]) AND idempotency_expires_at <= now()`,
+    [params.namespace, params.keys],
+  )
+}
+
+/**
+ * Leases up to `limit` ready runs of the given queues and jobs, in claim order
+ * (priority, then readiness time), and returns them with the results of their
+ * completed steps (the memo).
+ *
+ * One index scan per queue (LATERAL), so each scan follows runs_ready in order
+ * instead of sorting every ready run of several queues. SKIP LOCKED lets
+ * concurrent claimers take disjoint runs without waiting on each other.
+ */
+export async function runClaim(
+  db: Executor,
+  params: { namespace: string; queues: readonly string[]; jobs: readonly string[]; limit: number; leaseMs: number; workerId: string },
+): Promise<ClaimedRun[]> {
+  const rows = await sql<ClaimedRow>(db, 
+    `
+    WITH candidates AS (
+      SELECT picked.id
+      FROM unnest(?::text[]) WITH ORDINALITY AS q(name, position)
+      CROSS JOIN LATERAL (
+        SELECT id FROM stackshift.runs
+        WHERE namespace = ? AND queue = q.name AND status = 'queued' AND job = ANY(?::text[])
+        ORDER BY priority DESC, available_at, id
+        LIMIT ?
+        FOR UPDATE SKIP LOCKED
+      ) AS picked
+      LIMIT ?
+    )
+    UPDATE stackshift.runs AS r
+    SET status = 'running', attempt = r.attempt + 1, lease_token = gen_random_uuid(),
+        lease_expires_at = now() + ? * interval '1 millisecond', started_at = now(), worker_id = ?
+    FROM candidates
+    WHERE r.id = candidates.id
+    RETURNING r.id::text AS id, r.namespace, r.queue, r.job, r.payload::text AS payload_json, r.attempt, r.max_attempts,
+      r.lease_token::text AS lease_token, r.created_at, r.available_at,
+      (SELECT json_agg(json_build_array(s.step_id, s.result::text))
+       FROM stackshift.steps s WHERE s.run_id = r.id AND s.status = 'completed') AS memo
+    `,
+    [params.queues, params.namespace, params.jobs, params.limit, params.limit, params.leaseMs, params.workerId],
+  )
+  return rows.map(toClaimedRun)
+}
+
+function toClaimedRun(row: ClaimedRow): ClaimedRun {
+  const memo: MemoEntry[] = (row.memo ?? []).map(([stepId, resultJson]) => ({ stepId, resultJson: resultJson ?? undefined }))
+  return {
+    id: row.id,
+    namespace: row.namespace,
+    queue: row.queue,
+    job: row.job,
+    payloadJson: row.payload_json,
+    attempt: row.attempt,
+    maxAttempts: row.max_attempts,
+    leaseToken: row.lease_token,
+    createdAt: row.created_at,
+    availableAt: row.available_at,
+    memo,
+  }
+}
+
+/** Completes leased runs. Returns the ids completed; the rest had lost their lease. */
+export async function runComplete(
+  db: Executor,
+  params: { completions: ReadonlyArray<LeaseRef & { resultJson: string | undefined }> },
+): Promise<Set<string>> {
+  const items = params.completions
+  const rows = await sql<{ id: string }>(db, 
+    `
+    UPDATE stackshift.runs AS r
+    SET status = 'completed', result = v.result::jsonb, finished_at = now(), lease_expires_at = NULL
+    FROM unnest(?::uuid[], ?::uuid[], ?::text[]) AS v(id, lease_token, result)
+    WHERE r.id = v.id AND r.lease_token = v.lease_token AND r.status = 'running' AND r.lease_expires_at > now()
+    RETURNING r.id::text AS id
+    `,
+    [items.map((c) => c.runId), items.map((c) => c.leaseToken), items.map((c) => c.resultJson ?? null)],
+  )
+  return new Set(rows.map((row) => row.id))
+}
+
+/**
+ * Status and last lease token of runs, to tell a repeated write (its effect is
+ * already stored under the same token) from a write of a lost lease.
+ */
+export async function runFindLeaseOutcomes(
+  db: Executor,
+  params: { runIds: readonly string[] },
+): Promise<Map<string, { status: StoredRunStatus; leaseToken: string | undefined }>> {
+  const rows = await sql<{ id: string; status: StoredRunStatus; lease_token: string | null }>(db, 
+    `SELECT id::text AS id, status, lease_token::text AS lease_token FROM stackshift.runs WHERE id = ANY(?::uuid[])`,
+    [params.runIds],
+  )
+  return new Map(rows.map((row) => [row.id, { status: row.status, leaseToken: row.lease_token ?? undefined }]))
+}
+
+/** Extends held leases to `leaseMs` from now. Returns the run ids extended. */
+export async function runHeartbeat(db: Executor, params: { leases: readonly LeaseRef[]; leaseMs: number }): Promise<Set<string>> {
+  const rows = await sql<{ id: string }>(db, 
+    `
+    UPDATE stackshift.runs AS r
+    SET lease_expires_at = now() + ? * interval '1 millisecond'
+    FROM unnest(?::uuid[], ?::uuid[]) AS v(id, lease_token)
+    WHERE r.id = v.id AND r.lease_token = v.lease_token AND r.status = 'running' AND r.lease_expires_at > now()
+    RETURNING r.id::text AS id
+    `,
+    [params.leaseMs, params.leases.map((l) => l.runId), params.leases.map((l) => l.leaseToken)],
+  )
+  return new Set(rows.map((row) => row.id))
+}
+
+/** A leased run locked for ending its attempt. */
+export interface LockedAttempt {
+  id: string
+  namespace: string
+  queue: string
+  attempt: number
+  maxAttempts: number
+  startedAt: Date | undefined
+  workerId: string | undefined
+}
+
+interface LockedAttemptRow {
+  id: string
+  namespace: string
+  queue: string
+  attempt: number
+  max_attempts: number
+  started_at: Date | null
+  worker_id: string | null
+}
+
+function toLockedAttempt(row: LockedAttemptRow): LockedAttempt {
+  return {
+    id: row.id,
+    namespace: row.namespace,
+    queue: row.queue,
+    attempt: row.attempt,
+    maxAttempts: row.max_attempts,
+    startedAt: row.started_at ?? undefined,
+    workerId: row.worker_id ?? undefined,
+  }
+}
+
+/**
+ * Locks the held leases among `leases` (in id order, so concurrent callers
+ * cannot deadlock), for a transaction that ends their attempts.
+ */
+export async function runLockHeldLeases(db: Executor, params: { leases: readonly LeaseRef[] }): Promise<LockedAttempt[]> {
+  const rows = await sql<LockedAttemptRow>(db, 
+    `
+    SELECT r.id::text AS id, r.namespace, r.queue, r.attempt, r.max_attempts, r.started_at, r.worker_id
+    FROM unnest(?::uuid[], ?::uuid[]) AS v(id, lease_token)
+    JOIN stackshift.runs r ON r.id = v.id
+    WHERE r.lease_token = v.lease_token AND r.status = 'running' AND r.lease_expires_at > now()
+    ORDER BY r.id
+    FOR UPDATE OF r
+    `,
+    [params.leases.map((l) => l.runId), params.leases.map((l) => l.leaseToken)],
+  )
+  return rows.map(toLockedAttempt)
+}
+
+/**
+ * Locks up to `limit` runs whose lease has expired. SKIP LOCKED: several
+ * servers reap at once without waiting for each other, and a run that a
+ * worker is writing about right now is left for the next pass.
+ */
+export async function runLockExpiredLeases(db: Executor, params: { limit: number }): Promise<LockedAttempt[]> {
+  const rows = await sql<LockedAttemptRow>(db, 
+    `
+    SELECT id::text AS id, namespace, queue, attempt, max_attempts, started_at, worker_id
+    FROM stackshift.runs
+    WHERE status = 'running' AND lease_expires_at <= now()
+    LIMIT ?
+    FOR UPDATE SKIP LOCKED
+    `,
+    [params.limit],
+  )
+  return rows.map(toLockedAttempt)
+}
+
+/** The decided next state of a run whose attempt failed. */
+export interface AttemptEnd {
+  runId: string
+  /** 'queued' retries now, 'scheduled' after `delayMs`, 'failed' ends the run. */
+  status: 'queued' | 'scheduled' | 'failed'
+  delayMs: number
+  error: ErrorInfo
+}
+
+/**
+ * Applies decided attempt endings to runs locked by this transaction. A run
+ * that ends FAILED releases its idempotency key. Returns when each retry is due.
+ */
+export async function runEndAttempts(db: Executor, params: { ends: readonly AttemptEnd[] }): Promise<Map<string, Date>> {
+  const { ends } = params
+  const rows = await sql<{ id: string; available_at: Date }>(db, 
+    `
+    UPDATE stackshift.runs AS r
+    SET status = v.status::stackshift.run_status,
+        available_at = CASE WHEN v.status = 'failed' THEN r.available_at ELSE now() + v.delay_ms * interval '1 millisecond' END,
+        finished_at = CASE WHEN v.status = 'failed' THEN now() END,
+        idempotency_key = CASE WHEN v.status = 'failed' THEN NULL ELSE r.idempotency_key END,
+        lease_expires_at = NULL,
+        error = v.error::jsonb
+    FROM unnest(?::uuid[], ?::text[], ?::bigint[], ?::text[]) AS v(id, status, delay_ms, error)
+    WHERE r.id = v.id
+    RETURNING r.id::text AS id, r.available_at
+    `,
+    [ends.map((e) => e.runId), ends.map((e) => e.status), ends.map((e) => e.delayMs), ends.map((e) => JSON.stringify(e.error))],
+  )
+  return new Map(rows.map((row) => [row.id, row.available_at]))
+}
+
+/**
+ * Hands leased runs back: QUEUED again at their old place in line, and the
+ * attempt does not count (the worker stopped, the run did not fail).
+ */
+export async function runRelease(
+  db: Executor,
+  params: { leases: readonly LeaseRef[] },
+): Promise<Array<{ id: string; namespace: string; queue: string }>> {
+  const rows = await sql<{ id: string; namespace: string; queue: string }>(db, 
+    `
+    UPDATE stackshift.runs AS r
+    SET status = 'queued', attempt = r.attempt - 1, lease_expires_at = NULL
+    FROM unnest(?::uuid[], ?::uuid[]) AS v(id, lease_token)
+    WHERE r.id = v.id AND r.lease_token = v.lease_token AND r.status = 'running' AND r.lease_expires_at > now()
+    RETURNING r.id::text AS id, r.namespace, r.queue
+    `,
+    [params.leases.map((l) => l.runId), params.leases.map((l) => l.leaseToken)],
+  )
+  return rows
+}
+
+interface RunRow {
+  id: string
+  namespace: string
+  queue: string
+  job: string
+  status: StoredRunStatus
+  payload_json: string
+  result_json: string | null
+  error: ErrorInfo | null
+  attempt: number
+  max_attempts: number
+  priority: number
+  created_at: Date
+  available_at: Date
+  started_at: Date | null
+  finished_at: Date | null
+  idempotency_key: string | null
+}
+
+/** One run, or undefined when the namespace has no run with that id. */
+export async function runGet(db: Executor, params: { namespace: string; runId: string }): Promise<RunRecord | undefined> {
+  const rows = await sql<RunRow>(db, 
+    `
+    SELECT id::text AS id, namespace, queue, job, status, payload::text AS payload_json, result::text AS result_json, error,
+      attempt, max_attempts, priority, created_at, available_at, started_at, finished_at, idempotency_key
+    FROM stackshift.runs WHERE id = ? AND namespace = ?
+    `,
+    [params.runId, params.namespace],
+  )
+  const row = rows[0]
+  if (!row) return undefined
+  return {
+    id: row.id,
+    namespace: row.namespace,
+    queue: row.queue,
+    job: row.job,
+    status: row.status,
+    payloadJson: row.payload_json,
+    resultJson: row.result_json ?? undefined,
+    error: row.error ?? undefined,
+    attempts: row.attempt,
+    maxAttempts: row.max_attempts,
+    priority: row.priority,
+    createdAt: row.created_at,
+    availableAt: row.available_at,
+    startedAt: row.started_at ?? undefined,
+    finishedAt: row.finished_at ?? undefined,
+    idempotencyKey: row.idempotency_key ?? undefined,
+  }
+}
+
+/**
+ * Marks a run as waited for, so the trigger notifies when it finishes. Writes
+ * only while the flag is unset and the run unfinished.
+ */
+export async function runMarkWaitedFor(db: Executor, params: { namespace: string; runId: string }): Promise<void> {
+  await sql(
+    db,
+    `UPDATE stackshift.runs SET has_waiter = true
+     WHERE id = ? AND namespace = ? AND NOT has_waiter AND status NOT IN ('completed', 'failed', 'cancelled')`,
+    [params.runId, params.namespace],
+  )
+}
+
+/**
+ * Makes due scheduled runs ready (delays and retry backoffs). Returns the
+ * queues that received ready runs.
+ */
+export async function runPromoteDue(db: Executor, params: { limit: number }): Promise<Array<{ namespace: string; queue: string; count: number }>> {
+  const rows = await sql<{ namespace: string; queue: string; count: number }>(db, 
+    `
+    WITH due AS (
+      SELECT id FROM stackshift.runs
+      WHERE status = 'scheduled' AND available_at <= now()
+      ORDER BY available_at
+      LIMIT ?
+      FOR UPDATE SKIP LOCKED
+    ),
+    promoted AS (
+      UPDATE stackshift.runs AS r SET status = 'queued' FROM due WHERE r.id = due.id
+      RETURNING r.namespace, r.queue
+    )
+    SELECT namespace, queue, count(*)::integer AS count FROM promoted GROUP BY namespace, queue
+    `,
+    [params.limit],
+  )
+  return rows
+}
+
+/** Milliseconds until the next scheduled run is due (negative if overdue), or undefined if none. */
+export async function runNextDueInMs(db: Executor): Promise<number | undefined> {
+  const rows = await sql<{ due_in_ms: number | null }>(db, 
+    `SELECT (extract(epoch FROM min(available_at) - now()) * 1000)::float8 AS due_in_ms
+     FROM stackshift.runs WHERE status = 'scheduled'`,
+  )
+  return rows[0]?.due_in_ms ?? undefined
+}
+
+/**
+ * Deletes up to `limit` runs (with their steps and attempts) that finished
+ * before `finishedBefore`. `idBelow` bounds the scan to runs created before
+ * the cut-off: run ids are time-ordered, so the primary key serves as the
+ * index on creation time.
+ */
+export async function runDeleteFinished(
+  db: Executor,
+  params: { idBelow: string; retentionMs: number; limit: number },
+): Promise<number> {
+  const rows = await sql<{ deleted: number }>(db, 
+    `
+    WITH doomed AS (
+      SELECT id FROM stackshift.runs
+      WHERE id < ?::uuid AND status IN ('completed', 'failed', 'cancelled')
+        AND finished_at < now() - ? * interval '1 millisecond'
+      ORDER BY id
+      LIMIT ?
+      FOR UPDATE SKIP LOCKED
+    ),
+    deleted_steps AS (DELETE FROM stackshift.steps WHERE run_id IN (SELECT id FROM doomed)),
+    deleted_attempts AS (DELETE FROM stackshift.attempts WHERE run_id IN (SELECT id FROM doomed)),
+    deleted_runs AS (DELETE FROM stackshift.runs WHERE id IN (SELECT id FROM doomed) RETURNING 1)
+    SELECT count(*)::integer AS deleted FROM deleted_runs
+    `,
+    [params.idBelow, params.retentionMs, params.limit],
+  )
+  return rows[0]?.deleted ?? 0
+}
+
+/** Sends a ready notification outside of an insert (after promotions, retries, releases). */
+export async function runNotifyReady(db: Executor, params: { notice: string }): Promise<void> {
+  await sql(db, 'SELECT pg_notify(?, ?)', [readyChannel, params.notice])
+}

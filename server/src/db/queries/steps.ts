@@ -1,0 +1,123 @@
+import type { ErrorInfo, LeaseRef, StepRecord, StepStatus } from '../../core/run.js'
+import { type Executor, sql } from '../database.js'
+
+/** A step result a worker reports under its lease. */
+export interface StepCompletion extends LeaseRef {
+  stepId: string
+  /** JSON text; undefined when the step returned nothing. */
+  resultJson: string | undefined
+  durationMs: number
+}
+
+/**
+ * Stores step results for held leases only. The lease check and the insert are
+ * one statement, and FOR SHARE holds the run row until commit: the reaper (FOR
+ * UPDATE SKIP LOCKED) cannot expire the lease between the check and the write,
+ * so a step is never stored for an attempt that had already lost its lease.
+ * Returns "runId/stepId" for each step stored.
+ */
+export async function stepCompleteMany(db: Executor, params: { steps: readonly StepCompletion[] }): Promise<Set<string>> {
+  const { steps } = params
+  const rows = await sql<{ key: string }>(db, 
+    `
+    WITH held AS (
+      SELECT r.id, r.attempt, v.step_id, v.result, v.duration_ms
+      FROM unnest(?::uuid[], ?::uuid[], ?::text[], ?::text[], ?::integer[]) AS v(run_id, lease_token, step_id, result, duration_ms)
+      JOIN stackshift.runs r ON r.id = v.run_id
+      WHERE r.lease_token = v.lease_token AND r.status = 'running' AND r.lease_expires_at > now()
+      ORDER BY r.id
+      FOR SHARE OF r
+    )
+    INSERT INTO stackshift.steps AS s (run_id, step_id, status, attempt, started_at, finished_at, result)
+    SELECT id, step_id, 'completed', attempt, now() - duration_ms * interval '1 millisecond', now(), result::jsonb FROM held
+    ON CONFLICT (run_id, step_id) DO UPDATE
+      SET status = 'completed', attempt = excluded.attempt, started_at = excluded.started_at,
+          finished_at = excluded.finished_at, result = excluded.result, error = NULL
+    RETURNING s.run_id::text || '/' || s.step_id AS key
+    `,
+    [
+      steps.map((s) => s.runId),
+      steps.map((s) => s.leaseToken),
+      steps.map((s) => s.stepId),
+      steps.map((s) => s.resultJson ?? null),
+      steps.map((s) => s.durationMs),
+    ],
+  )
+  return new Set(rows.map((row) => row.key))
+}
+
+/** The attempt and lease token that stored each step, to recognise a repeated write. */
+export async function stepFindOwners(
+  db: Executor,
+  params: { keys: ReadonlyArray<{ runId: string; stepId: string }> },
+): Promise<Map<string, { status: StepStatus; leaseToken: string | undefined }>> {
+  const rows = await sql<{ key: string; status: StepStatus; lease_token: string | null }>(db, 
+    `
+    SELECT s.run_id::text || '/' || s.step_id AS key, s.status, r.lease_token::text AS lease_token
+    FROM unnest(?::uuid[], ?::text[]) AS v(run_id, step_id)
+    JOIN stackshift.steps s ON s.run_id = v.run_id AND s.step_id = v.step_id
+    JOIN stackshift.runs r ON r.id = s.run_id AND r.attempt = s.attempt
+    `,
+    [params.keys.map((k) => k.runId), params.keys.map((k) => k.stepId)],
+  )
+  return new Map(rows.map((row) => [row.key, { status: row.status, leaseToken: row.lease_token ?? undefined }]))
+}
+
+/**
+ * Records the steps that threw, as part of ending their attempts. A step that
+ * completed earlier stays completed: its result is memoized.
+ */
+export async function stepRecordFailures(
+  db: Executor,
+  params: { failures: ReadonlyArray<{ runId: string; stepId: string; attempt: number; durationMs: number; error: ErrorInfo }> },
+): Promise<void> {
+  const { failures } = params
+  await sql(db, 
+    `
+    INSERT INTO stackshift.steps AS s (run_id, step_id, status, attempt, started_at, finished_at, error)
+    SELECT v.run_id, v.step_id, 'failed', v.attempt, now() - v.duration_ms * interval '1 millisecond', now(), v.error::jsonb
+    FROM unnest(?::uuid[], ?::text[], ?::integer[], ?::integer[], ?::text[]) AS v(run_id, step_id, attempt, duration_ms, error)
+    ON CONFLICT (run_id, step_id) DO UPDATE
+      SET status = 'failed', attempt = excluded.attempt, started_at = excluded.started_at,
+          finished_at = excluded.finished_at, error = excluded.error, result = NULL
+      WHERE s.status <> 'completed'
+    `,
+    [
+      failures.map((f) => f.runId),
+      failures.map((f) => f.stepId),
+      failures.map((f) => f.attempt),
+      failures.map((f) => f.durationMs),
+      failures.map((f) => JSON.stringify(f.error)),
+    ],
+  )
+}
+
+/** The steps of one run, in the order they were recorded. */
+export async function stepListForRun(db: Executor, params: { runId: string }): Promise<StepRecord[]> {
+  const rows = await sql<{
+    step_id: string
+    status: StepStatus
+    result_json: string | null
+    error: ErrorInfo | null
+    attempt: number
+    started_at: Date
+    finished_at: Date
+  }>(
+    db,
+    `
+    SELECT step_id, status, result::text AS result_json, error, attempt, started_at, finished_at
+    FROM stackshift.steps WHERE run_id = ?
+    ORDER BY finished_at, step_id
+    `,
+    [params.runId],
+  )
+  return rows.map((row) => ({
+    id: row.step_id,
+    status: row.status,
+    resultJson: row.result_json ?? undefined,
+    error: row.error ?? undefined,
+    attempt: row.attempt,
+    startedAt: row.started_at,
+    finishedAt: row.finished_at,
+  }))
+}

@@ -1,0 +1,176 @@
+import type { Knex } from 'knex'
+import type { ClaimedRun } from '../core/run.js'
+import { limits } from '../core/limits.js'
+import { runClaim } from '../db/queries/runs.js'
+import type { Logger } from '../logger.js'
+
+/** Something that takes leased runs: a worker stream, or a ClaimTask long-poll. */
+export interface TaskConsumer {
+  readonly namespace: string
+  readonly queues: readonly string[]
+  readonly jobs: readonly string[]
+  readonly leaseMs: number
+  readonly workerId: string
+  /** How many more runs it can take now. */
+  freeSlots(): number
+  /** Hands over claimed runs. Returns false if it can no longer take them; they are then released. */
+  deliver(runs: ClaimedRun[]): boolean
+}
+
+/** A consumer's place in the dispatcher. */
+export interface Subscription {
+  /** Free slots grew: claim again if there may be work. */
+  pump(): void
+  /** Stop claiming for this consumer. */
+  close(): void
+}
+
+class Entry implements Subscription {
+  /** False once a claim came back short with no wake since: the queues are empty for this consumer. */
+  mayHaveWork = true
+  /** Counts wakes, so a wake during a claim is not lost when that claim comes back short. */
+  wakeCount = 0
+  isClaiming = false
+  isClosed = false
+  rotation = 0
+  retryTimer: NodeJS.Timeout | undefined
+
+  constructor(
+    readonly consumer: TaskConsumer,
+    private readonly dispatcher: Dispatcher,
+  ) {}
+
+  pump(): void {
+    this.dispatcher.pump(this)
+  }
+
+  close(): void {
+    this.isClosed = true
+    clearTimeout(this.retryTimer)
+    this.dispatcher.remove(this)
+  }
+}
+
+/**
+ * Hands ready runs to consumers. A consumer claims only when it has free slots
+ * and there may be work: after a wake (an enqueue or promotion here, a NOTIFY
+ * from another server) or the slow backstop poll. Each claim is one statement
+ * that leases up to as many runs as the consumer has free slots.
+ */
+export class Dispatcher {
+  private readonly byNamespace = new Map<string, Set<Entry>>()
+  private pollTimer: NodeJS.Timeout | undefined
+
+  constructor(
+    private readonly deps: {
+      db: Knex
+      logger: Logger
+      pollIntervalMs: number
+      /** Returns runs that were claimed for a consumer that went away. */
+      release: (runs: readonly ClaimedRun[]) => Promise<void>
+    },
+  ) {}
+
+  /** Starts the backstop poll. */
+  start(): void {
+    this.pollTimer = setInterval(() => this.wakeAll(), this.deps.pollIntervalMs)
+    this.pollTimer.unref()
+  }
+
+  /** Stops the poll and every subscription. */
+  stop(): void {
+    clearInterval(this.pollTimer)
+    for (const entries of this.byNamespace.values()) for (const entry of entries) entry.close()
+  }
+
+  subscribe(consumer: TaskConsumer): Subscription {
+    const entry = new Entry(consumer, this)
+    const entries = this.byNamespace.get(consumer.namespace) ?? new Set()
+    entries.add(entry)
+    this.byNamespace.set(consumer.namespace, entries)
+    this.pump(entry)
+    return entry
+  }
+
+  /** Runs became ready in these queues of the namespace (null: any queue). */
+  wake(namespace: string, queues: readonly string[] | null): void {
+    for (const entry of this.byNamespace.get(namespace) ?? []) {
+      if (queues === null || entry.consumer.queues.some((queue) => queues.includes(queue))) this.wakeEntry(entry)
+    }
+  }
+
+  /** Every consumer looks for work (poll, or notifications may have been missed). */
+  wakeAll(): void {
+    for (const entries of this.byNamespace.values()) for (const entry of entries) this.wakeEntry(entry)
+  }
+
+  /** Number of subscribed consumers and their free slots. */
+  stats(): { consumers: number; freeSlots: number } {
+    let consumers = 0
+    let freeSlots = 0
+    for (const entries of this.byNamespace.values()) {
+      for (const entry of entries) {
+        consumers++
+        freeSlots += entry.consumer.freeSlots()
+      }
+    }
+    return { consumers, freeSlots }
+  }
+
+  /** @internal used by Entry */
+  remove(entry: Entry): void {
+    const entries = this.byNamespace.get(entry.consumer.namespace)
+    entries?.delete(entry)
+    if (entries?.size === 0) this.byNamespace.delete(entry.consumer.namespace)
+  }
+
+  /** @internal used by Entry */
+  pump(entry: Entry): void {
+    void this.claimFor(entry)
+  }
+
+  private wakeEntry(entry: Entry): void {
+    entry.mayHaveWork = true
+    entry.wakeCount++
+    this.pump(entry)
+  }
+
+  private async claimFor(entry: Entry): Promise<void> {
+    if (entry.isClaiming || entry.isClosed || !entry.mayHaveWork) return
+    const { consumer } = entry
+    const limit = Math.min(consumer.freeSlots(), limits.claimBatchMax)
+    if (limit <= 0) return
+    entry.isClaiming = true
+    const wakeCount = entry.wakeCount
+    let claimed: ClaimedRun[]
+    try {
+      claimed = await runClaim(this.deps.db, {
+        namespace: consumer.namespace,
+        queues: rotate(consumer.queues, entry.rotation++),
+        jobs: consumer.jobs,
+        limit,
+        leaseMs: consumer.leaseMs,
+        workerId: consumer.workerId,
+      })
+    } catch (error) {
+      entry.isClaiming = false
+      this.deps.logger.warn({ err: error, workerId: consumer.workerId }, 'claim failed; retrying')
+      entry.retryTimer = setTimeout(() => this.pump(entry), 1000)
+      return
+    }
+    entry.isClaiming = false
+    if (claimed.length > 0 && (entry.isClosed || !consumer.deliver(claimed))) {
+      await this.deps.release(claimed).catch((error) => this.deps.logger.warn({ err: error }, 'could not release undeliverable runs; their leases will expire'))
+      return
+    }
+    if (claimed.length < limit && entry.wakeCount === wakeCount) entry.mayHaveWork = false
+    this.pump(entry)
+  }
+}
+
+/** The queues, starting at a different one each claim, so no queue starves the others. */
+function rotate<T>(items: readonly T[], by: number): T[] {
+  if (items.length < 2) return [...items]
+  const start = by % items.length
+  return [...items.slice(start), ...items.slice(0, start)]
+}

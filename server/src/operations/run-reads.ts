@@ -1,0 +1,100 @@
+import type { Knex } from 'knex'
+import { NotFoundError } from '../core/errors.js'
+import { type RunDetails, buildAttemptHistory, finishedStatuses, publicStatus } from '../core/run.js'
+import { isUuid } from '../core/run-id.js'
+import { attemptListForRun } from '../db/queries/attempts.js'
+import { runGet, runMarkWaitedFor } from '../db/queries/runs.js'
+import { stepListForRun } from '../db/queries/steps.js'
+
+/**
+ * Wakes WaitForRun calls when their run finishes. Fed by the notification
+ * listener: a trigger sends the notice from whichever server finished the run.
+ */
+export class RunWaiters {
+  private readonly waiting = new Map<string, Set<() => void>>()
+
+  /** Calls `onFinished` once the run is reported finished (or a recheck is due). Returns a disposer. */
+  add(runId: string, onFinished: () => void): () => void {
+    const set = this.waiting.get(runId) ?? new Set()
+    set.add(onFinished)
+    this.waiting.set(runId, set)
+    return () => {
+      set.delete(onFinished)
+      if (set.size === 0) this.waiting.delete(runId)
+    }
+  }
+
+  /** A run finished. */
+  notify(runId: string): void {
+    for (const wake of this.waiting.get(runId) ?? []) wake()
+  }
+
+  /** Notices may have been missed (the listener reconnected): every waiter rechecks. */
+  notifyAll(): void {
+    for (const set of this.waiting.values()) for (const wake of set) wake()
+  }
+}
+
+/** Reads runs for clients. */
+export class RunReads {
+  constructor(private readonly deps: { db: Knex; waiters: RunWaiters }) {}
+
+  /** The run with its steps and attempt history. */
+  async getRun(namespace: string, runId: string): Promise<RunDetails> {
+    // An id that is not a UUID cannot name a run; answer as for any unknown id.
+    const run = isUuid(runId) ? await runGet(this.deps.db, { namespace, runId }) : undefined
+    if (!run) throw new NotFoundError(`run ${runId} not found in namespace ${namespace}`)
+    const [steps, attempts] = await Promise.all([stepListForRun(this.deps.db, { runId }), attemptListForRun(this.deps.db, { runId })])
+    return { ...run, steps, attemptHistory: buildAttemptHistory(run, attempts) }
+  }
+
+  /**
+   * The run once it has finished, or as it is when `timeoutMs` passes or
+   * `signal` aborts (the client went away).
+   */
+  async waitForRun(namespace: string, runId: string, timeoutMs: number, signal: AbortSignal): Promise<{ run: RunDetails; isFinished: boolean }> {
+    let run = await this.getRun(namespace, runId)
+    if (isFinished(run) || timeoutMs === 0) return { run, isFinished: isFinished(run) }
+
+    let wake: () => void = () => {}
+    let woken = new Promise<void>((resolve) => (wake = resolve))
+    const dispose = this.deps.waiters.add(runId, () => wake())
+    const deadline = Date.now() + timeoutMs
+    try {
+      // Mark first, then read: a run that finishes after the mark notifies,
+      // and one that finished before it is seen by the read.
+      await runMarkWaitedFor(this.deps.db, { namespace, runId })
+      run = await this.getRun(namespace, runId)
+      while (!isFinished(run) && !signal.aborted) {
+        const remainingMs = deadline - Date.now()
+        if (remainingMs <= 0) break
+        const timedOut = await raceTimeout(woken, remainingMs, signal)
+        woken = new Promise<void>((resolve) => (wake = resolve))
+        run = await this.getRun(namespace, runId)
+        if (timedOut) break
+      }
+    } finally {
+      dispose()
+    }
+    return { run, isFinished: isFinished(run) }
+  }
+}
+
+function isFinished(run: RunDetails): boolean {
+  return finishedStatuses.has(publicStatus(run.status))
+}
+
+/** Resolves true when `ms` passes (or `signal` aborts) before `promise`. */
+function raceTimeout(promise: Promise<void>, ms: number, signal: AbortSignal): Promise<boolean> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => finish(true), ms)
+    const onAbort = () => finish(true)
+    signal.addEventListener('abort', onAbort, { once: true })
+    void promise.then(() => finish(false))
+    function finish(timedOut: boolean) {
+      clearTimeout(timer)
+      signal.removeEventListener('abort', onAbort)
+      resolve(timedOut)
+    }
+  })
+}

@@ -1,0 +1,97 @@
+import type { AttemptOutcome as DomainAttemptOutcome, ClaimedRun, ErrorInfo, RunDetails, RunStatus as DomainRunStatus } from '../core/run.js'
+import { publicStatus } from '../core/run.js'
+import type { FailureResult } from '../operations/attempt-endings.js'
+import type { RevokedLease as DomainRevokedLease } from '../operations/lease-writes.js'
+import { AttemptOutcome, type Run, type RunError, RunStatus, StepStatus } from '../gen/stackshift/jobs/v1/run.js'
+import { type FailRunResponse, RevokeReason, type RevokedLease, type Task } from '../gen/stackshift/jobs/v1/worker_service.js'
+
+/* Domain values to protobuf messages. The only module besides the services that touches generated types. */
+
+const runStatusToProto: Record<DomainRunStatus, RunStatus> = {
+  queued: RunStatus.RUN_STATUS_QUEUED,
+  running: RunStatus.RUN_STATUS_RUNNING,
+  waiting: RunStatus.RUN_STATUS_WAITING,
+  completed: RunStatus.RUN_STATUS_COMPLETED,
+  failed: RunStatus.RUN_STATUS_FAILED,
+  cancelled: RunStatus.RUN_STATUS_CANCELLED,
+}
+
+const attemptOutcomeToProto: Record<DomainAttemptOutcome, AttemptOutcome> = {
+  running: AttemptOutcome.ATTEMPT_OUTCOME_RUNNING,
+  completed: AttemptOutcome.ATTEMPT_OUTCOME_COMPLETED,
+  failed: AttemptOutcome.ATTEMPT_OUTCOME_FAILED,
+  lease_expired: AttemptOutcome.ATTEMPT_OUTCOME_LEASE_EXPIRED,
+  cancelled: AttemptOutcome.ATTEMPT_OUTCOME_CANCELLED,
+}
+
+function toRunError(error: ErrorInfo | undefined): RunError | undefined {
+  return error ? { name: error.name, message: error.message, stack: error.stack ?? '' } : undefined
+}
+
+export function toRunMessage(run: RunDetails): Run {
+  return {
+    id: run.id,
+    namespace: run.namespace,
+    queue: run.queue,
+    job: run.job,
+    status: runStatusToProto[publicStatus(run.status)],
+    payloadJson: run.payloadJson,
+    resultJson: run.resultJson,
+    error: toRunError(run.error),
+    attempts: run.attempts,
+    maxAttempts: run.maxAttempts,
+    priority: run.priority,
+    createdAt: run.createdAt,
+    availableAt: run.availableAt,
+    startedAt: run.startedAt,
+    finishedAt: run.finishedAt,
+    idempotencyKey: run.idempotencyKey ?? '',
+    steps: run.steps.map((step) => ({
+      id: step.id,
+      status: step.status === 'completed' ? StepStatus.STEP_STATUS_COMPLETED : StepStatus.STEP_STATUS_FAILED,
+      resultJson: step.resultJson,
+      error: toRunError(step.error),
+      attempt: step.attempt,
+      startedAt: step.startedAt,
+      finishedAt: step.finishedAt,
+    })),
+    attemptHistory: run.attemptHistory.map((attempt) => ({
+      attempt: attempt.attempt,
+      outcome: attemptOutcomeToProto[attempt.outcome],
+      startedAt: attempt.startedAt,
+      finishedAt: attempt.finishedAt,
+      error: toRunError(attempt.error),
+    })),
+  }
+}
+
+export function toTaskMessage(run: ClaimedRun, leaseMs: number): Task {
+  return {
+    runId: run.id,
+    namespace: run.namespace,
+    queue: run.queue,
+    job: run.job,
+    payloadJson: run.payloadJson,
+    attempt: run.attempt,
+    maxAttempts: run.maxAttempts,
+    leaseToken: run.leaseToken,
+    leaseMs,
+    steps: run.memo.map((entry) => ({ stepId: entry.stepId, resultJson: entry.resultJson })),
+    createdAt: run.createdAt,
+    availableAt: run.availableAt,
+  }
+}
+
+export function toFailRunResponse(result: FailureResult): FailRunResponse {
+  return {
+    status: result.status === 'failed' ? RunStatus.RUN_STATUS_FAILED : RunStatus.RUN_STATUS_QUEUED,
+    retryAt: result.retryAt,
+  }
+}
+
+export function toRevokedLease(revoked: DomainRevokedLease): RevokedLease {
+  return {
+    runId: revoked.runId,
+    reason: revoked.reason === 'cancelled' ? RevokeReason.REVOKE_REASON_CANCELLED : RevokeReason.REVOKE_REASON_LEASE_LOST,
+  }
+}

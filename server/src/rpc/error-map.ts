@@ -1,0 +1,65 @@
+import { Metadata, type ServerErrorResponse, type StatusObject, status } from '@grpc/grpc-js'
+import {
+  DomainError,
+  FailedPreconditionError,
+  InvalidArgumentError,
+  LeaseLostError,
+  NotFoundError,
+  ResourceExhaustedError,
+  UnavailableError,
+} from '../core/errors.js'
+import { isConflictError, isUnavailableError } from '../db/errors.js'
+import type { Logger } from '../logger.js'
+
+/** A gRPC status code and the message sent with it. */
+export interface RpcStatus {
+  code: status
+  message: string
+}
+
+/**
+ * The one map from errors to gRPC status codes (CONVENTIONS.md §6). Domain
+ * errors carry their own message; database races and outages become the
+ * retryable ABORTED and UNAVAILABLE; anything else is INTERNAL with a generic
+ * message, and the full error goes to the log.
+ */
+export function toRpcStatus(error: unknown, logger: Logger): RpcStatus {
+  if (error instanceof InvalidArgumentError) return { code: status.INVALID_ARGUMENT, message: error.message }
+  if (error instanceof NotFoundError) return { code: status.NOT_FOUND, message: error.message }
+  if (error instanceof LeaseLostError || error instanceof FailedPreconditionError) return { code: status.FAILED_PRECONDITION, message: error.message }
+  if (error instanceof ResourceExhaustedError) return { code: status.RESOURCE_EXHAUSTED, message: error.message }
+  if (error instanceof UnavailableError) return { code: status.UNAVAILABLE, message: error.message }
+  if (isConflictError(error)) return { code: status.ABORTED, message: 'the operation conflicted with a concurrent one; retry it' }
+  if (isUnavailableError(error)) {
+    logger.warn({ err: error }, 'database unavailable')
+    return { code: status.UNAVAILABLE, message: 'the database is unavailable; retry later' }
+  }
+  if (!(error instanceof DomainError)) logger.error({ err: error }, 'internal error')
+  return { code: status.INTERNAL, message: 'internal error' }
+}
+
+/** The error object grpc-js sends for a status. */
+export function toServiceError(rpcStatus: RpcStatus): ServerErrorResponse & Partial<StatusObject> {
+  return Object.assign(new Error(rpcStatus.message), { code: rpcStatus.code, details: rpcStatus.message, metadata: new Metadata() })
+}
+
+/**
+ * Wraps an async unary handler: resolves become responses, throws go through
+ * the error map. Handlers never build status errors themselves.
+ */
+export function unaryHandler<Request, Response>(
+  logger: Logger,
+  handle: (request: Request, signal: AbortSignal) => Promise<Response>,
+): (
+  call: { request: Request; on(event: 'cancelled', listener: () => void): unknown },
+  callback: (error: ServerErrorResponse | null, response?: Response) => void,
+) => void {
+  return (call, callback) => {
+    const controller = new AbortController()
+    call.on('cancelled', () => controller.abort())
+    handle(call.request, controller.signal).then(
+      (response) => callback(null, response),
+      (error: unknown) => callback(toServiceError(toRpcStatus(error, logger))),
+    )
+  }
+}

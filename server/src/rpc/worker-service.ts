@@ -1,0 +1,104 @@
+import { type ServerDuplexStream, status } from '@grpc/grpc-js'
+import type { Knex } from 'knex'
+import type { ServerConfig } from '../config.js'
+import type { ClaimedRun } from '../core/run.js'
+import { runClaim } from '../db/queries/runs.js'
+import type { Dispatcher, TaskConsumer } from '../dispatch/dispatcher.js'
+import type { Logger } from '../logger.js'
+import type { LeaseWrites } from '../operations/lease-writes.js'
+import type { ConnectRequest, ConnectResponse, WorkerServiceServer } from '../gen/stackshift/jobs/v1/worker_service.js'
+import { toFailRunResponse, toRevokedLease, toTaskMessage } from './convert.js'
+import { unaryHandler } from './error-map.js'
+import { parseClaimTask, parseCompleteRun, parseCompleteStep, parseFailRun, parseHeartbeat, parseReleaseRun } from './requests.js'
+import { WorkerStream, generateWorkerId } from './worker-stream.js'
+
+/** WorkerService plus what the server needs to shut it down and observe it. */
+export interface WorkerServiceHandle {
+  service: WorkerServiceServer
+  /** Workers connected by stream. */
+  streams: ReadonlySet<WorkerStream>
+  /** Ends every stream (workers reconnect elsewhere) and answers pending long-polls. */
+  shutdown(): void
+}
+
+export function createWorkerService(deps: {
+  config: ServerConfig
+  logger: Logger
+  db: Knex
+  dispatcher: Dispatcher
+  leaseWrites: LeaseWrites
+}): WorkerServiceHandle {
+  const { config, logger, leaseWrites } = deps
+  const streams = new Set<WorkerStream>()
+  const pendingClaims = new Set<() => void>()
+
+  const service: WorkerServiceServer = {
+    connect: (call: ServerDuplexStream<ConnectRequest, ConnectResponse>) => {
+      const stream = new WorkerStream(call, { ...deps, onClosed: (closed) => streams.delete(closed) })
+      streams.add(stream)
+    },
+    claimTask: unaryHandler(logger, async (request, signal) => {
+      const claim = parseClaimTask(request, config, generateWorkerId)
+      if (claim.waitMs === 0) {
+        const runs = await runClaim(deps.db, { ...claim, limit: claim.maxTasks })
+        return { tasks: runs.map((run) => toTaskMessage(run, claim.leaseMs)) }
+      }
+      // Long-poll: subscribe like a worker with `maxTasks` free slots, until
+      // runs arrive, the wait ends, the client goes away, or the server stops.
+      const runs = await new Promise<ClaimedRun[]>((resolve) => {
+        let isDone = false
+        const consumer: TaskConsumer = {
+          ...claim,
+          freeSlots: () => (isDone ? 0 : claim.maxTasks),
+          deliver: (claimed) => {
+            if (isDone) return false
+            finish(claimed)
+            return true
+          },
+        }
+        const subscription = deps.dispatcher.subscribe(consumer)
+        const timer = setTimeout(() => finish([]), claim.waitMs)
+        const onAbort = () => finish([])
+        signal.addEventListener('abort', onAbort)
+        const onShutdown = () => finish([])
+        pendingClaims.add(onShutdown)
+        function finish(claimed: ClaimedRun[]) {
+          if (isDone) return
+          isDone = true
+          clearTimeout(timer)
+          signal.removeEventListener('abort', onAbort)
+          pendingClaims.delete(onShutdown)
+          subscription.close()
+          resolve(claimed)
+        }
+      })
+      return { tasks: runs.map((run) => toTaskMessage(run, claim.leaseMs)) }
+    }),
+    heartbeat: unaryHandler(logger, async (request) => {
+      const { leases, leaseMs } = parseHeartbeat(request, config.leaseMs)
+      return { revoked: (await leaseWrites.heartbeat(leases, leaseMs)).map(toRevokedLease) }
+    }),
+    completeStep: unaryHandler(logger, async (request) => {
+      await leaseWrites.completeStep(parseCompleteStep(request, config))
+      return {}
+    }),
+    completeRun: unaryHandler(logger, async (request) => {
+      await leaseWrites.completeRun(parseCompleteRun(request, config))
+      return {}
+    }),
+    failRun: unaryHandler(logger, async (request) => toFailRunResponse(await leaseWrites.failRun(parseFailRun(request)))),
+    releaseRun: unaryHandler(logger, async (request) => {
+      await leaseWrites.releaseRun(parseReleaseRun(request))
+      return {}
+    }),
+  }
+
+  return {
+    service,
+    streams,
+    shutdown() {
+      for (const finish of [...pendingClaims]) finish()
+      for (const stream of [...streams]) stream.terminate({ code: status.UNAVAILABLE, message: 'server is shutting down; reconnect' })
+    },
+  }
+}

@@ -1,0 +1,183 @@
+import { randomBytes } from 'node:crypto'
+import { type ServerDuplexStream, status } from '@grpc/grpc-js'
+import type { ServerConfig } from '../config.js'
+import { InvalidArgumentError } from '../core/errors.js'
+import type { ClaimedRun } from '../core/run.js'
+import type { Dispatcher, Subscription, TaskConsumer } from '../dispatch/dispatcher.js'
+import type { Logger } from '../logger.js'
+import type { LeaseWrites } from '../operations/lease-writes.js'
+import type { ConnectRequest, ConnectResponse, OperationResult, Task, WorkerOperation } from '../gen/stackshift/jobs/v1/worker_service.js'
+import { toFailRunResponse, toRevokedLease, toTaskMessage } from './convert.js'
+import { type RpcStatus, toRpcStatus, toServiceError } from './error-map.js'
+import { parseCompleteRun, parseCompleteStep, parseFailRun, parseHeartbeat, parseReleaseRun, parseWorkerHello } from './requests.js'
+
+export interface WorkerStreamDeps {
+  config: ServerConfig
+  logger: Logger
+  dispatcher: Dispatcher
+  leaseWrites: LeaseWrites
+  onClosed: (stream: WorkerStream) => void
+}
+
+/** Server-chosen worker name, for a worker that did not name itself. */
+export function generateWorkerId(): string {
+  return `worker-${randomBytes(6).toString('hex')}`
+}
+
+/**
+ * One worker's Connect stream. Until `hello` it is unidentified; then it
+ * subscribes to the dispatcher as a consumer with the worker's free slots, and
+ * receives tasks as those slots allow. Operations are handed to the group
+ * commits and answered individually. Outgoing tasks and results produced in
+ * the same event-loop turn leave in one message.
+ */
+export class WorkerStream implements TaskConsumer {
+  namespace = ''
+  queues: string[] = []
+  jobs: string[] = []
+  leaseMs = 0
+  workerId = ''
+  private slots = 0
+  private state: 'awaiting-hello' | 'open' | 'draining' | 'closed' = 'awaiting-hello'
+  private subscription: Subscription | undefined
+  private outbox: { tasks: Task[]; results: OperationResult[] } = { tasks: [], results: [] }
+  private isFlushScheduled = false
+  private readonly logger: Logger
+
+  constructor(
+    private readonly call: ServerDuplexStream<ConnectRequest, ConnectResponse>,
+    private readonly deps: WorkerStreamDeps,
+  ) {
+    this.logger = deps.logger.child({ peer: call.getPeer() })
+    call.on('data', (message: ConnectRequest) => this.receive(message))
+    call.on('end', () => {
+      this.close()
+      call.end()
+    })
+    call.on('cancelled', () => this.close())
+    call.on('error', () => this.close())
+  }
+
+  freeSlots(): number {
+    return this.state === 'open' ? this.slots : 0
+  }
+
+  deliver(runs: ClaimedRun[]): boolean {
+    if (this.state !== 'open') return false
+    this.slots -= runs.length
+    for (const run of runs) this.outbox.tasks.push(toTaskMessage(run, this.leaseMs))
+    this.scheduleFlush()
+    return true
+  }
+
+  /** Ends the stream with a status (UNAVAILABLE on shutdown: the worker reconnects elsewhere). */
+  terminate(rpcStatus: RpcStatus): void {
+    if (this.state === 'closed') return
+    this.flush()
+    this.close()
+    this.call.emit('error', toServiceError(rpcStatus))
+  }
+
+  private receive(message: ConnectRequest): void {
+    try {
+      if (this.state === 'awaiting-hello') this.open(message)
+      else if (message.hello) throw new InvalidArgumentError('hello', 'is only allowed on the first message of the stream')
+    } catch (error) {
+      this.terminate(toRpcStatus(error, this.logger))
+      return
+    }
+    if (this.state === 'closed') return
+    if (message.addedSlots > 0) {
+      this.slots += message.addedSlots
+      this.subscription?.pump()
+    }
+    for (const operation of message.operations) {
+      void this.perform(operation).then((result) => {
+        this.outbox.results.push(result)
+        this.scheduleFlush()
+      })
+    }
+    if (message.drain && this.state === 'open') {
+      this.state = 'draining'
+      this.subscription?.close()
+      this.subscription = undefined
+    }
+  }
+
+  private open(message: ConnectRequest): void {
+    if (!message.hello) throw new InvalidArgumentError('hello', 'is required on the first message of the stream')
+    const hello = parseWorkerHello(message.hello, this.deps.config, generateWorkerId)
+    Object.assign(this, { namespace: hello.namespace, queues: hello.queues, jobs: hello.jobs, leaseMs: hello.leaseMs, workerId: hello.workerId })
+    this.slots = hello.slots
+    this.state = 'open'
+    this.call.write({
+      welcome: {
+        workerId: hello.workerId,
+        leaseMs: hello.leaseMs,
+        heartbeatIntervalMs: Math.floor(hello.leaseMs / 3),
+        maxPayloadBytes: this.deps.config.maxPayloadBytes,
+      },
+      tasks: [],
+      results: [],
+      revoked: [],
+    })
+    this.logger.info({ workerId: hello.workerId, namespace: hello.namespace, queues: hello.queues, slots: hello.slots, sdk: hello.sdk }, 'worker connected')
+    this.subscription = this.deps.dispatcher.subscribe(this)
+  }
+
+  private async perform(operation: WorkerOperation): Promise<OperationResult> {
+    const { config, leaseWrites } = this.deps
+    const ok = { id: operation.id, code: status.OK, message: '' }
+    try {
+      const op = operation.operation
+      switch (op?.$case) {
+        case 'completeStep':
+          await leaseWrites.completeStep(parseCompleteStep(op.completeStep, config, 'complete_step'))
+          return { ...ok, result: { $case: 'completeStep', completeStep: {} } }
+        case 'completeRun':
+          await leaseWrites.completeRun(parseCompleteRun(op.completeRun, config, 'complete_run'))
+          return { ...ok, result: { $case: 'completeRun', completeRun: {} } }
+        case 'failRun': {
+          const outcome = await leaseWrites.failRun(parseFailRun(op.failRun, 'fail_run'))
+          return { ...ok, result: { $case: 'failRun', failRun: toFailRunResponse(outcome) } }
+        }
+        case 'releaseRun':
+          await leaseWrites.releaseRun(parseReleaseRun(op.releaseRun, 'release_run'))
+          return { ...ok, result: { $case: 'releaseRun', releaseRun: {} } }
+        case 'heartbeat': {
+          const { leases, leaseMs } = parseHeartbeat(op.heartbeat, this.leaseMs, 'heartbeat')
+          const revoked = await leaseWrites.heartbeat(leases, leaseMs)
+          return { ...ok, result: { $case: 'heartbeat', heartbeat: { revoked: revoked.map(toRevokedLease) } } }
+        }
+        default:
+          throw new InvalidArgumentError('operation', 'exactly one operation must be set')
+      }
+    } catch (error) {
+      const { code, message } = toRpcStatus(error, this.logger)
+      return { id: operation.id, code, message, result: undefined }
+    }
+  }
+
+  private scheduleFlush(): void {
+    if (this.isFlushScheduled) return
+    this.isFlushScheduled = true
+    setImmediate(() => this.flush())
+  }
+
+  private flush(): void {
+    this.isFlushScheduled = false
+    if (this.state === 'closed' || (this.outbox.tasks.length === 0 && this.outbox.results.length === 0)) return
+    const { tasks, results } = this.outbox
+    this.outbox = { tasks: [], results: [] }
+    this.call.write({ welcome: undefined, tasks, results, revoked: [] })
+  }
+
+  private close(): void {
+    if (this.state === 'closed') return
+    if (this.state !== 'awaiting-hello') this.logger.info({ workerId: this.workerId }, 'worker disconnected')
+    this.state = 'closed'
+    this.subscription?.close()
+    this.subscription = undefined
+    this.deps.onClosed(this)
+  }
+}

@@ -1,0 +1,162 @@
+import { randomBytes } from 'node:crypto'
+import { Server, ServerCredentials } from '@grpc/grpc-js'
+import { HealthImplementation } from 'grpc-health-check'
+import type { Knex } from 'knex'
+import type { ServerConfig } from './config.js'
+import { createDatabase, migrateDatabase, sql } from './db/database.js'
+import { runRelease } from './db/queries/runs.js'
+import { Dispatcher } from './dispatch/dispatcher.js'
+import { NotificationListener } from './dispatch/notification-listener.js'
+import type { Logger } from './logger.js'
+import { LeaseReaper } from './maintenance/lease-reaper.js'
+import { RetentionSweeper } from './maintenance/retention.js'
+import { ScheduledRunPromoter } from './maintenance/scheduled-runs.js'
+import { RunEnqueuer } from './operations/enqueue.js'
+import { LeaseWrites } from './operations/lease-writes.js'
+import { ReadyAnnouncer } from './operations/ready-announcer.js'
+import { RunReads, RunWaiters } from './operations/run-reads.js'
+import { createRunService } from './rpc/run-service.js'
+import { createWorkerService } from './rpc/worker-service.js'
+import { RunServiceService } from './gen/stackshift/jobs/v1/run_service.js'
+import { WorkerServiceService } from './gen/stackshift/jobs/v1/worker_service.js'
+
+/** A running StackShift server. */
+export interface StackShiftServer {
+  /** The port the gRPC server listens on (useful when configured as 0). */
+  port: number
+  /** The connection pool, for tests and tools. */
+  db: Knex
+  /** Connected worker streams and their free slots. */
+  stats(): { workers: number; freeSlots: number }
+  /**
+   * Graceful shutdown: stop taking work, end worker streams (they reconnect to
+   * another server), let in-flight requests finish within the grace period,
+   * commit pending writes, and close the database pool.
+   */
+  stop(): Promise<void>
+}
+
+const serviceNames = ['', 'stackshift.jobs.v1.RunService', 'stackshift.jobs.v1.WorkerService']
+const healthProbeIntervalMs = 5000
+
+/** Connects to the database, migrates it, and serves gRPC. */
+export async function startServer(config: ServerConfig & { databaseUrl: string }, logger: Logger): Promise<StackShiftServer> {
+  const serverId = randomBytes(8).toString('hex')
+  const db = createDatabase({ url: config.databaseUrl, poolSize: config.dbPoolSize })
+  await migrateDatabase(db)
+
+  const backoff = { baseMs: config.retryBaseMs, maxMs: config.retryMaxMs }
+  // The announcer, dispatcher and timers refer to each other; late-bound closures break the cycle.
+  const announcer = new ReadyAnnouncer({
+    serverId,
+    wakeWorkers: (namespace, queues) => dispatcher.wake(namespace, queues),
+    wakeTimers: (dueInMs) => promoter.wakeWithin(dueInMs),
+  })
+  const leaseWrites = new LeaseWrites({ db, announcer, backoff, writeConcurrency: config.writeConcurrency })
+  const dispatcher: Dispatcher = new Dispatcher({
+    db,
+    logger,
+    pollIntervalMs: config.pollIntervalMs,
+    release: async (runs) => {
+      const released = await runRelease(db, { leases: runs.map((run) => ({ runId: run.id, leaseToken: run.leaseToken })) })
+      for (const run of released) announcer.announceLocally(run.namespace, [run.queue])
+    },
+  })
+  const promoter: ScheduledRunPromoter = new ScheduledRunPromoter({ db, logger, announcer, pollIntervalMs: config.pollIntervalMs })
+  const reaper = new LeaseReaper({ db, logger, announcer, backoff, intervalMs: config.reaperIntervalMs })
+  const retention = new RetentionSweeper({ db, logger, retentionMs: config.retentionMs, intervalMs: config.retentionIntervalMs })
+  const enqueuer = new RunEnqueuer({ db, announcer, writeConcurrency: config.writeConcurrency })
+  const waiters = new RunWaiters()
+  const reads = new RunReads({ db, waiters })
+
+  const listener = new NotificationListener({
+    url: config.databaseUrl,
+    logger,
+    onReady: (notice) => {
+      if (!announcer.isOwnNotice(notice.origin)) dispatcher.wake(notice.namespace, notice.queues)
+    },
+    onRunFinished: (runId) => waiters.notify(runId),
+    onReconnected: () => {
+      dispatcher.wakeAll()
+      waiters.notifyAll()
+    },
+  })
+  await listener.start()
+
+  const grpcServer = new Server({
+    'grpc.max_receive_message_length': config.maxMessageBytes,
+    'grpc.max_send_message_length': config.maxMessageBytes,
+    // Workers ping every 10 s to notice dead connections; allow it.
+    'grpc.http2.min_ping_interval_without_data_ms': 5000,
+    'grpc.keepalive_permit_without_calls': 1,
+  })
+  const workerService = createWorkerService({ config, logger, db, dispatcher, leaseWrites })
+  grpcServer.addService(RunServiceService, createRunService({ config, logger, enqueuer, reads }))
+  grpcServer.addService(WorkerServiceService, workerService.service)
+  const health = new HealthImplementation(Object.fromEntries(serviceNames.map((name) => [name, 'SERVING' as const])))
+  health.addToServer(grpcServer)
+
+  const port = await new Promise<number>((resolve, reject) =>
+    grpcServer.bindAsync(`${config.host}:${config.port}`, ServerCredentials.createInsecure(), (error, boundPort) =>
+      error ? reject(error) : resolve(boundPort),
+    ),
+  )
+
+  dispatcher.start()
+  promoter.start()
+  reaper.start()
+  retention.start()
+
+  // Health follows the database: a server that cannot reach it should not get traffic.
+  let isShuttingDown = false
+  const healthProbe = setInterval(() => {
+    sql(db, 'SELECT 1').then(
+      () => !isShuttingDown && setHealth('SERVING'),
+      (error: unknown) => {
+        logger.warn({ err: error }, 'database health probe failed')
+        if (!isShuttingDown) setHealth('NOT_SERVING')
+      },
+    )
+  }, healthProbeIntervalMs)
+  healthProbe.unref()
+  function setHealth(state: 'SERVING' | 'NOT_SERVING') {
+    for (const name of serviceNames) health.setStatus(name, state)
+  }
+
+  logger.info({ port, host: config.host, serverId }, 'StackShift server listening')
+
+  let stopping: Promise<void> | undefined
+  return {
+    port,
+    db,
+    stats: () => {
+      const { consumers, freeSlots } = dispatcher.stats()
+      return { workers: consumers, freeSlots }
+    },
+    stop: () => {
+      stopping ??= (async () => {
+        isShuttingDown = true
+        clearInterval(healthProbe)
+        setHealth('NOT_SERVING')
+        dispatcher.stop()
+        workerService.shutdown()
+        await new Promise<void>((resolve) => {
+          const force = setTimeout(() => {
+            logger.warn('grace period over; closing remaining connections')
+            grpcServer.forceShutdown()
+            resolve()
+          }, config.shutdownGraceMs)
+          grpcServer.tryShutdown(() => {
+            clearTimeout(force)
+            resolve()
+          })
+        })
+        await Promise.all([enqueuer.drain(), leaseWrites.drain()])
+        await Promise.all([promoter.stop(), reaper.stop(), retention.stop(), listener.stop()])
+        await db.destroy()
+        logger.info('StackShift server stopped')
+      })()
+      return stopping
+    },
+  }
+}
