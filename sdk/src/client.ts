@@ -1,0 +1,118 @@
+import type { ChannelCredentials, ChannelOptions } from '@grpc/grpc-js'
+import { fromRunMessage } from './convert.js'
+import { WaitForRunTimeoutError } from './errors.js'
+import { type GrpcClients, callUnary, createGrpcClients, withRetries } from './grpc.js'
+import type { JobDefinition, JobHandler } from './job.js'
+import { type Logger, defaultLogger } from './logger.js'
+import { type EnqueueOptions, Queue } from './queue.js'
+import type { EnqueuedRun, Run } from './types.js'
+import { Worker, type WorkerOptions } from './worker.js'
+
+/** Options of `new StackShift()`. */
+export interface StackShiftOptions {
+  /** Server address, `host:port`. */
+  address: string
+  /** Namespace (tenant or environment) for everything this client does. Default "default". */
+  namespace?: string
+  /** Channel credentials. Default: insecure (plain TCP). Use `credentials.createSsl()` for TLS. */
+  credentials?: ChannelCredentials
+  /** Extra gRPC channel options. */
+  channelOptions?: ChannelOptions
+  /** Deadline of each call, in ms. Default 30,000. */
+  callTimeoutMs?: number
+  /** Where background events (reconnects, lost leases) are reported. Default: warnings to stderr. */
+  logger?: Logger
+}
+
+// How long calls that are safe to repeat keep retrying while the server is unavailable.
+const retryBudgetMs = 10_000
+
+/**
+ * The StackShift client: enqueue runs, read them, register jobs and start
+ * workers. One instance holds one gRPC channel; share it.
+ */
+export class StackShift {
+  readonly namespace: string
+  private readonly clients: GrpcClients
+  private readonly jobs = new Map<string, JobDefinition<unknown, unknown>>()
+  private readonly callTimeoutMs: number
+  private readonly logger: Logger
+
+  constructor(options: StackShiftOptions) {
+    if (typeof options?.address !== 'string' || options.address === '') throw new TypeError('StackShift options.address must be "host:port"')
+    this.namespace = options.namespace ?? 'default'
+    this.callTimeoutMs = options.callTimeoutMs ?? 30_000
+    this.logger = options.logger ?? defaultLogger
+    this.clients = createGrpcClients(options.address, options.credentials, options.channelOptions)
+  }
+
+  /** A queue to enqueue runs on. */
+  queue(name: string): Queue {
+    if (typeof name !== 'string' || name === '') throw new TypeError('queue name must be a non-empty string')
+    return new Queue(name, {
+      enqueue: (run, options: EnqueueOptions) => {
+        const call = () => callUnary(this.clients.runs, this.clients.runs.enqueue, { namespace: this.namespace, run }, this.callTimeoutMs)
+        // Without a key a repeated enqueue could store the run twice; with one it cannot.
+        const response = options.idempotencyKey ? withRetries(call, retryBudgetMs) : call()
+        return response.then((r): EnqueuedRun => ({ id: r.runId, deduplicated: r.deduplicated }))
+      },
+      enqueueBatch: async (runs) => {
+        const response = await callUnary(this.clients.runs, this.clients.runs.enqueueBatch, { namespace: this.namespace, runs }, this.callTimeoutMs)
+        return response.results.map((r) => ({ id: r.runId, deduplicated: r.deduplicated }))
+      },
+    })
+  }
+
+  /**
+   * Registers the handler of a job. Workers started afterwards execute runs
+   * of it. Registering a name twice replaces the handler.
+   */
+  job<TPayload = unknown, TResult = unknown>(name: string, handler: JobHandler<TPayload, TResult>): JobDefinition<TPayload, TResult> {
+    if (typeof name !== 'string' || name === '') throw new TypeError('job name must be a non-empty string')
+    if (typeof handler !== 'function') throw new TypeError(`job "${name}": handler must be a function`)
+    const definition: JobDefinition<TPayload, TResult> = { name, handler }
+    this.jobs.set(name, definition as unknown as JobDefinition<unknown, unknown>)
+    return definition
+  }
+
+  /** A worker for the registered jobs. Call `start()` on it. */
+  worker(options: WorkerOptions): Worker {
+    return new Worker({ client: this.clients.workers, namespace: this.namespace, jobs: this.jobs, logger: this.logger }, options)
+  }
+
+  /** The run as it is now, with its steps and attempt history. */
+  async getRun<TResult = unknown, TPayload = unknown>(runId: string): Promise<Run<TResult, TPayload>> {
+    const response = await withRetries(
+      () => callUnary(this.clients.runs, this.clients.runs.getRun, { namespace: this.namespace, runId }, this.callTimeoutMs),
+      retryBudgetMs,
+    )
+    return fromRunMessage(response.run!)
+  }
+
+  /**
+   * Waits until the run has finished (completed, failed or cancelled) and
+   * returns it. Throws WaitForRunTimeoutError if it has not within `timeoutMs`
+   * (default 30,000).
+   */
+  async waitForRun<TResult = unknown, TPayload = unknown>(runId: string, options: { timeoutMs?: number } = {}): Promise<Run<TResult, TPayload>> {
+    const timeoutMs = options.timeoutMs ?? 30_000
+    const deadline = Date.now() + timeoutMs
+    // The server holds one call for at most 5 minutes; longer waits take several.
+    for (;;) {
+      const remainingMs = Math.max(0, deadline - Date.now())
+      const waitMs = Math.min(remainingMs, 300_000)
+      const response = await withRetries(
+        () => callUnary(this.clients.runs, this.clients.runs.waitForRun, { namespace: this.namespace, runId, timeoutMs: waitMs }, waitMs + this.callTimeoutMs),
+        retryBudgetMs,
+      )
+      const run = fromRunMessage<TResult, TPayload>(response.run!)
+      if (response.finished) return run
+      if (Date.now() >= deadline) throw new WaitForRunTimeoutError(`run ${runId} did not finish within ${timeoutMs} ms (it is ${run.status})`)
+    }
+  }
+
+  /** Closes the channel. Stop workers first. */
+  close(): void {
+    this.clients.close()
+  }
+}

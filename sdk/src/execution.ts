@@ -1,0 +1,165 @@
+import { status } from '@grpc/grpc-js'
+import { LeaseLostError, NonRetriableError, RetryAfterError, errorFromStatus } from './errors.js'
+import type { JobDefinition, JobContext } from './job.js'
+import { decodeJson, encodeJson } from './json.js'
+import type { Logger } from './logger.js'
+import { type FailedStep, StepRunner } from './step.js'
+import type { OperationBody } from './worker-connection.js'
+import type { OperationResult, Task } from './gen/stackshift/jobs/v1/worker_service.js'
+
+/** How an execution talks to the server. */
+export type SendOperation = (body: OperationBody) => Promise<OperationResult>
+
+/**
+ * One attempt of one run on this worker: runs the handler with its context,
+ * then reports the outcome (complete or fail) under the task's lease. If the
+ * lease is lost, the run cancelled, or the worker hands the run back, `signal`
+ * aborts and nothing more is reported: the server would reject it anyway.
+ */
+export class Execution {
+  private readonly controller = new AbortController()
+  /** Settles when the handler has returned or thrown and the outcome was reported. */
+  readonly done: Promise<void>
+
+  constructor(
+    readonly task: Task,
+    private readonly definition: JobDefinition<unknown, unknown>,
+    private readonly send: SendOperation,
+    private readonly logger: Logger,
+  ) {
+    this.done = this.execute()
+  }
+
+  get runId(): string {
+    return this.task.runId
+  }
+
+  get leaseToken(): string {
+    return this.task.leaseToken
+  }
+
+  get isAborted(): boolean {
+    return this.controller.signal.aborted
+  }
+
+  /** Stops the attempt: the handler's signal fires with `reason`. */
+  abort(reason: Error): void {
+    if (!this.controller.signal.aborted) this.controller.abort(reason)
+  }
+
+  private async execute(): Promise<void> {
+    const { task } = this
+    const signal = this.controller.signal
+    const memo = new Map(task.steps.map((step) => [step.stepId, step.resultJson]))
+    const steps = new StepRunner(
+      memo,
+      {
+        completeStep: async (stepId, resultJson, durationMs) => {
+          const result = await this.send({
+            $case: 'completeStep',
+            completeStep: { runId: task.runId, leaseToken: task.leaseToken, stepId, resultJson, durationMs },
+          })
+          this.throwUnlessOk(result)
+        },
+      },
+      signal,
+    )
+    const context: JobContext<unknown> = {
+      payload: decodeJson(task.payloadJson),
+      step: steps,
+      signal,
+      run: {
+        id: task.runId,
+        job: task.job,
+        queue: task.queue,
+        namespace: task.namespace,
+        attempt: task.attempt,
+        maxAttempts: task.maxAttempts,
+        createdAt: task.createdAt,
+      },
+      logger: withFields(this.logger, { runId: task.runId, job: task.job, attempt: task.attempt }),
+    }
+
+    let result: unknown
+    try {
+      result = await this.definition.handler(context)
+    } catch (error) {
+      await this.fail(error, steps.failedStep?.error === error ? steps.failedStep : undefined)
+      return
+    }
+    let resultJson: string | undefined
+    try {
+      resultJson = encodeJson(result, `the result of job "${task.job}"`)
+    } catch (error) {
+      await this.fail(new NonRetriableError((error as Error).message), undefined)
+      return
+    }
+    const answer = await this.send({ $case: 'completeRun', completeRun: { runId: task.runId, leaseToken: task.leaseToken, resultJson } })
+    if (answer.code === status.OK) return
+    if (answer.code === status.FAILED_PRECONDITION) {
+      this.logger.info('run finished after its lease was lost; the result was not stored', { runId: task.runId })
+    } else if (answer.code === status.RESOURCE_EXHAUSTED || answer.code === status.INVALID_ARGUMENT) {
+      await this.fail(new NonRetriableError(`the server refused the run's result: ${answer.message}`), undefined)
+    } else {
+      this.logger.warn('could not report the run as completed; its lease will expire and it will run again', {
+        runId: task.runId,
+        code: answer.code,
+        message: answer.message,
+      })
+    }
+  }
+
+  private async fail(error: unknown, failedStep: FailedStep | undefined): Promise<void> {
+    // A revoked lease (lost, cancelled, handed back at shutdown) rejects every
+    // write of this attempt; whoever holds the run now reports on it.
+    if (this.controller.signal.aborted) return
+    const info = describeError(error)
+    const answer = await this.send({
+      $case: 'failRun',
+      failRun: {
+        runId: this.task.runId,
+        leaseToken: this.task.leaseToken,
+        error: info,
+        nonRetriable: isNonRetriable(error),
+        retryDelayMs: error instanceof RetryAfterError ? error.retryAfterMs : undefined,
+        failedStepId: failedStep?.stepId ?? '',
+        failedStepDurationMs: failedStep?.durationMs ?? 0,
+      },
+    })
+    if (answer.code !== status.OK && answer.code !== status.FAILED_PRECONDITION) {
+      this.logger.warn('could not report the run as failed; its lease will expire and it will run again', {
+        runId: this.task.runId,
+        code: answer.code,
+        message: answer.message,
+      })
+    }
+  }
+
+  private throwUnlessOk(result: OperationResult): void {
+    if (result.code === status.OK) return
+    if (result.code === status.FAILED_PRECONDITION) {
+      const error = new LeaseLostError(result.message)
+      this.abort(error)
+      throw error
+    }
+    throw errorFromStatus(result.code, result.message)
+  }
+}
+
+function isNonRetriable(error: unknown): boolean {
+  return error instanceof NonRetriableError || (error instanceof Error && error.name === 'NonRetriableError')
+}
+
+function describeError(error: unknown): { name: string; message: string; stack: string } {
+  if (error instanceof Error) return { name: error.name || 'Error', message: error.message || String(error), stack: error.stack ?? '' }
+  return { name: 'Error', message: typeof error === 'string' ? error : (JSON.stringify(error) ?? String(error)), stack: '' }
+}
+
+function withFields(logger: Logger, fields: Record<string, unknown>): Logger {
+  return {
+    debug: (message, more) => logger.debug(message, { ...fields, ...more }),
+    info: (message, more) => logger.info(message, { ...fields, ...more }),
+    warn: (message, more) => logger.warn(message, { ...fields, ...more }),
+    error: (message, more) => logger.error(message, { ...fields, ...more }),
+  }
+}

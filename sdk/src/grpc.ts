@@ -1,0 +1,75 @@
+import { type CallOptions, type ChannelCredentials, type ChannelOptions, Metadata, type ServiceError, credentials, status } from '@grpc/grpc-js'
+import { type StackShiftError, errorFromStatus } from './errors.js'
+import { RunServiceClient } from './gen/stackshift/jobs/v1/run_service.js'
+import { WorkerServiceClient } from './gen/stackshift/jobs/v1/worker_service.js'
+
+/** The generated gRPC clients, sharing one channel. */
+export interface GrpcClients {
+  runs: RunServiceClient
+  workers: WorkerServiceClient
+  close(): void
+}
+
+const defaultChannelOptions: ChannelOptions = {
+  // Ping idle connections so a dead server is noticed within seconds, not at the next write.
+  'grpc.keepalive_time_ms': 10_000,
+  'grpc.keepalive_timeout_ms': 5_000,
+  'grpc.keepalive_permit_without_calls': 1,
+  'grpc.max_receive_message_length': 64 * 1024 * 1024,
+  'grpc.max_send_message_length': 64 * 1024 * 1024,
+}
+
+export function createGrpcClients(address: string, channelCredentials?: ChannelCredentials, channelOptions?: ChannelOptions): GrpcClients {
+  const creds = channelCredentials ?? credentials.createInsecure()
+  const options = { ...defaultChannelOptions, ...channelOptions }
+  const runs = new RunServiceClient(address, creds, options)
+  const workers = new WorkerServiceClient(address, creds, { ...options, channelOverride: runs.getChannel() })
+  return {
+    runs,
+    workers,
+    close: () => runs.close(),
+  }
+}
+
+/** The typed error for a failed call. */
+export function toStackShiftError(error: ServiceError): StackShiftError {
+  return errorFromStatus(error.code ?? status.UNKNOWN, error.details || error.message)
+}
+
+type UnaryMethod<Request, Response> = (
+  request: Request,
+  metadata: Metadata,
+  options: Partial<CallOptions>,
+  callback: (error: ServiceError | null, response: Response) => void,
+) => unknown
+
+/** Calls a unary method with a deadline; failures become typed errors. */
+export function callUnary<Request, Response>(
+  client: object,
+  method: UnaryMethod<Request, Response>,
+  request: Request,
+  timeoutMs: number,
+): Promise<Response> {
+  return new Promise((resolve, reject) => {
+    method.call(client, request, new Metadata(), { deadline: Date.now() + timeoutMs }, (error, response) =>
+      error ? reject(toStackShiftError(error)) : resolve(response),
+    )
+  })
+}
+
+/**
+ * Retries a call that is safe to repeat while it fails with UNAVAILABLE or
+ * ABORTED, with exponential backoff, for up to `budgetMs`.
+ */
+export async function withRetries<T>(call: () => Promise<T>, budgetMs: number): Promise<T> {
+  const deadline = Date.now() + budgetMs
+  for (let delayMs = 100; ; delayMs = Math.min(delayMs * 2, 2000)) {
+    try {
+      return await call()
+    } catch (error) {
+      const canRetry = (error as StackShiftError).isRetryable === true && Date.now() + delayMs < deadline
+      if (!canRetry) throw error
+      await new Promise((done) => setTimeout(done, delayMs * (0.5 + Math.random() / 2)))
+    }
+  }
+}

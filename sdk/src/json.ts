@@ -1,0 +1,23 @@
+/**
+ * JSON at the boundary. Payloads and results travel as JSON text; `undefined`
+ * travels as "absent" so it comes back as undefined, and null, 0, "" and false
+ * come back as they went in.
+ */
+
+/** JSON text for `value`, or undefined for undefined. Throws a TypeError naming `what` if it cannot be serialized. */
+export function encodeJson(value: unknown, what: string): string | undefined {
+  if (value === undefined) return undefined
+  let text: string | undefined
+  try {
+    text = JSON.stringify(value)
+  } catch (error) {
+    throw new TypeError(`${what} is not JSON-serializable: ${(error as Error).message}`)
+  }
+  if (text === undefined) throw new TypeError(`${what} is not JSON-serializable (${typeof value})`)
+  return text
+}
+
+/** The value of JSON text; undefined for absent text. */
+export function decodeJson(text: string | undefined): unknown {
+  return text === undefined ? undefined : JSON.parse(text)
+}

@@ -1,0 +1,69 @@
+import { type Duration, parseDurationMs } from './duration.js'
+import { encodeJson } from './json.js'
+import type { EnqueuedRun } from './types.js'
+import type { NewRun } from './gen/stackshift/jobs/v1/run_service.js'
+
+/** Options of `enqueue`. */
+export interface EnqueueOptions {
+  /**
+   * While this key is live in the namespace (24 h by default), enqueueing
+   * with it again returns the same run with `deduplicated: true`. A run that
+   * ends failed or cancelled releases its key.
+   */
+  idempotencyKey?: string
+  /** How long the idempotency key deduplicates. Default: the server's (24 h). */
+  idempotencyTtl?: Duration
+  /** Wait this long before the run becomes ready ("10m", or milliseconds). */
+  delay?: Duration
+  /** Become ready at this instant. */
+  runAt?: Date
+  /** Higher runs first among ready runs of the queue (-1000 to 1000, default 0). */
+  priority?: number
+  /** Attempts before the run ends failed. Default: the server's (5). */
+  maxAttempts?: number
+}
+
+/** One entry of `enqueueMany`. */
+export interface EnqueueItem<TPayload = unknown> extends EnqueueOptions {
+  job: string
+  payload: TPayload
+}
+
+/** @internal how a Queue reaches the server */
+export interface EnqueueTransport {
+  enqueue(run: NewRun, options: EnqueueOptions): Promise<EnqueuedRun>
+  enqueueBatch(runs: NewRun[]): Promise<EnqueuedRun[]>
+}
+
+/** A named queue to enqueue runs on. */
+export class Queue {
+  /** @internal created by `StackShift.queue()` */
+  constructor(
+    readonly name: string,
+    private readonly transport: EnqueueTransport,
+  ) {}
+
+  /** Enqueues one run of `job` with `payload` (JSON). */
+  enqueue<TPayload = unknown>(job: string, payload: TPayload, options: EnqueueOptions = {}): Promise<EnqueuedRun> {
+    return this.transport.enqueue(this.toNewRun(job, payload, options), options)
+  }
+
+  /** Enqueues many runs in one call and one transaction: all or none. Results in input order. */
+  enqueueMany<TPayload = unknown>(items: ReadonlyArray<EnqueueItem<TPayload>>): Promise<EnqueuedRun[]> {
+    return this.transport.enqueueBatch(items.map((item) => this.toNewRun(item.job, item.payload, item)))
+  }
+
+  private toNewRun(job: string, payload: unknown, options: EnqueueOptions): NewRun {
+    return {
+      queue: this.name,
+      job,
+      payloadJson: encodeJson(payload, 'payload') ?? '',
+      idempotencyKey: options.idempotencyKey ?? '',
+      idempotencyTtlMs: options.idempotencyTtl === undefined ? 0 : parseDurationMs(options.idempotencyTtl, 'idempotencyTtl'),
+      delayMs: options.delay === undefined ? 0 : parseDurationMs(options.delay, 'delay'),
+      runAt: options.runAt,
+      priority: options.priority ?? 0,
+      maxAttempts: options.maxAttempts ?? 0,
+    }
+  }
+}

@@ -1,0 +1,167 @@
+import { type ClientDuplexStream, type ServiceError, status } from '@grpc/grpc-js'
+import { type StackShiftError } from './errors.js'
+import { toStackShiftError } from './grpc.js'
+import type { Logger } from './logger.js'
+import type {
+  ConnectRequest,
+  ConnectResponse,
+  OperationResult,
+  RevokedLease,
+  Task,
+  WorkerHello,
+  WorkerOperation,
+  WorkerServiceClient,
+  WorkerWelcome,
+} from './gen/stackshift/jobs/v1/worker_service.js'
+
+/** One write about a leased run. */
+export type OperationBody = NonNullable<WorkerOperation['operation']>
+
+// Hello rejected for a reason that reconnecting will not fix.
+const fatalCodes = new Set<number>([status.INVALID_ARGUMENT, status.UNIMPLEMENTED, status.PERMISSION_DENIED, status.UNAUTHENTICATED])
+const closeTimeoutMs = 5000
+
+/**
+ * The worker's Connect stream, kept open across server restarts. Outgoing
+ * operations and freed slots are gathered per event-loop turn into one
+ * message. Every operation is kept until the server answers it; after a
+ * reconnect, unanswered ones are sent again (the server treats repeats of the
+ * same write under the same lease as the same write).
+ */
+export class WorkerConnection {
+  private stream: ClientDuplexStream<ConnectRequest, ConnectResponse> | undefined
+  private state: 'idle' | 'connecting' | 'open' | 'closed' = 'idle'
+  private nextOperationId = 1
+  private readonly pending = new Map<number, { body: OperationBody; resolve: (result: OperationResult) => void }>()
+  private unsent: number[] = []
+  private addedSlots = 0
+  private isDraining = false
+  private isDrainSent = false
+  private isFlushScheduled = false
+  private reconnectDelayMs = 0
+  private reconnectTimer: NodeJS.Timeout | undefined
+
+  constructor(
+    private readonly deps: {
+      client: WorkerServiceClient
+      /** Built at every (re)connect: `slots` must be the free slots at that moment. */
+      hello: () => WorkerHello
+      onWelcome: (welcome: WorkerWelcome) => void
+      onTasks: (tasks: Task[]) => void
+      onRevoked: (revoked: RevokedLease[]) => void
+      /** The server refused the worker in a way reconnecting cannot fix. */
+      onFatal: (error: StackShiftError) => void
+      logger: Logger
+    },
+  ) {}
+
+  connect(): void {
+    if (this.state === 'closed') return
+    const stream = this.deps.client.connect()
+    this.stream = stream
+    this.state = 'connecting'
+    this.addedSlots = 0
+    stream.on('data', (message: ConnectResponse) => this.receive(stream, message))
+    stream.on('error', (error: ServiceError) => this.lost(stream, error))
+    stream.on('end', () => this.lost(stream, undefined))
+    stream.write({ hello: this.deps.hello(), addedSlots: 0, operations: [], drain: false })
+  }
+
+  /** Sends an operation; resolves with the server's answer (never rejects). */
+  send(body: OperationBody): Promise<OperationResult> {
+    if (this.state === 'closed') {
+      return Promise.resolve({ id: 0, code: status.UNAVAILABLE, message: 'the worker is stopped', result: undefined })
+    }
+    return new Promise((resolve) => {
+      const id = this.nextOperationId++
+      this.pending.set(id, { body, resolve })
+      this.unsent.push(id)
+      this.scheduleFlush()
+    })
+  }
+
+  /** Reports slots that became free. */
+  addSlots(count: number): void {
+    this.addedSlots += count
+    this.scheduleFlush()
+  }
+
+  /** Asks the server to stop sending tasks. */
+  drain(): void {
+    this.isDraining = true
+    this.scheduleFlush()
+  }
+
+  /** Waits (briefly) for answers to pending operations, then ends the stream. */
+  async close(): Promise<void> {
+    const deadline = Date.now() + closeTimeoutMs
+    while (this.pending.size > 0 && Date.now() < deadline && this.state !== 'closed') {
+      await new Promise((done) => setTimeout(done, 10))
+    }
+    this.state = 'closed'
+    clearTimeout(this.reconnectTimer)
+    for (const [id, entry] of this.pending) entry.resolve({ id, code: status.UNAVAILABLE, message: 'the worker stopped before the server answered', result: undefined })
+    this.pending.clear()
+    this.stream?.end()
+    this.stream = undefined
+  }
+
+  private receive(stream: ClientDuplexStream<ConnectRequest, ConnectResponse>, message: ConnectResponse): void {
+    if (stream !== this.stream) return
+    if (message.welcome) {
+      this.state = 'open'
+      this.reconnectDelayMs = 0
+      this.unsent = [...this.pending.keys()]
+      this.isDrainSent = false
+      this.deps.onWelcome(message.welcome)
+      this.scheduleFlush()
+    }
+    if (message.tasks.length > 0) this.deps.onTasks(message.tasks)
+    for (const result of message.results) {
+      const entry = this.pending.get(result.id)
+      if (!entry) continue
+      this.pending.delete(result.id)
+      entry.resolve(result)
+    }
+    if (message.revoked.length > 0) this.deps.onRevoked(message.revoked)
+  }
+
+  private lost(stream: ClientDuplexStream<ConnectRequest, ConnectResponse>, error: ServiceError | undefined): void {
+    if (stream !== this.stream) return
+    this.stream = undefined
+    if (this.state === 'closed') return
+    const wasConnecting = this.state === 'connecting'
+    this.state = 'idle'
+    if (error && wasConnecting && fatalCodes.has(error.code)) {
+      this.state = 'closed'
+      this.deps.onFatal(toStackShiftError(error))
+      return
+    }
+    this.reconnectDelayMs = Math.min(5000, Math.max(100, this.reconnectDelayMs * 2))
+    const delayMs = Math.round(this.reconnectDelayMs * (0.5 + Math.random() / 2))
+    this.deps.logger.warn('worker stream lost; reconnecting', { reason: error?.details ?? 'stream ended', inMs: delayMs })
+    this.reconnectTimer = setTimeout(() => this.connect(), delayMs)
+  }
+
+  private scheduleFlush(): void {
+    if (this.isFlushScheduled) return
+    this.isFlushScheduled = true
+    setImmediate(() => this.flush())
+  }
+
+  private flush(): void {
+    this.isFlushScheduled = false
+    if (this.state !== 'open' || !this.stream) return
+    const operations: WorkerOperation[] = []
+    for (const id of this.unsent) {
+      const entry = this.pending.get(id)
+      if (entry) operations.push({ id, operation: entry.body })
+    }
+    this.unsent = []
+    const drain = this.isDraining && !this.isDrainSent
+    if (operations.length === 0 && this.addedSlots === 0 && !drain) return
+    this.stream.write({ hello: undefined, addedSlots: this.addedSlots, operations, drain })
+    this.addedSlots = 0
+    if (drain) this.isDrainSent = true
+  }
+}

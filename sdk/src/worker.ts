@@ -1,0 +1,208 @@
+import { hostname } from 'node:os'
+import { LeaseLostError, UnavailableError, WorkerShutdownError } from './errors.js'
+import { Execution } from './execution.js'
+import type { JobDefinition } from './job.js'
+import type { Logger } from './logger.js'
+import { WorkerConnection } from './worker-connection.js'
+import { RevokeReason, type RevokedLease, type Task, type WorkerServiceClient } from './gen/stackshift/jobs/v1/worker_service.js'
+
+/** Options of `stackshift.worker()`. */
+export interface WorkerOptions {
+  /** Queues to take runs from. */
+  queues: string[]
+  /** Most runs executed at once. Default 10. */
+  concurrency?: number
+  /** Only these registered jobs (default: every job registered when `start()` is called). */
+  jobs?: string[]
+  /** Lease duration asked of the server, in ms (500 to 3,600,000). Default: the server's (30 s). */
+  leaseMs?: number
+  /** On `stop()`, how long running handlers may take before their runs are handed back, in ms. Default 30,000. */
+  shutdownGraceMs?: number
+  /** Name shown in run history. Default `<hostname>:<pid>`. */
+  workerId?: string
+  /** How long `start()` keeps trying to reach the server, in ms. Default 60,000. */
+  connectTimeoutMs?: number
+}
+
+const sdkName = 'stackshift-ts/0.1.0'
+
+/**
+ * Executes runs of registered jobs. Connected to the server by one stream, it
+ * announces its free slots, receives that many runs, executes them
+ * concurrently, heartbeats every lease it holds in one message, and reconnects
+ * (to any server) if the stream breaks.
+ */
+export class Worker {
+  private readonly executions = new Map<string, Execution>()
+  private state: 'created' | 'starting' | 'running' | 'stopping' | 'stopped' = 'created'
+  private connection: WorkerConnection | undefined
+  private heartbeatTimer: NodeJS.Timeout | undefined
+  private stopping: Promise<void> | undefined
+  private readonly concurrency: number
+
+  /** @internal created by `StackShift.worker()` */
+  constructor(
+    private readonly internals: {
+      client: WorkerServiceClient
+      namespace: string
+      jobs: ReadonlyMap<string, JobDefinition<unknown, unknown>>
+      logger: Logger
+    },
+    private readonly options: WorkerOptions,
+  ) {
+    if (!Array.isArray(options.queues) || options.queues.length === 0) throw new TypeError('worker options.queues must name at least one queue')
+    this.concurrency = options.concurrency ?? 10
+    if (!Number.isInteger(this.concurrency) || this.concurrency < 1) throw new TypeError(`worker options.concurrency must be a positive integer, got ${options.concurrency}`)
+  }
+
+  /** Runs being executed now. */
+  get activeRuns(): number {
+    return this.executions.size
+  }
+
+  /**
+   * Connects to the server and starts taking runs. Resolves once connected;
+   * the worker then runs until `stop()`.
+   */
+  async start(): Promise<void> {
+    if (this.state !== 'created') throw new Error(`worker cannot start: it is ${this.state}`)
+    const jobs = this.selectJobs()
+    this.state = 'starting'
+    const { client, namespace, logger } = this.internals
+    const workerId = this.options.workerId ?? `${hostname()}:${process.pid}`
+    await new Promise<void>((resolve, reject) => {
+      const timeout = setTimeout(() => {
+        void this.connection?.close()
+        this.state = 'stopped'
+        reject(new UnavailableError(`could not connect to the StackShift server within ${this.options.connectTimeoutMs ?? 60_000} ms`))
+      }, this.options.connectTimeoutMs ?? 60_000)
+      this.connection = new WorkerConnection({
+        client,
+        logger,
+        hello: () => ({
+          namespace,
+          workerId,
+          queues: this.options.queues,
+          jobs: [...jobs.keys()],
+          slots: this.state === 'stopping' || this.state === 'stopped' ? 0 : Math.max(0, this.concurrency - this.executions.size),
+          leaseMs: this.options.leaseMs ?? 0,
+          sdk: sdkName,
+        }),
+        onWelcome: (welcome) => {
+          clearTimeout(timeout)
+          this.startHeartbeats(welcome.heartbeatIntervalMs)
+          resolve()
+        },
+        onTasks: (tasks) => this.accept(tasks, jobs),
+        onRevoked: (revoked) => this.revoke(revoked),
+        onFatal: (error) => {
+          clearTimeout(timeout)
+          this.state = 'stopped'
+          reject(error)
+          logger.error('the server refused this worker', { message: error.message })
+        },
+      })
+      this.connection.connect()
+    })
+    if (this.state === 'starting') this.state = 'running'
+  }
+
+  /**
+   * Graceful stop: takes no new runs, lets running handlers finish for up to
+   * `graceMs`, then aborts the rest (their `signal` fires with a
+   * WorkerShutdownError) and hands their runs back so other workers take them
+   * at once, without waiting for the lease to expire.
+   */
+  stop(options: { graceMs?: number } = {}): Promise<void> {
+    this.stopping ??= this.shutdown(options.graceMs ?? this.options.shutdownGraceMs ?? 30_000)
+    return this.stopping
+  }
+
+  private async shutdown(graceMs: number): Promise<void> {
+    const connection = this.connection
+    this.state = 'stopping'
+    if (!connection) {
+      this.state = 'stopped'
+      return
+    }
+    connection.drain()
+    const everyDone = Promise.allSettled([...this.executions.values()].map((execution) => execution.done))
+    let graceTimer: NodeJS.Timeout | undefined
+    await Promise.race([everyDone, new Promise((done) => (graceTimer = setTimeout(done, graceMs)))])
+    clearTimeout(graceTimer)
+    const remaining = [...this.executions.values()]
+    for (const execution of remaining) execution.abort(new WorkerShutdownError('the worker is shutting down; the run was handed back'))
+    await Promise.all(
+      remaining.map((execution) =>
+        connection.send({ $case: 'releaseRun', releaseRun: { runId: execution.runId, leaseToken: execution.leaseToken } }),
+      ),
+    )
+    clearInterval(this.heartbeatTimer)
+    await connection.close()
+    this.state = 'stopped'
+  }
+
+  private selectJobs(): Map<string, JobDefinition<unknown, unknown>> {
+    const all = this.internals.jobs
+    const names = this.options.jobs ?? [...all.keys()]
+    const jobs = new Map<string, JobDefinition<unknown, unknown>>()
+    for (const name of names) {
+      const definition = all.get(name)
+      if (!definition) throw new Error(`worker options.jobs names "${name}", which is not registered with stackshift.job()`)
+      jobs.set(name, definition)
+    }
+    if (jobs.size === 0) throw new Error('no jobs to run: register handlers with stackshift.job() before starting a worker')
+    return jobs
+  }
+
+  private accept(tasks: Task[], jobs: ReadonlyMap<string, JobDefinition<unknown, unknown>>): void {
+    const connection = this.connection!
+    for (const task of tasks) {
+      const definition = jobs.get(task.job)
+      if (this.state !== 'running' && this.state !== 'starting') {
+        // Sent before the server saw our drain: hand it straight back.
+        void connection.send({ $case: 'releaseRun', releaseRun: { runId: task.runId, leaseToken: task.leaseToken } })
+        continue
+      }
+      if (!definition) {
+        this.internals.logger.error('received a run of a job this worker does not have; handing it back', { runId: task.runId, job: task.job })
+        void connection.send({ $case: 'releaseRun', releaseRun: { runId: task.runId, leaseToken: task.leaseToken } })
+        continue
+      }
+      const execution = new Execution(task, definition, (body) => connection.send(body), this.internals.logger)
+      this.executions.set(task.leaseToken, execution)
+      void execution.done.finally(() => {
+        this.executions.delete(task.leaseToken)
+        if (this.state === 'running') connection.addSlots(1)
+      })
+    }
+  }
+
+  private revoke(revoked: RevokedLease[]): void {
+    const byRun = new Map(revoked.map((lease) => [lease.runId, lease.reason]))
+    for (const execution of this.executions.values()) {
+      const reason = byRun.get(execution.runId)
+      if (reason === undefined) continue
+      execution.abort(
+        new LeaseLostError(
+          reason === RevokeReason.REVOKE_REASON_CANCELLED ? `run ${execution.runId} was cancelled` : `lease on run ${execution.runId} was lost`,
+        ),
+      )
+    }
+  }
+
+  private startHeartbeats(intervalMs: number): void {
+    clearInterval(this.heartbeatTimer)
+    this.heartbeatTimer = setInterval(() => void this.heartbeat(), Math.max(100, intervalMs))
+  }
+
+  private async heartbeat(): Promise<void> {
+    const held = [...this.executions.values()].filter((execution) => !execution.isAborted)
+    if (held.length === 0 || !this.connection) return
+    const answer = await this.connection.send({
+      $case: 'heartbeat',
+      heartbeat: { leases: held.map((execution) => ({ runId: execution.runId, leaseToken: execution.leaseToken })), leaseMs: 0 },
+    })
+    if (answer.result?.$case === 'heartbeat') this.revoke(answer.result.heartbeat.revoked)
+  }
+}
