@@ -1,0 +1,128 @@
+import { StackShift, type Worker } from '@stackshift/sdk'
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { createTestDatabase } from './support/database.js'
+import { type TestServer, startTestServer } from './support/server.js'
+
+/*
+ * The first two examples of the product page (shared/seed/real-world-examples.md),
+ * with the external services replaced by fakes that count their calls.
+ */
+
+let server: TestServer
+let stackshift: StackShift
+let worker: Worker | undefined
+
+beforeAll(async () => {
+  server = await startTestServer(await createTestDatabase())
+  stackshift = new StackShift({ address: server.address })
+})
+
+afterEach(async () => {
+  await worker?.stop()
+  worker = undefined
+})
+
+afterAll(async () => {
+  stackshift.close()
+  await server.stop()
+})
+
+describe('send verification email', () => {
+  it('enqueued twice with one idempotency key, it makes one run and sends one email', async () => {
+    const sentEmails: string[] = []
+    stackshift.job<{ userId: string; email: string }>('sendVerificationEmail', async ({ payload, step }) => {
+      await step.run('send-email', () => {
+        sentEmails.push(payload.email)
+        return { messageId: `msg_${payload.userId}` }
+      })
+    })
+    worker = stackshift.worker({ queues: ['emails'] })
+    await worker.start()
+
+    const first = await stackshift.queue('emails').enqueue(
+      'sendVerificationEmail',
+      { userId: 'user_123', email: 'ada@example.com' },
+      { idempotencyKey: 'verify:user_123' },
+    )
+    const second = await stackshift.queue('emails').enqueue(
+      'sendVerificationEmail',
+      { userId: 'user_123', email: 'ada@example.com' },
+      { idempotencyKey: 'verify:user_123' },
+    )
+    expect(first.deduplicated).toBe(false)
+    expect(second).toEqual({ id: first.id, deduplicated: true })
+
+    const done = await stackshift.waitForRun(first.id, { timeoutMs: 30_000 })
+    expect(done.status).toBe('completed')
+    expect(done.steps.map((step) => [step.id, step.status, step.result])).toEqual([['send-email', 'completed', { messageId: 'msg_user_123' }]])
+
+    // The key stays live after the run completed: a late duplicate still finds it.
+    const third = await stackshift.queue('emails').enqueue('sendVerificationEmail', { userId: 'user_123', email: 'ada@example.com' }, { idempotencyKey: 'verify:user_123' })
+    expect(third).toEqual({ id: first.id, deduplicated: true })
+    expect(sentEmails).toEqual(['ada@example.com'])
+  })
+})
+
+describe('payment to provisioning workflow', () => {
+  it('retries a failing enable-plan step without repeating verify-payment or provision-customer-resources', async () => {
+    const calls = { verifyPayment: 0, provisionCustomerResources: 0, enablePaidPlan: 0, sendReceipt: 0 }
+    const receipts: string[] = []
+    const verifyPayment = async (paymentId: string) => {
+      calls.verifyPayment++
+      return { paymentId, status: 'paid', customerEmail: 'ada@example.com' }
+    }
+    const provisionCustomerResources = async (customerId: string) => {
+      calls.provisionCustomerResources++
+      return { customerId, database: 'db_1' }
+    }
+    const enablePaidPlan = async (customerId: string) => {
+      calls.enablePaidPlan++
+      if (calls.enablePaidPlan === 1) throw new Error('billing API timed out')
+      return { customerId, plan: 'pro' }
+    }
+    const sendReceipt = async (email: string) => {
+      calls.sendReceipt++
+      receipts.push(email)
+    }
+
+    // As on the product page.
+    stackshift.job<{ paymentId: string; customerId: string }>('provisionAfterPayment', async ({ payload, step }) => {
+      const payment = await step.run('verify-payment', () => verifyPayment(payload.paymentId))
+
+      if (payment.status !== "paid") {
+        throw new Error('Payment is not complete')
+      }
+
+      await step.run('provision-customer-resources', () => provisionCustomerResources(payload.customerId))
+      await step.run('enable-plan', () => enablePaidPlan(payload.customerId))
+      await step.run('send-receipt', () => sendReceipt(payment.customerEmail))
+
+      return { provisioned: true }
+    })
+    worker = stackshift.worker({ queues: ['billing'], concurrency: 20 })
+    await worker.start()
+
+    const run = await stackshift.queue('billing').enqueue(
+      'provisionAfterPayment',
+      { paymentId: 'pay_1', customerId: 'cus_1' },
+      { idempotencyKey: 'provision:pay_1' },
+    )
+    const done = await stackshift.waitForRun(run.id, { timeoutMs: 30_000 })
+
+    expect(done.status).toBe('completed')
+    expect(done.result).toEqual({ provisioned: true })
+    expect(done.attempts).toBe(2)
+    expect(calls).toEqual({ verifyPayment: 1, provisionCustomerResources: 1, enablePaidPlan: 2, sendReceipt: 1 })
+    expect(receipts).toEqual(['ada@example.com'])
+    expect(done.steps.map((step) => [step.id, step.status, step.attempt])).toEqual([
+      ['verify-payment', 'completed', 1],
+      ['provision-customer-resources', 'completed', 1],
+      ['enable-plan', 'completed', 2],
+      ['send-receipt', 'completed', 2],
+    ])
+    expect(done.attemptHistory.map((attempt) => [attempt.attempt, attempt.outcome, attempt.error?.message])).toEqual([
+      [1, 'failed', 'billing API timed out'],
+      [2, 'completed', undefined],
+    ])
+  })
+})
