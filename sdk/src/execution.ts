@@ -1,5 +1,6 @@
 import { status } from '@grpc/grpc-js'
-import { LeaseLostError, NonRetriableError, RetryAfterError, errorFromStatus } from './errors.js'
+import { LeaseLostError, errorFromStatus } from './errors.js'
+import { NonRetriableError, RetryAfterError } from './handler-errors.js'
 import type { JobDefinition, JobContext } from './job.js'
 import { decodeJson, encodeJson } from './json.js'
 import type { Logger } from './logger.js'

@@ -16,12 +16,10 @@ export {
   InternalError,
   InvalidArgumentError,
   LeaseLostError,
-  NonRetriableError,
   NotFoundError,
   OutOfRangeError,
   PermissionDeniedError,
   ResourceExhaustedError,
-  RetryAfterError,
   StackShiftError,
   UnauthenticatedError,
   UnavailableError,
@@ -31,3 +29,4 @@ export {
   WorkerShutdownError,
   errorFromStatus,
 } from './errors.js'
+export { NonRetriableError, RetryAfterError } from './handler-errors.js'

@@ -1,19 +1,21 @@
+import { InvalidArgumentError } from './errors.js'
+
 /**
  * JSON at the boundary. Payloads and results travel as JSON text; `undefined`
  * travels as "absent" so it comes back as undefined, and null, 0, "" and false
  * come back as they went in.
  */
 
-/** JSON text for `value`, or undefined for undefined. Throws a TypeError naming `what` if it cannot be serialized. */
+/** JSON text for `value`, or undefined for undefined. Throws InvalidArgumentError naming `what` if it cannot be serialized. */
 export function encodeJson(value: unknown, what: string): string | undefined {
   if (value === undefined) return undefined
   let text: string | undefined
   try {
     text = JSON.stringify(value)
   } catch (error) {
-    throw new TypeError(`${what} is not JSON-serializable: ${(error as Error).message}`)
+    throw new InvalidArgumentError(`${what} is not JSON-serializable: ${(error as Error).message}`)
   }
-  if (text === undefined) throw new TypeError(`${what} is not JSON-serializable (${typeof value})`)
+  if (text === undefined) throw new InvalidArgumentError(`${what} is not JSON-serializable (${typeof value})`)
   return text
 }
 

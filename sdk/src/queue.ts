@@ -44,12 +44,12 @@ export class Queue {
   ) {}
 
   /** Enqueues one run of `job` with `payload` (JSON). */
-  enqueue<TPayload = unknown>(job: string, payload: TPayload, options: EnqueueOptions = {}): Promise<EnqueuedRun> {
+  async enqueue<TPayload = unknown>(job: string, payload: TPayload, options: EnqueueOptions = {}): Promise<EnqueuedRun> {
     return this.transport.enqueue(this.toNewRun(job, payload, options), options)
   }
 
   /** Enqueues many runs in one call and one transaction: all or none. Results in input order. */
-  enqueueMany<TPayload = unknown>(items: ReadonlyArray<EnqueueItem<TPayload>>): Promise<EnqueuedRun[]> {
+  async enqueueMany<TPayload = unknown>(items: ReadonlyArray<EnqueueItem<TPayload>>): Promise<EnqueuedRun[]> {
     return this.transport.enqueueBatch(items.map((item) => this.toNewRun(item.job, item.payload, item)))
   }
 

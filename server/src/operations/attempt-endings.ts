@@ -44,8 +44,10 @@ export async function endFailedAttempts(
       requestedDelayMs: failure.requestedDelayMs,
       backoff: deps.backoff,
     })
-    if (decision.kind === 'fail') return { runId: failure.run.id, status: 'failed', delayMs: 0, error: failure.error }
-    return { runId: failure.run.id, status: decision.delayMs > 0 ? 'scheduled' : 'queued', delayMs: decision.delayMs, error: failure.error }
+    const isReportedByWorker = failure.outcome === 'failed'
+    if (decision.kind === 'fail') return { runId: failure.run.id, status: 'failed', delayMs: 0, error: failure.error, isReportedByWorker }
+    const status = decision.delayMs > 0 ? 'scheduled' : 'queued'
+    return { runId: failure.run.id, status, delayMs: decision.delayMs, error: failure.error, isReportedByWorker }
   })
   const retryAts = await runEndAttempts(trx, { ends })
   await attemptRecordMany(trx, {

@@ -290,6 +290,13 @@ export interface AttemptEnd {
   status: 'queued' | 'scheduled' | 'failed'
   delayMs: number
   error: ErrorInfo
+  /**
+   * Keep the lease token on the row when the worker itself reported the end,
+   * so a repeat of that report is recognised. Otherwise (the lease expired)
+   * the token is cleared: a late report from that worker must not look like
+   * a repeat.
+   */
+  isReportedByWorker: boolean
 }
 
 /**
@@ -306,19 +313,27 @@ export async function runEndAttempts(db: Executor, params: { ends: readonly Atte
         finished_at = CASE WHEN v.status = 'failed' THEN now() END,
         idempotency_key = CASE WHEN v.status = 'failed' THEN NULL ELSE r.idempotency_key END,
         lease_expires_at = NULL,
+        lease_token = CASE WHEN v.keep_token THEN r.lease_token END,
         error = v.error::jsonb
-    FROM unnest(?::uuid[], ?::text[], ?::bigint[], ?::text[]) AS v(id, status, delay_ms, error)
+    FROM unnest(?::uuid[], ?::text[], ?::bigint[], ?::text[], ?::boolean[]) AS v(id, status, delay_ms, error, keep_token)
     WHERE r.id = v.id
     RETURNING r.id::text AS id, r.available_at
     `,
-    [ends.map((e) => e.runId), ends.map((e) => e.status), ends.map((e) => e.delayMs), ends.map((e) => JSON.stringify(e.error))],
+    [
+      ends.map((e) => e.runId),
+      ends.map((e) => e.status),
+      ends.map((e) => e.delayMs),
+      ends.map((e) => JSON.stringify(e.error)),
+      ends.map((e) => e.isReportedByWorker),
+    ],
   )
   return new Map(rows.map((row) => [row.id, row.available_at]))
 }
 
 /**
  * Hands leased runs back: QUEUED again at their old place in line, and the
- * attempt does not count (the worker stopped, the run did not fail).
+ * attempt does not count (the worker stopped, the run did not fail). The token
+ * is cleared, so no later write of that attempt can pass for a repeat.
  */
 export async function runRelease(
   db: Executor,
@@ -327,7 +342,7 @@ export async function runRelease(
   const rows = await sql<{ id: string; namespace: string; queue: string }>(db, 
     `
     UPDATE stackshift.runs AS r
-    SET status = 'queued', attempt = r.attempt - 1, lease_expires_at = NULL
+    SET status = 'queued', attempt = r.attempt - 1, lease_expires_at = NULL, lease_token = NULL
     FROM unnest(?::uuid[], ?::uuid[]) AS v(id, lease_token)
     WHERE r.id = v.id AND r.lease_token = v.lease_token AND r.status = 'running' AND r.lease_expires_at > now()
     RETURNING r.id::text AS id, r.namespace, r.queue

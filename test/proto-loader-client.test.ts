@@ -1,0 +1,102 @@
+import { status } from '@grpc/grpc-js'
+import { afterAll, beforeAll, expect, it } from 'vitest'
+import { createTestDatabase } from './support/database.js'
+import { type RawClient, createRawClient, rejectionOf } from './support/raw-client.js'
+import { type TestServer, startTestServer } from './support/server.js'
+
+let server: TestServer
+let client: RawClient
+
+beforeAll(async () => {
+  server = await startTestServer(await createTestDatabase())
+  client = createRawClient(server.address)
+})
+
+afterAll(async () => {
+  client.close()
+  await server.stop()
+})
+
+it('a client built from the .proto files alone enqueues, claims, completes a step and the run', async () => {
+  const { run_id, deduplicated } = await client.runs('Enqueue', {
+    namespace: 'polyglot',
+    run: { queue: 'reports', job: 'buildReport', payload_json: '{"reportId":"r_1"}' },
+  })
+  expect(deduplicated).toBe(false)
+
+  const { tasks } = await client.workers('ClaimTask', {
+    namespace: 'polyglot',
+    worker_id: 'python-like-client',
+    queues: ['reports'],
+    jobs: ['buildReport'],
+    max_tasks: 5,
+    wait_ms: 5000,
+  })
+  expect(tasks).toHaveLength(1)
+  const [task] = tasks
+  expect(task).toMatchObject({ run_id, job: 'buildReport', queue: 'reports', attempt: 1, payload_json: '{"reportId": "r_1"}', steps: [] })
+
+  await client.workers('CompleteStep', {
+    run_id,
+    lease_token: task.lease_token,
+    step_id: 'collect-data',
+    result_json: '{"rows":42}',
+    duration_ms: 12,
+  })
+  await client.workers('Heartbeat', { leases: [{ run_id, lease_token: task.lease_token }] })
+  await client.workers('CompleteRun', { run_id, lease_token: task.lease_token, result_json: '{"url":"https://example.com/r_1.pdf"}' })
+
+  const { run } = await client.runs('GetRun', { namespace: 'polyglot', run_id })
+  expect(run).toMatchObject({
+    id: run_id,
+    status: 'RUN_STATUS_COMPLETED',
+    result_json: '{"url": "https://example.com/r_1.pdf"}',
+    attempts: 1,
+    steps: [{ id: 'collect-data', status: 'STEP_STATUS_COMPLETED', result_json: '{"rows": 42}', attempt: 1 }],
+    attempt_history: [{ attempt: 1, outcome: 'ATTEMPT_OUTCOME_COMPLETED' }],
+  })
+
+  // The lease ended with the run: a late write under it is refused.
+  const late = await rejectionOf(client.workers('CompleteStep', { run_id, lease_token: task.lease_token, step_id: 'late', result_json: '1' }))
+  expect(late.code).toBe(status.FAILED_PRECONDITION)
+})
+
+it('the Connect stream works from the .proto files alone: hello, task, operations, results', async () => {
+  const { run_id } = await client.runs('Enqueue', { namespace: 'polyglot', run: { queue: 'stream-q', job: 'streamJob', payload_json: '[1,2]' } })
+  const stream = client.connect()
+  const messages: Array<Record<string, any>> = []
+  const next = () =>
+    new Promise<Record<string, any>>((resolve) => {
+      const take = () => {
+        const message = messages.shift()
+        if (message) resolve(message)
+        else stream.once('data', (m) => (messages.push(m), take()))
+      }
+      take()
+    })
+  stream.write({ hello: { namespace: 'polyglot', worker_id: 'raw-stream', queues: ['stream-q'], jobs: ['streamJob'], slots: 1 } })
+  const welcome = await next()
+  expect(welcome.welcome).toMatchObject({ worker_id: 'raw-stream', lease_ms: 30_000, heartbeat_interval_ms: 10_000 })
+  const withTask = welcome.tasks.length > 0 ? welcome : await next()
+  const [task] = withTask.tasks
+  expect(task).toMatchObject({ run_id, payload_json: '[1, 2]', attempt: 1 })
+
+  stream.write({
+    operations: [
+      { id: 1, complete_step: { run_id, lease_token: task.lease_token, step_id: 's', result_json: 'true' } },
+      { id: 2, complete_step: { run_id, lease_token: 'not-a-token', step_id: 's2' } },
+    ],
+  })
+  const results = new Map<number, Record<string, any>>()
+  while (results.size < 2) for (const result of (await next()).results) results.set(result.id, result)
+  expect(results.get(1)).toMatchObject({ code: status.OK, result: 'complete_step' })
+  expect(results.get(2)).toMatchObject({ code: status.INVALID_ARGUMENT, message: 'complete_step.lease_token: must be a UUID' })
+
+  stream.write({ operations: [{ id: 3, complete_run: { run_id, lease_token: task.lease_token, result_json: '"ok"' } }], added_slots: 1 })
+  const answer = await next()
+  expect(answer.results).toEqual([expect.objectContaining({ id: 3, code: status.OK })])
+  stream.end()
+
+  const { run } = await client.runs('GetRun', { namespace: 'polyglot', run_id })
+  expect(run).toMatchObject({ status: 'RUN_STATUS_COMPLETED', result_json: '"ok"', steps: [{ id: 's', result_json: 'true' }] })
+})

@@ -1,0 +1,70 @@
+import { fileURLToPath } from 'node:url'
+import * as grpc from '@grpc/grpc-js'
+import * as protoLoader from '@grpc/proto-loader'
+
+/*
+ * A client built the way a developer in another language would: from the
+ * .proto files alone, loaded at run time, with field names as written there
+ * (snake_case). No ts-proto, no SDK.
+ */
+
+const protoDir = fileURLToPath(new URL('../../proto', import.meta.url))
+
+const definition = protoLoader.loadSync(['stackshift/jobs/v1/run_service.proto', 'stackshift/jobs/v1/worker_service.proto'], {
+  includeDirs: [protoDir],
+  keepCase: true,
+  longs: Number,
+  enums: String,
+  defaults: true,
+  oneofs: true,
+})
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+const loaded = grpc.loadPackageDefinition(definition) as any
+const v1 = loaded.stackshift.jobs.v1
+
+/** What a failed call rejects with. */
+export interface RawCallError extends Error {
+  code: grpc.status
+  details: string
+}
+
+/** A dynamic client: `call('Enqueue', {...})` on RunService or WorkerService. */
+export interface RawClient {
+  runs(method: string, request: Record<string, unknown>): Promise<Record<string, any>>
+  workers(method: string, request: Record<string, unknown>): Promise<Record<string, any>>
+  /** Opens the worker stream. */
+  connect(): grpc.ClientDuplexStream<Record<string, unknown>, Record<string, any>>
+  close(): void
+}
+
+export function createRawClient(address: string): RawClient {
+  const runService = new v1.RunService(address, grpc.credentials.createInsecure())
+  const workerService = new v1.WorkerService(address, grpc.credentials.createInsecure())
+  const call = (client: any, method: string, request: Record<string, unknown>) =>
+    new Promise<Record<string, any>>((resolve, reject) =>
+      client[method](request, { deadline: Date.now() + 30_000 }, (error: RawCallError | null, response: Record<string, any>) =>
+        error ? reject(error) : resolve(response),
+      ),
+    )
+  return {
+    runs: (method, request) => call(runService, method, request),
+    workers: (method, request) => call(workerService, method, request),
+    connect: () => workerService.Connect(),
+    close: () => {
+      runService.close()
+      workerService.close()
+    },
+  }
+}
+
+/** The gRPC status and message a promise rejects with. */
+export async function rejectionOf(promise: Promise<unknown>): Promise<{ code: grpc.status; details: string }> {
+  try {
+    await promise
+  } catch (error) {
+    const { code, details } = error as RawCallError
+    return { code, details }
+  }
+  throw new Error('expected the call to fail, but it succeeded')
+}

@@ -1,0 +1,37 @@
+import { ConfigError, loadConfig } from '@stackshift/server'
+import { expect, it } from 'vitest'
+
+it('uses documented defaults when nothing is set', () => {
+  const config = loadConfig({})
+  expect(config).toMatchObject({
+    databaseUrl: undefined,
+    host: '0.0.0.0',
+    port: 50051,
+    dataDir: '.stackshift',
+    leaseMs: 30_000,
+    defaultMaxAttempts: 5,
+    idempotencyTtlMs: 86_400_000,
+    maxPayloadBytes: 1_048_576,
+    pollIntervalMs: 2000,
+  })
+})
+
+it('reads environment variables and lets flags override them', () => {
+  const config = loadConfig({ STACKSHIFT_PORT: '6000', STACKSHIFT_LEASE_MS: '10000', DATABASE_URL: 'postgres://db/x' }, [
+    '--port',
+    '7000',
+    '--log-level=debug',
+  ])
+  expect(config).toMatchObject({ port: 7000, leaseMs: 10_000, logLevel: 'debug', databaseUrl: 'postgres://db/x' })
+})
+
+it('treats an empty variable as unset', () => {
+  expect(loadConfig({ DATABASE_URL: '', STACKSHIFT_PORT: '' })).toMatchObject({ databaseUrl: undefined, port: 50051 })
+})
+
+it('names the setting that is invalid', () => {
+  expect(() => loadConfig({ STACKSHIFT_LEASE_MS: '100' })).toThrow(new ConfigError('invalid configuration: STACKSHIFT_LEASE_MS: Too small: expected number to be >=500'))
+  expect(() => loadConfig({ STACKSHIFT_PORT: 'http' })).toThrow(/STACKSHIFT_PORT/)
+  expect(() => loadConfig({}, ['--no-such-flag', '1'])).toThrow(/unknown flag --no-such-flag/)
+  expect(() => loadConfig({}, ['--port'])).toThrow(new ConfigError('flag --port needs a value'))
+})

@@ -1,0 +1,31 @@
+import { expect, it } from 'vitest'
+import { isUuid, newRunId, runIdFloor } from '../../server/src/core/run-id.js'
+import { parseDurationMs } from '../../sdk/src/duration.js'
+import { InvalidArgumentError } from '../../sdk/src/errors.js'
+
+it('parses durations as milliseconds or unit strings', () => {
+  expect(parseDurationMs(1500, 'delay')).toBe(1500)
+  expect(parseDurationMs('500ms', 'delay')).toBe(500)
+  expect(parseDurationMs('30s', 'delay')).toBe(30_000)
+  expect(parseDurationMs('10m', 'delay')).toBe(600_000)
+  expect(parseDurationMs('1h30m', 'delay')).toBe(5_400_000)
+  expect(parseDurationMs('1.5h', 'delay')).toBe(5_400_000)
+  expect(parseDurationMs('7d', 'delay')).toBe(604_800_000)
+})
+
+it('rejects negative, unknown and empty durations, naming the option', () => {
+  for (const bad of [-5, '-5m', 'soon', '', '5 minutes', Number.NaN, '10x']) {
+    expect(() => parseDurationMs(bad, 'timeout')).toThrow(InvalidArgumentError)
+    expect(() => parseDurationMs(bad, 'timeout')).toThrow(/^timeout must/)
+  }
+})
+
+it('makes time-ordered version 7 run ids, and a floor below every id created later', () => {
+  const earlier = newRunId(1_700_000_000_000)
+  const later = newRunId(1_700_000_000_001)
+  expect(isUuid(earlier)).toBe(true)
+  expect(earlier[14]).toBe('7')
+  expect(earlier < later).toBe(true)
+  expect(runIdFloor(1_700_000_000_000) <= earlier).toBe(true)
+  expect(runIdFloor(1_700_000_000_001) > earlier).toBe(true)
+})
