@@ -171,10 +171,12 @@ export class Worker {
       }
       const execution = new Execution(task, definition, (body) => connection.send(body), this.internals.logger)
       this.executions.set(task.leaseToken, execution)
-      void execution.done.finally(() => {
-        this.executions.delete(task.leaseToken)
-        if (this.state === 'running') connection.addSlots(1)
-      })
+      void execution.done
+        .catch((error: unknown) => this.internals.logger.error('run execution failed unexpectedly', { runId: task.runId, error: String(error) }))
+        .finally(() => {
+          this.executions.delete(task.leaseToken)
+          if (this.state === 'running') connection.addSlots(1)
+        })
     }
   }
 

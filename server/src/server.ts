@@ -138,8 +138,8 @@ export async function startServer(config: ServerConfig & { databaseUrl: string }
         isShuttingDown = true
         clearInterval(healthProbe)
         setHealth('NOT_SERVING')
-        dispatcher.stop()
         workerService.shutdown()
+        await dispatcher.stop()
         await new Promise<void>((resolve) => {
           const force = setTimeout(() => {
             logger.warn('grace period over; closing remaining connections')

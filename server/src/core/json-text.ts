@@ -7,8 +7,7 @@ import { InvalidArgumentError, ResourceExhaustedError } from './errors.js'
  */
 export function checkJsonText(field: string, text: string, maxBytes: number): string {
   if (text.length === 0) return 'null'
-  // A UTF-16 length above the limit is already over it in UTF-8 bytes.
-  const bytes = text.length > maxBytes ? text.length : Buffer.byteLength(text, 'utf8')
+  const bytes = Buffer.byteLength(text, 'utf8')
   if (bytes > maxBytes) {
     throw new ResourceExhaustedError(field, `is ${bytes} bytes of JSON; the limit is ${maxBytes} bytes`)
   }

@@ -59,6 +59,7 @@ class Entry implements Subscription {
  */
 export class Dispatcher {
   private readonly byNamespace = new Map<string, Set<Entry>>()
+  private readonly claimsInFlight = new Set<Promise<void>>()
   private pollTimer: NodeJS.Timeout | undefined
 
   constructor(
@@ -77,10 +78,11 @@ export class Dispatcher {
     this.pollTimer.unref()
   }
 
-  /** Stops the poll and every subscription. */
-  stop(): void {
+  /** Stops the poll and every subscription; resolves when claims in flight have settled (and released what they took). */
+  async stop(): Promise<void> {
     clearInterval(this.pollTimer)
     for (const entries of this.byNamespace.values()) for (const entry of entries) entry.close()
+    await Promise.all([...this.claimsInFlight])
   }
 
   subscribe(consumer: TaskConsumer): Subscription {
@@ -126,7 +128,9 @@ export class Dispatcher {
 
   /** @internal used by Entry */
   pump(entry: Entry): void {
-    void this.claimFor(entry)
+    const claim = this.claimFor(entry)
+    this.claimsInFlight.add(claim)
+    void claim.finally(() => this.claimsInFlight.delete(claim))
   }
 
   private wakeEntry(entry: Entry): void {

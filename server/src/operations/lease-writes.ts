@@ -3,8 +3,8 @@ import { LeaseLostError } from '../core/errors.js'
 import type { RetryBackoff } from '../core/retry-policy.js'
 import { type ErrorInfo, type LeaseRef, publicStatus } from '../core/run.js'
 import { isDataError } from '../db/errors.js'
-import { runComplete, runFindLeaseOutcomes, runHeartbeat, runLockHeldLeases, runRelease } from '../db/queries/runs.js'
-import { type StepCompletion, stepCompleteMany } from '../db/queries/steps.js'
+import { leaseKey, runComplete, runFindLeaseOutcomes, runHeartbeat, runLockHeldLeases, runRelease } from '../db/queries/runs.js'
+import { type StepCompletion, stepCompleteMany, stepKey } from '../db/queries/steps.js'
 import { type AttemptFailure, type FailureResult, endFailedAttempts } from './attempt-endings.js'
 import { GroupCommit } from './group-commit.js'
 import type { ReadyAnnouncer } from './ready-announcer.js'
@@ -22,8 +22,6 @@ export interface RevokedLease {
   runId: string
   reason: 'lease_lost' | 'cancelled'
 }
-
-const stepKey = (runId: string, stepId: string) => `${runId}/${stepId}`
 
 /**
  * Everything a worker writes about its leased runs. Each kind of write goes
@@ -80,21 +78,19 @@ export class LeaseWrites {
   }
 
   private async writeSteps(items: StepCompletion[]): Promise<Array<void | Error>> {
-    // One statement cannot write the same row twice: a step sent twice in one
-    // batch (a retransmission) is written once and answers both.
-    const unique = new Map<string, StepCompletion>()
-    for (const item of items) if (!unique.has(stepKey(item.runId, item.stepId))) unique.set(stepKey(item.runId, item.stepId), item)
+    // A step sent twice under one lease in one batch (a retransmission) is
+    // written once and answers both.
+    const unique = new Map(items.map((item) => [stepKey(item.runId, item.stepId, item.leaseToken), item]))
     const stored = await stepCompleteMany(this.deps.db, { steps: [...unique.values()] })
-    return items.map((item) => (stored.has(stepKey(item.runId, item.stepId)) ? undefined : new LeaseLostError(item.runId)))
+    return items.map((item) => (stored.has(stepKey(item.runId, item.stepId, item.leaseToken)) ? undefined : new LeaseLostError(item.runId)))
   }
 
   private async writeCompletions(items: Array<LeaseRef & { resultJson: string | undefined }>): Promise<Array<void | Error>> {
-    const sorted = [...new Map(items.map((item) => [item.runId, item])).values()].sort((a, b) => a.runId.localeCompare(b.runId))
-    const completed = await runComplete(this.deps.db, { completions: sorted })
-    const missed = items.filter((item) => !completed.has(item.runId))
+    const completed = await runComplete(this.deps.db, { completions: uniqueLeases(items) })
+    const missed = items.filter((item) => !completed.has(leaseKey(item.runId, item.leaseToken)))
     const outcomes = missed.length > 0 ? await runFindLeaseOutcomes(this.deps.db, { runIds: missed.map((item) => item.runId) }) : new Map()
     return items.map((item) => {
-      if (completed.has(item.runId)) return undefined
+      if (completed.has(leaseKey(item.runId, item.leaseToken))) return undefined
       const current = outcomes.get(item.runId)
       // Already completed by this very attempt: the earlier answer was lost.
       if (current?.status === 'completed' && current.leaseToken === item.leaseToken) return undefined
@@ -103,12 +99,12 @@ export class LeaseWrites {
   }
 
   private async writeFailures(items: RunFailure[]): Promise<Array<FailureResult | Error>> {
-    const unique = [...new Map(items.map((item) => [item.runId, item])).values()]
     const { results, afterCommit } = await this.deps.db.transaction(async (trx) => {
+      const unique = uniqueLeases(items)
       const locked = await runLockHeldLeases(trx, { leases: unique })
-      const byId = new Map(unique.map((item) => [item.runId, item]))
+      const byLease = new Map(unique.map((item) => [leaseKey(item.runId, item.leaseToken), item]))
       const failures: AttemptFailure[] = locked.map((run) => {
-        const item = byId.get(run.id)!
+        const item = byLease.get(leaseKey(run.id, run.leaseToken))!
         return {
           run,
           outcome: 'failed',
@@ -118,16 +114,19 @@ export class LeaseWrites {
           failedStep: item.failedStep,
         }
       })
-      return endFailedAttempts(trx, this.deps, failures)
+      const ending = await endFailedAttempts(trx, this.deps, failures)
+      const byKey = new Map(locked.map((run) => [leaseKey(run.id, run.leaseToken), ending.results.get(run.id)!]))
+      return { results: byKey, afterCommit: ending.afterCommit }
     })
     afterCommit()
-    const missed = items.filter((item) => !results.has(item.runId))
+    const missed = items.filter((item) => !results.has(leaseKey(item.runId, item.leaseToken)))
     const outcomes = missed.length > 0 ? await runFindLeaseOutcomes(this.deps.db, { runIds: missed.map((item) => item.runId) }) : new Map()
     return items.map((item) => {
-      const result = results.get(item.runId)
+      const result = results.get(leaseKey(item.runId, item.leaseToken))
       if (result) return result
       const current = outcomes.get(item.runId)
-      // The same attempt already reported this failure and the answer was lost.
+      // The same attempt already reported this failure and the answer was lost
+      // (only a worker's own report keeps the token on an ended attempt).
       if (current && current.leaseToken === item.leaseToken && current.status !== 'running' && current.status !== 'completed') {
         const status = publicStatus(current.status)
         if (status === 'queued' || status === 'failed') return { status, retryAt: undefined }
@@ -137,15 +136,14 @@ export class LeaseWrites {
   }
 
   private async writeReleases(items: LeaseRef[]): Promise<Array<void | Error>> {
-    const unique = [...new Map(items.map((item) => [item.runId, item])).values()]
     const released = await this.deps.db.transaction(async (trx) => {
-      const rows = await runRelease(trx, { leases: unique })
+      const rows = await runRelease(trx, { leases: uniqueLeases(items) })
       for (const [namespace, queues] of groupQueues(rows)) await this.deps.announcer.notifyOtherServers(trx, namespace, queues)
       return rows
     })
     for (const [namespace, queues] of groupQueues(released)) this.deps.announcer.announceLocally(namespace, queues)
-    const releasedIds = new Set(released.map((row) => row.id))
-    return items.map((item) => (releasedIds.has(item.runId) ? undefined : new LeaseLostError(item.runId)))
+    const releasedLeases = new Set(released.map((row) => leaseKey(row.id, row.lease_token)))
+    return items.map((item) => (releasedLeases.has(leaseKey(item.runId, item.leaseToken)) ? undefined : new LeaseLostError(item.runId)))
   }
 
   private async writeHeartbeats(items: Array<{ lease: LeaseRef; leaseMs: number }>): Promise<boolean[]> {
@@ -157,10 +155,15 @@ export class LeaseWrites {
     }
     const extended = new Set<string>()
     for (const [leaseMs, leases] of byLeaseMs) {
-      for (const id of await runHeartbeat(this.deps.db, { leases, leaseMs })) extended.add(id)
+      for (const key of await runHeartbeat(this.deps.db, { leases, leaseMs })) extended.add(key)
     }
-    return items.map((item) => extended.has(item.lease.runId))
+    return items.map((item) => extended.has(leaseKey(item.lease.runId, item.lease.leaseToken)))
   }
+}
+
+/** Each lease once (a retransmitted write may share a batch with the original), in run id order for lock order. */
+function uniqueLeases<T extends LeaseRef>(items: readonly T[]): T[] {
+  return [...new Map(items.map((item) => [leaseKey(item.runId, item.leaseToken), item])).values()].sort((a, b) => a.runId.localeCompare(b.runId))
 }
 
 function groupQueues(rows: ReadonlyArray<{ namespace: string; queue: string }>): Map<string, string[]> {

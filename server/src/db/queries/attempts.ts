@@ -14,7 +14,8 @@ export interface EndedAttempt {
 /** Appends ended attempts to the runs' history. */
 export async function attemptRecordMany(db: Executor, params: { attempts: readonly EndedAttempt[] }): Promise<void> {
   const { attempts } = params
-  await sql(db, 
+  await sql(
+    db,
     `
     INSERT INTO stackshift.attempts (run_id, attempt, outcome, started_at, finished_at, worker_id, error)
     SELECT v.run_id, v.attempt, v.outcome::stackshift.attempt_outcome, v.started_at, now(), v.worker_id, v.error::jsonb

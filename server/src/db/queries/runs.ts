@@ -9,6 +9,21 @@ import { type Executor, sql } from '../database.js'
  * row therefore means the lease is lost; callers turn that into LeaseLostError.
  */
 
+/** A lease as returned by a statement: run id and the token that matched. */
+interface LeaseRow {
+  id: string
+  lease_token: string
+}
+
+/** Identifies one lease: a run id alone is ambiguous when a stale and a current write meet in one batch. */
+export function leaseKey(runId: string, leaseToken: string): string {
+  return `${runId}/${leaseToken}`
+}
+
+function leaseKeys(rows: readonly LeaseRow[]): Set<string> {
+  return new Set(rows.map((row) => leaseKey(row.id, row.lease_token)))
+}
+
 interface ClaimedRow {
   id: string
   namespace: string
@@ -34,7 +49,8 @@ export async function runInsertMany(
   params: { namespace: string; runs: readonly NewRun[]; readyNotice: string },
 ): Promise<Set<string>> {
   const { runs } = params
-  const rows = await sql<{ id: string }>(db, 
+  const rows = await sql<{ id: string }>(
+    db,
     `
     WITH input AS (
       SELECT v.*,
@@ -84,7 +100,8 @@ export async function runFindByIdempotencyKeys(
   db: Executor,
   params: { namespace: string; keys: readonly string[] },
 ): Promise<Array<{ id: string; idempotencyKey: string; isExpired: boolean }>> {
-  const rows = await sql<{ id: string; idempotency_key: string; is_expired: boolean }>(db, 
+  const rows = await sql<{ id: string; idempotency_key: string; is_expired: boolean }>(
+    db,
     `SELECT id::text AS id, idempotency_key, idempotency_expires_at <= now() AS is_expired
      FROM stackshift.runs WHERE namespace = ? AND idempotency_key = ANY(?::text[])`,
     [params.namespace, params.keys],
@@ -97,7 +114,8 @@ export async function runFindByIdempotencyKeys(
  * The expiry is re-checked here: a key renewed in between stays.
  */
 export async function runReleaseExpiredIdempotencyKeys(db: Executor, params: { namespace: string; keys: readonly string[] }): Promise<void> {
-  await sql(db, 
+  await sql(
+    db,
     `UPDATE stackshift.runs SET idempotency_key = NULL
      WHERE namespace = ? AND idempotency_key = ANY(?::text[]) AND idempotency_expires_at <= now()`,
     [params.namespace, params.keys],
@@ -117,7 +135,8 @@ export async function runClaim(
   db: Executor,
   params: { namespace: string; queues: readonly string[]; jobs: readonly string[]; limit: number; leaseMs: number; workerId: string },
 ): Promise<ClaimedRun[]> {
-  const rows = await sql<ClaimedRow>(db, 
+  const rows = await sql<ClaimedRow>(
+    db,
     `
     WITH candidates AS (
       SELECT picked.id
@@ -163,23 +182,24 @@ function toClaimedRun(row: ClaimedRow): ClaimedRun {
   }
 }
 
-/** Completes leased runs. Returns the ids completed; the rest had lost their lease. */
+/** Completes leased runs. Returns the leases (leaseKey) that completed; the rest were not held. */
 export async function runComplete(
   db: Executor,
   params: { completions: ReadonlyArray<LeaseRef & { resultJson: string | undefined }> },
 ): Promise<Set<string>> {
   const items = params.completions
-  const rows = await sql<{ id: string }>(db, 
+  const rows = await sql<LeaseRow>(
+    db,
     `
     UPDATE stackshift.runs AS r
     SET status = 'completed', result = v.result::jsonb, finished_at = now(), lease_expires_at = NULL
     FROM unnest(?::uuid[], ?::uuid[], ?::text[]) AS v(id, lease_token, result)
     WHERE r.id = v.id AND r.lease_token = v.lease_token AND r.status = 'running' AND r.lease_expires_at > now()
-    RETURNING r.id::text AS id
+    RETURNING r.id::text AS id, v.lease_token::text AS lease_token
     `,
     [items.map((c) => c.runId), items.map((c) => c.leaseToken), items.map((c) => c.resultJson ?? null)],
   )
-  return new Set(rows.map((row) => row.id))
+  return leaseKeys(rows)
 }
 
 /**
@@ -190,31 +210,35 @@ export async function runFindLeaseOutcomes(
   db: Executor,
   params: { runIds: readonly string[] },
 ): Promise<Map<string, { status: StoredRunStatus; leaseToken: string | undefined }>> {
-  const rows = await sql<{ id: string; status: StoredRunStatus; lease_token: string | null }>(db, 
+  const rows = await sql<{ id: string; status: StoredRunStatus; lease_token: string | null }>(
+    db,
     `SELECT id::text AS id, status, lease_token::text AS lease_token FROM stackshift.runs WHERE id = ANY(?::uuid[])`,
     [params.runIds],
   )
   return new Map(rows.map((row) => [row.id, { status: row.status, leaseToken: row.lease_token ?? undefined }]))
 }
 
-/** Extends held leases to `leaseMs` from now. Returns the run ids extended. */
+/** Extends held leases to `leaseMs` from now. Returns the leases (leaseKey) extended. */
 export async function runHeartbeat(db: Executor, params: { leases: readonly LeaseRef[]; leaseMs: number }): Promise<Set<string>> {
-  const rows = await sql<{ id: string }>(db, 
+  const rows = await sql<LeaseRow>(
+    db,
     `
     UPDATE stackshift.runs AS r
     SET lease_expires_at = now() + ? * interval '1 millisecond'
     FROM unnest(?::uuid[], ?::uuid[]) AS v(id, lease_token)
     WHERE r.id = v.id AND r.lease_token = v.lease_token AND r.status = 'running' AND r.lease_expires_at > now()
-    RETURNING r.id::text AS id
+    RETURNING r.id::text AS id, v.lease_token::text AS lease_token
     `,
     [params.leaseMs, params.leases.map((l) => l.runId), params.leases.map((l) => l.leaseToken)],
   )
-  return new Set(rows.map((row) => row.id))
+  return leaseKeys(rows)
 }
 
 /** A leased run locked for ending its attempt. */
 export interface LockedAttempt {
   id: string
+  /** The lease token the attempt held (cleared on the row when the lease expired). */
+  leaseToken: string
   namespace: string
   queue: string
   attempt: number
@@ -225,6 +249,7 @@ export interface LockedAttempt {
 
 interface LockedAttemptRow {
   id: string
+  lease_token: string
   namespace: string
   queue: string
   attempt: number
@@ -236,6 +261,7 @@ interface LockedAttemptRow {
 function toLockedAttempt(row: LockedAttemptRow): LockedAttempt {
   return {
     id: row.id,
+    leaseToken: row.lease_token,
     namespace: row.namespace,
     queue: row.queue,
     attempt: row.attempt,
@@ -250,9 +276,10 @@ function toLockedAttempt(row: LockedAttemptRow): LockedAttempt {
  * cannot deadlock), for a transaction that ends their attempts.
  */
 export async function runLockHeldLeases(db: Executor, params: { leases: readonly LeaseRef[] }): Promise<LockedAttempt[]> {
-  const rows = await sql<LockedAttemptRow>(db, 
+  const rows = await sql<LockedAttemptRow>(
+    db,
     `
-    SELECT r.id::text AS id, r.namespace, r.queue, r.attempt, r.max_attempts, r.started_at, r.worker_id
+    SELECT r.id::text AS id, r.lease_token::text AS lease_token, r.namespace, r.queue, r.attempt, r.max_attempts, r.started_at, r.worker_id
     FROM unnest(?::uuid[], ?::uuid[]) AS v(id, lease_token)
     JOIN stackshift.runs r ON r.id = v.id
     WHERE r.lease_token = v.lease_token AND r.status = 'running' AND r.lease_expires_at > now()
@@ -270,9 +297,10 @@ export async function runLockHeldLeases(db: Executor, params: { leases: readonly
  * worker is writing about right now is left for the next pass.
  */
 export async function runLockExpiredLeases(db: Executor, params: { limit: number }): Promise<LockedAttempt[]> {
-  const rows = await sql<LockedAttemptRow>(db, 
+  const rows = await sql<LockedAttemptRow>(
+    db,
     `
-    SELECT id::text AS id, namespace, queue, attempt, max_attempts, started_at, worker_id
+    SELECT id::text AS id, lease_token::text AS lease_token, namespace, queue, attempt, max_attempts, started_at, worker_id
     FROM stackshift.runs
     WHERE status = 'running' AND lease_expires_at <= now()
     LIMIT ?
@@ -305,7 +333,8 @@ export interface AttemptEnd {
  */
 export async function runEndAttempts(db: Executor, params: { ends: readonly AttemptEnd[] }): Promise<Map<string, Date>> {
   const { ends } = params
-  const rows = await sql<{ id: string; available_at: Date }>(db, 
+  const rows = await sql<{ id: string; available_at: Date }>(
+    db,
     `
     UPDATE stackshift.runs AS r
     SET status = v.status::stackshift.run_status,
@@ -338,14 +367,15 @@ export async function runEndAttempts(db: Executor, params: { ends: readonly Atte
 export async function runRelease(
   db: Executor,
   params: { leases: readonly LeaseRef[] },
-): Promise<Array<{ id: string; namespace: string; queue: string }>> {
-  const rows = await sql<{ id: string; namespace: string; queue: string }>(db, 
+): Promise<Array<LeaseRow & { namespace: string; queue: string }>> {
+  const rows = await sql<LeaseRow & { namespace: string; queue: string }>(
+    db,
     `
     UPDATE stackshift.runs AS r
     SET status = 'queued', attempt = r.attempt - 1, lease_expires_at = NULL, lease_token = NULL
     FROM unnest(?::uuid[], ?::uuid[]) AS v(id, lease_token)
     WHERE r.id = v.id AND r.lease_token = v.lease_token AND r.status = 'running' AND r.lease_expires_at > now()
-    RETURNING r.id::text AS id, r.namespace, r.queue
+    RETURNING r.id::text AS id, v.lease_token::text AS lease_token, r.namespace, r.queue
     `,
     [params.leases.map((l) => l.runId), params.leases.map((l) => l.leaseToken)],
   )
@@ -373,7 +403,8 @@ interface RunRow {
 
 /** One run, or undefined when the namespace has no run with that id. */
 export async function runGet(db: Executor, params: { namespace: string; runId: string }): Promise<RunRecord | undefined> {
-  const rows = await sql<RunRow>(db, 
+  const rows = await sql<RunRow>(
+    db,
     `
     SELECT id::text AS id, namespace, queue, job, status, payload::text AS payload_json, result::text AS result_json, error,
       attempt, max_attempts, priority, created_at, available_at, started_at, finished_at, idempotency_key
@@ -421,7 +452,8 @@ export async function runMarkWaitedFor(db: Executor, params: { namespace: string
  * queues that received ready runs.
  */
 export async function runPromoteDue(db: Executor, params: { limit: number }): Promise<Array<{ namespace: string; queue: string; count: number }>> {
-  const rows = await sql<{ namespace: string; queue: string; count: number }>(db, 
+  const rows = await sql<{ namespace: string; queue: string; count: number }>(
+    db,
     `
     WITH due AS (
       SELECT id FROM stackshift.runs
@@ -443,7 +475,8 @@ export async function runPromoteDue(db: Executor, params: { limit: number }): Pr
 
 /** Milliseconds until the next scheduled run is due (negative if overdue), or undefined if none. */
 export async function runNextDueInMs(db: Executor): Promise<number | undefined> {
-  const rows = await sql<{ due_in_ms: number | null }>(db, 
+  const rows = await sql<{ due_in_ms: number | null }>(
+    db,
     `SELECT (extract(epoch FROM min(available_at) - now()) * 1000)::float8 AS due_in_ms
      FROM stackshift.runs WHERE status = 'scheduled'`,
   )
@@ -460,7 +493,8 @@ export async function runDeleteFinished(
   db: Executor,
   params: { idBelow: string; retentionMs: number; limit: number },
 ): Promise<number> {
-  const rows = await sql<{ deleted: number }>(db, 
+  const rows = await sql<{ deleted: number }>(
+    db,
     `
     WITH doomed AS (
       SELECT id FROM stackshift.runs

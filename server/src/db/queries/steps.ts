@@ -14,26 +14,33 @@ export interface StepCompletion extends LeaseRef {
  * one statement, and FOR SHARE holds the run row until commit: the reaper (FOR
  * UPDATE SKIP LOCKED) cannot expire the lease between the check and the write,
  * so a step is never stored for an attempt that had already lost its lease.
- * Returns "runId/stepId" for each step stored.
+ * Returns stepKey(runId, stepId, leaseToken) for each step stored. Callers
+ * must not pass the same step twice under one token (a statement cannot write
+ * a row twice).
  */
 export async function stepCompleteMany(db: Executor, params: { steps: readonly StepCompletion[] }): Promise<Set<string>> {
   const { steps } = params
-  const rows = await sql<{ key: string }>(db, 
+  const rows = await sql<{ run_id: string; step_id: string; lease_token: string }>(
+    db,
     `
     WITH held AS (
-      SELECT r.id, r.attempt, v.step_id, v.result, v.duration_ms
+      SELECT r.id, r.attempt, v.lease_token, v.step_id, v.result, v.duration_ms
       FROM unnest(?::uuid[], ?::uuid[], ?::text[], ?::text[], ?::integer[]) AS v(run_id, lease_token, step_id, result, duration_ms)
       JOIN stackshift.runs r ON r.id = v.run_id
       WHERE r.lease_token = v.lease_token AND r.status = 'running' AND r.lease_expires_at > now()
       ORDER BY r.id
       FOR SHARE OF r
+    ),
+    stored AS (
+      INSERT INTO stackshift.steps AS s (run_id, step_id, status, attempt, started_at, finished_at, result)
+      SELECT id, step_id, 'completed', attempt, now() - duration_ms * interval '1 millisecond', now(), result::jsonb FROM held
+      ON CONFLICT (run_id, step_id) DO UPDATE
+        SET status = 'completed', attempt = excluded.attempt, started_at = excluded.started_at,
+            finished_at = excluded.finished_at, result = excluded.result, error = NULL
+      RETURNING s.run_id, s.step_id
     )
-    INSERT INTO stackshift.steps AS s (run_id, step_id, status, attempt, started_at, finished_at, result)
-    SELECT id, step_id, 'completed', attempt, now() - duration_ms * interval '1 millisecond', now(), result::jsonb FROM held
-    ON CONFLICT (run_id, step_id) DO UPDATE
-      SET status = 'completed', attempt = excluded.attempt, started_at = excluded.started_at,
-          finished_at = excluded.finished_at, result = excluded.result, error = NULL
-    RETURNING s.run_id::text || '/' || s.step_id AS key
+    SELECT stored.run_id::text AS run_id, stored.step_id, held.lease_token::text AS lease_token
+    FROM stored JOIN held ON held.id = stored.run_id AND held.step_id = stored.step_id
     `,
     [
       steps.map((s) => s.runId),
@@ -43,24 +50,12 @@ export async function stepCompleteMany(db: Executor, params: { steps: readonly S
       steps.map((s) => s.durationMs),
     ],
   )
-  return new Set(rows.map((row) => row.key))
+  return new Set(rows.map((row) => stepKey(row.run_id, row.step_id, row.lease_token)))
 }
 
-/** The attempt and lease token that stored each step, to recognise a repeated write. */
-export async function stepFindOwners(
-  db: Executor,
-  params: { keys: ReadonlyArray<{ runId: string; stepId: string }> },
-): Promise<Map<string, { status: StepStatus; leaseToken: string | undefined }>> {
-  const rows = await sql<{ key: string; status: StepStatus; lease_token: string | null }>(db, 
-    `
-    SELECT s.run_id::text || '/' || s.step_id AS key, s.status, r.lease_token::text AS lease_token
-    FROM unnest(?::uuid[], ?::text[]) AS v(run_id, step_id)
-    JOIN stackshift.steps s ON s.run_id = v.run_id AND s.step_id = v.step_id
-    JOIN stackshift.runs r ON r.id = s.run_id AND r.attempt = s.attempt
-    `,
-    [params.keys.map((k) => k.runId), params.keys.map((k) => k.stepId)],
-  )
-  return new Map(rows.map((row) => [row.key, { status: row.status, leaseToken: row.lease_token ?? undefined }]))
+/** Identifies one step write: the step of a run, under one lease. */
+export function stepKey(runId: string, stepId: string, leaseToken: string): string {
+  return `${runId}/${leaseToken}/${stepId}`
 }
 
 /**
@@ -72,7 +67,8 @@ export async function stepRecordFailures(
   params: { failures: ReadonlyArray<{ runId: string; stepId: string; attempt: number; durationMs: number; error: ErrorInfo }> },
 ): Promise<void> {
   const { failures } = params
-  await sql(db, 
+  await sql(
+    db,
     `
     INSERT INTO stackshift.steps AS s (run_id, step_id, status, attempt, started_at, finished_at, error)
     SELECT v.run_id, v.step_id, 'failed', v.attempt, now() - v.duration_ms * interval '1 millisecond', now(), v.error::jsonb
