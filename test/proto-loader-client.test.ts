@@ -34,7 +34,11 @@ it('a client built from the .proto files alone enqueues, claims, completes a ste
   })
   expect(tasks).toHaveLength(1)
   const [task] = tasks
-  expect(task).toMatchObject({ run_id, job: 'buildReport', queue: 'reports', attempt: 1, payload_json: '{"reportId": "r_1"}', steps: [] })
+  expect(task).toMatchObject({ run_id, job: 'buildReport', queue: 'reports', attempt: 1, payload_json: '{"reportId": "r_1"}', steps: [], lease_ms: 30_000 })
+  // The deadline is on the database clock, lease_ms after the claim.
+  const leaseSeconds = task.lease_expires_at.seconds - task.available_at.seconds
+  expect(leaseSeconds).toBeGreaterThanOrEqual(29)
+  expect(leaseSeconds).toBeLessThanOrEqual(31)
 
   await client.workers('CompleteStep', {
     run_id,

@@ -53,6 +53,7 @@ export interface ClaimedRun {
   attempt: number
   maxAttempts: number
   leaseToken: string
+  leaseExpiresAt: Date
   createdAt: Date
   availableAt: Date
   memo: MemoEntry[]

@@ -79,6 +79,7 @@ export function toTaskMessage(run: ClaimedRun, leaseMs: number): Task {
     steps: run.memo.map((entry) => ({ stepId: entry.stepId, resultJson: entry.resultJson })),
     createdAt: run.createdAt,
     availableAt: run.availableAt,
+    leaseExpiresAt: run.leaseExpiresAt,
   }
 }
 

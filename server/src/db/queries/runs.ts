@@ -33,6 +33,7 @@ interface ClaimedRow {
   attempt: number
   max_attempts: number
   lease_token: string
+  lease_expires_at: Date
   created_at: Date
   available_at: Date
   memo: Array<[string, string | null]> | null
@@ -156,7 +157,7 @@ export async function runClaim(
     FROM candidates
     WHERE r.id = candidates.id
     RETURNING r.id::text AS id, r.namespace, r.queue, r.job, r.payload::text AS payload_json, r.attempt, r.max_attempts,
-      r.lease_token::text AS lease_token, r.created_at, r.available_at,
+      r.lease_token::text AS lease_token, r.lease_expires_at, r.created_at, r.available_at,
       (SELECT json_agg(json_build_array(s.step_id, s.result::text))
        FROM stackshift.steps s WHERE s.run_id = r.id AND s.status = 'completed') AS memo
     `,
@@ -176,6 +177,7 @@ function toClaimedRun(row: ClaimedRow): ClaimedRun {
     attempt: row.attempt,
     maxAttempts: row.max_attempts,
     leaseToken: row.lease_token,
+    leaseExpiresAt: row.lease_expires_at,
     createdAt: row.created_at,
     availableAt: row.available_at,
     memo,

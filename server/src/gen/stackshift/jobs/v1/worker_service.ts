@@ -101,7 +101,14 @@ export interface Task {
    * When the run became ready to be claimed (database clock). The gap to the
    * claim is the time the run waited in the queue.
    */
-  availableAt: Date | undefined;
+  availableAt:
+    | Date
+    | undefined;
+  /**
+   * When the lease expires unless extended by a heartbeat (database clock).
+   * Compare with `lease_ms` rather than the local clock if the clocks differ.
+   */
+  leaseExpiresAt: Date | undefined;
 }
 
 /** WorkerHello opens a Connect stream. */
@@ -598,6 +605,7 @@ function createBaseTask(): Task {
     steps: [],
     createdAt: undefined,
     availableAt: undefined,
+    leaseExpiresAt: undefined,
   };
 }
 
@@ -638,6 +646,9 @@ export const Task: MessageFns<Task> = {
     }
     if (message.availableAt !== undefined) {
       Timestamp.encode(toTimestamp(message.availableAt), writer.uint32(98).fork()).join();
+    }
+    if (message.leaseExpiresAt !== undefined) {
+      Timestamp.encode(toTimestamp(message.leaseExpiresAt), writer.uint32(106).fork()).join();
     }
     return writer;
   },
@@ -751,6 +762,14 @@ export const Task: MessageFns<Task> = {
             message.availableAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
             continue;
           }
+          case 13: {
+            if (tag !== 106) {
+              break;
+            }
+
+            message.leaseExpiresAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -780,6 +799,7 @@ export const Task: MessageFns<Task> = {
     message.steps = object.steps?.map((e) => MemoizedStep.fromPartial(e)) || [];
     message.createdAt = object.createdAt ?? undefined;
     message.availableAt = object.availableAt ?? undefined;
+    message.leaseExpiresAt = object.leaseExpiresAt ?? undefined;
     return message;
   },
 };
