@@ -27,7 +27,9 @@ async function main(): Promise<void> {
   const databaseUrl = await createDatabase(adminUrl)
   const db = new pg.Client({ connectionString: databaseUrl })
   await db.connect()
-  const settings = await db.query(`SELECT current_setting('server_version') AS version, current_setting('fsync') AS fsync, current_setting('synchronous_commit') AS synchronous_commit, current_setting('shared_buffers') AS shared_buffers`)
+  const settings = await db.query(
+    `SELECT current_setting('server_version') AS version, current_setting('fsync') AS fsync, current_setting('synchronous_commit') AS synchronous_commit, current_setting('shared_buffers') AS shared_buffers`,
+  )
   console.log(`machine: ${cpus().length} × ${cpus()[0]?.model}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}`)
   console.log(`postgres: ${JSON.stringify(settings.rows[0])}`)
 

@@ -1,46 +1,26 @@
 import { status } from '@grpc/grpc-js'
-import { LeaseLostError, StackShift } from '@stackshift/sdk'
-import type pg from 'pg'
-import { afterAll, beforeAll, expect, it } from 'vitest'
-import { connect, createTestDatabase } from './support/database.js'
-import { type RawClient, createRawClient, rejectionOf } from './support/raw-client.js'
-import { type TestServer, startTestServer } from './support/server.js'
+import { LeaseLostError } from '@stackshift/sdk'
+import { expect, it } from 'vitest'
+import { rejectionOf } from './support/raw-client.js'
+import { useTestEnvironment } from './support/environment.js'
 
-let server: TestServer
-let raw: RawClient
-let stackshift: StackShift
-let db: pg.Client
-
-beforeAll(async () => {
-  const url = await createTestDatabase()
-  server = await startTestServer(url)
-  raw = createRawClient(server.address)
-  stackshift = new StackShift({ address: server.address })
-  db = await connect(url)
-})
-
-afterAll(async () => {
-  stackshift.close()
-  raw.close()
-  await db.end()
-  await server.stop()
-})
+const env = useTestEnvironment()
 
 /** Moves the lease deadline into the past, as if the worker had paused for too long. */
 async function expireLease(runId: string): Promise<void> {
-  await db.query(`UPDATE stackshift.runs SET lease_expires_at = now() - interval '1 second' WHERE id = $1`, [runId])
+  await env.db.query(`UPDATE stackshift.runs SET lease_expires_at = now() - interval '1 second' WHERE id = $1`, [runId])
 }
 
 async function storedSteps(runId: string): Promise<string[]> {
-  const { rows } = await db.query('SELECT step_id FROM stackshift.steps WHERE run_id = $1 ORDER BY step_id', [runId])
+  const { rows } = await env.db.query('SELECT step_id FROM stackshift.steps WHERE run_id = $1 ORDER BY step_id', [runId])
   return rows.map((row) => row.step_id)
 }
 
 it('a worker whose lease expired cannot complete a step or the run: its writes are rejected and nothing is stored', async () => {
-  const { run_id } = await raw.runs('Enqueue', { run: { queue: 'fenced', job: 'j', max_attempts: 3 } })
-  const { tasks } = await raw.workers('ClaimTask', { queues: ['fenced'], jobs: ['j'], wait_ms: 5000 })
+  const { run_id } = await env.raw.runs('Enqueue', { run: { queue: 'fenced', job: 'j', max_attempts: 3 } })
+  const { tasks } = await env.raw.workers('ClaimTask', { queues: ['fenced'], jobs: ['j'], wait_ms: 5000 })
   const stale = { run_id, lease_token: tasks[0].lease_token }
-  await raw.workers('CompleteStep', { ...stale, step_id: 'before-pause', result_json: '1' })
+  await env.raw.workers('CompleteStep', { ...stale, step_id: 'before-pause', result_json: '1' })
 
   await expireLease(run_id)
 
@@ -50,19 +30,21 @@ it('a worker whose lease expired cannot complete a step or the run: its writes a
     ['FailRun', { ...stale, error: { name: 'Error', message: 'late failure' } }],
     ['ReleaseRun', stale],
   ] as const) {
-    const rejection = await rejectionOf(raw.workers(method, request))
+    const rejection = await rejectionOf(env.raw.workers(method, request))
     expect([method, rejection.code]).toEqual([method, status.FAILED_PRECONDITION])
     expect(rejection.details).toContain(`lease on run ${run_id} is not held`)
   }
-  expect(await raw.workers('Heartbeat', { leases: [stale] })).toEqual({ revoked: [{ run_id, reason: 'REVOKE_REASON_LEASE_LOST' }] })
+  expect(await env.raw.workers('Heartbeat', { leases: [stale] })).toEqual({ revoked: [{ run_id, reason: 'REVOKE_REASON_LEASE_LOST' }] })
 
   // The next attempt gets a new lease; the old token stays fenced even though the run is running again.
-  const next = await raw.workers('ClaimTask', { queues: ['fenced'], jobs: ['j'], wait_ms: 10_000 })
-  expect(next.tasks).toEqual([expect.objectContaining({ run_id, attempt: 2, steps: [expect.objectContaining({ step_id: 'before-pause', result_json: '1' })] })])
-  expect((await rejectionOf(raw.workers('CompleteRun', { ...stale, result_json: '"stale"' }))).code).toBe(status.FAILED_PRECONDITION)
-  await raw.workers('CompleteRun', { run_id, lease_token: next.tasks[0].lease_token, result_json: '"fresh"' })
+  const next = await env.raw.workers('ClaimTask', { queues: ['fenced'], jobs: ['j'], wait_ms: 10_000 })
+  expect(next.tasks).toEqual([
+    expect.objectContaining({ run_id, attempt: 2, steps: [expect.objectContaining({ step_id: 'before-pause', result_json: '1' })] }),
+  ])
+  expect((await rejectionOf(env.raw.workers('CompleteRun', { ...stale, result_json: '"stale"' }))).code).toBe(status.FAILED_PRECONDITION)
+  await env.raw.workers('CompleteRun', { run_id, lease_token: next.tasks[0].lease_token, result_json: '"fresh"' })
 
-  const run = await stackshift.getRun(run_id)
+  const run = await env.stackshift.getRun(run_id)
   expect(run.status).toBe('completed')
   expect(run.result).toBe('fresh')
   expect(await storedSteps(run_id)).toEqual(['before-pause'])
@@ -70,15 +52,19 @@ it('a worker whose lease expired cannot complete a step or the run: its writes a
 })
 
 it('a heartbeat extends the lease, on the database clock', async () => {
-  const { run_id } = await raw.runs('Enqueue', { run: { queue: 'beats', job: 'j' } })
-  const { tasks } = await raw.workers('ClaimTask', { queues: ['beats'], jobs: ['j'], wait_ms: 5000, lease_ms: 1000 })
+  const { run_id } = await env.raw.runs('Enqueue', { run: { queue: 'beats', job: 'j' } })
+  const { tasks } = await env.raw.workers('ClaimTask', { queues: ['beats'], jobs: ['j'], wait_ms: 5000, lease_ms: 1000 })
   const lease = { run_id, lease_token: tasks[0].lease_token }
   const remaining = async () =>
-    (await db.query(`SELECT (extract(epoch FROM lease_expires_at - now()) * 1000)::float8 AS ms FROM stackshift.runs WHERE id = $1`, [run_id])).rows[0].ms as number
+    (
+      await env.db.query(`SELECT (extract(epoch FROM lease_expires_at - now()) * 1000)::float8 AS ms FROM stackshift.runs WHERE id = $1`, [
+        run_id,
+      ])
+    ).rows[0].ms as number
   expect(await remaining()).toBeLessThanOrEqual(1000)
-  expect(await raw.workers('Heartbeat', { leases: [lease], lease_ms: 60_000 })).toEqual({ revoked: [] })
+  expect(await env.raw.workers('Heartbeat', { leases: [lease], lease_ms: 60_000 })).toEqual({ revoked: [] })
   expect(await remaining()).toBeGreaterThan(50_000)
-  await raw.workers('CompleteRun', lease)
+  await env.raw.workers('CompleteRun', lease)
 })
 
 it('an SDK worker that loses its lease sees its signal abort, and the step it completes afterwards is not stored', async () => {
@@ -92,7 +78,7 @@ it('an SDK worker that loses its lease sees its signal abort, and the step it co
   const attemptOneEnded = new Promise<void>((resolve) => (endAttemptOne = resolve))
   let runId = ''
 
-  stackshift.job('pausesForTooLong', async ({ step, signal, run }) => {
+  env.stackshift.job('pausesForTooLong', async ({ step, signal, run }) => {
     await step.run('before', () => 'kept')
     if (run.attempt === 1) {
       paused()
@@ -110,25 +96,20 @@ it('an SDK worker that loses its lease sees its signal abort, and the step it co
     }
     return `finished by attempt ${run.attempt}`
   })
-  const worker = stackshift.worker({ queues: ['pauses'], jobs: ['pausesForTooLong'], leaseMs: 1500 })
-  await worker.start()
-  try {
-    runId = (await stackshift.queue('pauses').enqueue('pausesForTooLong', {})).id
-    await isPaused
-    await expireLease(runId)
-    // The handler waits for its signal: the next heartbeat learns the lease is gone and aborts it.
-    resume()
-    const done = await stackshift.waitForRun(runId, { timeoutMs: 30_000 })
-    await attemptOneEnded
+  await env.startWorker({ queues: ['pauses'], jobs: ['pausesForTooLong'], leaseMs: 1500 })
+  runId = (await env.stackshift.queue('pauses').enqueue('pausesForTooLong', {})).id
+  await isPaused
+  await expireLease(runId)
+  // The handler waits for its signal: the next heartbeat learns the lease is gone and aborts it.
+  resume()
+  const done = await env.stackshift.waitForRun(runId, { timeoutMs: 30_000 })
+  await attemptOneEnded
 
-    expect(observed?.aborted).toBe(true)
-    expect(observed?.reason).toBeInstanceOf(LeaseLostError)
-    expect(lateStepError).toBeInstanceOf(LeaseLostError)
-    expect(done.status).toBe('completed')
-    expect(done.result).toBe('finished by attempt 2')
-    expect(await storedSteps(runId)).toEqual(['before'])
-    expect(done.attemptHistory.map((a) => a.outcome)).toEqual(['lease_expired', 'completed'])
-  } finally {
-    await worker.stop()
-  }
+  expect(observed?.aborted).toBe(true)
+  expect(observed?.reason).toBeInstanceOf(LeaseLostError)
+  expect(lateStepError).toBeInstanceOf(LeaseLostError)
+  expect(done.status).toBe('completed')
+  expect(done.result).toBe('finished by attempt 2')
+  expect(await storedSteps(runId)).toEqual(['before'])
+  expect(done.attemptHistory.map((a) => a.outcome)).toEqual(['lease_expired', 'completed'])
 })

@@ -63,10 +63,14 @@ it('2,000 runs enqueued across two servers, with workers on each, are each compl
     const ids = [...singles.map((r) => r.id), ...batches]
     expect(new Set(ids).size).toBe(2000)
 
-    await waitUntil(async () => (await db.query(`SELECT count(*)::int AS n FROM stackshift.runs WHERE status = 'completed'`)).rows[0].n === 2000)
+    await waitUntil(
+      async () => (await db.query(`SELECT count(*)::int AS n FROM stackshift.runs WHERE status = 'completed'`)).rows[0].n === 2000,
+    )
     expect(executions.size).toBe(2000)
     expect([...executions.values()].every((count) => count === 1)).toBe(true)
-    const { rows } = await db.query(`SELECT count(*)::int AS n, max(attempt) AS max_attempt, count(DISTINCT result::text)::int AS servers FROM stackshift.runs`)
+    const { rows } = await db.query(
+      `SELECT count(*)::int AS n, max(attempt) AS max_attempt, count(DISTINCT result::text)::int AS servers FROM stackshift.runs`,
+    )
     expect(rows[0]).toEqual({ n: 2000, max_attempt: 1, servers: 2 })
   } finally {
     await Promise.all(workers.map((worker) => worker.stop()))
@@ -85,7 +89,10 @@ it('a run enqueued on one server wakes a worker connected only to the other, and
     // Delayed: server A's timer makes it ready, and NOTIFY carries that to B.
     const later = await onA.queue('only-b').enqueue('onlyOnB', 'later', { delay: '1s' })
     // Both waits are on server A while the work happens on B: the finish trigger's NOTIFY ends them.
-    const [doneNow, doneLater] = await Promise.all([onA.waitForRun(now.id, { timeoutMs: 20_000 }), onA.waitForRun(later.id, { timeoutMs: 20_000 })])
+    const [doneNow, doneLater] = await Promise.all([
+      onA.waitForRun(now.id, { timeoutMs: 20_000 }),
+      onA.waitForRun(later.id, { timeoutMs: 20_000 }),
+    ])
     expect(doneNow.result).toEqual({ echoed: 'now' })
     expect(doneLater.result).toEqual({ echoed: 'later' })
     expect(doneLater.attemptHistory[0]!.startedAt!.getTime()).toBeGreaterThanOrEqual(doneLater.availableAt!.getTime())

@@ -1,30 +1,18 @@
 import { status } from '@grpc/grpc-js'
-import { afterAll, beforeAll, expect, it } from 'vitest'
-import { createTestDatabase } from './support/database.js'
-import { type RawClient, createRawClient, rejectionOf } from './support/raw-client.js'
-import { type TestServer, startTestServer } from './support/server.js'
+import { expect, it } from 'vitest'
+import { rejectionOf } from './support/raw-client.js'
+import { useTestEnvironment } from './support/environment.js'
 
-let server: TestServer
-let client: RawClient
-
-beforeAll(async () => {
-  server = await startTestServer(await createTestDatabase())
-  client = createRawClient(server.address)
-})
-
-afterAll(async () => {
-  client.close()
-  await server.stop()
-})
+const env = useTestEnvironment()
 
 it('a client built from the .proto files alone enqueues, claims, completes a step and the run', async () => {
-  const { run_id, deduplicated } = await client.runs('Enqueue', {
+  const { run_id, deduplicated } = await env.raw.runs('Enqueue', {
     namespace: 'polyglot',
     run: { queue: 'reports', job: 'buildReport', payload_json: '{"reportId":"r_1"}' },
   })
   expect(deduplicated).toBe(false)
 
-  const { tasks } = await client.workers('ClaimTask', {
+  const { tasks } = await env.raw.workers('ClaimTask', {
     namespace: 'polyglot',
     worker_id: 'python-like-client',
     queues: ['reports'],
@@ -34,23 +22,31 @@ it('a client built from the .proto files alone enqueues, claims, completes a ste
   })
   expect(tasks).toHaveLength(1)
   const [task] = tasks
-  expect(task).toMatchObject({ run_id, job: 'buildReport', queue: 'reports', attempt: 1, payload_json: '{"reportId": "r_1"}', steps: [], lease_ms: 30_000 })
+  expect(task).toMatchObject({
+    run_id,
+    job: 'buildReport',
+    queue: 'reports',
+    attempt: 1,
+    payload_json: '{"reportId": "r_1"}',
+    steps: [],
+    lease_ms: 30_000,
+  })
   // The deadline is on the database clock, lease_ms after the claim.
   const leaseSeconds = task.lease_expires_at.seconds - task.available_at.seconds
   expect(leaseSeconds).toBeGreaterThanOrEqual(29)
   expect(leaseSeconds).toBeLessThanOrEqual(31)
 
-  await client.workers('CompleteStep', {
+  await env.raw.workers('CompleteStep', {
     run_id,
     lease_token: task.lease_token,
     step_id: 'collect-data',
     result_json: '{"rows":42}',
     duration_ms: 12,
   })
-  await client.workers('Heartbeat', { leases: [{ run_id, lease_token: task.lease_token }] })
-  await client.workers('CompleteRun', { run_id, lease_token: task.lease_token, result_json: '{"url":"https://example.com/r_1.pdf"}' })
+  await env.raw.workers('Heartbeat', { leases: [{ run_id, lease_token: task.lease_token }] })
+  await env.raw.workers('CompleteRun', { run_id, lease_token: task.lease_token, result_json: '{"url":"https://example.com/r_1.pdf"}' })
 
-  const { run } = await client.runs('GetRun', { namespace: 'polyglot', run_id })
+  const { run } = await env.raw.runs('GetRun', { namespace: 'polyglot', run_id })
   expect(run).toMatchObject({
     id: run_id,
     status: 'RUN_STATUS_COMPLETED',
@@ -61,20 +57,25 @@ it('a client built from the .proto files alone enqueues, claims, completes a ste
   })
 
   // The lease ended with the run: a late write under it is refused.
-  const late = await rejectionOf(client.workers('CompleteStep', { run_id, lease_token: task.lease_token, step_id: 'late', result_json: '1' }))
+  const late = await rejectionOf(
+    env.raw.workers('CompleteStep', { run_id, lease_token: task.lease_token, step_id: 'late', result_json: '1' }),
+  )
   expect(late.code).toBe(status.FAILED_PRECONDITION)
 })
 
 it('the Connect stream works from the .proto files alone: hello, task, operations, results', async () => {
-  const { run_id } = await client.runs('Enqueue', { namespace: 'polyglot', run: { queue: 'stream-q', job: 'streamJob', payload_json: '[1,2]' } })
-  const stream = client.connect()
+  const { run_id } = await env.raw.runs('Enqueue', {
+    namespace: 'polyglot',
+    run: { queue: 'stream-q', job: 'streamJob', payload_json: '[1,2]' },
+  })
+  const stream = env.raw.connect()
   const messages: Array<Record<string, any>> = []
   const next = () =>
     new Promise<Record<string, any>>((resolve) => {
       const take = () => {
         const message = messages.shift()
         if (message) resolve(message)
-        else stream.once('data', (m) => (messages.push(m), take()))
+        else stream.once('data', (m: Record<string, any>) => (messages.push(m), take()))
       }
       take()
     })
@@ -101,6 +102,6 @@ it('the Connect stream works from the .proto files alone: hello, task, operation
   expect(answer.results).toEqual([expect.objectContaining({ id: 3, code: status.OK })])
   stream.end()
 
-  const { run } = await client.runs('GetRun', { namespace: 'polyglot', run_id })
+  const { run } = await env.raw.runs('GetRun', { namespace: 'polyglot', run_id })
   expect(run).toMatchObject({ status: 'RUN_STATUS_COMPLETED', result_json: '"ok"', steps: [{ id: 's', result_json: 'true' }] })
 })

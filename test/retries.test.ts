@@ -1,28 +1,10 @@
-import { NonRetriableError, RetryAfterError, StackShift, type Worker } from '@stackshift/sdk'
-import { afterAll, afterEach, beforeAll, expect, it } from 'vitest'
-import { createTestDatabase } from './support/database.js'
-import { type RawClient, createRawClient } from './support/raw-client.js'
-import { type TestServer, startTestServer } from './support/server.js'
+import { NonRetriableError, RetryAfterError } from '@stackshift/sdk'
+import { expect, it } from 'vitest'
+import { useTestEnvironment } from './support/environment.js'
 
 const retryBaseMs = 200
 
-let server: TestServer
-let stackshift: StackShift
-let worker: Worker
-
-beforeAll(async () => {
-  server = await startTestServer(await createTestDatabase(), { retryBaseMs, retryMaxMs: 10_000 })
-  stackshift = new StackShift({ address: server.address })
-})
-
-afterEach(async () => {
-  await worker?.stop()
-})
-
-afterAll(async () => {
-  stackshift.close()
-  await server.stop()
-})
+const env = useTestEnvironment({ retryBaseMs, retryMaxMs: 10_000 })
 
 function gapMs(earlier: Date | undefined, later: Date | undefined): number {
   return later!.getTime() - earlier!.getTime()
@@ -30,15 +12,14 @@ function gapMs(earlier: Date | undefined, later: Date | undefined): number {
 
 it('a job that always throws ends failed after its max attempts, with the backoff visible in the attempt times', async () => {
   let calls = 0
-  stackshift.job('alwaysThrows', () => {
+  env.stackshift.job('alwaysThrows', () => {
     calls++
     throw new TypeError(`upstream said no (call ${calls})`)
   })
-  worker = stackshift.worker({ queues: ['flaky'], jobs: ['alwaysThrows'] })
-  await worker.start()
+  await env.startWorker({ queues: ['flaky'], jobs: ['alwaysThrows'] })
 
-  const run = await stackshift.queue('flaky').enqueue('alwaysThrows', {}, { maxAttempts: 4 })
-  const done = await stackshift.waitForRun(run.id)
+  const run = await env.stackshift.queue('flaky').enqueue('alwaysThrows', {}, { maxAttempts: 4 })
+  const done = await env.stackshift.waitForRun(run.id)
 
   expect(done.status).toBe('failed')
   expect(done.attempts).toBe(4)
@@ -61,15 +42,14 @@ it('a job that always throws ends failed after its max attempts, with the backof
 
 it('NonRetriableError fails the run on the first attempt', async () => {
   let calls = 0
-  stackshift.job('rejectsForGood', () => {
+  env.stackshift.job('rejectsForGood', () => {
     calls++
     throw new NonRetriableError('the account is closed')
   })
-  worker = stackshift.worker({ queues: ['flaky'], jobs: ['rejectsForGood'] })
-  await worker.start()
+  await env.startWorker({ queues: ['flaky'], jobs: ['rejectsForGood'] })
 
-  const run = await stackshift.queue('flaky').enqueue('rejectsForGood', {}, { maxAttempts: 5 })
-  const done = await stackshift.waitForRun(run.id)
+  const run = await env.stackshift.queue('flaky').enqueue('rejectsForGood', {}, { maxAttempts: 5 })
+  const done = await env.stackshift.waitForRun(run.id)
 
   expect(done.status).toBe('failed')
   expect(done.attempts).toBe(1)
@@ -78,53 +58,48 @@ it('NonRetriableError fails the run on the first attempt', async () => {
 })
 
 it('NonRetriableError thrown inside a step fails the run at once and records the failed step', async () => {
-  stackshift.job('stepRejects', async ({ step }) => {
+  env.stackshift.job('stepRejects', async ({ step }) => {
     await step.run('charge-card', () => {
       throw new NonRetriableError('card expired')
     })
   })
-  worker = stackshift.worker({ queues: ['flaky'], jobs: ['stepRejects'] })
-  await worker.start()
+  await env.startWorker({ queues: ['flaky'], jobs: ['stepRejects'] })
 
-  const done = await stackshift.waitForRun((await stackshift.queue('flaky').enqueue('stepRejects', {})).id)
+  const done = await env.stackshift.waitForRun((await env.stackshift.queue('flaky').enqueue('stepRejects', {})).id)
   expect(done.status).toBe('failed')
   expect(done.attempts).toBe(1)
-  expect(done.steps).toEqual([expect.objectContaining({ id: 'charge-card', status: 'failed', error: expect.objectContaining({ message: 'card expired' }) })])
+  expect(done.steps).toEqual([
+    expect.objectContaining({ id: 'charge-card', status: 'failed', error: expect.objectContaining({ message: 'card expired' }) }),
+  ])
 })
 
 it('RetryAfterError delays the next attempt by the time it asks for', async () => {
   let calls = 0
-  stackshift.job('rateLimited', () => {
+  env.stackshift.job('rateLimited', () => {
     calls++
     if (calls === 1) throw new RetryAfterError('429 from the API', '1500ms')
     return 'done'
   })
-  worker = stackshift.worker({ queues: ['flaky'], jobs: ['rateLimited'] })
-  await worker.start()
+  await env.startWorker({ queues: ['flaky'], jobs: ['rateLimited'] })
 
-  const done = await stackshift.waitForRun((await stackshift.queue('flaky').enqueue('rateLimited', {})).id)
+  const done = await env.stackshift.waitForRun((await env.stackshift.queue('flaky').enqueue('rateLimited', {})).id)
   expect(done.status).toBe('completed')
   expect(done.attempts).toBe(2)
   expect(gapMs(done.attemptHistory[0]!.finishedAt, done.attemptHistory[1]!.startedAt)).toBeGreaterThanOrEqual(1500)
 })
 
 it('an expired lease counts as a failed attempt, so a run whose worker always dies ends failed', async () => {
-  const raw: RawClient = createRawClient(server.address)
-  try {
-    const { run_id } = await raw.runs('Enqueue', { run: { queue: 'doomed', job: 'crashes', max_attempts: 2 } })
-    for (const attempt of [1, 2]) {
-      // Claim with a short lease and never heartbeat: the worker "died".
-      const { tasks } = await raw.workers('ClaimTask', { queues: ['doomed'], jobs: ['crashes'], wait_ms: 20_000, lease_ms: 500 })
-      expect(tasks).toEqual([expect.objectContaining({ run_id, attempt })])
-    }
-    const done = await stackshift.waitForRun(run_id)
-    expect(done.status).toBe('failed')
-    expect(done.attemptHistory.map((a) => [a.attempt, a.outcome])).toEqual([
-      [1, 'lease_expired'],
-      [2, 'lease_expired'],
-    ])
-    expect(done.error?.name).toBe('LeaseExpired')
-  } finally {
-    raw.close()
+  const { run_id } = await env.raw.runs('Enqueue', { run: { queue: 'doomed', job: 'crashes', max_attempts: 2 } })
+  for (const attempt of [1, 2]) {
+    // Claim with a short lease and never heartbeat: the worker "died".
+    const { tasks } = await env.raw.workers('ClaimTask', { queues: ['doomed'], jobs: ['crashes'], wait_ms: 20_000, lease_ms: 500 })
+    expect(tasks).toEqual([expect.objectContaining({ run_id, attempt })])
   }
+  const done = await env.stackshift.waitForRun(run_id)
+  expect(done.status).toBe('failed')
+  expect(done.attemptHistory.map((a) => [a.attempt, a.outcome])).toEqual([
+    [1, 'lease_expired'],
+    [2, 'lease_expired'],
+  ])
+  expect(done.error?.name).toBe('LeaseExpired')
 })

@@ -1,63 +1,43 @@
-import { StackShift, type Worker } from '@stackshift/sdk'
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { createTestDatabase } from './support/database.js'
-import { type TestServer, startTestServer } from './support/server.js'
+import { describe, expect, it } from 'vitest'
+import { useTestEnvironment } from './support/environment.js'
 
 /*
  * The first two examples of the product page (shared/seed/real-world-examples.md),
  * with the external services replaced by fakes that count their calls.
  */
 
-let server: TestServer
-let stackshift: StackShift
-let worker: Worker | undefined
-
-beforeAll(async () => {
-  server = await startTestServer(await createTestDatabase())
-  stackshift = new StackShift({ address: server.address })
-})
-
-afterEach(async () => {
-  await worker?.stop()
-  worker = undefined
-})
-
-afterAll(async () => {
-  stackshift.close()
-  await server.stop()
-})
+const env = useTestEnvironment()
 
 describe('send verification email', () => {
   it('enqueued twice with one idempotency key, it makes one run and sends one email', async () => {
     const sentEmails: string[] = []
-    stackshift.job<{ userId: string; email: string }>('sendVerificationEmail', async ({ payload, step }) => {
+    env.stackshift.job<{ userId: string; email: string }>('sendVerificationEmail', async ({ payload, step }) => {
       await step.run('send-email', () => {
         sentEmails.push(payload.email)
         return { messageId: `msg_${payload.userId}` }
       })
     })
-    worker = stackshift.worker({ queues: ['emails'] })
-    await worker.start()
+    await env.startWorker({ queues: ['emails'] })
 
-    const first = await stackshift.queue('emails').enqueue(
-      'sendVerificationEmail',
-      { userId: 'user_123', email: 'ada@example.com' },
-      { idempotencyKey: 'verify:user_123' },
-    )
-    const second = await stackshift.queue('emails').enqueue(
-      'sendVerificationEmail',
-      { userId: 'user_123', email: 'ada@example.com' },
-      { idempotencyKey: 'verify:user_123' },
-    )
+    const first = await env.stackshift
+      .queue('emails')
+      .enqueue('sendVerificationEmail', { userId: 'user_123', email: 'ada@example.com' }, { idempotencyKey: 'verify:user_123' })
+    const second = await env.stackshift
+      .queue('emails')
+      .enqueue('sendVerificationEmail', { userId: 'user_123', email: 'ada@example.com' }, { idempotencyKey: 'verify:user_123' })
     expect(first.deduplicated).toBe(false)
     expect(second).toEqual({ id: first.id, deduplicated: true })
 
-    const done = await stackshift.waitForRun(first.id, { timeoutMs: 30_000 })
+    const done = await env.stackshift.waitForRun(first.id, { timeoutMs: 30_000 })
     expect(done.status).toBe('completed')
-    expect(done.steps.map((step) => [step.id, step.status, step.result])).toEqual([['send-email', 'completed', { messageId: 'msg_user_123' }]])
+    expect(done.steps.map((step) => [step.id, step.status, step.result])).toEqual([
+      ['send-email', 'completed', { messageId: 'msg_user_123' }],
+    ])
 
     // The key stays live after the run completed: a late duplicate still finds it.
-    const third = await stackshift.queue('emails').enqueue('sendVerificationEmail', { userId: 'user_123', email: 'ada@example.com' }, { idempotencyKey: 'verify:user_123' })
+    const third = await env.stackshift
+      .queue('emails')
+      .enqueue('sendVerificationEmail', { userId: 'user_123', email: 'ada@example.com' }, { idempotencyKey: 'verify:user_123' })
     expect(third).toEqual({ id: first.id, deduplicated: true })
     expect(sentEmails).toEqual(['ada@example.com'])
   })
@@ -86,10 +66,10 @@ describe('payment to provisioning workflow', () => {
     }
 
     // As on the product page.
-    stackshift.job<{ paymentId: string; customerId: string }>('provisionAfterPayment', async ({ payload, step }) => {
+    env.stackshift.job<{ paymentId: string; customerId: string }>('provisionAfterPayment', async ({ payload, step }) => {
       const payment = await step.run('verify-payment', () => verifyPayment(payload.paymentId))
 
-      if (payment.status !== "paid") {
+      if (payment.status !== 'paid') {
         throw new Error('Payment is not complete')
       }
 
@@ -99,15 +79,12 @@ describe('payment to provisioning workflow', () => {
 
       return { provisioned: true }
     })
-    worker = stackshift.worker({ queues: ['billing'], concurrency: 20 })
-    await worker.start()
+    await env.startWorker({ queues: ['billing'], concurrency: 20 })
 
-    const run = await stackshift.queue('billing').enqueue(
-      'provisionAfterPayment',
-      { paymentId: 'pay_1', customerId: 'cus_1' },
-      { idempotencyKey: 'provision:pay_1' },
-    )
-    const done = await stackshift.waitForRun(run.id, { timeoutMs: 30_000 })
+    const run = await env.stackshift
+      .queue('billing')
+      .enqueue('provisionAfterPayment', { paymentId: 'pay_1', customerId: 'cus_1' }, { idempotencyKey: 'provision:pay_1' })
+    const done = await env.stackshift.waitForRun(run.id, { timeoutMs: 30_000 })
 
     expect(done.status).toBe('completed')
     expect(done.result).toEqual({ provisioned: true })

@@ -1,29 +1,11 @@
-import { StackShift, type Worker } from '@stackshift/sdk'
-import { afterAll, afterEach, beforeAll, expect, it } from 'vitest'
-import { createTestDatabase } from './support/database.js'
-import { type TestServer, startTestServer } from './support/server.js'
+import { expect, it } from 'vitest'
+import { useTestEnvironment } from './support/environment.js'
 
-let server: TestServer
-let stackshift: StackShift
-let worker: Worker
-
-beforeAll(async () => {
-  server = await startTestServer(await createTestDatabase())
-  stackshift = new StackShift({ address: server.address })
-})
-
-afterEach(async () => {
-  await worker?.stop()
-})
-
-afterAll(async () => {
-  stackshift.close()
-  await server.stop()
-})
+const env = useTestEnvironment()
 
 it('step.run called three times with one id stores x, x:1 and x:2, and a retry replays all three from the memo', async () => {
   let executions = 0
-  stackshift.job('loops', async ({ step, run }) => {
+  env.stackshift.job('loops', async ({ step, run }) => {
     const results: number[] = []
     for (let i = 0; i < 3; i++) {
       results.push(
@@ -36,10 +18,9 @@ it('step.run called three times with one id stores x, x:1 and x:2, and a retry r
     if (run.attempt === 1) throw new Error('fail after the loop')
     return results
   })
-  worker = stackshift.worker({ queues: ['steps'], jobs: ['loops'] })
-  await worker.start()
+  await env.startWorker({ queues: ['steps'], jobs: ['loops'] })
 
-  const done = await stackshift.waitForRun((await stackshift.queue('steps').enqueue('loops', {})).id)
+  const done = await env.stackshift.waitForRun((await env.stackshift.queue('steps').enqueue('loops', {})).id)
   expect(done.status).toBe('completed')
   expect(done.attempts).toBe(2)
   expect(done.result).toEqual([0, 10, 20])
@@ -53,7 +34,7 @@ it('step.run called three times with one id stores x, x:1 and x:2, and a retry r
 
 it('0, "", false, null and undefined come back from a step as they went in, first time and on replay', async () => {
   const seen: unknown[][] = []
-  stackshift.job('falsy', async ({ step, run }) => {
+  env.stackshift.job('falsy', async ({ step, run }) => {
     const values = [
       await step.run('zero', () => 0),
       await step.run('empty', () => ''),
@@ -66,10 +47,9 @@ it('0, "", false, null and undefined come back from a step as they went in, firs
     if (run.attempt === 1) throw new Error('replay, please')
     return { values: values.slice(0, 4), isUndefinedKept: values[4] === undefined }
   })
-  worker = stackshift.worker({ queues: ['steps'], jobs: ['falsy'] })
-  await worker.start()
+  await env.startWorker({ queues: ['steps'], jobs: ['falsy'] })
 
-  const done = await stackshift.waitForRun((await stackshift.queue('steps').enqueue('falsy', {})).id)
+  const done = await env.stackshift.waitForRun((await env.stackshift.queue('steps').enqueue('falsy', {})).id)
   expect(done.status).toBe('completed')
   const expected = [0, '', false, null, undefined, '2026-01-02T03:04:05.000Z']
   expect(seen).toEqual([expected, expected])
@@ -77,33 +57,30 @@ it('0, "", false, null and undefined come back from a step as they went in, firs
 })
 
 it('a handler that returns nothing completes with no result', async () => {
-  stackshift.job('returnsNothing', () => {})
-  worker = stackshift.worker({ queues: ['steps'], jobs: ['returnsNothing'] })
-  await worker.start()
-  const done = await stackshift.waitForRun((await stackshift.queue('steps').enqueue('returnsNothing', null)).id)
+  env.stackshift.job('returnsNothing', () => {})
+  await env.startWorker({ queues: ['steps'], jobs: ['returnsNothing'] })
+  const done = await env.stackshift.waitForRun((await env.stackshift.queue('steps').enqueue('returnsNothing', null)).id)
   expect(done.status).toBe('completed')
   expect(done.result).toBeUndefined()
   expect(done.payload).toBeNull()
 })
 
 it('an explicit step id that collides with a repeat suffix fails the attempt with a clear error', async () => {
-  stackshift.job('collides', async ({ step }) => {
+  env.stackshift.job('collides', async ({ step }) => {
     await step.run('x', () => 1)
     await step.run('x:1', () => 2)
     await step.run('x', () => 3)
   })
-  worker = stackshift.worker({ queues: ['steps'], jobs: ['collides'] })
-  await worker.start()
-  const done = await stackshift.waitForRun((await stackshift.queue('steps').enqueue('collides', {}, { maxAttempts: 1 })).id)
+  await env.startWorker({ queues: ['steps'], jobs: ['collides'] })
+  const done = await env.stackshift.waitForRun((await env.stackshift.queue('steps').enqueue('collides', {}, { maxAttempts: 1 })).id)
   expect(done.status).toBe('failed')
   expect(done.error?.message).toContain('step id "x:1" is used twice')
 })
 
 it('steps run in parallel get distinct ids in call order', async () => {
-  stackshift.job('fansOut', async ({ step }) => Promise.all([1, 2, 3].map((n) => step.run('square', async () => n * n))))
-  worker = stackshift.worker({ queues: ['steps'], jobs: ['fansOut'] })
-  await worker.start()
-  const done = await stackshift.waitForRun((await stackshift.queue('steps').enqueue('fansOut', {})).id)
+  env.stackshift.job('fansOut', async ({ step }) => Promise.all([1, 2, 3].map((n) => step.run('square', async () => n * n))))
+  await env.startWorker({ queues: ['steps'], jobs: ['fansOut'] })
+  const done = await env.stackshift.waitForRun((await env.stackshift.queue('steps').enqueue('fansOut', {})).id)
   expect(done.result).toEqual([1, 4, 9])
   expect(Object.fromEntries(done.steps.map((s) => [s.id, s.result]))).toEqual({ square: 1, 'square:1': 4, 'square:2': 9 })
 })

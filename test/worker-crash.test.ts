@@ -1,32 +1,19 @@
-import { StackShift } from '@stackshift/sdk'
-import { afterAll, beforeAll, expect, it } from 'vitest'
-import { createTestDatabase } from './support/database.js'
+import { expect, it } from 'vitest'
 import { ChildScript } from './support/processes.js'
-import { type TestServer, startTestServer } from './support/server.js'
+import { useTestEnvironment } from './support/environment.js'
 
-let server: TestServer
-let stackshift: StackShift
-
-beforeAll(async () => {
-  server = await startTestServer(await createTestDatabase())
-  stackshift = new StackShift({ address: server.address })
-})
-
-afterAll(async () => {
-  stackshift.close()
-  await server.stop()
-})
+const env = useTestEnvironment()
 
 it('a worker killed with SIGKILL mid-step: the run is redelivered after the lease expires and completes on another worker, without repeating completed steps', async () => {
-  const crashing = new ChildScript('test/fixtures/crash-worker.ts', { STACKSHIFT_ADDRESS: server.address })
+  const crashing = new ChildScript('test/fixtures/crash-worker.ts', { STACKSHIFT_ADDRESS: env.server.address })
   try {
     await crashing.waitForLine(/^READY$/)
-    const run = await stackshift.queue('imports').enqueue('importOrders', { batch: 7 })
+    const run = await env.stackshift.queue('imports').enqueue('importOrders', { batch: 7 })
     await crashing.waitForLine(new RegExp(`^BLOCKED ${run.id}$`))
     await crashing.kill('SIGKILL')
 
     const effects = { 'fetch-orders': 0, 'write-orders': 0, 'notify-team': 0 }
-    stackshift.job('importOrders', async ({ step }) => {
+    env.stackshift.job('importOrders', async ({ step }) => {
       const orders = await step.run('fetch-orders', () => {
         effects['fetch-orders']++
         return ['never used']
@@ -40,10 +27,10 @@ it('a worker killed with SIGKILL mid-step: the run is redelivered after the leas
       })
       return { imported: orders }
     })
-    const survivor = stackshift.worker({ queues: ['imports'] })
+    const survivor = env.stackshift.worker({ queues: ['imports'] })
     await survivor.start()
     try {
-      const done = await stackshift.waitForRun(run.id, { timeoutMs: 30_000 })
+      const done = await env.stackshift.waitForRun(run.id, { timeoutMs: 30_000 })
       expect(done.status).toBe('completed')
       // The memo from the first attempt came back: the survivor never fetched.
       expect(done.result).toEqual({ imported: ['order_1', 'order_2'] })

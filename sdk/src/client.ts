@@ -39,7 +39,8 @@ export class StackShift {
   private readonly logger: Logger
 
   constructor(options: StackShiftOptions) {
-    if (typeof options?.address !== 'string' || options.address === '') throw new TypeError('StackShift options.address must be "host:port"')
+    if (typeof options?.address !== 'string' || options.address === '')
+      throw new TypeError('StackShift options.address must be "host:port"')
     this.namespace = options.namespace ?? 'default'
     this.callTimeoutMs = options.callTimeoutMs ?? 30_000
     this.logger = options.logger ?? defaultLogger
@@ -57,7 +58,12 @@ export class StackShift {
         return response.then((r): EnqueuedRun => ({ id: r.runId, deduplicated: r.deduplicated }))
       },
       enqueueBatch: async (runs) => {
-        const response = await callUnary(this.clients.runs, this.clients.runs.enqueueBatch, { namespace: this.namespace, runs }, this.callTimeoutMs)
+        const response = await callUnary(
+          this.clients.runs,
+          this.clients.runs.enqueueBatch,
+          { namespace: this.namespace, runs },
+          this.callTimeoutMs,
+        )
         return response.results.map((r) => ({ id: r.runId, deduplicated: r.deduplicated }))
       },
     })
@@ -94,7 +100,10 @@ export class StackShift {
    * returns it. Throws WaitForRunTimeoutError if it has not within `timeoutMs`
    * (default 30,000).
    */
-  async waitForRun<TResult = unknown, TPayload = unknown>(runId: string, options: { timeoutMs?: number } = {}): Promise<Run<TResult, TPayload>> {
+  async waitForRun<TResult = unknown, TPayload = unknown>(
+    runId: string,
+    options: { timeoutMs?: number } = {},
+  ): Promise<Run<TResult, TPayload>> {
     const timeoutMs = options.timeoutMs ?? 30_000
     const deadline = Date.now() + timeoutMs
     // The server holds one call for at most 5 minutes; longer waits take several.
@@ -102,12 +111,19 @@ export class StackShift {
       const remainingMs = Math.max(0, deadline - Date.now())
       const waitMs = Math.min(remainingMs, 300_000)
       const response = await withRetries(
-        () => callUnary(this.clients.runs, this.clients.runs.waitForRun, { namespace: this.namespace, runId, timeoutMs: waitMs }, waitMs + this.callTimeoutMs),
+        () =>
+          callUnary(
+            this.clients.runs,
+            this.clients.runs.waitForRun,
+            { namespace: this.namespace, runId, timeoutMs: waitMs },
+            waitMs + this.callTimeoutMs,
+          ),
         retryBudgetMs,
       )
       const run = fromRunMessage<TResult, TPayload>(response.run!)
       if (response.finished) return run
-      if (Date.now() >= deadline) throw new WaitForRunTimeoutError(`run ${runId} did not finish within ${timeoutMs} ms (it is ${run.status})`)
+      if (Date.now() >= deadline)
+        throw new WaitForRunTimeoutError(`run ${runId} did not finish within ${timeoutMs} ms (it is ${run.status})`)
     }
   }
 

@@ -1,6 +1,12 @@
 import { decodeJson } from './json.js'
 import type { AttemptInfo, Run, RunErrorInfo, RunStatus } from './types.js'
-import { AttemptOutcome, type Run as RunMessage, type RunError, RunStatus as RunStatusMessage, StepStatus } from './gen/stackshift/jobs/v1/run.js'
+import {
+  AttemptOutcome,
+  type Run as RunMessage,
+  type RunError,
+  RunStatus as RunStatusMessage,
+  StepStatus,
+} from './gen/stackshift/jobs/v1/run.js'
 
 /* Protobuf messages to the SDK's public types. */
 

@@ -15,10 +15,12 @@ const durationPattern = /^(\d+(?:\.\d+)?)(ms|s|m|h|d|w)/
  */
 export function parseDurationMs(duration: Duration, field: string): number {
   if (typeof duration === 'number') {
-    if (!Number.isFinite(duration) || duration < 0) throw new InvalidArgumentError(`${field} must be a non-negative number of milliseconds, got ${duration}`)
+    if (!Number.isFinite(duration) || duration < 0)
+      throw new InvalidArgumentError(`${field} must be a non-negative number of milliseconds, got ${duration}`)
     return Math.round(duration)
   }
-  if (typeof duration !== 'string') throw new InvalidArgumentError(`${field} must be milliseconds or a duration string like "30s", got ${typeof duration}`)
+  if (typeof duration !== 'string')
+    throw new InvalidArgumentError(`${field} must be milliseconds or a duration string like "30s", got ${typeof duration}`)
   let rest = duration.trim()
   let total = 0
   if (rest === '') throw new InvalidArgumentError(`${field} must not be empty`)

@@ -1,4 +1,12 @@
-import { type CallOptions, type ChannelCredentials, type ChannelOptions, Metadata, type ServiceError, credentials, status } from '@grpc/grpc-js'
+import {
+  type CallOptions,
+  type ChannelCredentials,
+  type ChannelOptions,
+  Metadata,
+  type ServiceError,
+  credentials,
+  status,
+} from '@grpc/grpc-js'
 import { type StackShiftError, errorFromStatus } from './errors.js'
 import { RunServiceClient } from './gen/stackshift/jobs/v1/run_service.js'
 import { WorkerServiceClient } from './gen/stackshift/jobs/v1/worker_service.js'

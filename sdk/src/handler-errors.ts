@@ -23,6 +23,7 @@ export class RetryAfterError extends Error {
    */
   constructor(message: string, retryAfter: number | string | Date, options?: ErrorOptions) {
     super(message, options)
-    this.retryAfterMs = retryAfter instanceof Date ? Math.max(0, retryAfter.getTime() - Date.now()) : parseDurationMs(retryAfter, 'retryAfter')
+    this.retryAfterMs =
+      retryAfter instanceof Date ? Math.max(0, retryAfter.getTime() - Date.now()) : parseDurationMs(retryAfter, 'retryAfter')
   }
 }

@@ -62,7 +62,9 @@ export class StepRunner implements StepTools {
     this.repeats.set(id, seen + 1)
     const stepId = seen === 0 ? id : `${id}:${seen}`
     if (this.usedIds.has(stepId)) {
-      throw new TypeError(`step id "${stepId}" is used twice in this run: "${id}" repeated ${seen} times collides with an explicit "${stepId}"; rename one`)
+      throw new TypeError(
+        `step id "${stepId}" is used twice in this run: "${id}" repeated ${seen} times collides with an explicit "${stepId}"; rename one`,
+      )
     }
     this.usedIds.add(stepId)
     return stepId

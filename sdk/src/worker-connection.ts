@@ -100,7 +100,8 @@ export class WorkerConnection {
     }
     this.state = 'closed'
     clearTimeout(this.reconnectTimer)
-    for (const [id, entry] of this.pending) entry.resolve({ id, code: status.UNAVAILABLE, message: 'the worker stopped before the server answered', result: undefined })
+    for (const [id, entry] of this.pending)
+      entry.resolve({ id, code: status.UNAVAILABLE, message: 'the worker stopped before the server answered', result: undefined })
     this.pending.clear()
     this.stream?.end()
     this.stream = undefined

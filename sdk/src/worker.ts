@@ -50,9 +50,11 @@ export class Worker {
     },
     private readonly options: WorkerOptions,
   ) {
-    if (!Array.isArray(options.queues) || options.queues.length === 0) throw new TypeError('worker options.queues must name at least one queue')
+    if (!Array.isArray(options.queues) || options.queues.length === 0)
+      throw new TypeError('worker options.queues must name at least one queue')
     this.concurrency = options.concurrency ?? 10
-    if (!Number.isInteger(this.concurrency) || this.concurrency < 1) throw new TypeError(`worker options.concurrency must be a positive integer, got ${options.concurrency}`)
+    if (!Number.isInteger(this.concurrency) || this.concurrency < 1)
+      throw new TypeError(`worker options.concurrency must be a positive integer, got ${options.concurrency}`)
   }
 
   /** Runs being executed now. */
@@ -165,14 +167,19 @@ export class Worker {
         continue
       }
       if (!definition) {
-        this.internals.logger.error('received a run of a job this worker does not have; handing it back', { runId: task.runId, job: task.job })
+        this.internals.logger.error('received a run of a job this worker does not have; handing it back', {
+          runId: task.runId,
+          job: task.job,
+        })
         void connection.send({ $case: 'releaseRun', releaseRun: { runId: task.runId, leaseToken: task.leaseToken } })
         continue
       }
       const execution = new Execution(task, definition, (body) => connection.send(body), this.internals.logger)
       this.executions.set(task.leaseToken, execution)
       void execution.done
-        .catch((error: unknown) => this.internals.logger.error('run execution failed unexpectedly', { runId: task.runId, error: String(error) }))
+        .catch((error: unknown) =>
+          this.internals.logger.error('run execution failed unexpectedly', { runId: task.runId, error: String(error) }),
+        )
         .finally(() => {
           this.executions.delete(task.leaseToken)
           if (this.state === 'running') connection.addSlots(1)
@@ -187,7 +194,9 @@ export class Worker {
       if (reason === undefined) continue
       execution.abort(
         new LeaseLostError(
-          reason === RevokeReason.REVOKE_REASON_CANCELLED ? `run ${execution.runId} was cancelled` : `lease on run ${execution.runId} was lost`,
+          reason === RevokeReason.REVOKE_REASON_CANCELLED
+            ? `run ${execution.runId} was cancelled`
+            : `lease on run ${execution.runId} was lost`,
         ),
       )
     }

@@ -84,7 +84,13 @@ export interface ServerConfig {
 
 /** Flag name for a setting: STACKSHIFT_LEASE_MS -> --lease-ms, DATABASE_URL -> --database-url. */
 function flagName(setting: SettingName): string {
-  return '--' + setting.replace(/^STACKSHIFT_/, '').toLowerCase().replaceAll('_', '-')
+  return (
+    '--' +
+    setting
+      .replace(/^STACKSHIFT_/, '')
+      .toLowerCase()
+      .replaceAll('_', '-')
+  )
 }
 
 const settingByFlag = new Map((Object.keys(settings) as SettingName[]).map((name) => [flagName(name), name]))

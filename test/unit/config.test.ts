@@ -30,7 +30,9 @@ it('treats an empty variable as unset', () => {
 })
 
 it('names the setting that is invalid', () => {
-  expect(() => loadConfig({ STACKSHIFT_LEASE_MS: '100' })).toThrow(new ConfigError('invalid configuration: STACKSHIFT_LEASE_MS: Too small: expected number to be >=500'))
+  expect(() => loadConfig({ STACKSHIFT_LEASE_MS: '100' })).toThrow(
+    new ConfigError('invalid configuration: STACKSHIFT_LEASE_MS: Too small: expected number to be >=500'),
+  )
   expect(() => loadConfig({ STACKSHIFT_PORT: 'http' })).toThrow(/STACKSHIFT_PORT/)
   expect(() => loadConfig({}, ['--no-such-flag', '1'])).toThrow(/unknown flag --no-such-flag/)
   expect(() => loadConfig({}, ['--port'])).toThrow(new ConfigError('flag --port needs a value'))

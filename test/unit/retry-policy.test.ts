@@ -28,6 +28,9 @@ it('fails for good when attempts are used up or the error is not retriable', () 
 })
 
 it('uses the delay the handler asked for instead of the backoff', () => {
-  expect(decideAfterFailure({ attempt: 1, maxAttempts: 3, isRetriable: true, requestedDelayMs: 0, backoff })).toEqual({ kind: 'retry', delayMs: 0 })
+  expect(decideAfterFailure({ attempt: 1, maxAttempts: 3, isRetriable: true, requestedDelayMs: 0, backoff })).toEqual({
+    kind: 'retry',
+    delayMs: 0,
+  })
   expect(decideAfterFailure({ attempt: 3, maxAttempts: 3, isRetriable: true, requestedDelayMs: 5000, backoff })).toEqual({ kind: 'fail' })
 })

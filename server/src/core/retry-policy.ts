@@ -21,9 +21,7 @@ export function retryDelayMs(failedAttempt: number, backoff: RetryBackoff, rando
 }
 
 /** What happens to a run after an attempt ends in failure. */
-export type AttemptFailureOutcome =
-  | { kind: 'retry'; delayMs: number }
-  | { kind: 'fail' }
+export type AttemptFailureOutcome = { kind: 'retry'; delayMs: number } | { kind: 'fail' }
 
 /**
  * Decides whether a failed attempt is retried and after how long.

@@ -164,7 +164,9 @@ export class Dispatcher {
     }
     entry.isClaiming = false
     if (claimed.length > 0 && (entry.isClosed || !consumer.deliver(claimed))) {
-      await this.deps.release(claimed).catch((error) => this.deps.logger.warn({ err: error }, 'could not release undeliverable runs; their leases will expire'))
+      await this.deps
+        .release(claimed)
+        .catch((error) => this.deps.logger.warn({ err: error }, 'could not release undeliverable runs; their leases will expire'))
       return
     }
     if (claimed.length < limit && entry.wakeCount === wakeCount) entry.mayHaveWork = false

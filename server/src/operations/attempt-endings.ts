@@ -61,7 +61,9 @@ export async function endFailedAttempts(
     })),
   })
   const stepFailures = failures.flatMap((f) =>
-    f.failedStep ? [{ runId: f.run.id, stepId: f.failedStep.stepId, attempt: f.run.attempt, durationMs: f.failedStep.durationMs, error: f.error }] : [],
+    f.failedStep
+      ? [{ runId: f.run.id, stepId: f.failedStep.stepId, attempt: f.run.attempt, durationMs: f.failedStep.durationMs, error: f.error }]
+      : [],
   )
   if (stepFailures.length > 0) await stepRecordFailures(trx, { failures: stepFailures })
 

@@ -137,4 +137,3 @@ function isReadyNow(run: NewRun): boolean {
 function readyQueues(runs: readonly NewRun[]): string[] {
   return [...new Set(runs.filter(isReadyNow).map((run) => run.queue))]
 }
-

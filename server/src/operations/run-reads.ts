@@ -52,7 +52,12 @@ export class RunReads {
    * The run once it has finished, or as it is when `timeoutMs` passes or
    * `signal` aborts (the client went away).
    */
-  async waitForRun(namespace: string, runId: string, timeoutMs: number, signal: AbortSignal): Promise<{ run: RunDetails; isFinished: boolean }> {
+  async waitForRun(
+    namespace: string,
+    runId: string,
+    timeoutMs: number,
+    signal: AbortSignal,
+  ): Promise<{ run: RunDetails; isFinished: boolean }> {
     let run = await this.getRun(namespace, runId)
     if (isFinished(run) || timeoutMs === 0) return { run, isFinished: isFinished(run) }
 

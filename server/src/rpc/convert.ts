@@ -1,4 +1,10 @@
-import type { AttemptOutcome as DomainAttemptOutcome, ClaimedRun, ErrorInfo, RunDetails, RunStatus as DomainRunStatus } from '../core/run.js'
+import type {
+  AttemptOutcome as DomainAttemptOutcome,
+  ClaimedRun,
+  ErrorInfo,
+  RunDetails,
+  RunStatus as DomainRunStatus,
+} from '../core/run.js'
 import { publicStatus } from '../core/run.js'
 import type { FailureResult } from '../operations/attempt-endings.js'
 import type { RevokedLease as DomainRevokedLease } from '../operations/lease-writes.js'

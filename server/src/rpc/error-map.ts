@@ -26,7 +26,8 @@ export interface RpcStatus {
 export function toRpcStatus(error: unknown, logger: Logger): RpcStatus {
   if (error instanceof InvalidArgumentError) return { code: status.INVALID_ARGUMENT, message: error.message }
   if (error instanceof NotFoundError) return { code: status.NOT_FOUND, message: error.message }
-  if (error instanceof LeaseLostError || error instanceof FailedPreconditionError) return { code: status.FAILED_PRECONDITION, message: error.message }
+  if (error instanceof LeaseLostError || error instanceof FailedPreconditionError)
+    return { code: status.FAILED_PRECONDITION, message: error.message }
   if (error instanceof ResourceExhaustedError) return { code: status.RESOURCE_EXHAUSTED, message: error.message }
   if (error instanceof UnavailableError) return { code: status.UNAVAILABLE, message: error.message }
   if (isConflictError(error)) return { code: status.ABORTED, message: 'the operation conflicted with a concurrent one; retry it' }

@@ -50,7 +50,10 @@ const leaseMsSchema = (defaultMs: number) =>
   z
     .number()
     .int()
-    .refine((ms) => ms === 0 || (ms >= limits.leaseMinMs && ms <= limits.leaseMaxMs), `must be 0 or ${limits.leaseMinMs} to ${limits.leaseMaxMs}`)
+    .refine(
+      (ms) => ms === 0 || (ms >= limits.leaseMinMs && ms <= limits.leaseMaxMs),
+      `must be 0 or ${limits.leaseMinMs} to ${limits.leaseMaxMs}`,
+    )
     .transform((ms) => ms || defaultMs)
 
 const nameListSchema = (maxLength: number, maxCount: number) =>
@@ -70,7 +73,8 @@ function parse<T>(schema: z.ZodType<T>, value: unknown, prefix: string): T {
   if (result.success) return result.data
   const issue = result.error.issues[0]!
   let field = prefix
-  for (const segment of issue.path) field += typeof segment === 'number' ? `[${segment}]` : `${field ? '.' : ''}${snakeCase(String(segment))}`
+  for (const segment of issue.path)
+    field += typeof segment === 'number' ? `[${segment}]` : `${field ? '.' : ''}${snakeCase(String(segment))}`
   throw new InvalidArgumentError(field || 'request', issue.message)
 }
 
@@ -89,7 +93,10 @@ function newRunSchema(config: Limits) {
 function buildNewRunSchema(config: Limits) {
   return z
     .object({
-      queue: z.string().transform((value) => value || defaultQueue).pipe(nameSchema(limits.queueMaxLength)),
+      queue: z
+        .string()
+        .transform((value) => value || defaultQueue)
+        .pipe(nameSchema(limits.queueMaxLength)),
       job: nameSchema(limits.jobMaxLength),
       idempotencyKey: z.string().max(limits.idempotencyKeyMaxLength, `must be at most ${limits.idempotencyKeyMaxLength} characters`),
       idempotencyTtlMs: z
@@ -100,7 +107,11 @@ function buildNewRunSchema(config: Limits) {
         .transform((ms) => ms || config.idempotencyTtlMs),
       delayMs: z.number().int().min(0, 'must not be negative').max(limits.delayMaxMs, `must be at most ${limits.delayMaxMs} (ten years)`),
       runAt: z.date().optional(),
-      priority: z.number().int().min(limits.priorityMin, `must be at least ${limits.priorityMin}`).max(limits.priorityMax, `must be at most ${limits.priorityMax}`),
+      priority: z
+        .number()
+        .int()
+        .min(limits.priorityMin, `must be at least ${limits.priorityMin}`)
+        .max(limits.priorityMax, `must be at most ${limits.priorityMax}`),
       maxAttempts: z
         .number()
         .int()
@@ -128,11 +139,17 @@ function toNewRun(message: NewRunMessage | undefined, config: Limits, prefix: st
   }
 }
 
-export function parseEnqueue(request: { namespace: string; run: NewRunMessage | undefined }, config: Limits): { namespace: string; run: NewRun } {
+export function parseEnqueue(
+  request: { namespace: string; run: NewRunMessage | undefined },
+  config: Limits,
+): { namespace: string; run: NewRun } {
   return { namespace: parseNamespace(request.namespace), run: toNewRun(request.run, config, 'run') }
 }
 
-export function parseEnqueueBatch(request: { namespace: string; runs: NewRunMessage[] }, config: Limits): { namespace: string; runs: NewRun[] } {
+export function parseEnqueueBatch(
+  request: { namespace: string; runs: NewRunMessage[] },
+  config: Limits,
+): { namespace: string; runs: NewRun[] } {
   if (request.runs.length === 0) throw new InvalidArgumentError('runs', 'must hold at least one run')
   if (request.runs.length > config.maxBatchSize) {
     throw new ResourceExhaustedError('runs', `holds ${request.runs.length} runs; the limit is ${config.maxBatchSize}`)
@@ -174,15 +191,22 @@ export interface WorkerAnnouncement {
   sdk: string
 }
 
+/** What a worker says about itself, on the stream (hello) and in ClaimTask alike. */
+function workerFields(config: Limits) {
+  return {
+    namespace: namespaceSchema,
+    workerId: z.string().max(limits.workerIdMaxLength, `must be at most ${limits.workerIdMaxLength} characters`),
+    queues: nameListSchema(limits.queueMaxLength, limits.queuesPerWorkerMax),
+    jobs: nameListSchema(limits.jobMaxLength, limits.jobsPerWorkerMax),
+    leaseMs: leaseMsSchema(config.leaseMs),
+  }
+}
+
 export function parseWorkerHello(hello: WorkerHello, config: Limits, fallbackWorkerId: () => string): WorkerAnnouncement {
   const parsed = parse(
     z.object({
-      namespace: namespaceSchema,
-      workerId: z.string().max(limits.workerIdMaxLength, `must be at most ${limits.workerIdMaxLength} characters`),
-      queues: nameListSchema(limits.queueMaxLength, limits.queuesPerWorkerMax),
-      jobs: nameListSchema(limits.jobMaxLength, limits.jobsPerWorkerMax),
+      ...workerFields(config),
       slots: z.number().int().max(limits.slotsMax, `must be at most ${limits.slotsMax}`),
-      leaseMs: leaseMsSchema(config.leaseMs),
       sdk: z.string().max(200, 'must be at most 200 characters'),
     }),
     hello,
@@ -198,17 +222,13 @@ export function parseClaimTask(
 ): Omit<WorkerAnnouncement, 'slots' | 'sdk'> & { maxTasks: number; waitMs: number } {
   const parsed = parse(
     z.object({
-      namespace: namespaceSchema,
-      workerId: z.string().max(limits.workerIdMaxLength, `must be at most ${limits.workerIdMaxLength} characters`),
-      queues: nameListSchema(limits.queueMaxLength, limits.queuesPerWorkerMax),
-      jobs: nameListSchema(limits.jobMaxLength, limits.jobsPerWorkerMax),
+      ...workerFields(config),
       maxTasks: z
         .number()
         .int()
         .max(limits.claimBatchMax, `must be at most ${limits.claimBatchMax}`)
         .transform((n) => n || 1),
       waitMs: z.number().int().max(limits.claimWaitMaxMs, `must be at most ${limits.claimWaitMaxMs}`),
-      leaseMs: leaseMsSchema(config.leaseMs),
     }),
     request,
     '',
@@ -256,7 +276,12 @@ export function parseFailRun(request: FailRunRequest, prefix = ''): RunFailure {
     leaseRefSchema.extend({
       error: z.object({ name: z.string(), message: z.string().min(1, 'must not be empty'), stack: z.string() }, 'is required'),
       nonRetriable: z.boolean(),
-      retryDelayMs: z.number().int().min(0, 'must not be negative').max(limits.retryDelayMaxMs, `must be at most ${limits.retryDelayMaxMs}`).optional(),
+      retryDelayMs: z
+        .number()
+        .int()
+        .min(0, 'must not be negative')
+        .max(limits.retryDelayMaxMs, `must be at most ${limits.retryDelayMaxMs}`)
+        .optional(),
       failedStepId: z.string().max(limits.stepIdMaxLength, `must be at most ${limits.stepIdMaxLength} characters`),
       failedStepDurationMs: z.number().int(),
     }),

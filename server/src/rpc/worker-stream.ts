@@ -107,7 +107,13 @@ export class WorkerStream implements TaskConsumer {
   private open(message: ConnectRequest): void {
     if (!message.hello) throw new InvalidArgumentError('hello', 'is required on the first message of the stream')
     const hello = parseWorkerHello(message.hello, this.deps.config, generateWorkerId)
-    Object.assign(this, { namespace: hello.namespace, queues: hello.queues, jobs: hello.jobs, leaseMs: hello.leaseMs, workerId: hello.workerId })
+    Object.assign(this, {
+      namespace: hello.namespace,
+      queues: hello.queues,
+      jobs: hello.jobs,
+      leaseMs: hello.leaseMs,
+      workerId: hello.workerId,
+    })
     this.slots = hello.slots
     this.state = 'open'
     this.call.write({
@@ -121,7 +127,10 @@ export class WorkerStream implements TaskConsumer {
       results: [],
       revoked: [],
     })
-    this.logger.info({ workerId: hello.workerId, namespace: hello.namespace, queues: hello.queues, slots: hello.slots, sdk: hello.sdk }, 'worker connected')
+    this.logger.info(
+      { workerId: hello.workerId, namespace: hello.namespace, queues: hello.queues, slots: hello.slots, sdk: hello.sdk },
+      'worker connected',
+    )
     this.subscription = this.deps.dispatcher.subscribe(this)
   }
 

@@ -6,9 +6,7 @@ import * as runsAndSteps from './0001-runs-and-steps.js'
  * disk, so they work the same from TypeScript sources and from the build.
  * Never edit a migration that has shipped; add the next number.
  */
-const migrations: ReadonlyArray<readonly [name: string, migration: Knex.Migration]> = [
-  ['0001-runs-and-steps', runsAndSteps],
-]
+const migrations: ReadonlyArray<readonly [name: string, migration: Knex.Migration]> = [['0001-runs-and-steps', runsAndSteps]]
 
 /** A Knex migration source over the list above. */
 export const migrationSource: Knex.MigrationSource<readonly [string, Knex.Migration]> = {

@@ -38,11 +38,15 @@ export async function attemptRecordMany(db: Executor, params: { attempts: readon
 
 /** The ended attempts of one run, oldest first. */
 export async function attemptListForRun(db: Executor, params: { runId: string }): Promise<AttemptRecord[]> {
-  const rows = await sql<{ attempt: number; outcome: AttemptRecord['outcome']; started_at: Date | null; finished_at: Date; error: ErrorInfo | null }>(
-    db,
-    `SELECT attempt, outcome, started_at, finished_at, error FROM stackshift.attempts WHERE run_id = ? ORDER BY attempt`,
-    [params.runId],
-  )
+  const rows = await sql<{
+    attempt: number
+    outcome: AttemptRecord['outcome']
+    started_at: Date | null
+    finished_at: Date
+    error: ErrorInfo | null
+  }>(db, `SELECT attempt, outcome, started_at, finished_at, error FROM stackshift.attempts WHERE run_id = ? ORDER BY attempt`, [
+    params.runId,
+  ])
   return rows.map((row) => ({
     attempt: row.attempt,
     outcome: row.outcome,

@@ -114,7 +114,10 @@ export async function runFindByIdempotencyKeys(
  * Releases idempotency keys whose TTL has run out, so a new run can take them.
  * The expiry is re-checked here: a key renewed in between stays.
  */
-export async function runReleaseExpiredIdempotencyKeys(db: Executor, params: { namespace: string; keys: readonly string[] }): Promise<void> {
+export async function runReleaseExpiredIdempotencyKeys(
+  db: Executor,
+  params: { namespace: string; keys: readonly string[] },
+): Promise<void> {
   await sql(
     db,
     `UPDATE stackshift.runs SET idempotency_key = NULL
@@ -453,7 +456,10 @@ export async function runMarkWaitedFor(db: Executor, params: { namespace: string
  * Makes due scheduled runs ready (delays and retry backoffs). Returns the
  * queues that received ready runs.
  */
-export async function runPromoteDue(db: Executor, params: { limit: number }): Promise<Array<{ namespace: string; queue: string; count: number }>> {
+export async function runPromoteDue(
+  db: Executor,
+  params: { limit: number },
+): Promise<Array<{ namespace: string; queue: string; count: number }>> {
   const rows = await sql<{ namespace: string; queue: string; count: number }>(
     db,
     `
@@ -491,10 +497,7 @@ export async function runNextDueInMs(db: Executor): Promise<number | undefined> 
  * the cut-off: run ids are time-ordered, so the primary key serves as the
  * index on creation time.
  */
-export async function runDeleteFinished(
-  db: Executor,
-  params: { idBelow: string; retentionMs: number; limit: number },
-): Promise<number> {
+export async function runDeleteFinished(db: Executor, params: { idBelow: string; retentionMs: number; limit: number }): Promise<number> {
   const rows = await sql<{ deleted: number }>(
     db,
     `
