@@ -38,6 +38,7 @@ export class Worker {
   private connection: WorkerConnection | undefined
   private heartbeatTimer: NodeJS.Timeout | undefined
   private stopping: Promise<void> | undefined
+  private isHeartbeatPending = false
   private readonly concurrency: number
 
   /** @internal created by `StackShift.worker()` */
@@ -209,11 +210,17 @@ export class Worker {
 
   private async heartbeat(): Promise<void> {
     const held = [...this.executions.values()].filter((execution) => !execution.isAborted)
-    if (held.length === 0 || !this.connection) return
-    const answer = await this.connection.send({
-      $case: 'heartbeat',
-      heartbeat: { leases: held.map((execution) => ({ runId: execution.runId, leaseToken: execution.leaseToken })), leaseMs: 0 },
-    })
-    if (answer.result?.$case === 'heartbeat') this.revoke(answer.result.heartbeat.revoked)
+    // While disconnected, one heartbeat waits to be sent; there is no point queueing more.
+    if (held.length === 0 || !this.connection || this.isHeartbeatPending) return
+    this.isHeartbeatPending = true
+    try {
+      const answer = await this.connection.send({
+        $case: 'heartbeat',
+        heartbeat: { leases: held.map((execution) => ({ runId: execution.runId, leaseToken: execution.leaseToken })), leaseMs: 0 },
+      })
+      if (answer.result?.$case === 'heartbeat') this.revoke(answer.result.heartbeat.revoked)
+    } finally {
+      this.isHeartbeatPending = false
+    }
   }
 }

@@ -3,6 +3,7 @@ import { Server, ServerCredentials } from '@grpc/grpc-js'
 import { HealthImplementation } from 'grpc-health-check'
 import type { Knex } from 'knex'
 import type { ServerConfig } from './config.js'
+import type { ClaimedRun } from './core/run.js'
 import { createDatabase, migrateDatabase, sql } from './db/database.js'
 import { runRelease } from './db/queries/runs.js'
 import { Dispatcher } from './dispatch/dispatcher.js'
@@ -53,15 +54,12 @@ export async function startServer(config: ServerConfig & { databaseUrl: string }
     wakeTimers: (dueInMs) => promoter.wakeWithin(dueInMs),
   })
   const leaseWrites = new LeaseWrites({ db, announcer, backoff, writeConcurrency: config.writeConcurrency })
-  const dispatcher: Dispatcher = new Dispatcher({
-    db,
-    logger,
-    pollIntervalMs: config.pollIntervalMs,
-    release: async (runs) => {
-      const released = await runRelease(db, { leases: runs.map((run) => ({ runId: run.id, leaseToken: run.leaseToken })) })
-      for (const run of released) announcer.announceLocally(run.namespace, [run.queue])
-    },
-  })
+  // Runs claimed for a consumer that went away before they reached it.
+  const release = async (runs: readonly ClaimedRun[]) => {
+    const released = await runRelease(db, { leases: runs.map((run) => ({ runId: run.id, leaseToken: run.leaseToken })) })
+    for (const run of released) announcer.announceLocally(run.namespace, [run.queue])
+  }
+  const dispatcher: Dispatcher = new Dispatcher({ db, logger, pollIntervalMs: config.pollIntervalMs, release })
   const promoter: ScheduledRunPromoter = new ScheduledRunPromoter({ db, logger, announcer, pollIntervalMs: config.pollIntervalMs })
   const reaper = new LeaseReaper({ db, logger, announcer, backoff, intervalMs: config.reaperIntervalMs })
   const retention = new RetentionSweeper({ db, logger, retentionMs: config.retentionMs, intervalMs: config.retentionIntervalMs })
@@ -90,7 +88,7 @@ export async function startServer(config: ServerConfig & { databaseUrl: string }
     'grpc.http2.min_ping_interval_without_data_ms': 5000,
     'grpc.keepalive_permit_without_calls': 1,
   })
-  const workerService = createWorkerService({ config, logger, db, dispatcher, leaseWrites })
+  const workerService = createWorkerService({ config, logger, db, dispatcher, leaseWrites, release })
   grpcServer.addService(RunServiceService, createRunService({ config, logger, enqueuer, reads }))
   grpcServer.addService(WorkerServiceService, workerService.service)
   const health = new HealthImplementation(Object.fromEntries(serviceNames.map((name) => [name, 'SERVING' as const])))

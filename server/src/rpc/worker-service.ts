@@ -27,6 +27,7 @@ export function createWorkerService(deps: {
   db: Knex
   dispatcher: Dispatcher
   leaseWrites: LeaseWrites
+  release: (runs: readonly ClaimedRun[]) => Promise<void>
 }): WorkerServiceHandle {
   const { config, logger, leaseWrites } = deps
   const streams = new Set<WorkerStream>()

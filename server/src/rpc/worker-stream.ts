@@ -16,6 +16,8 @@ export interface WorkerStreamDeps {
   logger: Logger
   dispatcher: Dispatcher
   leaseWrites: LeaseWrites
+  /** Hands back runs claimed for this stream that never left the server. */
+  release: (runs: readonly ClaimedRun[]) => Promise<void>
   onClosed: (stream: WorkerStream) => void
 }
 
@@ -40,7 +42,7 @@ export class WorkerStream implements TaskConsumer {
   private slots = 0
   private state: 'awaiting-hello' | 'open' | 'draining' | 'closed' = 'awaiting-hello'
   private subscription: Subscription | undefined
-  private outbox: { tasks: Task[]; results: OperationResult[] } = { tasks: [], results: [] }
+  private outbox: { runs: ClaimedRun[]; results: OperationResult[] } = { runs: [], results: [] }
   private isFlushScheduled = false
   private readonly logger: Logger
 
@@ -65,7 +67,7 @@ export class WorkerStream implements TaskConsumer {
   deliver(runs: ClaimedRun[]): boolean {
     if (this.state !== 'open') return false
     this.slots -= runs.length
-    for (const run of runs) this.outbox.tasks.push(toTaskMessage(run, this.leaseMs))
+    this.outbox.runs.push(...runs)
     this.scheduleFlush()
     return true
   }
@@ -175,9 +177,10 @@ export class WorkerStream implements TaskConsumer {
 
   private flush(): void {
     this.isFlushScheduled = false
-    if (this.state === 'closed' || (this.outbox.tasks.length === 0 && this.outbox.results.length === 0)) return
-    const { tasks, results } = this.outbox
-    this.outbox = { tasks: [], results: [] }
+    if (this.state === 'closed' || (this.outbox.runs.length === 0 && this.outbox.results.length === 0)) return
+    const { runs, results } = this.outbox
+    this.outbox = { runs: [], results: [] }
+    const tasks: Task[] = runs.map((run) => toTaskMessage(run, this.leaseMs))
     this.call.write({ welcome: undefined, tasks, results, revoked: [] })
   }
 
@@ -187,6 +190,14 @@ export class WorkerStream implements TaskConsumer {
     this.state = 'closed'
     this.subscription?.close()
     this.subscription = undefined
+    // Claimed but never written: hand them back rather than let their leases expire as failed attempts.
+    const unsent = this.outbox.runs
+    this.outbox.runs = []
+    if (unsent.length > 0) {
+      this.deps
+        .release(unsent)
+        .catch((error: unknown) => this.logger.warn({ err: error }, 'could not release unsent runs; their leases will expire'))
+    }
     this.deps.onClosed(this)
   }
 }
