@@ -1,4 +1,5 @@
 import { expect, it } from 'vitest'
+import { connect } from './support/database.js'
 import { useTestEnvironment } from './support/environment.js'
 
 // A minute-long backstop poll: anything that happens sooner was woken on purpose.
@@ -89,4 +90,25 @@ it('a worker takes runs only of the jobs it announced', async () => {
   const untouched = await env.stackshift.getRun(unknown.id)
   expect(untouched.status).toBe('queued')
   expect(untouched.attempts).toBe(0)
+})
+
+it('an enqueue batch sends one notification for the whole batch', async () => {
+  const listener = await connect(env.databaseUrl)
+  const notices: string[] = []
+  listener.on('notification', (message) => notices.push(message.payload ?? ''))
+  await listener.query('LISTEN stackshift_ready')
+  try {
+    await env.stackshift
+      .queue('notify-a')
+      .enqueueMany([
+        ...Array.from({ length: 50 }, () => ({ job: 'j', payload: {} })),
+        ...Array.from({ length: 50 }, () => ({ job: 'j', payload: {}, delay: '1h' })),
+      ])
+    await env.stackshift.queue('notify-b').enqueueMany(Array.from({ length: 30 }, () => ({ job: 'j', payload: {}, delay: '1h' })))
+    // A round trip on the listening connection delivers anything already sent.
+    await listener.query('SELECT 1')
+    expect(notices.map((notice) => JSON.parse(notice))).toEqual([expect.objectContaining({ namespace: 'default', queues: ['notify-a'] })])
+  } finally {
+    await listener.end()
+  }
 })
