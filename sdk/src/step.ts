@@ -1,4 +1,3 @@
-import { LeaseLostError } from './errors.js'
 import type { StepTools } from './job.js'
 import { decodeJson, encodeJson } from './json.js'
 
@@ -28,7 +27,8 @@ export class StepRunner implements StepTools {
   constructor(
     private readonly memo: ReadonlyMap<string, string | undefined>,
     private readonly sink: StepSink,
-    private readonly signal: AbortSignal,
+    /** Why the attempt was stopped, once it was. */
+    private readonly abortReason: () => Error | undefined,
   ) {
     this.run = this.run.bind(this)
   }
@@ -71,6 +71,7 @@ export class StepRunner implements StepTools {
   }
 
   private throwIfAborted(): void {
-    if (this.signal.aborted) throw this.signal.reason instanceof Error ? this.signal.reason : new LeaseLostError('the attempt was stopped')
+    const reason = this.abortReason()
+    if (reason) throw reason
   }
 }

@@ -33,7 +33,10 @@ const sdkName = 'stackshift-ts/0.1.0'
  * (to any server) if the stream breaks.
  */
 export class Worker {
+  /** Attempts not yet finished (handler running, or its outcome being reported), by lease token. */
   private readonly executions = new Map<string, Execution>()
+  /** Handlers running now; each holds one slot. */
+  private busySlots = 0
   private state: 'created' | 'starting' | 'running' | 'stopping' | 'stopped' = 'created'
   private connection: WorkerConnection | undefined
   private heartbeatTimer: NodeJS.Timeout | undefined
@@ -58,9 +61,9 @@ export class Worker {
       throw new TypeError(`worker options.concurrency must be a positive integer, got ${options.concurrency}`)
   }
 
-  /** Runs being executed now. */
+  /** Handlers running now. */
   get activeRuns(): number {
-    return this.executions.size
+    return this.busySlots
   }
 
   /**
@@ -87,7 +90,7 @@ export class Worker {
           workerId,
           queues: this.options.queues,
           jobs: [...jobs.keys()],
-          slots: this.state === 'stopping' || this.state === 'stopped' ? 0 : Math.max(0, this.concurrency - this.executions.size),
+          slots: this.state === 'stopping' || this.state === 'stopped' ? 0 : Math.max(0, this.concurrency - this.busySlots),
           leaseMs: this.options.leaseMs ?? 0,
           sdk: sdkName,
         }),
@@ -177,14 +180,18 @@ export class Worker {
       }
       const execution = new Execution(task, definition, (body) => connection.send(body), this.internals.logger)
       this.executions.set(task.leaseToken, execution)
+      this.busySlots++
+      // The slot frees when the handler returns, so the next run is claimed
+      // while this one's outcome is still being committed.
+      void execution.handlerSettled.then(() => {
+        this.busySlots--
+        if (this.state === 'running') connection.addSlots(1)
+      })
       void execution.done
         .catch((error: unknown) =>
           this.internals.logger.error('run execution failed unexpectedly', { runId: task.runId, error: String(error) }),
         )
-        .finally(() => {
-          this.executions.delete(task.leaseToken)
-          if (this.state === 'running') connection.addSlots(1)
-        })
+        .finally(() => this.executions.delete(task.leaseToken))
     }
   }
 

@@ -1,16 +1,39 @@
+import { createHash } from 'node:crypto'
 import knex, { type Knex } from 'knex'
+import type pg from 'pg'
 import { migrationSource } from './migrations/index.js'
 
 /** What every query function takes first: the pool, or a transaction from it. */
 export type Executor = Knex | Knex.Transaction
 
+const statementNames = new Map<string, string>()
+
+/** A stable name per statement text: the connection parses and plans it once, then reuses it. */
+function statementName(text: string): string {
+  let name = statementNames.get(text)
+  if (!name) {
+    name = `stackshift_${createHash('sha1').update(text).digest('hex').slice(0, 16)}`
+    statementNames.set(text, name)
+  }
+  return name
+}
+
 /**
- * Runs one SQL statement with positional `?` bindings and returns its rows.
- * JavaScript arrays bind as PostgreSQL arrays (for unnest and ANY).
+ * Runs one SQL statement with `$n` parameters and returns its rows, as a
+ * named prepared statement: each connection parses it once and PostgreSQL can
+ * reuse its plan. JavaScript arrays bind as PostgreSQL arrays (for unnest and
+ * ANY). Statements are written so that a generic plan is a good plan (ids are
+ * matched with `= ANY($n)`, which always probes the primary key).
  */
-export async function sql<Row = never>(db: Executor, text: string, bindings: readonly unknown[] = []): Promise<Row[]> {
-  const result: { rows: Row[] } = await db.raw(text, bindings as readonly Knex.RawBinding[])
-  return result.rows
+export async function sql<Row = never>(db: Executor, text: string, values: readonly unknown[] = []): Promise<Row[]> {
+  // A transaction's client hands out the transaction's own connection.
+  const connection: pg.ClientBase = await db.client.acquireConnection()
+  try {
+    const result = await connection.query<Row & pg.QueryResultRow>({ name: statementName(text), text, values: values as unknown[] })
+    return result.rows
+  } finally {
+    await db.client.releaseConnection(connection)
+  }
 }
 
 /** Schema that holds every StackShift table, so it can share a database with an application. */

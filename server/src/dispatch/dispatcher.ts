@@ -4,6 +4,12 @@ import { limits } from '../core/limits.js'
 import { runClaim } from '../db/queries/runs.js'
 import type { Logger } from '../logger.js'
 
+/**
+ * Claims one consumer may have in flight at once. A second claim overlaps the
+ * first's round trip, so a busy worker's slots are refilled without waiting.
+ */
+const maxClaimsInFlight = 2
+
 /** Something that takes leased runs: a worker stream, or a ClaimTask long-poll. */
 export interface TaskConsumer {
   readonly namespace: string
@@ -30,7 +36,9 @@ class Entry implements Subscription {
   mayHaveWork = true
   /** Counts wakes, so a wake during a claim is not lost when that claim comes back short. */
   wakeCount = 0
-  isClaiming = false
+  /** Claims running now, and the free slots they may fill. */
+  claimsInFlight = 0
+  reservedSlots = 0
   isClosed = false
   rotation = 0
   retryTimer: NodeJS.Timeout | undefined
@@ -140,11 +148,13 @@ export class Dispatcher {
   }
 
   private async claimFor(entry: Entry): Promise<void> {
-    if (entry.isClaiming || entry.isClosed || !entry.mayHaveWork) return
+    if (entry.claimsInFlight >= maxClaimsInFlight || entry.isClosed || !entry.mayHaveWork) return
     const { consumer } = entry
-    const limit = Math.min(consumer.freeSlots(), limits.claimBatchMax)
+    // Slots promised to claims still in flight are not free for another claim.
+    const limit = Math.min(consumer.freeSlots() - entry.reservedSlots, limits.claimBatchMax)
     if (limit <= 0) return
-    entry.isClaiming = true
+    entry.claimsInFlight++
+    entry.reservedSlots += limit
     const wakeCount = entry.wakeCount
     let claimed: ClaimedRun[]
     try {
@@ -157,12 +167,15 @@ export class Dispatcher {
         workerId: consumer.workerId,
       })
     } catch (error) {
-      entry.isClaiming = false
+      entry.claimsInFlight--
+      entry.reservedSlots -= limit
       this.deps.logger.warn({ err: error, workerId: consumer.workerId }, 'claim failed; retrying')
+      clearTimeout(entry.retryTimer)
       entry.retryTimer = setTimeout(() => this.pump(entry), 1000)
       return
     }
-    entry.isClaiming = false
+    entry.claimsInFlight--
+    entry.reservedSlots -= limit
     if (claimed.length > 0 && (entry.isClosed || !consumer.deliver(claimed))) {
       await this.deps
         .release(claimed)

@@ -163,9 +163,8 @@ export class LeaseWrites {
 
 /** Each lease once (a retransmitted write may share a batch with the original), in run id order for lock order. */
 function uniqueLeases<T extends LeaseRef>(items: readonly T[]): T[] {
-  return [...new Map(items.map((item) => [leaseKey(item.runId, item.leaseToken), item])).values()].sort((a, b) =>
-    a.runId.localeCompare(b.runId),
-  )
+  const unique = [...new Map(items.map((item) => [leaseKey(item.runId, item.leaseToken), item])).values()]
+  return unique.sort((a, b) => (a.runId < b.runId ? -1 : a.runId > b.runId ? 1 : 0))
 }
 
 function groupQueues(rows: ReadonlyArray<{ namespace: string; queue: string }>): Map<string, string[]> {

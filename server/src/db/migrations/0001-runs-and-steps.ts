@@ -91,6 +91,47 @@ export async function up(knex: Knex): Promise<void> {
       PRIMARY KEY (run_id, attempt)
     );
 
+    -- Leases up to p_limit ready runs of the given queues and jobs, in claim
+    -- order, with the memo of their completed steps. One ordered scan of
+    -- runs_ready per queue (LATERAL); SKIP LOCKED lets concurrent claimers take
+    -- disjoint runs. The planner cannot see which queue a LATERAL row names, and
+    -- its statistics can make a job look absent, so it may think a whole-table
+    -- scan is cheaper than reading the head of the index; for this statement it
+    -- never is, so the function forbids it. Ids are matched with = ANY(ARRAY())
+    -- so the update probes the primary key whatever the row estimates.
+    CREATE FUNCTION stackshift.claim_runs(
+      p_namespace text, p_queues text[], p_jobs text[], p_limit integer, p_lease_ms bigint, p_worker_id text
+    ) RETURNS TABLE (
+      run_id text, run_queue text, run_job text, payload_json text, run_attempt integer, run_max_attempts integer,
+      run_lease_token text, lease_expires_ms float8, created_ms float8, available_ms float8, memo json
+    )
+    LANGUAGE sql VOLATILE
+    SET enable_seqscan = off
+    SET enable_bitmapscan = off
+    AS $$
+      UPDATE stackshift.runs AS r
+      SET status = 'running', attempt = r.attempt + 1, lease_token = gen_random_uuid(),
+          lease_expires_at = now() + p_lease_ms * interval '1 millisecond', started_at = now(), worker_id = p_worker_id
+      WHERE r.id = ANY(ARRAY(
+        SELECT picked.id
+        FROM unnest(p_queues) AS q(name)
+        CROSS JOIN LATERAL (
+          SELECT id FROM stackshift.runs
+          WHERE namespace = p_namespace AND queue = q.name AND status = 'queued' AND job = ANY(p_jobs)
+          ORDER BY priority DESC, available_at, id
+          LIMIT p_limit
+          FOR UPDATE SKIP LOCKED
+        ) AS picked
+        LIMIT p_limit
+      ))
+      RETURNING r.id::text, r.queue, r.job, r.payload::text, r.attempt, r.max_attempts, r.lease_token::text,
+        (extract(epoch FROM r.lease_expires_at) * 1000)::float8,
+        (extract(epoch FROM r.created_at) * 1000)::float8,
+        (extract(epoch FROM r.available_at) * 1000)::float8,
+        (SELECT json_agg(json_build_array(s.step_id, s.result::text))
+         FROM stackshift.steps s WHERE s.run_id = r.id AND s.status = 'completed')
+    $$;
+
     -- WaitForRun marks the runs it waits for; only those notify when they
     -- finish, so unobserved runs pay nothing. Every path that ends a run goes
     -- through an UPDATE of status, so none can forget to notify.
@@ -114,6 +155,7 @@ export async function down(knex: Knex): Promise<void> {
     DROP TABLE stackshift.steps;
     DROP TABLE stackshift.runs;
     DROP FUNCTION stackshift.notify_run_finished();
+    DROP FUNCTION stackshift.claim_runs(text, text[], text[], integer, bigint, text);
     DROP TYPE stackshift.attempt_outcome;
     DROP TYPE stackshift.step_status;
     DROP TYPE stackshift.run_status;

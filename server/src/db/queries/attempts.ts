@@ -19,7 +19,7 @@ export async function attemptRecordMany(db: Executor, params: { attempts: readon
     `
     INSERT INTO stackshift.attempts (run_id, attempt, outcome, started_at, finished_at, worker_id, error)
     SELECT v.run_id, v.attempt, v.outcome::stackshift.attempt_outcome, v.started_at, now(), v.worker_id, v.error::jsonb
-    FROM unnest(?::uuid[], ?::integer[], ?::text[], ?::timestamptz[], ?::text[], ?::text[])
+    FROM unnest($1::uuid[], $2::integer[], $3::text[], $4::timestamptz[], $5::text[], $6::text[])
       AS v(run_id, attempt, outcome, started_at, worker_id, error)
     ON CONFLICT (run_id, attempt) DO UPDATE
       SET outcome = excluded.outcome, started_at = excluded.started_at, finished_at = excluded.finished_at,
@@ -44,7 +44,7 @@ export async function attemptListForRun(db: Executor, params: { runId: string })
     started_at: Date | null
     finished_at: Date
     error: ErrorInfo | null
-  }>(db, `SELECT attempt, outcome, started_at, finished_at, error FROM stackshift.attempts WHERE run_id = ? ORDER BY attempt`, [
+  }>(db, `SELECT attempt, outcome, started_at, finished_at, error FROM stackshift.attempts WHERE run_id = $1 ORDER BY attempt`, [
     params.runId,
   ])
   return rows.map((row) => ({

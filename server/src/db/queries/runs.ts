@@ -1,4 +1,4 @@
-import type { ClaimedRun, ErrorInfo, LeaseRef, MemoEntry, NewRun, RunRecord, StoredRunStatus } from '../../core/run.js'
+import type { ClaimedRun, ErrorInfo, LeaseRef, NewRun, RunRecord, StoredRunStatus } from '../../core/run.js'
 import { readyChannel } from '../channels.js'
 import { type Executor, sql } from '../database.js'
 
@@ -25,17 +25,16 @@ function leaseKeys(rows: readonly LeaseRow[]): Set<string> {
 }
 
 interface ClaimedRow {
-  id: string
-  namespace: string
-  queue: string
-  job: string
+  run_id: string
+  run_queue: string
+  run_job: string
   payload_json: string
-  attempt: number
-  max_attempts: number
-  lease_token: string
-  lease_expires_at: Date
-  created_at: Date
-  available_at: Date
+  run_attempt: number
+  run_max_attempts: number
+  run_lease_token: string
+  lease_expires_ms: number
+  created_ms: number
+  available_ms: number
   memo: Array<[string, string | null]> | null
 }
 
@@ -57,13 +56,13 @@ export async function runInsertMany(
       SELECT v.*,
         CASE WHEN v.run_at IS NOT NULL THEN greatest(v.run_at, now())
              ELSE now() + v.delay_ms * interval '1 millisecond' END AS available_at
-      FROM unnest(?::uuid[], ?::text[], ?::text[], ?::text[], ?::text[], ?::bigint[], ?::bigint[], ?::timestamptz[], ?::smallint[], ?::integer[])
+      FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::bigint[], $8::timestamptz[], $9::smallint[], $10::integer[])
         AS v(id, queue, job, payload, idempotency_key, idempotency_ttl_ms, delay_ms, run_at, priority, max_attempts)
     ),
     inserted AS (
       INSERT INTO stackshift.runs
         (id, namespace, queue, job, status, priority, max_attempts, available_at, idempotency_key, idempotency_expires_at, payload)
-      SELECT id, ?, queue, job,
+      SELECT id, $11, queue, job,
         (CASE WHEN available_at > now() THEN 'scheduled' ELSE 'queued' END)::stackshift.run_status,
         priority, max_attempts, available_at, idempotency_key,
         CASE WHEN idempotency_key IS NOT NULL THEN now() + idempotency_ttl_ms * interval '1 millisecond' END,
@@ -73,7 +72,7 @@ export async function runInsertMany(
       RETURNING id, status
     ),
     notified AS (
-      SELECT pg_notify(?, ?) FROM inserted WHERE status = 'queued' LIMIT 1
+      SELECT pg_notify($12, $13) FROM inserted WHERE status = 'queued' LIMIT 1
     )
     SELECT inserted.id::text AS id, (SELECT count(*) FROM notified) AS notified FROM inserted
     `,
@@ -104,7 +103,7 @@ export async function runFindByIdempotencyKeys(
   const rows = await sql<{ id: string; idempotency_key: string; is_expired: boolean }>(
     db,
     `SELECT id::text AS id, idempotency_key, idempotency_expires_at <= now() AS is_expired
-     FROM stackshift.runs WHERE namespace = ? AND idempotency_key = ANY(?::text[])`,
+     FROM stackshift.runs WHERE namespace = $1 AND idempotency_key = ANY($2::text[])`,
     [params.namespace, params.keys],
   )
   return rows.map((row) => ({ id: row.id, idempotencyKey: row.idempotency_key, isExpired: row.is_expired }))
@@ -121,7 +120,7 @@ export async function runReleaseExpiredIdempotencyKeys(
   await sql(
     db,
     `UPDATE stackshift.runs SET idempotency_key = NULL
-     WHERE namespace = ? AND idempotency_key = ANY(?::text[]) AND idempotency_expires_at <= now()`,
+     WHERE namespace = $1 AND idempotency_key = ANY($2::text[]) AND idempotency_expires_at <= now()`,
     [params.namespace, params.keys],
   )
 }
@@ -129,62 +128,36 @@ export async function runReleaseExpiredIdempotencyKeys(
 /**
  * Leases up to `limit` ready runs of the given queues and jobs, in claim order
  * (priority, then readiness time), and returns them with the results of their
- * completed steps (the memo).
- *
- * One index scan per queue (LATERAL), so each scan follows runs_ready in order
- * instead of sorting every ready run of several queues. SKIP LOCKED lets
- * concurrent claimers take disjoint runs without waiting on each other.
+ * completed steps (the memo). The statement is the claim_runs function
+ * (migration 0001), which pins its plan to the ready index. Instants come back
+ * as epoch milliseconds: cheaper to read than timestamp text.
  */
 export async function runClaim(
   db: Executor,
   params: { namespace: string; queues: readonly string[]; jobs: readonly string[]; limit: number; leaseMs: number; workerId: string },
 ): Promise<ClaimedRun[]> {
-  const rows = await sql<ClaimedRow>(
-    db,
-    `
-    WITH candidates AS (
-      SELECT picked.id
-      FROM unnest(?::text[]) WITH ORDINALITY AS q(name, position)
-      CROSS JOIN LATERAL (
-        SELECT id FROM stackshift.runs
-        WHERE namespace = ? AND queue = q.name AND status = 'queued' AND job = ANY(?::text[])
-        ORDER BY priority DESC, available_at, id
-        LIMIT ?
-        FOR UPDATE SKIP LOCKED
-      ) AS picked
-      LIMIT ?
-    )
-    UPDATE stackshift.runs AS r
-    SET status = 'running', attempt = r.attempt + 1, lease_token = gen_random_uuid(),
-        lease_expires_at = now() + ? * interval '1 millisecond', started_at = now(), worker_id = ?
-    FROM candidates
-    WHERE r.id = candidates.id
-    RETURNING r.id::text AS id, r.namespace, r.queue, r.job, r.payload::text AS payload_json, r.attempt, r.max_attempts,
-      r.lease_token::text AS lease_token, r.lease_expires_at, r.created_at, r.available_at,
-      (SELECT json_agg(json_build_array(s.step_id, s.result::text))
-       FROM stackshift.steps s WHERE s.run_id = r.id AND s.status = 'completed') AS memo
-    `,
-    [params.queues, params.namespace, params.jobs, params.limit, params.limit, params.leaseMs, params.workerId],
-  )
-  return rows.map(toClaimedRun)
-}
-
-function toClaimedRun(row: ClaimedRow): ClaimedRun {
-  const memo: MemoEntry[] = (row.memo ?? []).map(([stepId, resultJson]) => ({ stepId, resultJson: resultJson ?? undefined }))
-  return {
-    id: row.id,
-    namespace: row.namespace,
-    queue: row.queue,
-    job: row.job,
+  const rows = await sql<ClaimedRow>(db, `SELECT * FROM stackshift.claim_runs($1, $2, $3, $4, $5, $6)`, [
+    params.namespace,
+    params.queues,
+    params.jobs,
+    params.limit,
+    params.leaseMs,
+    params.workerId,
+  ])
+  return rows.map((row) => ({
+    id: row.run_id,
+    namespace: params.namespace,
+    queue: row.run_queue,
+    job: row.run_job,
     payloadJson: row.payload_json,
-    attempt: row.attempt,
-    maxAttempts: row.max_attempts,
-    leaseToken: row.lease_token,
-    leaseExpiresAt: row.lease_expires_at,
-    createdAt: row.created_at,
-    availableAt: row.available_at,
-    memo,
-  }
+    attempt: row.run_attempt,
+    maxAttempts: row.run_max_attempts,
+    leaseToken: row.run_lease_token,
+    leaseExpiresAt: new Date(row.lease_expires_ms),
+    createdAt: new Date(row.created_ms),
+    availableAt: new Date(row.available_ms),
+    memo: (row.memo ?? []).map(([stepId, resultJson]) => ({ stepId, resultJson: resultJson ?? undefined })),
+  }))
 }
 
 /** Completes leased runs. Returns the leases (leaseKey) that completed; the rest were not held. */
@@ -198,8 +171,8 @@ export async function runComplete(
     `
     UPDATE stackshift.runs AS r
     SET status = 'completed', result = v.result::jsonb, finished_at = now(), lease_expires_at = NULL
-    FROM unnest(?::uuid[], ?::uuid[], ?::text[]) AS v(id, lease_token, result)
-    WHERE r.id = v.id AND r.lease_token = v.lease_token AND r.status = 'running' AND r.lease_expires_at > now()
+    FROM unnest($1::uuid[], $2::uuid[], $3::text[]) AS v(id, lease_token, result)
+    WHERE r.id = ANY($1::uuid[]) AND r.id = v.id AND r.lease_token = v.lease_token AND r.status = 'running' AND r.lease_expires_at > now()
     RETURNING r.id::text AS id, v.lease_token::text AS lease_token
     `,
     [items.map((c) => c.runId), items.map((c) => c.leaseToken), items.map((c) => c.resultJson ?? null)],
@@ -217,7 +190,7 @@ export async function runFindLeaseOutcomes(
 ): Promise<Map<string, { status: StoredRunStatus; leaseToken: string | undefined }>> {
   const rows = await sql<{ id: string; status: StoredRunStatus; lease_token: string | null }>(
     db,
-    `SELECT id::text AS id, status, lease_token::text AS lease_token FROM stackshift.runs WHERE id = ANY(?::uuid[])`,
+    `SELECT id::text AS id, status, lease_token::text AS lease_token FROM stackshift.runs WHERE id = ANY($1::uuid[])`,
     [params.runIds],
   )
   return new Map(rows.map((row) => [row.id, { status: row.status, leaseToken: row.lease_token ?? undefined }]))
@@ -229,9 +202,9 @@ export async function runHeartbeat(db: Executor, params: { leases: readonly Leas
     db,
     `
     UPDATE stackshift.runs AS r
-    SET lease_expires_at = now() + ? * interval '1 millisecond'
-    FROM unnest(?::uuid[], ?::uuid[]) AS v(id, lease_token)
-    WHERE r.id = v.id AND r.lease_token = v.lease_token AND r.status = 'running' AND r.lease_expires_at > now()
+    SET lease_expires_at = now() + $1 * interval '1 millisecond'
+    FROM unnest($2::uuid[], $3::uuid[]) AS v(id, lease_token)
+    WHERE r.id = ANY($2::uuid[]) AND r.id = v.id AND r.lease_token = v.lease_token AND r.status = 'running' AND r.lease_expires_at > now()
     RETURNING r.id::text AS id, v.lease_token::text AS lease_token
     `,
     [params.leaseMs, params.leases.map((l) => l.runId), params.leases.map((l) => l.leaseToken)],
@@ -285,9 +258,9 @@ export async function runLockHeldLeases(db: Executor, params: { leases: readonly
     db,
     `
     SELECT r.id::text AS id, r.lease_token::text AS lease_token, r.namespace, r.queue, r.attempt, r.max_attempts, r.started_at, r.worker_id
-    FROM unnest(?::uuid[], ?::uuid[]) AS v(id, lease_token)
+    FROM unnest($1::uuid[], $2::uuid[]) AS v(id, lease_token)
     JOIN stackshift.runs r ON r.id = v.id
-    WHERE r.lease_token = v.lease_token AND r.status = 'running' AND r.lease_expires_at > now()
+    WHERE r.id = ANY($1::uuid[]) AND r.lease_token = v.lease_token AND r.status = 'running' AND r.lease_expires_at > now()
     ORDER BY r.id
     FOR UPDATE OF r
     `,
@@ -308,7 +281,7 @@ export async function runLockExpiredLeases(db: Executor, params: { limit: number
     SELECT id::text AS id, lease_token::text AS lease_token, namespace, queue, attempt, max_attempts, started_at, worker_id
     FROM stackshift.runs
     WHERE status = 'running' AND lease_expires_at <= now()
-    LIMIT ?
+    LIMIT $1
     FOR UPDATE SKIP LOCKED
     `,
     [params.limit],
@@ -349,8 +322,8 @@ export async function runEndAttempts(db: Executor, params: { ends: readonly Atte
         lease_expires_at = NULL,
         lease_token = CASE WHEN v.keep_token THEN r.lease_token END,
         error = v.error::jsonb
-    FROM unnest(?::uuid[], ?::text[], ?::bigint[], ?::text[], ?::boolean[]) AS v(id, status, delay_ms, error, keep_token)
-    WHERE r.id = v.id
+    FROM unnest($1::uuid[], $2::text[], $3::bigint[], $4::text[], $5::boolean[]) AS v(id, status, delay_ms, error, keep_token)
+    WHERE r.id = ANY($1::uuid[]) AND r.id = v.id
     RETURNING r.id::text AS id, r.available_at
     `,
     [
@@ -378,8 +351,8 @@ export async function runRelease(
     `
     UPDATE stackshift.runs AS r
     SET status = 'queued', attempt = r.attempt - 1, lease_expires_at = NULL, lease_token = NULL
-    FROM unnest(?::uuid[], ?::uuid[]) AS v(id, lease_token)
-    WHERE r.id = v.id AND r.lease_token = v.lease_token AND r.status = 'running' AND r.lease_expires_at > now()
+    FROM unnest($1::uuid[], $2::uuid[]) AS v(id, lease_token)
+    WHERE r.id = ANY($1::uuid[]) AND r.id = v.id AND r.lease_token = v.lease_token AND r.status = 'running' AND r.lease_expires_at > now()
     RETURNING r.id::text AS id, v.lease_token::text AS lease_token, r.namespace, r.queue
     `,
     [params.leases.map((l) => l.runId), params.leases.map((l) => l.leaseToken)],
@@ -413,7 +386,7 @@ export async function runGet(db: Executor, params: { namespace: string; runId: s
     `
     SELECT id::text AS id, namespace, queue, job, status, payload::text AS payload_json, result::text AS result_json, error,
       attempt, max_attempts, priority, created_at, available_at, started_at, finished_at, idempotency_key
-    FROM stackshift.runs WHERE id = ? AND namespace = ?
+    FROM stackshift.runs WHERE id = $1 AND namespace = $2
     `,
     [params.runId, params.namespace],
   )
@@ -447,7 +420,7 @@ export async function runMarkWaitedFor(db: Executor, params: { namespace: string
   await sql(
     db,
     `UPDATE stackshift.runs SET has_waiter = true
-     WHERE id = ? AND namespace = ? AND NOT has_waiter AND status NOT IN ('completed', 'failed', 'cancelled')`,
+     WHERE id = $1 AND namespace = $2 AND NOT has_waiter AND status NOT IN ('completed', 'failed', 'cancelled')`,
     [params.runId, params.namespace],
   )
 }
@@ -467,7 +440,7 @@ export async function runPromoteDue(
       SELECT id FROM stackshift.runs
       WHERE status = 'scheduled' AND available_at <= now()
       ORDER BY available_at
-      LIMIT ?
+      LIMIT $1
       FOR UPDATE SKIP LOCKED
     ),
     promoted AS (
@@ -503,10 +476,10 @@ export async function runDeleteFinished(db: Executor, params: { idBelow: string;
     `
     WITH doomed AS (
       SELECT id FROM stackshift.runs
-      WHERE id < ?::uuid AND status IN ('completed', 'failed', 'cancelled')
-        AND finished_at < now() - ? * interval '1 millisecond'
+      WHERE id < $1::uuid AND status IN ('completed', 'failed', 'cancelled')
+        AND finished_at < now() - $2 * interval '1 millisecond'
       ORDER BY id
-      LIMIT ?
+      LIMIT $3
       FOR UPDATE SKIP LOCKED
     ),
     deleted_steps AS (DELETE FROM stackshift.steps WHERE run_id IN (SELECT id FROM doomed)),
@@ -521,5 +494,5 @@ export async function runDeleteFinished(db: Executor, params: { idBelow: string;
 
 /** Sends a ready notification outside of an insert (after promotions, retries, releases). */
 export async function runNotifyReady(db: Executor, params: { notice: string }): Promise<void> {
-  await sql(db, 'SELECT pg_notify(?, ?)', [readyChannel, params.notice])
+  await sql(db, 'SELECT pg_notify($1, $2)', [readyChannel, params.notice])
 }

@@ -25,9 +25,9 @@ export async function stepCompleteMany(db: Executor, params: { steps: readonly S
     `
     WITH held AS (
       SELECT r.id, r.attempt, v.lease_token, v.step_id, v.result, v.duration_ms
-      FROM unnest(?::uuid[], ?::uuid[], ?::text[], ?::text[], ?::integer[]) AS v(run_id, lease_token, step_id, result, duration_ms)
+      FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::integer[]) AS v(run_id, lease_token, step_id, result, duration_ms)
       JOIN stackshift.runs r ON r.id = v.run_id
-      WHERE r.lease_token = v.lease_token AND r.status = 'running' AND r.lease_expires_at > now()
+      WHERE r.id = ANY($1::uuid[]) AND r.lease_token = v.lease_token AND r.status = 'running' AND r.lease_expires_at > now()
       ORDER BY r.id
       FOR SHARE OF r
     ),
@@ -72,7 +72,7 @@ export async function stepRecordFailures(
     `
     INSERT INTO stackshift.steps AS s (run_id, step_id, status, attempt, started_at, finished_at, error)
     SELECT v.run_id, v.step_id, 'failed', v.attempt, now() - v.duration_ms * interval '1 millisecond', now(), v.error::jsonb
-    FROM unnest(?::uuid[], ?::text[], ?::integer[], ?::integer[], ?::text[]) AS v(run_id, step_id, attempt, duration_ms, error)
+    FROM unnest($1::uuid[], $2::text[], $3::integer[], $4::integer[], $5::text[]) AS v(run_id, step_id, attempt, duration_ms, error)
     ON CONFLICT (run_id, step_id) DO UPDATE
       SET status = 'failed', attempt = excluded.attempt, started_at = excluded.started_at,
           finished_at = excluded.finished_at, error = excluded.error, result = NULL
@@ -102,7 +102,7 @@ export async function stepListForRun(db: Executor, params: { runId: string }): P
     db,
     `
     SELECT step_id, status, result::text AS result_json, error, attempt, started_at, finished_at
-    FROM stackshift.steps WHERE run_id = ?
+    FROM stackshift.steps WHERE run_id = $1
     ORDER BY finished_at, step_id
     `,
     [params.runId],
