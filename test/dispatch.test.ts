@@ -19,7 +19,7 @@ it('a ClaimTask long-poll that sees nothing returns no tasks when its wait ends'
   expect(tasks).toEqual([])
 })
 
-it('claims are sized to free slots: a worker with concurrency 3 holds 3 leases, not more', async () => {
+it('claims are sized to free slots: a worker with concurrency 3 and no prefetch holds 3 leases, not more', async () => {
   let started = 0
   let threeStarted!: () => void
   const areThreeRunning = new Promise<void>((resolve) => (threeStarted = resolve))
@@ -32,7 +32,7 @@ it('claims are sized to free slots: a worker with concurrency 3 holds 3 leases, 
   const ids = (await env.stackshift.queue('slots').enqueueMany(Array.from({ length: 10 }, () => ({ job: 'holdsSlot', payload: {} })))).map(
     (r) => r.id,
   )
-  await env.startWorker({ queues: ['slots'], jobs: ['holdsSlot'], concurrency: 3 })
+  await env.startWorker({ queues: ['slots'], jobs: ['holdsSlot'], concurrency: 3, prefetch: 0 })
   await areThreeRunning
   const { rows } = await env.db.query(
     `SELECT status::text, count(*)::int AS n FROM stackshift.runs WHERE id = ANY($1) GROUP BY 1 ORDER BY 1`,
@@ -45,6 +45,38 @@ it('claims are sized to free slots: a worker with concurrency 3 holds 3 leases, 
   release()
   for (const id of ids) expect((await env.stackshift.waitForRun(id)).status).toBe('completed')
   expect(started).toBe(10)
+})
+
+it('a worker prefetches runs beyond its concurrency, and starts them only as slots free up', async () => {
+  let running = 0
+  let mostRunning = 0
+  let started = 0
+  let twoStarted!: () => void
+  const areTwoRunning = new Promise<void>((resolve) => (twoStarted = resolve))
+  let release!: () => void
+  const released = new Promise<void>((resolve) => (release = resolve))
+  env.stackshift.job('prefetched', async () => {
+    mostRunning = Math.max(mostRunning, ++running)
+    if (++started === 2) twoStarted()
+    await released
+    running--
+  })
+  const ids = (
+    await env.stackshift.queue('prefetch').enqueueMany(Array.from({ length: 10 }, () => ({ job: 'prefetched', payload: {} })))
+  ).map((r) => r.id)
+  await env.startWorker({ queues: ['prefetch'], jobs: ['prefetched'], concurrency: 2, prefetch: 3 })
+  await areTwoRunning
+  // Two running plus three held ready: five leases, and only two handlers.
+  await expect
+    .poll(
+      async () =>
+        (await env.db.query(`SELECT count(*)::int AS n FROM stackshift.runs WHERE id = ANY($1) AND status = 'running'`, [ids])).rows[0].n,
+    )
+    .toBe(5)
+  expect(started).toBe(2)
+  release()
+  for (const id of ids) expect((await env.stackshift.waitForRun(id)).status).toBe('completed')
+  expect(mostRunning).toBe(2)
 })
 
 it('higher priority runs are claimed first, then the oldest', async () => {

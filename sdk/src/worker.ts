@@ -12,6 +12,15 @@ export interface WorkerOptions {
   queues: string[]
   /** Most runs executed at once. Default 10. */
   concurrency?: number
+  /**
+   * Runs the worker may hold ready to start, beyond `concurrency`, while its
+   * handlers are short (under 50 ms on average): the next runs are already
+   * here when a handler returns, and the server claims them in larger batches.
+   * Held runs keep their lease by heartbeat like running ones. Not used while
+   * handlers are slow, so slow runs are not kept from idle workers. Default:
+   * equal to `concurrency`; 0 turns it off.
+   */
+  prefetch?: number
   /** Only these registered jobs (default: every job registered when `start()` is called). */
   jobs?: string[]
   /** Lease duration asked of the server, in ms (500 to 3,600,000). Default: the server's (30 s). */
@@ -26,6 +35,9 @@ export interface WorkerOptions {
 
 const sdkName = 'stackshift-ts/0.1.0'
 
+/** Prefetch applies while the average handler takes less than this. */
+const shortHandlerMs = 50
+
 /**
  * Executes runs of registered jobs. Connected to the server by one stream, it
  * announces its free slots, receives that many runs, executes them
@@ -35,8 +47,15 @@ const sdkName = 'stackshift-ts/0.1.0'
 export class Worker {
   /** Attempts not yet finished (handler running, or its outcome being reported), by lease token. */
   private readonly executions = new Map<string, Execution>()
+  /** Received runs not started yet (prefetched), oldest first. */
+  private readonly ready: Task[] = []
   /** Handlers running now; each holds one slot. */
   private busySlots = 0
+  /** Slots the server believes are free: announced, not yet filled by a task. */
+  private openCredits = 0
+  /** Moving average of handler durations, ms. */
+  private averageHandlerMs = 0
+  private readonly prefetch: number
   private state: 'created' | 'starting' | 'running' | 'stopping' | 'stopped' = 'created'
   private connection: WorkerConnection | undefined
   private heartbeatTimer: NodeJS.Timeout | undefined
@@ -57,6 +76,9 @@ export class Worker {
     if (!Array.isArray(options.queues) || options.queues.length === 0)
       throw new TypeError('worker options.queues must name at least one queue')
     this.concurrency = options.concurrency ?? 10
+    this.prefetch = options.prefetch ?? this.concurrency
+    if (!Number.isInteger(this.prefetch) || this.prefetch < 0)
+      throw new TypeError(`worker options.prefetch must be a non-negative integer, got ${options.prefetch}`)
     if (!Number.isInteger(this.concurrency) || this.concurrency < 1)
       throw new TypeError(`worker options.concurrency must be a positive integer, got ${options.concurrency}`)
   }
@@ -90,7 +112,7 @@ export class Worker {
           workerId,
           queues: this.options.queues,
           jobs: [...jobs.keys()],
-          slots: this.state === 'stopping' || this.state === 'stopped' ? 0 : Math.max(0, this.concurrency - this.busySlots),
+          slots: this.announceSlots(),
           leaseMs: this.options.leaseMs ?? 0,
           sdk: sdkName,
         }),
@@ -132,6 +154,8 @@ export class Worker {
       return
     }
     connection.drain()
+    // Runs that never started go back at once.
+    for (const task of this.ready.splice(0)) this.release(task)
     const everyDone = Promise.allSettled([...this.executions.values()].map((execution) => execution.done))
     let graceTimer: NodeJS.Timeout | undefined
     await Promise.race([everyDone, new Promise((done) => (graceTimer = setTimeout(done, graceMs)))])
@@ -161,31 +185,63 @@ export class Worker {
     return jobs
   }
 
+  /** Runs the worker wants in hand now: running, ready, or promised by the server. */
+  private capacity(): number {
+    if (this.state !== 'running' && this.state !== 'starting') return 0
+    return this.concurrency + (this.averageHandlerMs < shortHandlerMs ? this.prefetch : 0)
+  }
+
+  /** Free slots for a (re)connect's hello: the server forgets credits when a stream ends. */
+  private announceSlots(): number {
+    this.openCredits = Math.max(0, this.capacity() - this.busySlots - this.ready.length)
+    return this.openCredits
+  }
+
+  /** Tells the server about slots that opened, keeping running + ready + promised at capacity. */
+  private refill(): void {
+    const missing = this.capacity() - this.busySlots - this.ready.length - this.openCredits
+    if (missing <= 0 || !this.connection) return
+    this.openCredits += missing
+    this.connection.addSlots(missing)
+  }
+
   private accept(tasks: Task[], jobs: ReadonlyMap<string, JobDefinition<unknown, unknown>>): void {
-    const connection = this.connection!
+    this.openCredits = Math.max(0, this.openCredits - tasks.length)
     for (const task of tasks) {
-      const definition = jobs.get(task.job)
       if (this.state !== 'running' && this.state !== 'starting') {
         // Sent before the server saw our drain: hand it straight back.
-        void connection.send({ $case: 'releaseRun', releaseRun: { runId: task.runId, leaseToken: task.leaseToken } })
+        this.release(task)
         continue
       }
-      if (!definition) {
+      if (!jobs.has(task.job)) {
         this.internals.logger.error('received a run of a job this worker does not have; handing it back', {
           runId: task.runId,
           job: task.job,
         })
-        void connection.send({ $case: 'releaseRun', releaseRun: { runId: task.runId, leaseToken: task.leaseToken } })
+        this.release(task)
         continue
       }
-      const execution = new Execution(task, definition, (body) => connection.send(body), this.internals.logger)
+      this.ready.push(task)
+    }
+    this.startReady(jobs)
+    this.refill()
+  }
+
+  private startReady(jobs: ReadonlyMap<string, JobDefinition<unknown, unknown>>): void {
+    const connection = this.connection!
+    while (this.busySlots < this.concurrency && this.ready.length > 0) {
+      const task = this.ready.shift()!
+      const execution = new Execution(task, jobs.get(task.job)!, (body) => connection.send(body), this.internals.logger)
+      const startedAt = performance.now()
       this.executions.set(task.leaseToken, execution)
       this.busySlots++
-      // The slot frees when the handler returns, so the next run is claimed
-      // while this one's outcome is still being committed.
+      // The slot frees when the handler returns, so the next run starts (and
+      // more are claimed) while this one's outcome is still being committed.
       void execution.handlerSettled.then(() => {
         this.busySlots--
-        if (this.state === 'running') connection.addSlots(1)
+        this.averageHandlerMs = this.averageHandlerMs * 0.9 + (performance.now() - startedAt) * 0.1
+        this.startReady(jobs)
+        this.refill()
       })
       void execution.done
         .catch((error: unknown) =>
@@ -195,8 +251,13 @@ export class Worker {
     }
   }
 
+  private release(task: Task): void {
+    void this.connection?.send({ $case: 'releaseRun', releaseRun: { runId: task.runId, leaseToken: task.leaseToken } })
+  }
+
   private revoke(revoked: RevokedLease[]): void {
     const byRun = new Map(revoked.map((lease) => [lease.runId, lease.reason]))
+    for (let i = this.ready.length - 1; i >= 0; i--) if (byRun.has(this.ready[i]!.runId)) this.ready.splice(i, 1)
     for (const execution of this.executions.values()) {
       const reason = byRun.get(execution.runId)
       if (reason === undefined) continue
@@ -216,14 +277,17 @@ export class Worker {
   }
 
   private async heartbeat(): Promise<void> {
-    const held = [...this.executions.values()].filter((execution) => !execution.isAborted)
+    const held = [
+      ...[...this.executions.values()].filter((execution) => !execution.isAborted),
+      ...this.ready.map((task) => ({ runId: task.runId, leaseToken: task.leaseToken })),
+    ]
     // While disconnected, one heartbeat waits to be sent; there is no point queueing more.
     if (held.length === 0 || !this.connection || this.isHeartbeatPending) return
     this.isHeartbeatPending = true
     try {
       const answer = await this.connection.send({
         $case: 'heartbeat',
-        heartbeat: { leases: held.map((execution) => ({ runId: execution.runId, leaseToken: execution.leaseToken })), leaseMs: 0 },
+        heartbeat: { leases: held.map((lease) => ({ runId: lease.runId, leaseToken: lease.leaseToken })), leaseMs: 0 },
       })
       if (answer.result?.$case === 'heartbeat') this.revoke(answer.result.heartbeat.revoked)
     } finally {

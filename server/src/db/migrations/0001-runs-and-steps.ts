@@ -105,31 +105,45 @@ export async function up(knex: Knex): Promise<void> {
       run_id text, run_queue text, run_job text, payload_json text, run_attempt integer, run_max_attempts integer,
       run_lease_token text, lease_expires_ms float8, created_ms float8, available_ms float8, memo json
     )
-    LANGUAGE sql VOLATILE
+    LANGUAGE plpgsql VOLATILE
     SET enable_seqscan = off
     SET enable_bitmapscan = off
     AS $$
-      UPDATE stackshift.runs AS r
-      SET status = 'running', attempt = r.attempt + 1, lease_token = gen_random_uuid(),
-          lease_expires_at = now() + p_lease_ms * interval '1 millisecond', started_at = now(), worker_id = p_worker_id
-      WHERE r.id = ANY(ARRAY(
-        SELECT picked.id
-        FROM unnest(p_queues) AS q(name)
-        CROSS JOIN LATERAL (
-          SELECT id FROM stackshift.runs
-          WHERE namespace = p_namespace AND queue = q.name AND status = 'queued' AND job = ANY(p_jobs)
-          ORDER BY priority DESC, available_at, id
+    BEGIN
+      -- PL/pgSQL keeps this statement's plan for the session; a SQL function
+      -- with SET clauses would parse and plan it on every call. The update
+      -- returns rows in primary-key order, so they are sorted back into claim
+      -- order: workers start them in the order received.
+      RETURN QUERY
+      WITH claimed AS (
+        UPDATE stackshift.runs AS r
+        SET status = 'running', attempt = r.attempt + 1, lease_token = gen_random_uuid(),
+            lease_expires_at = now() + p_lease_ms * interval '1 millisecond', started_at = now(), worker_id = p_worker_id
+        WHERE r.id = ANY(ARRAY(
+          SELECT picked.id
+          FROM unnest(p_queues) AS q(name)
+          CROSS JOIN LATERAL (
+            SELECT candidate.id FROM stackshift.runs AS candidate
+            WHERE candidate.namespace = p_namespace AND candidate.queue = q.name AND candidate.status = 'queued'
+              AND candidate.job = ANY(p_jobs)
+            ORDER BY candidate.priority DESC, candidate.available_at, candidate.id
+            LIMIT p_limit
+            FOR UPDATE SKIP LOCKED
+          ) AS picked
           LIMIT p_limit
-          FOR UPDATE SKIP LOCKED
-        ) AS picked
-        LIMIT p_limit
-      ))
-      RETURNING r.id::text, r.queue, r.job, r.payload::text, r.attempt, r.max_attempts, r.lease_token::text,
-        (extract(epoch FROM r.lease_expires_at) * 1000)::float8,
-        (extract(epoch FROM r.created_at) * 1000)::float8,
-        (extract(epoch FROM r.available_at) * 1000)::float8,
+        ))
+        RETURNING r.id, r.queue, r.job, r.payload, r.attempt, r.max_attempts, r.lease_token, r.lease_expires_at,
+          r.created_at, r.available_at, r.priority
+      )
+      SELECT c.id::text, c.queue, c.job, c.payload::text, c.attempt, c.max_attempts, c.lease_token::text,
+        (extract(epoch FROM c.lease_expires_at) * 1000)::float8,
+        (extract(epoch FROM c.created_at) * 1000)::float8,
+        (extract(epoch FROM c.available_at) * 1000)::float8,
         (SELECT json_agg(json_build_array(s.step_id, s.result::text))
-         FROM stackshift.steps s WHERE s.run_id = r.id AND s.status = 'completed')
+         FROM stackshift.steps AS s WHERE s.run_id = c.id AND s.status = 'completed')
+      FROM claimed AS c
+      ORDER BY c.priority DESC, c.available_at, c.id;
+    END
     $$;
 
     -- WaitForRun marks the runs it waits for; only those notify when they

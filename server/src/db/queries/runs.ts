@@ -172,7 +172,7 @@ export async function runComplete(
     UPDATE stackshift.runs AS r
     SET status = 'completed', result = v.result::jsonb, finished_at = now(), lease_expires_at = NULL
     FROM unnest($1::uuid[], $2::uuid[], $3::text[]) AS v(id, lease_token, result)
-    WHERE r.id = ANY($1::uuid[]) AND r.id = v.id AND r.lease_token = v.lease_token AND r.status = 'running' AND r.lease_expires_at > now()
+    WHERE r.id = v.id AND r.lease_token = v.lease_token AND r.status = 'running' AND r.lease_expires_at > now()
     RETURNING r.id::text AS id, v.lease_token::text AS lease_token
     `,
     [items.map((c) => c.runId), items.map((c) => c.leaseToken), items.map((c) => c.resultJson ?? null)],
@@ -204,7 +204,7 @@ export async function runHeartbeat(db: Executor, params: { leases: readonly Leas
     UPDATE stackshift.runs AS r
     SET lease_expires_at = now() + $1 * interval '1 millisecond'
     FROM unnest($2::uuid[], $3::uuid[]) AS v(id, lease_token)
-    WHERE r.id = ANY($2::uuid[]) AND r.id = v.id AND r.lease_token = v.lease_token AND r.status = 'running' AND r.lease_expires_at > now()
+    WHERE r.id = v.id AND r.lease_token = v.lease_token AND r.status = 'running' AND r.lease_expires_at > now()
     RETURNING r.id::text AS id, v.lease_token::text AS lease_token
     `,
     [params.leaseMs, params.leases.map((l) => l.runId), params.leases.map((l) => l.leaseToken)],
@@ -260,7 +260,7 @@ export async function runLockHeldLeases(db: Executor, params: { leases: readonly
     SELECT r.id::text AS id, r.lease_token::text AS lease_token, r.namespace, r.queue, r.attempt, r.max_attempts, r.started_at, r.worker_id
     FROM unnest($1::uuid[], $2::uuid[]) AS v(id, lease_token)
     JOIN stackshift.runs r ON r.id = v.id
-    WHERE r.id = ANY($1::uuid[]) AND r.lease_token = v.lease_token AND r.status = 'running' AND r.lease_expires_at > now()
+    WHERE r.lease_token = v.lease_token AND r.status = 'running' AND r.lease_expires_at > now()
     ORDER BY r.id
     FOR UPDATE OF r
     `,
@@ -323,7 +323,7 @@ export async function runEndAttempts(db: Executor, params: { ends: readonly Atte
         lease_token = CASE WHEN v.keep_token THEN r.lease_token END,
         error = v.error::jsonb
     FROM unnest($1::uuid[], $2::text[], $3::bigint[], $4::text[], $5::boolean[]) AS v(id, status, delay_ms, error, keep_token)
-    WHERE r.id = ANY($1::uuid[]) AND r.id = v.id
+    WHERE r.id = v.id AND r.status = 'running'
     RETURNING r.id::text AS id, r.available_at
     `,
     [
@@ -352,7 +352,7 @@ export async function runRelease(
     UPDATE stackshift.runs AS r
     SET status = 'queued', attempt = r.attempt - 1, lease_expires_at = NULL, lease_token = NULL
     FROM unnest($1::uuid[], $2::uuid[]) AS v(id, lease_token)
-    WHERE r.id = ANY($1::uuid[]) AND r.id = v.id AND r.lease_token = v.lease_token AND r.status = 'running' AND r.lease_expires_at > now()
+    WHERE r.id = v.id AND r.lease_token = v.lease_token AND r.status = 'running' AND r.lease_expires_at > now()
     RETURNING r.id::text AS id, v.lease_token::text AS lease_token, r.namespace, r.queue
     `,
     [params.leases.map((l) => l.runId), params.leases.map((l) => l.leaseToken)],

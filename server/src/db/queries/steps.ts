@@ -27,7 +27,7 @@ export async function stepCompleteMany(db: Executor, params: { steps: readonly S
       SELECT r.id, r.attempt, v.lease_token, v.step_id, v.result, v.duration_ms
       FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::integer[]) AS v(run_id, lease_token, step_id, result, duration_ms)
       JOIN stackshift.runs r ON r.id = v.run_id
-      WHERE r.id = ANY($1::uuid[]) AND r.lease_token = v.lease_token AND r.status = 'running' AND r.lease_expires_at > now()
+      WHERE r.lease_token = v.lease_token AND r.status = 'running' AND r.lease_expires_at > now()
       ORDER BY r.id
       FOR SHARE OF r
     ),

@@ -1,0 +1,140 @@
+/**
+ * One system running one workload, in its own process (started by run.ts
+ * under Node 22). Protocol on stdio, one JSON object per line: it prints
+ * {"event":"ready"} once installed (and, for W4, loaded with history), waits
+ * for "go" on stdin, runs the workload, prints {"event":"result",...}, exits.
+ */
+import { createInterface } from 'node:readline'
+import { type BenchConfig, type SystemAdapter, noopJob, probeJob } from './systems/adapter.js'
+import { createGraphileWorkerAdapter } from './systems/graphile-worker.js'
+import { createPgBossAdapter } from './systems/pg-boss.js'
+import { createStackShiftAdapter } from './systems/stackshift.js'
+import { type LatencySummary, summarizeLatency } from './support/stats.js'
+import { type WorkloadName, workloadSizes } from './workloads.js'
+
+const [systemName, workload] = process.argv.slice(2) as [string, WorkloadName]
+const config = JSON.parse(process.env.BENCH_CONFIG!) as BenchConfig
+const sizes = workloadSizes()
+
+function createAdapter(): SystemAdapter {
+  switch (systemName) {
+    case 'stackshift':
+      return createStackShiftAdapter(config)
+    case 'graphile-worker-default':
+      return createGraphileWorkerAdapter(config, 'default')
+    case 'graphile-worker-tuned':
+      return createGraphileWorkerAdapter(config, 'tuned')
+    case 'pg-boss-default':
+      return createPgBossAdapter(config, 'default')
+    case 'pg-boss-tuned':
+      return createPgBossAdapter(config, 'tuned')
+    default:
+      throw new Error(`unknown system ${systemName}`)
+  }
+}
+
+const send = (message: Record<string, unknown>) => process.stdout.write(JSON.stringify(message) + '\n')
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+const now = () => performance.timeOrigin + performance.now()
+
+/** Waits until `count` handlers ran and the database shows nothing left, or the cap passes. */
+async function waitUntilFinished(adapter: SystemAdapter, executed: Promise<void>, deadline: number): Promise<boolean> {
+  await Promise.race([executed, sleep(Math.max(0, deadline - now()))])
+  while ((await adapter.unfinished()) > 0) {
+    if (now() > deadline) return false
+    await sleep(5)
+  }
+  return true
+}
+
+/** W1 and W4: bulk enqueue, then drain with one worker process. */
+async function drain(adapter: SystemAdapter): Promise<Record<string, unknown>> {
+  const count = sizes.drainRuns
+  const enqueueStarted = now()
+  for (let start = 0; start < count; start += sizes.bulkBatchSize) {
+    const size = Math.min(sizes.bulkBatchSize, count - start)
+    await adapter.enqueueBulk(
+      noopJob,
+      Array.from({ length: size }, (_, i) => ({ i: start + i })),
+    )
+  }
+  const enqueueSeconds = (now() - enqueueStarted) / 1000
+
+  let executed = 0
+  let allExecuted!: () => void
+  const everyRunExecuted = new Promise<void>((resolve) => (allExecuted = resolve))
+  const drainStarted = now()
+  await adapter.startWorker(noopJob, () => {
+    if (++executed === count) allExecuted()
+  })
+  const isComplete = await waitUntilFinished(adapter, everyRunExecuted, drainStarted + sizes.drainCapSeconds * 1000)
+  const drainSeconds = (now() - drainStarted) / 1000
+  await adapter.stopWorker()
+  const finished = isComplete ? count : count - (await adapter.unfinished())
+  return {
+    jobs: count,
+    enqueuePerSecond: count / enqueueSeconds,
+    drainPerSecond: finished / drainSeconds,
+    isCapped: !isComplete,
+  }
+}
+
+/** W2: enqueue-to-handler-start latency at open-loop arrival rates. */
+async function latency(adapter: SystemAdapter): Promise<Record<string, unknown>> {
+  const samples: number[] = []
+  await adapter.startWorker(probeJob, (payload) => {
+    if (payload.enqueuedAt !== undefined) samples.push(now() - payload.enqueuedAt)
+  })
+  // Let the worker reach its idle state before the first arrival.
+  await sleep(1000)
+  const byRate: Record<string, LatencySummary> = {}
+  let sent = 0
+  for (const rate of sizes.latencyRates) {
+    samples.length = 0
+    const total = rate * sizes.latencySeconds
+    const started = now()
+    for (let i = 0; i < total; i++) {
+      const wait = started + (i * 1000) / rate - now()
+      if (wait > 0) await sleep(wait)
+      // Open loop: arrivals follow the clock, not the completion of earlier enqueues.
+      void adapter.enqueueOne(probeJob, { enqueuedAt: now() })
+      sent++
+    }
+    const deadline = now() + 60_000
+    while (samples.length < total && now() < deadline) await sleep(20)
+    byRate[String(rate)] = summarizeLatency(samples)
+  }
+  await adapter.stopWorker()
+  return { jobs: sent, byRate }
+}
+
+/** W3: jobs of three steps each. */
+async function steps(adapter: SystemAdapter): Promise<Record<string, unknown>> {
+  const count = sizes.stepJobs
+  await adapter.enqueueThreeStepJobs(count)
+  let done = 0
+  let allDone!: () => void
+  const everyJobDone = new Promise<void>((resolve) => (allDone = resolve))
+  const started = now()
+  await adapter.startThreeStepWorker(() => {
+    if (++done === count) allDone()
+  })
+  const isComplete = await waitUntilFinished(adapter, everyJobDone, started + sizes.drainCapSeconds * 1000)
+  const seconds = (now() - started) / 1000
+  await adapter.stopWorker()
+  return { jobs: count, stepExecutionsPerSecond: (3 * (isComplete ? count : done)) / seconds, isCapped: !isComplete }
+}
+
+const adapter = createAdapter()
+await adapter.install()
+if (workload === 'W4') await adapter.preloadHistory(noopJob, sizes.historyRuns)
+send({ event: 'ready' })
+const lines = createInterface({ input: process.stdin })
+for await (const line of lines) if (line.trim() === 'go') break
+
+const cpuBefore = process.cpuUsage()
+const result = workload === 'W2' ? await latency(adapter) : workload === 'W3' ? await steps(adapter) : await drain(adapter)
+const cpu = process.cpuUsage(cpuBefore)
+send({ event: 'result', result, cpuSeconds: (cpu.user + cpu.system) / 1e6 })
+await adapter.close()
+process.exit(0)

@@ -1,0 +1,231 @@
+/**
+ * `npm run bench`: StackShift against graphile-worker and pg-boss on one
+ * PostgreSQL, workload by workload, system after system (never two at once),
+ * each run on a fresh database, each workload three times.
+ *
+ * Usage: npm run bench -- [--workloads W1,W2,W3,W4] [--systems a,b] [--repeat 3] [--concurrency 50]
+ */
+import { type ChildProcess, spawn } from 'node:child_process'
+import { mkdir, readFile } from 'node:fs/promises'
+import { cpus, totalmem } from 'node:os'
+import { createInterface } from 'node:readline'
+import { fileURLToPath } from 'node:url'
+import pg from 'pg'
+import { type BenchConfig } from './systems/adapter.js'
+import { postmasterPid, treeCpuSeconds } from './support/cpu.js'
+import { ensureBenchNode } from './support/node22.js'
+import { type BenchPostgres, startBenchPostgres } from './support/postgres.js'
+import { writeReport, type RunRecord } from './support/report.js'
+import { type WorkloadName, workloadSizes } from './workloads.js'
+
+const repoRoot = fileURLToPath(new URL('../..', import.meta.url))
+const workDir = `${repoRoot}bench/.work`
+const allSystems = ['stackshift', 'graphile-worker-default', 'graphile-worker-tuned', 'pg-boss-default', 'pg-boss-tuned']
+const allWorkloads: WorkloadName[] = ['W1', 'W2', 'W3', 'W4']
+
+function option(name: string): string | undefined {
+  const index = process.argv.indexOf(`--${name}`)
+  return index >= 0 ? process.argv[index + 1] : undefined
+}
+
+const workloads = (option('workloads')?.split(',') ?? allWorkloads) as WorkloadName[]
+const systems = option('systems')?.split(',') ?? allSystems
+const repeat = Number(option('repeat') ?? 3)
+const concurrency = Number(option('concurrency') ?? 50)
+const poolSize = 10
+
+/** With BENCH_PROFILE set, every process writes a CPU profile under bench/.work/profiles. */
+function profileFlags(name: string): string[] {
+  return process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${workDir}/profiles/${name}`] : []
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+
+/** Reads JSON lines from a child's stdout; other lines are ignored. */
+function jsonLines(child: ChildProcess): AsyncIterator<Record<string, unknown>> {
+  const lines = createInterface({ input: child.stdout! })
+  const iterator = lines[Symbol.asyncIterator]()
+  return {
+    async next() {
+      for (;;) {
+        const { value, done } = await iterator.next()
+        if (done) return { value: undefined, done: true }
+        if (value.startsWith('{')) {
+          try {
+            return { value: JSON.parse(value), done: false }
+          } catch {
+            // not a protocol line
+          }
+        }
+      }
+    },
+  }
+}
+
+async function nextEvent(
+  events: AsyncIterator<Record<string, unknown>>,
+  event: string,
+  child: ChildProcess,
+): Promise<Record<string, unknown>> {
+  const exited = new Promise<never>((_, reject) =>
+    child.once('exit', (code) => reject(new Error(`process exited (${code}) before "${event}"`))),
+  )
+  for (;;) {
+    const { value, done } = await Promise.race([events.next(), exited])
+    if (done) throw new Error(`stream ended before "${event}"`)
+    if (value.event === event) return value
+  }
+}
+
+async function startServer(node: string, databaseUrl: string): Promise<{ process: ChildProcess; address: string }> {
+  const child = spawn(node, [...profileFlags('server'), 'server/dist/main.js'], {
+    cwd: repoRoot,
+    env: {
+      ...process.env,
+      DATABASE_URL: databaseUrl,
+      STACKSHIFT_HOST: '127.0.0.1',
+      STACKSHIFT_PORT: '0',
+      STACKSHIFT_DB_POOL_SIZE: String(poolSize),
+    },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  })
+  const events = jsonLines(child)
+  for (;;) {
+    const { value, done } = await events.next()
+    if (done) throw new Error('server exited before listening')
+    if (value.msg === 'StackShift server listening') {
+      // Keep draining its log so it never blocks on a full pipe.
+      void (async () => {
+        while (!(await events.next()).done);
+      })()
+      return { process: child, address: `127.0.0.1:${value.port}` }
+    }
+  }
+}
+
+async function stopProcess(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return
+  const exited = new Promise((resolve) => child.once('exit', resolve))
+  child.kill('SIGTERM')
+  await exited
+}
+
+async function runOnce(node: string, postgres: BenchPostgres, system: string, workload: WorkloadName, rep: number): Promise<RunRecord> {
+  const databaseUrl = await postgres.createDatabase()
+  const server = system === 'stackshift' ? await startServer(node, databaseUrl) : undefined
+  const config: BenchConfig = { databaseUrl, concurrency, poolSize, stackshiftAddress: server?.address }
+  const child = spawn(node, [...profileFlags(system), 'bench/dist/child.js', system, workload], {
+    cwd: repoRoot,
+    env: { ...process.env, BENCH_CONFIG: JSON.stringify(config) },
+    stdio: ['pipe', 'pipe', 'inherit'],
+  })
+  try {
+    const events = jsonLines(child)
+    await nextEvent(events, 'ready', child)
+    // Statistics reach pg_stat_database within a second of a backend going idle.
+    await sleep(1500)
+    const pgPid = postmasterPid(postgres.clusterDir)
+    const before = {
+      commits: await postgres.commits(databaseUrl),
+      pg: treeCpuSeconds(pgPid),
+      server: server ? treeCpuSeconds(server.process.pid!) : 0,
+    }
+    child.stdin!.write('go\n')
+    const message = await nextEvent(events, 'result', child)
+    const after = { pg: treeCpuSeconds(pgPid), server: server ? treeCpuSeconds(server.process.pid!) : 0 }
+    await new Promise((resolve) => (child.exitCode === null ? child.once('exit', resolve) : resolve(undefined)))
+    await sleep(1500)
+    const commits = (await postgres.commits(databaseUrl)) - before.commits
+    if (isStatementReport) await printStatements(databaseUrl)
+    const result = message.result as Record<string, unknown> & { jobs: number }
+    const cpu = { postgres: after.pg - before.pg, server: after.server - before.server, worker: message.cpuSeconds as number }
+    return {
+      system,
+      workload,
+      rep,
+      result,
+      commitsPerJob: commits / result.jobs,
+      cpuSecondsPer1000Jobs: ((cpu.postgres + cpu.server + cpu.worker) / result.jobs) * 1000,
+      cpuSeconds: cpu,
+    }
+  } finally {
+    await stopProcess(child)
+    if (server) await stopProcess(server.process)
+    await postgres.dropDatabase(databaseUrl)
+  }
+}
+
+async function printStatements(databaseUrl: string): Promise<void> {
+  const client = new pg.Client({ connectionString: databaseUrl })
+  await client.connect()
+  try {
+    const { rows } = await client.query(
+      `SELECT calls, rows, round(total_exec_time) AS exec_ms, round(mean_exec_time::numeric, 2) AS mean_ms,
+         left(regexp_replace(query, '\\s+', ' ', 'g'), 100) AS query
+       FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+       ORDER BY total_exec_time DESC LIMIT 8`,
+    )
+    console.table(rows)
+    await client.query('SELECT pg_stat_statements_reset()')
+  } finally {
+    await client.end()
+  }
+}
+
+async function packageVersion(path: string): Promise<string> {
+  return JSON.parse(await readFile(`${repoRoot}${path}`, 'utf8')).version
+}
+
+const node = ensureBenchNode(workDir)
+const nodeVersion = await new Promise<string>((resolve) => {
+  const child = spawn(node, ['--version'])
+  let out = ''
+  child.stdout.on('data', (chunk) => (out += chunk))
+  child.on('exit', () => resolve(out.trim()))
+})
+await mkdir(`${repoRoot}bench/results`, { recursive: true })
+// BENCH_PG_STATS=1 loads pg_stat_statements and prints each run's busiest statements (diagnosis only: it costs a little).
+const isStatementReport = Boolean(process.env.BENCH_PG_STATS)
+const postgres = await startBenchPostgres(
+  `${workDir}/cluster`,
+  isStatementReport ? { shared_preload_libraries: 'pg_stat_statements', 'pg_stat_statements.track': 'all' } : {},
+)
+const environment = {
+  machine: `${cpus().length} × ${cpus()[0]?.model ?? 'unknown CPU'}, ${Math.round(totalmem() / 2 ** 30)} GiB`,
+  node: nodeVersion,
+  postgres: await postgres.describe(),
+  versions: {
+    stackshift: await packageVersion('sdk/package.json'),
+    'graphile-worker': await packageVersion('node_modules/graphile-worker/package.json'),
+    'pg-boss': await packageVersion('node_modules/pg-boss/package.json'),
+  },
+  concurrency,
+  poolSize,
+  sizes: workloadSizes(),
+  repeat,
+}
+console.log(JSON.stringify(environment, null, 2))
+
+const records: RunRecord[] = []
+try {
+  for (const workload of workloads) {
+    for (const system of systems) {
+      for (let rep = 1; rep <= repeat; rep++) {
+        const record = await runOnce(node, postgres, system, workload, rep)
+        records.push(record)
+        console.log(
+          `${workload} ${system.padEnd(24)} #${rep}  ${JSON.stringify(record.result)}  commits/job ${record.commitsPerJob.toFixed(3)}  cpu-s/1000 ${record.cpuSecondsPer1000Jobs.toFixed(3)} (${Object.entries(
+            record.cpuSeconds,
+          )
+            .map(([k, v]) => `${k} ${((v / record.result.jobs) * 1e6).toFixed(0)}µs`)
+            .join(', ')} per job)`,
+        )
+      }
+    }
+  }
+} finally {
+  await postgres.stop()
+}
+const paths = await writeReport(`${repoRoot}bench/results`, environment, records)
+console.log(`\nwritten: ${paths.join(', ')}`)
+process.exit(0)

@@ -1,0 +1,143 @@
+import { writeFile } from 'node:fs/promises'
+import { type LatencySummary, type Spread, spread } from './stats.js'
+
+/** One run of one workload by one system. */
+export interface RunRecord {
+  system: string
+  workload: string
+  rep: number
+  result: Record<string, unknown> & { jobs: number }
+  commitsPerJob: number
+  cpuSecondsPer1000Jobs: number
+  cpuSeconds: { postgres: number; server: number; worker: number }
+}
+
+const integer = new Intl.NumberFormat('en-US', { maximumFractionDigits: 0 })
+const decimal = (digits: number) => new Intl.NumberFormat('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits })
+
+function cell(values: readonly number[], format: (n: number) => string): string {
+  const s: Spread = spread(values)
+  return values.length === 1 ? format(s.median) : `${format(s.median)} (${format(s.min)}–${format(s.max)})`
+}
+
+function bySystem(records: readonly RunRecord[], workload: string): Map<string, RunRecord[]> {
+  const groups = new Map<string, RunRecord[]>()
+  for (const record of records.filter((r) => r.workload === workload)) {
+    groups.set(record.system, [...(groups.get(record.system) ?? []), record])
+  }
+  return groups
+}
+
+const cost = (runs: readonly RunRecord[]) => [
+  cell(
+    runs.map((r) => r.commitsPerJob),
+    decimal(3).format,
+  ),
+  cell(
+    runs.map((r) => r.cpuSecondsPer1000Jobs),
+    decimal(3).format,
+  ),
+]
+
+const capped = (runs: readonly RunRecord[]) => (runs.some((r) => r.result.isCapped) ? ' ⏱' : '')
+
+/** The Markdown tables: medians with (min–max) over the repetitions. */
+export function renderMarkdown(environment: Record<string, unknown>, records: readonly RunRecord[]): string {
+  const sizes = environment.sizes as Record<string, number | number[]>
+  const lines: string[] = []
+  const postgres = environment.postgres as Record<string, string>
+  lines.push(
+    `Machine: ${environment.machine}. Node ${environment.node}. PostgreSQL ${postgres.version} (${Object.entries(postgres)
+      .filter(([k]) => k !== 'version')
+      .map(([k, v]) => `${k}=${v}`)
+      .join(', ')}).`,
+    `Versions: ${Object.entries(environment.versions as Record<string, string>)
+      .map(([k, v]) => `${k} ${v}`)
+      .join(', ')}. Concurrency ${environment.concurrency}, database pool ${environment.poolSize}. ` +
+      `Each cell: median (min–max) of ${environment.repeat} runs, each on a fresh database. ⏱ = capped at ${sizes.drainCapSeconds} s, rate reached so far. ` +
+      `Commits per job and CPU-seconds per 1,000 jobs cover the whole workload (enqueue included), summed over PostgreSQL, the StackShift server and the worker process.`,
+    '',
+  )
+  const w1 = bySystem(records, 'W1')
+  if (w1.size > 0) {
+    lines.push(`**W1 drain** — ${integer.format(sizes.drainRuns as number)} no-op runs, bulk-enqueued, then drained`, '')
+    lines.push('| system | enqueue runs/s | drain runs/s | commits/job | CPU-s / 1,000 jobs |', '| --- | ---: | ---: | ---: | ---: |')
+    for (const [system, runs] of w1) {
+      lines.push(
+        `| ${system} | ${cell(
+          runs.map((r) => r.result.enqueuePerSecond as number),
+          integer.format,
+        )} | ${cell(
+          runs.map((r) => r.result.drainPerSecond as number),
+          integer.format,
+        )}${capped(runs)} | ${cost(runs).join(' | ')} |`,
+      )
+    }
+    lines.push('')
+  }
+  const w2 = bySystem(records, 'W2')
+  if (w2.size > 0) {
+    lines.push(`**W2 latency** — enqueue to handler start (ms), open-loop arrivals for ${sizes.latencySeconds} s per rate`, '')
+    lines.push(
+      '| system | rate | p50 | p90 | p99 | max | commits/job | CPU-s / 1,000 jobs |',
+      '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+    )
+    for (const [system, runs] of w2) {
+      for (const rate of sizes.latencyRates as number[]) {
+        const summaries = runs.map((r) => (r.result.byRate as Record<string, LatencySummary>)[String(rate)]!)
+        const ms = (key: keyof LatencySummary) =>
+          cell(
+            summaries.map((s) => s[key]),
+            decimal(2).format,
+          )
+        lines.push(`| ${system} | ${rate}/s | ${ms('p50')} | ${ms('p90')} | ${ms('p99')} | ${ms('max')} | ${cost(runs).join(' | ')} |`)
+      }
+    }
+    lines.push('')
+  }
+  const w3 = bySystem(records, 'W3')
+  if (w3.size > 0) {
+    lines.push(
+      `**W3 steps** — ${integer.format(sizes.stepJobs as number)} jobs of three steps (StackShift: step.run; the others: one job per step, each enqueueing the next)`,
+      '',
+    )
+    lines.push('| system | step executions/s | commits/job | CPU-s / 1,000 jobs |', '| --- | ---: | ---: | ---: |')
+    for (const [system, runs] of w3) {
+      lines.push(
+        `| ${system} | ${cell(
+          runs.map((r) => r.result.stepExecutionsPerSecond as number),
+          integer.format,
+        )}${capped(runs)} | ${cost(runs).join(' | ')} |`,
+      )
+    }
+    lines.push('')
+  }
+  const w4 = bySystem(records, 'W4')
+  if (w4.size > 0) {
+    lines.push(`**W4 history** — W1 on a database already holding ${integer.format(sizes.historyRuns as number)} finished runs`, '')
+    lines.push('| system | drain runs/s | share of W1 drain | commits/job | CPU-s / 1,000 jobs |', '| --- | ---: | ---: | ---: | ---: |')
+    for (const [system, runs] of w4) {
+      const w1Median = w1.has(system) ? spread(w1.get(system)!.map((r) => r.result.drainPerSecond as number)).median : undefined
+      const drain = runs.map((r) => r.result.drainPerSecond as number)
+      const share = w1Median ? `${Math.round((spread(drain).median / w1Median) * 100)}%` : '—'
+      lines.push(`| ${system} | ${cell(drain, integer.format)}${capped(runs)} | ${share} | ${cost(runs).join(' | ')} |`)
+    }
+    lines.push('')
+  }
+  return lines.join('\n')
+}
+
+/** Writes results/<date>.json and results/<date>.md; returns their paths. */
+export async function writeReport(
+  directory: string,
+  environment: Record<string, unknown>,
+  records: readonly RunRecord[],
+): Promise<string[]> {
+  const stamp = new Date().toISOString().slice(0, 19).replaceAll(':', '-')
+  const json = `${directory}/${stamp}.json`
+  const markdown = `${directory}/${stamp}.md`
+  await writeFile(json, JSON.stringify({ environment, records }, null, 2) + '\n')
+  await writeFile(markdown, `# Benchmark ${stamp}\n\n${renderMarkdown(environment, records)}`)
+  console.log('\n' + renderMarkdown(environment, records))
+  return [json, markdown]
+}

@@ -1,0 +1,44 @@
+/** What each system under test provides to the workloads. */
+
+/** Settings shared by every system, so they run with the same resources. */
+export interface BenchConfig {
+  databaseUrl: string
+  /** Jobs a worker executes at once. */
+  concurrency: number
+  /** Database connections of the system's own pool. */
+  poolSize: number
+  /** Address of the StackShift server (StackShift only). */
+  stackshiftAddress?: string
+}
+
+/** A no-op handler that records when it started; the payload carries the enqueue time for latency runs. */
+export type ProbeHandler = (payload: { enqueuedAt?: number }) => void
+
+export interface SystemAdapter {
+  /** Installs the system's schema. */
+  install(): Promise<void>
+  /** Adds `count` finished jobs of `job` straight in the database, as kept history, then vacuums and analyzes. */
+  preloadHistory(job: string, count: number): Promise<void>
+  /** Enqueues jobs with the system's bulk API, one call per batch. */
+  enqueueBulk(job: string, payloads: ReadonlyArray<Record<string, unknown>>): Promise<void>
+  /** Enqueues one job with the system's single-job API. */
+  enqueueOne(job: string, payload: Record<string, unknown>): Promise<void>
+  /** Starts workers that run `handler` for `job`. */
+  startWorker(job: string, handler: ProbeHandler): Promise<void>
+  /**
+   * Starts workers for the three-step workload: each of `count` jobs runs
+   * three steps (StackShift: step.run; the others: a job per step, each
+   * enqueueing the next). `onDone` is called when a job's last step ran.
+   */
+  startThreeStepWorker(onDone: () => void): Promise<void>
+  /** Enqueues `count` three-step jobs (their first step) with the bulk API. */
+  enqueueThreeStepJobs(count: number): Promise<void>
+  /** Jobs of this workload not yet finished, according to the database (cheap, index-backed). */
+  unfinished(): Promise<number>
+  stopWorker(): Promise<void>
+  close(): Promise<void>
+}
+
+/** Names the adapters use. */
+export const noopJob = 'noop'
+export const probeJob = 'probe'

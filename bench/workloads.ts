@@ -1,0 +1,25 @@
+/** The workloads of issue "benchmark against graphile-worker and pg-boss", and their sizes. */
+
+export type WorkloadName = 'W1' | 'W2' | 'W3' | 'W4'
+
+export const workloadDescriptions: Record<WorkloadName, string> = {
+  W1: 'drain: no-op runs enqueued in bulk, then drained',
+  W2: 'latency: enqueue to handler start at open-loop arrival rates',
+  W3: 'steps: jobs of three steps each',
+  W4: 'history: W1 on a database already holding finished runs',
+}
+
+/** Sizes, from the issue; environment variables shrink them for quick checks. */
+export function workloadSizes() {
+  const number = (name: string, fallback: number) => Number(process.env[name] ?? fallback)
+  return {
+    drainRuns: number('BENCH_DRAIN_RUNS', 100_000),
+    bulkBatchSize: 10_000,
+    latencyRates: (process.env.BENCH_LATENCY_RATES ?? '10,100').split(',').map(Number),
+    latencySeconds: number('BENCH_LATENCY_SECONDS', 30),
+    stepJobs: number('BENCH_STEP_JOBS', 10_000),
+    historyRuns: number('BENCH_HISTORY_RUNS', 1_000_000),
+    /** A drain that has not finished by then is reported at the rate it reached. */
+    drainCapSeconds: number('BENCH_DRAIN_CAP_SECONDS', 120),
+  }
+}
