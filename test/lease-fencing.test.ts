@@ -51,6 +51,19 @@ it('a worker whose lease expired cannot complete a step or the run: its writes a
   expect(run.attemptHistory.map((a) => a.outcome)).toEqual(['lease_expired', 'completed'])
 })
 
+it('a step or completion sent again under the same lease (its answer was lost) is accepted and stored once', async () => {
+  const { run_id } = await env.raw.runs('Enqueue', { run: { queue: 'repeats', job: 'j' } })
+  const { tasks } = await env.raw.workers('ClaimTask', { queues: ['repeats'], jobs: ['j'], wait_ms: 5000 })
+  const lease = { run_id, lease_token: tasks[0].lease_token }
+  await env.raw.workers('CompleteStep', { ...lease, step_id: 'charge', result_json: '{"chargeId":"ch_1"}' })
+  await env.raw.workers('CompleteStep', { ...lease, step_id: 'charge', result_json: '{"chargeId":"ch_1"}' })
+  await env.raw.workers('CompleteRun', { ...lease, result_json: '"done"' })
+  await env.raw.workers('CompleteRun', { ...lease, result_json: '"done"' })
+  const run = await env.stackshift.getRun(run_id)
+  expect(run.status).toBe('completed')
+  expect(run.steps.map((step) => [step.id, step.result])).toEqual([['charge', { chargeId: 'ch_1' }]])
+})
+
 it('a heartbeat extends the lease, on the database clock', async () => {
   const { run_id } = await env.raw.runs('Enqueue', { run: { queue: 'beats', job: 'j' } })
   const { tasks } = await env.raw.workers('ClaimTask', { queues: ['beats'], jobs: ['j'], wait_ms: 5000, lease_ms: 1000 })

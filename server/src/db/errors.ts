@@ -11,6 +11,11 @@ export function isDataError(error: unknown): boolean {
   return state !== undefined && (state.startsWith('22') || state.startsWith('23'))
 }
 
+/** A unique constraint rejected a row that already exists. */
+export function isUniqueViolation(error: unknown): boolean {
+  return sqlState(error) === '23505'
+}
+
 /** Serialization failure or deadlock: the transaction lost a race and may be retried as is. */
 export function isConflictError(error: unknown): boolean {
   const state = sqlState(error)

@@ -2,7 +2,7 @@ import type { Knex } from 'knex'
 import { LeaseLostError } from '../core/errors.js'
 import type { RetryBackoff } from '../core/retry-policy.js'
 import { type ErrorInfo, type LeaseRef, publicStatus } from '../core/run.js'
-import { isDataError } from '../db/errors.js'
+import { isDataError, isUniqueViolation } from '../db/errors.js'
 import { leaseKey, runComplete, runFindLeaseOutcomes, runHeartbeat, runLockHeldLeases, runRelease } from '../db/queries/runs.js'
 import { type StepCompletion, stepCompleteMany, stepKey } from '../db/queries/steps.js'
 import { type AttemptFailure, type FailureResult, endFailedAttempts } from './attempt-endings.js'
@@ -80,9 +80,15 @@ export class LeaseWrites {
   private async writeSteps(items: StepCompletion[]): Promise<Array<void | Error>> {
     // A step sent twice under one lease in one batch (a retransmission) is
     // written once and answers both.
-    const unique = new Map(items.map((item) => [stepKey(item.runId, item.stepId, item.leaseToken), item]))
-    const stored = await stepCompleteMany(this.deps.db, { steps: [...unique.values()] })
-    return items.map((item) => (stored.has(stepKey(item.runId, item.stepId, item.leaseToken)) ? undefined : new LeaseLostError(item.runId)))
+    const unique = [...new Map(items.map((item) => [`${stepKey(item.runId, item.stepId)}/${item.leaseToken}`, item])).values()]
+    let stored: Set<string>
+    try {
+      stored = await stepCompleteMany(this.deps.db, { steps: unique, isRepeat: false })
+    } catch (error) {
+      if (!isUniqueViolation(error)) throw error
+      stored = await stepCompleteMany(this.deps.db, { steps: unique, isRepeat: true })
+    }
+    return items.map((item) => (stored.has(stepKey(item.runId, item.stepId)) ? undefined : new LeaseLostError(item.runId)))
   }
 
   private async writeCompletions(items: Array<LeaseRef & { resultJson: string | undefined }>): Promise<Array<void | Error>> {

@@ -27,6 +27,9 @@ import type {
 
 type Limits = Pick<ServerConfig, 'defaultMaxAttempts' | 'idempotencyTtlMs' | 'maxPayloadBytes' | 'maxBatchSize' | 'leaseMs'>
 
+// Every schema is built once, at load: zod compiles a schema when it is
+// created, and that costs far more than using it.
+
 // eslint-disable-next-line no-control-regex
 const controlCharacters = /[\u0000-\u001f\u007f]/
 
@@ -46,15 +49,14 @@ const namespaceSchema = z
 
 const uuidSchema = z.string().regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i, 'must be a UUID')
 
-const leaseMsSchema = (defaultMs: number) =>
-  z
-    .number()
-    .int()
-    .refine(
-      (ms) => ms === 0 || (ms >= limits.leaseMinMs && ms <= limits.leaseMaxMs),
-      `must be 0 or ${limits.leaseMinMs} to ${limits.leaseMaxMs}`,
-    )
-    .transform((ms) => ms || defaultMs)
+/** A lease duration, or 0 for "the default", which the caller fills in. */
+const leaseMsSchema = z
+  .number()
+  .int()
+  .refine(
+    (ms) => ms === 0 || (ms >= limits.leaseMinMs && ms <= limits.leaseMaxMs),
+    `must be 0 or ${limits.leaseMinMs} to ${limits.leaseMaxMs}`,
+  )
 
 const nameListSchema = (maxLength: number, maxCount: number) =>
   z
@@ -82,60 +84,41 @@ export function parseNamespace(namespace: string): string {
   return parse(namespaceSchema, namespace, 'namespace')
 }
 
-const newRunSchemas = new WeakMap<Limits, ReturnType<typeof buildNewRunSchema>>()
-
-function newRunSchema(config: Limits) {
-  let schema = newRunSchemas.get(config)
-  if (!schema) newRunSchemas.set(config, (schema = buildNewRunSchema(config)))
-  return schema
-}
-
-function buildNewRunSchema(config: Limits) {
-  return z
-    .object({
-      queue: z
-        .string()
-        .transform((value) => value || defaultQueue)
-        .pipe(nameSchema(limits.queueMaxLength)),
-      job: nameSchema(limits.jobMaxLength),
-      idempotencyKey: z.string().max(limits.idempotencyKeyMaxLength, `must be at most ${limits.idempotencyKeyMaxLength} characters`),
-      idempotencyTtlMs: z
-        .number()
-        .int()
-        .min(0, 'must not be negative')
-        .max(limits.delayMaxMs, `must be at most ${limits.delayMaxMs}`)
-        .transform((ms) => ms || config.idempotencyTtlMs),
-      delayMs: z.number().int().min(0, 'must not be negative').max(limits.delayMaxMs, `must be at most ${limits.delayMaxMs} (ten years)`),
-      runAt: z.date().optional(),
-      priority: z
-        .number()
-        .int()
-        .min(limits.priorityMin, `must be at least ${limits.priorityMin}`)
-        .max(limits.priorityMax, `must be at most ${limits.priorityMax}`),
-      maxAttempts: z
-        .number()
-        .int()
-        .max(limits.maxAttemptsMax, `must be at most ${limits.maxAttemptsMax}`)
-        .transform((n) => n || config.defaultMaxAttempts),
-    })
-    .refine((run) => run.delayMs === 0 || run.runAt === undefined, { message: 'must not be set together with run_at', path: ['delayMs'] })
-}
+const newRunSchema = z
+  .object({
+    queue: z
+      .string()
+      .transform((value) => value || defaultQueue)
+      .pipe(nameSchema(limits.queueMaxLength)),
+    job: nameSchema(limits.jobMaxLength),
+    idempotencyKey: z.string().max(limits.idempotencyKeyMaxLength, `must be at most ${limits.idempotencyKeyMaxLength} characters`),
+    idempotencyTtlMs: z.number().int().min(0, 'must not be negative').max(limits.delayMaxMs, `must be at most ${limits.delayMaxMs}`),
+    delayMs: z.number().int().min(0, 'must not be negative').max(limits.delayMaxMs, `must be at most ${limits.delayMaxMs} (ten years)`),
+    runAt: z.date().optional(),
+    priority: z
+      .number()
+      .int()
+      .min(limits.priorityMin, `must be at least ${limits.priorityMin}`)
+      .max(limits.priorityMax, `must be at most ${limits.priorityMax}`),
+    maxAttempts: z.number().int().max(limits.maxAttemptsMax, `must be at most ${limits.maxAttemptsMax}`),
+  })
+  .refine((run) => run.delayMs === 0 || run.runAt === undefined, { message: 'must not be set together with run_at', path: ['delayMs'] })
 
 /** A validated NewRun message, with a fresh run id. */
 function toNewRun(message: NewRunMessage | undefined, config: Limits, prefix: string): NewRun {
   if (!message) throw new InvalidArgumentError(prefix, 'is required')
-  const run = parse(newRunSchema(config), message, prefix)
+  const run = parse(newRunSchema, message, prefix)
   return {
     id: newRunId(),
     queue: run.queue,
     job: run.job,
     payloadJson: checkJsonText(`${prefix}.payload_json`, message.payloadJson, config.maxPayloadBytes),
     idempotencyKey: run.idempotencyKey || undefined,
-    idempotencyTtlMs: run.idempotencyTtlMs,
+    idempotencyTtlMs: run.idempotencyTtlMs || config.idempotencyTtlMs,
     delayMs: run.delayMs,
     runAt: run.runAt,
     priority: run.priority,
-    maxAttempts: run.maxAttempts,
+    maxAttempts: run.maxAttempts || config.defaultMaxAttempts,
   }
 }
 
@@ -166,18 +149,16 @@ export function parseRunRef(request: { namespace: string; runId: string }): { na
   return parse(runRefSchema, request, '')
 }
 
+const waitForRunSchema = runRefSchema.extend({
+  timeoutMs: z.number().int().min(0, 'must not be negative').max(limits.runWaitMaxMs, `must be at most ${limits.runWaitMaxMs}`),
+})
+
 export function parseWaitForRun(request: { namespace: string; runId: string; timeoutMs: number }): {
   namespace: string
   runId: string
   timeoutMs: number
 } {
-  return parse(
-    runRefSchema.extend({
-      timeoutMs: z.number().int().min(0, 'must not be negative').max(limits.runWaitMaxMs, `must be at most ${limits.runWaitMaxMs}`),
-    }),
-    request,
-    '',
-  )
+  return parse(waitForRunSchema, request, '')
 }
 
 /** A validated WorkerHello. */
@@ -192,48 +173,43 @@ export interface WorkerAnnouncement {
 }
 
 /** What a worker says about itself, on the stream (hello) and in ClaimTask alike. */
-function workerFields(config: Limits) {
-  return {
-    namespace: namespaceSchema,
-    workerId: z.string().max(limits.workerIdMaxLength, `must be at most ${limits.workerIdMaxLength} characters`),
-    queues: nameListSchema(limits.queueMaxLength, limits.queuesPerWorkerMax),
-    jobs: nameListSchema(limits.jobMaxLength, limits.jobsPerWorkerMax),
-    leaseMs: leaseMsSchema(config.leaseMs),
-  }
+const workerFields = {
+  namespace: namespaceSchema,
+  workerId: z.string().max(limits.workerIdMaxLength, `must be at most ${limits.workerIdMaxLength} characters`),
+  queues: nameListSchema(limits.queueMaxLength, limits.queuesPerWorkerMax),
+  jobs: nameListSchema(limits.jobMaxLength, limits.jobsPerWorkerMax),
+  leaseMs: leaseMsSchema,
 }
 
+const workerHelloSchema = z.object({
+  ...workerFields,
+  slots: z.number().int().max(limits.slotsMax, `must be at most ${limits.slotsMax}`),
+  sdk: z.string().max(200, 'must be at most 200 characters'),
+})
+
 export function parseWorkerHello(hello: WorkerHello, config: Limits, fallbackWorkerId: () => string): WorkerAnnouncement {
-  const parsed = parse(
-    z.object({
-      ...workerFields(config),
-      slots: z.number().int().max(limits.slotsMax, `must be at most ${limits.slotsMax}`),
-      sdk: z.string().max(200, 'must be at most 200 characters'),
-    }),
-    hello,
-    'hello',
-  )
-  return { ...parsed, workerId: parsed.workerId || fallbackWorkerId() }
+  const parsed = parse(workerHelloSchema, hello, 'hello')
+  return { ...parsed, workerId: parsed.workerId || fallbackWorkerId(), leaseMs: parsed.leaseMs || config.leaseMs }
 }
+
+const claimTaskSchema = z.object({
+  ...workerFields,
+  maxTasks: z.number().int().max(limits.claimBatchMax, `must be at most ${limits.claimBatchMax}`),
+  waitMs: z.number().int().max(limits.claimWaitMaxMs, `must be at most ${limits.claimWaitMaxMs}`),
+})
 
 export function parseClaimTask(
   request: ClaimTaskRequest,
   config: Limits,
   fallbackWorkerId: () => string,
 ): Omit<WorkerAnnouncement, 'slots' | 'sdk'> & { maxTasks: number; waitMs: number } {
-  const parsed = parse(
-    z.object({
-      ...workerFields(config),
-      maxTasks: z
-        .number()
-        .int()
-        .max(limits.claimBatchMax, `must be at most ${limits.claimBatchMax}`)
-        .transform((n) => n || 1),
-      waitMs: z.number().int().max(limits.claimWaitMaxMs, `must be at most ${limits.claimWaitMaxMs}`),
-    }),
-    request,
-    '',
-  )
-  return { ...parsed, workerId: parsed.workerId || fallbackWorkerId() }
+  const parsed = parse(claimTaskSchema, request, '')
+  return {
+    ...parsed,
+    workerId: parsed.workerId || fallbackWorkerId(),
+    leaseMs: parsed.leaseMs || config.leaseMs,
+    maxTasks: parsed.maxTasks || 1,
+  }
 }
 
 const leaseRefSchema = z.object({ runId: uuidSchema, leaseToken: uuidSchema })
@@ -242,15 +218,13 @@ function parseLeaseRef(request: LeaseRefMessage, prefix: string): LeaseRef {
   return parse(leaseRefSchema, request, prefix)
 }
 
+const completeStepSchema = leaseRefSchema.extend({
+  stepId: nameSchema(limits.stepIdMaxLength),
+  durationMs: z.number().int(),
+})
+
 export function parseCompleteStep(request: CompleteStepRequest, config: Limits, prefix = ''): StepCompletion {
-  const parsed = parse(
-    leaseRefSchema.extend({
-      stepId: nameSchema(limits.stepIdMaxLength),
-      durationMs: z.number().int(),
-    }),
-    request,
-    prefix,
-  )
+  const parsed = parse(completeStepSchema, request, prefix)
   const resultField = prefix ? `${prefix}.result_json` : 'result_json'
   return {
     ...parsed,
@@ -271,23 +245,21 @@ function truncate(text: string, maxLength: number): string {
   return text.length <= maxLength ? text : text.slice(0, maxLength - 1) + '…'
 }
 
+const failRunSchema = leaseRefSchema.extend({
+  error: z.object({ name: z.string(), message: z.string().min(1, 'must not be empty'), stack: z.string() }, 'is required'),
+  nonRetriable: z.boolean(),
+  retryDelayMs: z
+    .number()
+    .int()
+    .min(0, 'must not be negative')
+    .max(limits.retryDelayMaxMs, `must be at most ${limits.retryDelayMaxMs}`)
+    .optional(),
+  failedStepId: z.string().max(limits.stepIdMaxLength, `must be at most ${limits.stepIdMaxLength} characters`),
+  failedStepDurationMs: z.number().int(),
+})
+
 export function parseFailRun(request: FailRunRequest, prefix = ''): RunFailure {
-  const parsed = parse(
-    leaseRefSchema.extend({
-      error: z.object({ name: z.string(), message: z.string().min(1, 'must not be empty'), stack: z.string() }, 'is required'),
-      nonRetriable: z.boolean(),
-      retryDelayMs: z
-        .number()
-        .int()
-        .min(0, 'must not be negative')
-        .max(limits.retryDelayMaxMs, `must be at most ${limits.retryDelayMaxMs}`)
-        .optional(),
-      failedStepId: z.string().max(limits.stepIdMaxLength, `must be at most ${limits.stepIdMaxLength} characters`),
-      failedStepDurationMs: z.number().int(),
-    }),
-    request,
-    prefix,
-  )
+  const parsed = parse(failRunSchema, request, prefix)
   const error: ErrorInfo = {
     name: truncate(parsed.error.name || 'Error', 200),
     message: truncate(parsed.error.message, limits.errorTextMaxLength),
@@ -307,16 +279,15 @@ export function parseReleaseRun(request: ReleaseRunRequest, prefix = ''): LeaseR
   return parseLeaseRef(request, prefix)
 }
 
+const heartbeatSchema = z.object({
+  leases: z
+    .array(leaseRefSchema)
+    .min(1, 'must name at least one lease')
+    .max(limits.heartbeatLeasesMax, `must name at most ${limits.heartbeatLeasesMax} leases`),
+  leaseMs: leaseMsSchema,
+})
+
 export function parseHeartbeat(request: HeartbeatRequest, defaultLeaseMs: number, prefix = ''): { leases: LeaseRef[]; leaseMs: number } {
-  return parse(
-    z.object({
-      leases: z
-        .array(leaseRefSchema)
-        .min(1, 'must name at least one lease')
-        .max(limits.heartbeatLeasesMax, `must name at most ${limits.heartbeatLeasesMax} leases`),
-      leaseMs: leaseMsSchema(defaultLeaseMs),
-    }),
-    request,
-    prefix,
-  )
+  const parsed = parse(heartbeatSchema, request, prefix)
+  return { leases: parsed.leases, leaseMs: parsed.leaseMs || defaultLeaseMs }
 }

@@ -10,37 +10,39 @@ export interface StepCompletion extends LeaseRef {
 }
 
 /**
- * Stores step results for held leases only. The lease check and the insert are
- * one statement, and FOR SHARE holds the run row until commit: the reaper (FOR
- * UPDATE SKIP LOCKED) cannot expire the lease between the check and the write,
- * so a step is never stored for an attempt that had already lost its lease.
- * Returns stepKey(runId, stepId, leaseToken) for each step stored. Callers
- * must not pass the same step twice under one token (a statement cannot write
- * a row twice).
+ * Stores step results for held leases only: the lease check (token, status,
+ * deadline on the database clock) and the insert are one statement. A step
+ * completed while the reaper expires its lease in the same instant may still
+ * be stored, which is harmless: the step did run, and the next attempt either
+ * replays its result or runs it again and overwrites it. (Locking the run row
+ * to close that window cost as much as updating it, on every step.)
+ *
+ * With `isRepeat` false this is a plain insert, and a step already stored
+ * (a write repeated after a lost answer) fails the statement with a unique
+ * violation; the caller then repeats the batch with `isRepeat` true, which
+ * overwrites. Returns stepKey(runId, stepId) of each step stored.
  */
-export async function stepCompleteMany(db: Executor, params: { steps: readonly StepCompletion[] }): Promise<Set<string>> {
+export async function stepCompleteMany(
+  db: Executor,
+  params: { steps: readonly StepCompletion[]; isRepeat: boolean },
+): Promise<Set<string>> {
   const { steps } = params
-  const rows = await sql<{ run_id: string; step_id: string; lease_token: string }>(
+  const rows = await sql<{ run_id: string; step_id: string }>(
     db,
     `
-    WITH held AS (
-      SELECT r.id, r.attempt, v.lease_token, v.step_id, v.result, v.duration_ms
-      FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::integer[]) AS v(run_id, lease_token, step_id, result, duration_ms)
-      JOIN stackshift.runs r ON r.id = v.run_id
-      WHERE r.lease_token = v.lease_token AND r.status = 'running' AND r.lease_expires_at > now()
-      ORDER BY r.id
-      FOR SHARE OF r
-    ),
-    stored AS (
-      INSERT INTO stackshift.steps AS s (run_id, step_id, status, attempt, started_at, finished_at, result)
-      SELECT id, step_id, 'completed', attempt, now() - duration_ms * interval '1 millisecond', now(), result::jsonb FROM held
-      ON CONFLICT (run_id, step_id) DO UPDATE
-        SET status = 'completed', attempt = excluded.attempt, started_at = excluded.started_at,
-            finished_at = excluded.finished_at, result = excluded.result, error = NULL
-      RETURNING s.run_id, s.step_id
-    )
-    SELECT stored.run_id::text AS run_id, stored.step_id, held.lease_token::text AS lease_token
-    FROM stored JOIN held ON held.id = stored.run_id AND held.step_id = stored.step_id
+    INSERT INTO stackshift.steps AS s (run_id, step_id, status, attempt, started_at, finished_at, result)
+    SELECT r.id, v.step_id, 'completed', r.attempt, now() - v.duration_ms * interval '1 millisecond', now(), v.result::jsonb
+    FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::integer[]) AS v(run_id, lease_token, step_id, result, duration_ms)
+    JOIN stackshift.runs r ON r.id = v.run_id
+    WHERE r.lease_token = v.lease_token AND r.status = 'running' AND r.lease_expires_at > now()
+    ${
+      params.isRepeat
+        ? `ON CONFLICT (run_id, step_id) DO UPDATE
+      SET status = 'completed', attempt = excluded.attempt, started_at = excluded.started_at,
+          finished_at = excluded.finished_at, result = excluded.result, error = NULL`
+        : ''
+    }
+    RETURNING s.run_id::text AS run_id, s.step_id
     `,
     [
       steps.map((s) => s.runId),
@@ -50,12 +52,12 @@ export async function stepCompleteMany(db: Executor, params: { steps: readonly S
       steps.map((s) => s.durationMs),
     ],
   )
-  return new Set(rows.map((row) => stepKey(row.run_id, row.step_id, row.lease_token)))
+  return new Set(rows.map((row) => stepKey(row.run_id, row.step_id)))
 }
 
-/** Identifies one step write: the step of a run, under one lease. */
-export function stepKey(runId: string, stepId: string, leaseToken: string): string {
-  return `${runId}/${leaseToken}/${stepId}`
+/** Identifies a step of a run. */
+export function stepKey(runId: string, stepId: string): string {
+  return `${runId}/${stepId}`
 }
 
 /**
