@@ -64,6 +64,27 @@ it('a step or completion sent again under the same lease (its answer was lost) i
   expect(run.steps.map((step) => [step.id, step.result])).toEqual([['charge', { chargeId: 'ch_1' }]])
 })
 
+it('runs claimed together each keep their lease by heartbeat while they run longer than the lease', async () => {
+  let started = 0
+  let allStarted!: () => void
+  const areAllRunning = new Promise<void>((resolve) => (allStarted = resolve))
+  env.stackshift.job('outlivesLease', async ({ run }) => {
+    if (++started === 4) allStarted()
+    // Twice the lease: only heartbeats keep it.
+    await new Promise((resolve) => setTimeout(resolve, 2000))
+    return run.attempt
+  })
+  const runs = await env.stackshift.queue('long').enqueueMany(Array.from({ length: 4 }, () => ({ job: 'outlivesLease', payload: {} })))
+  await env.startWorker({ queues: ['long'], jobs: ['outlivesLease'], concurrency: 4, leaseMs: 1000 })
+  await areAllRunning
+  for (const run of runs) {
+    const done = await env.stackshift.waitForRun(run.id)
+    expect(done.status).toBe('completed')
+    expect(done.result).toBe(1)
+    expect(done.attemptHistory.map((a) => a.outcome)).toEqual(['completed'])
+  }
+})
+
 it('a heartbeat extends the lease, on the database clock', async () => {
   const { run_id } = await env.raw.runs('Enqueue', { run: { queue: 'beats', job: 'j' } })
   const { tasks } = await env.raw.workers('ClaimTask', { queues: ['beats'], jobs: ['j'], wait_ms: 5000, lease_ms: 1000 })

@@ -56,6 +56,16 @@ it('0, "", false, null and undefined come back from a step as they went in, firs
   expect(done.result).toEqual({ values: [0, '', false, null], isUndefinedKept: true })
 })
 
+it('a handler that returns 0, "", false or null completes with exactly that result', async () => {
+  env.stackshift.job<{ value: unknown }>('returnsFalsy', ({ payload }) => payload.value)
+  await env.startWorker({ queues: ['steps'], jobs: ['returnsFalsy'] })
+  for (const value of [0, '', false, null]) {
+    const done = await env.stackshift.waitForRun((await env.stackshift.queue('steps').enqueue('returnsFalsy', { value })).id)
+    expect(done.status).toBe('completed')
+    expect(done.result).toStrictEqual(value)
+  }
+})
+
 it('a handler that returns nothing completes with no result', async () => {
   env.stackshift.job('returnsNothing', () => {})
   await env.startWorker({ queues: ['steps'], jobs: ['returnsNothing'] })

@@ -45,7 +45,10 @@ const shortHandlerMs = 50
  * (to any server) if the stream breaks.
  */
 export class Worker {
-  /** Attempts not yet finished (handler running, or its outcome being reported), by lease token. */
+  /**
+   * Attempts not yet finished (handler running, or its outcome being reported),
+   * by run id and lease token: runs claimed together share a token.
+   */
   private readonly executions = new Map<string, Execution>()
   /** Received runs not started yet (prefetched), oldest first. */
   private readonly ready: Task[] = []
@@ -233,7 +236,7 @@ export class Worker {
       const task = this.ready.shift()!
       const execution = new Execution(task, jobs.get(task.job)!, (body) => connection.send(body), this.internals.logger)
       const startedAt = performance.now()
-      this.executions.set(task.leaseToken, execution)
+      this.executions.set(`${task.runId}/${task.leaseToken}`, execution)
       this.busySlots++
       // The slot frees when the handler returns, so the next run starts (and
       // more are claimed) while this one's outcome is still being committed.
@@ -247,7 +250,7 @@ export class Worker {
         .catch((error: unknown) =>
           this.internals.logger.error('run execution failed unexpectedly', { runId: task.runId, error: String(error) }),
         )
-        .finally(() => this.executions.delete(task.leaseToken))
+        .finally(() => this.executions.delete(`${task.runId}/${task.leaseToken}`))
     }
   }
 

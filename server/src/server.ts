@@ -63,7 +63,12 @@ export async function startServer(config: ServerConfig & { databaseUrl: string }
   const promoter: ScheduledRunPromoter = new ScheduledRunPromoter({ db, logger, announcer, pollIntervalMs: config.pollIntervalMs })
   const reaper = new LeaseReaper({ db, logger, announcer, backoff, intervalMs: config.reaperIntervalMs })
   const retention = new RetentionSweeper({ db, logger, retentionMs: config.retentionMs, intervalMs: config.retentionIntervalMs })
-  const enqueuer = new RunEnqueuer({ db, announcer, writeConcurrency: config.writeConcurrency })
+  const enqueuer = new RunEnqueuer({
+    db,
+    announcer,
+    writeConcurrency: config.writeConcurrency,
+    reserveIdle: (namespace, queue, job) => dispatcher.reserveIdle(namespace, queue, job),
+  })
   const waiters = new RunWaiters()
   const reads = new RunReads({ db, waiters })
 

@@ -1,5 +1,5 @@
 import { expect, it } from 'vitest'
-import { isUuid, newRunId, runIdFloor } from '../../server/src/core/run-id.js'
+import { isUuid, newRunId, runIdFloor, runIdTime } from '../../server/src/core/run-id.js'
 import { parseDurationMs } from '../../sdk/src/duration.js'
 import { InvalidArgumentError } from '../../sdk/src/errors.js'
 
@@ -28,4 +28,9 @@ it('makes time-ordered version 7 run ids, and a floor below every id created lat
   expect(earlier < later).toBe(true)
   expect(runIdFloor(1_700_000_000_000) <= earlier).toBe(true)
   expect(runIdFloor(1_700_000_000_001) > earlier).toBe(true)
+})
+
+it('reads the creation time back from a run id', () => {
+  expect(runIdTime(newRunId(1_700_000_123_456))).toBe(1_700_000_123_456)
+  expect(runIdTime(runIdFloor(1_800_000_000_000))).toBe(1_800_000_000_000)
 })

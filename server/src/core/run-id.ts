@@ -54,3 +54,8 @@ const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{1
 export function isUuid(value: string): boolean {
   return uuidPattern.test(value)
 }
+
+/** The creation time (Unix ms) a version 7 run id carries. */
+export function runIdTime(runId: string): number {
+  return Number.parseInt(runId.slice(0, 8) + runId.slice(9, 13), 16)
+}

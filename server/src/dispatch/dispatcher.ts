@@ -23,6 +23,18 @@ export interface TaskConsumer {
   deliver(runs: ClaimedRun[]): boolean
 }
 
+/**
+ * A free slot of an idle consumer, held for a run that is about to be inserted
+ * already leased to it (see Dispatcher.reserveIdle).
+ */
+export interface Reservation {
+  readonly consumer: TaskConsumer
+  /** The run was inserted: hand it over (or, if the consumer is gone, release it). */
+  deliver(run: ClaimedRun): void
+  /** The run was not inserted (deduplicated, or the insert failed): free the slot. */
+  cancel(): void
+}
+
 /** A consumer's place in the dispatcher. */
 export interface Subscription {
   /** Free slots grew: claim again if there may be work. */
@@ -42,11 +54,16 @@ class Entry implements Subscription {
   isClosed = false
   rotation = 0
   retryTimer: NodeJS.Timeout | undefined
+  readonly queues: ReadonlySet<string>
+  readonly jobs: ReadonlySet<string>
 
   constructor(
     readonly consumer: TaskConsumer,
     private readonly dispatcher: Dispatcher,
-  ) {}
+  ) {
+    this.queues = new Set(consumer.queues)
+    this.jobs = new Set(consumer.jobs)
+  }
 
   pump(): void {
     this.dispatcher.pump(this)
@@ -107,6 +124,45 @@ export class Dispatcher {
     for (const entry of this.byNamespace.get(namespace) ?? []) {
       if (queues === null || entry.consumer.queues.some((queue) => queues.includes(queue))) this.wakeEntry(entry)
     }
+  }
+
+  /**
+   * Holds a free slot of a consumer that is idle and waiting for runs of this
+   * queue and job: its last claim found nothing ready, and nothing was
+   * enqueued for it since. The enqueue then inserts the run already leased to
+   * that consumer and hands it over after the commit: one statement instead of
+   * an insert and a claim, so the run starts sooner. Only idle consumers
+   * qualify, so a handed-off run never overtakes older ready runs that this
+   * server knows of.
+   */
+  reserveIdle(namespace: string, queue: string, job: string): Reservation | undefined {
+    for (const entry of this.byNamespace.get(namespace) ?? []) {
+      const { consumer } = entry
+      if (entry.isClosed || entry.mayHaveWork || entry.claimsInFlight > 0) continue
+      if (!entry.queues.has(queue) || !entry.jobs.has(job)) continue
+      if (consumer.freeSlots() - entry.reservedSlots <= 0) continue
+      entry.reservedSlots++
+      let isSettled = false
+      const settle = () => {
+        if (isSettled) return false
+        isSettled = true
+        entry.reservedSlots--
+        return true
+      }
+      return {
+        consumer,
+        deliver: (run) => {
+          if (!settle()) return
+          if (entry.isClosed || !consumer.deliver([run])) {
+            this.deps.release([run]).catch((error) => this.deps.logger.warn({ err: error }, 'could not release a handed-off run'))
+          }
+        },
+        cancel: () => {
+          if (settle()) this.pump(entry)
+        },
+      }
+    }
+    return undefined
   }
 
   /** Every consumer looks for work (poll, or notifications may have been missed). */

@@ -1,8 +1,16 @@
 import type { Knex } from 'knex'
-import type { NewRun } from '../core/run.js'
+import { runIdTime } from '../core/run-id.js'
+import type { ClaimedRun, NewRun } from '../core/run.js'
 import type { Executor } from '../db/database.js'
 import { isDataError } from '../db/errors.js'
-import { runFindByIdempotencyKeys, runInsertMany, runReleaseExpiredIdempotencyKeys } from '../db/queries/runs.js'
+import {
+  type InsertLease,
+  type InsertedRun,
+  runFindByIdempotencyKeys,
+  runInsertMany,
+  runReleaseExpiredIdempotencyKeys,
+} from '../db/queries/runs.js'
+import type { Reservation } from '../dispatch/dispatcher.js'
 import { GroupCommit } from './group-commit.js'
 import type { ReadyAnnouncer } from './ready-announcer.js'
 
@@ -13,6 +21,11 @@ export interface EnqueueOutcome {
   isDeduplicated: boolean
 }
 
+/** What the insert stored for a run, when it stored it. */
+interface WrittenRun extends EnqueueOutcome {
+  inserted: InsertedRun | undefined
+}
+
 // A key can be released (run failed, TTL ran out) between our insert and our
 // lookup; then we insert again. Each round resolves every key that raced, so
 // more than a few rounds would mean a bug, not contention.
@@ -21,13 +34,23 @@ const maxIdempotencyRounds = 5
 /**
  * Stores new runs. Single enqueues from concurrent callers are merged into
  * one multi-row insert (group commit); a batch from one caller is one
- * transaction. Either way, runs that are ready now wake a waiting worker: on
- * this server directly, on other servers through one NOTIFY per statement.
+ * transaction. A single run that is ready at once and has an idle worker on
+ * this server waiting for it is inserted already leased to that worker and
+ * handed over after the commit. Other ready runs wake a waiting worker: on this
+ * server directly, on other servers through one NOTIFY per statement.
  */
 export class RunEnqueuer {
   private readonly singles: GroupCommit<{ namespace: string; run: NewRun }, EnqueueOutcome>
 
-  constructor(private readonly deps: { db: Knex; announcer: ReadyAnnouncer; writeConcurrency: number }) {
+  constructor(
+    private readonly deps: {
+      db: Knex
+      announcer: ReadyAnnouncer
+      writeConcurrency: number
+      /** A free slot of an idle local worker for a run of this queue and job, if there is one. */
+      reserveIdle: (namespace: string, queue: string, job: string) => Reservation | undefined
+    },
+  ) {
     this.singles = new GroupCommit((items) => this.writeSingles(items), {
       maxBatchSize: 1000,
       maxInFlight: deps.writeConcurrency,
@@ -42,9 +65,9 @@ export class RunEnqueuer {
 
   /** Enqueues runs atomically: all are stored, or none. Outcomes in input order. */
   async enqueueBatch(namespace: string, runs: readonly NewRun[]): Promise<EnqueueOutcome[]> {
-    const outcomes = await this.deps.db.transaction((trx) => this.insert(trx, namespace, runs))
-    this.announce(namespace, runs, outcomes)
-    return outcomes
+    const written = await this.deps.db.transaction((trx) => this.insert(trx, namespace, runs, []))
+    this.announce(namespace, runs, written)
+    return written.map(toOutcome)
   }
 
   /** Resolves once every accepted single enqueue has been written. */
@@ -62,8 +85,21 @@ export class RunEnqueuer {
     const outcomes: EnqueueOutcome[] = new Array(items.length)
     for (const [namespace, indexes] of byNamespace) {
       const runs = indexes.map((i) => items[i]!.run)
-      const written = await this.insert(this.deps.db, namespace, runs)
-      indexes.forEach((itemIndex, i) => (outcomes[itemIndex] = written[i]!))
+      const reservations = runs.map((run) => (isReadyNow(run) ? this.deps.reserveIdle(namespace, run.queue, run.job) : undefined))
+      let written: WrittenRun[]
+      try {
+        written = await this.insert(this.deps.db, namespace, runs, reservations)
+      } catch (error) {
+        for (const reservation of reservations) reservation?.cancel()
+        throw error
+      }
+      written.forEach((run, i) => {
+        const reservation = reservations[i]
+        if (!reservation) return
+        if (run.inserted?.lease) reservation.deliver(toClaimedRun(namespace, runs[i]!, run.inserted))
+        else reservation.cancel()
+      })
+      indexes.forEach((itemIndex, i) => (outcomes[itemIndex] = toOutcome(written[i]!)))
       this.announce(namespace, runs, written)
     }
     return outcomes
@@ -73,10 +109,16 @@ export class RunEnqueuer {
    * Inserts runs and resolves idempotency keys. Entries that share a key with
    * an earlier entry of the same call get that entry's outcome. Keys that are
    * taken resolve to the run holding them; keys whose TTL ran out are released
-   * and the insert is retried.
+   * and the insert is retried. Runs with a reservation are inserted leased to
+   * its worker.
    */
-  private async insert(db: Executor, namespace: string, runs: readonly NewRun[]): Promise<EnqueueOutcome[]> {
-    const outcomes: Array<EnqueueOutcome | undefined> = new Array(runs.length)
+  private async insert(
+    db: Executor,
+    namespace: string,
+    runs: readonly NewRun[],
+    reservations: ReadonlyArray<Reservation | undefined>,
+  ): Promise<WrittenRun[]> {
+    const written: Array<WrittenRun | undefined> = new Array(runs.length)
     const firstIndexByKey = new Map<string, number>()
     const duplicateOf = new Map<number, number>()
     runs.forEach((run, index) => {
@@ -90,15 +132,21 @@ export class RunEnqueuer {
     for (let round = 0; pending.length > 0; round++) {
       if (round === maxIdempotencyRounds) throw new Error(`idempotency keys kept changing while enqueueing (${pending.length} left)`)
       const attempt = pending.map((index) => runs[index]!)
+      const leases = pending.map((index): InsertLease | undefined => {
+        const consumer = reservations[index]?.consumer
+        return consumer ? { leaseMs: consumer.leaseMs, workerId: consumer.workerId } : undefined
+      })
       const inserted = await runInsertMany(db, {
         namespace,
         runs: attempt,
-        readyNotice: this.deps.announcer.encodeNotice(namespace, readyQueues(attempt)),
+        leases,
+        readyNotice: this.deps.announcer.encodeNotice(namespace, readyQueues(attempt.filter((_, i) => !leases[i]))),
       })
       const conflicting: number[] = []
       for (const index of pending) {
         const run = runs[index]!
-        if (inserted.has(run.id)) outcomes[index] = { runId: run.id, isDeduplicated: false }
+        const stored = inserted.get(run.id)
+        if (stored) written[index] = { runId: run.id, isDeduplicated: false, inserted: stored }
         else conflicting.push(index)
       }
       if (conflicting.length === 0) break
@@ -109,7 +157,7 @@ export class RunEnqueuer {
       pending = []
       for (const index of conflicting) {
         const holder = holders.get(runs[index]!.idempotencyKey!)
-        if (holder && !holder.isExpired) outcomes[index] = { runId: holder.id, isDeduplicated: true }
+        if (holder && !holder.isExpired) written[index] = { runId: holder.id, isDeduplicated: true, inserted: undefined }
         else {
           if (holder) expiredKeys.push(holder.idempotencyKey)
           pending.push(index)
@@ -118,15 +166,37 @@ export class RunEnqueuer {
       if (expiredKeys.length > 0) await runReleaseExpiredIdempotencyKeys(db, { namespace, keys: expiredKeys })
     }
 
-    for (const [index, first] of duplicateOf) outcomes[index] = { runId: outcomes[first]!.runId, isDeduplicated: true }
-    return outcomes as EnqueueOutcome[]
+    for (const [index, first] of duplicateOf) written[index] = { runId: written[first]!.runId, isDeduplicated: true, inserted: undefined }
+    return written as WrittenRun[]
   }
 
-  private announce(namespace: string, runs: readonly NewRun[], outcomes: readonly EnqueueOutcome[]): void {
-    const stored = runs.filter((_, index) => !outcomes[index]!.isDeduplicated)
-    this.deps.announcer.announceLocally(namespace, readyQueues(stored))
-    const delays = stored.filter((run) => !isReadyNow(run)).map((run) => (run.runAt ? run.runAt.getTime() - Date.now() : run.delayMs))
+  /** Wakes workers for stored runs that wait to be claimed, and timers for delayed ones. */
+  private announce(namespace: string, runs: readonly NewRun[], written: readonly WrittenRun[]): void {
+    const waiting = runs.filter((_, index) => written[index]!.inserted && !written[index]!.inserted!.lease)
+    this.deps.announcer.announceLocally(namespace, readyQueues(waiting))
+    const delays = waiting.filter((run) => !isReadyNow(run)).map((run) => (run.runAt ? run.runAt.getTime() - Date.now() : run.delayMs))
     if (delays.length > 0) this.deps.announcer.announceScheduled(Math.min(...delays))
+  }
+}
+
+function toOutcome(written: WrittenRun): EnqueueOutcome {
+  return { runId: written.runId, isDeduplicated: written.isDeduplicated }
+}
+
+function toClaimedRun(namespace: string, run: NewRun, inserted: InsertedRun): ClaimedRun {
+  return {
+    id: run.id,
+    namespace,
+    queue: run.queue,
+    job: run.job,
+    payloadJson: run.payloadJson,
+    attempt: 1,
+    maxAttempts: run.maxAttempts,
+    leaseToken: inserted.lease!.token,
+    leaseExpiresAt: inserted.lease!.expiresAt,
+    createdAt: new Date(runIdTime(run.id)),
+    availableAt: inserted.lease!.availableAt,
+    memo: [],
   }
 }
 

@@ -92,15 +92,15 @@ export class LeaseWrites {
   }
 
   private async writeCompletions(items: Array<LeaseRef & { resultJson: string | undefined }>): Promise<Array<void | Error>> {
-    const completed = await runComplete(this.deps.db, { completions: uniqueLeases(items) })
-    const missed = items.filter((item) => !completed.has(leaseKey(item.runId, item.leaseToken)))
-    const outcomes = missed.length > 0 ? await runFindLeaseOutcomes(this.deps.db, { runIds: missed.map((item) => item.runId) }) : new Map()
+    const unique = uniqueLeases(items)
+    const completed = await runComplete(this.deps.db, { completions: unique })
+    if (completed === unique.length) return items.map(() => undefined)
+    // Some leases were not held. A run completed under the same token was
+    // completed by this attempt, now or by an earlier send whose answer was lost.
+    const outcomes = await runFindLeaseOutcomes(this.deps.db, { runIds: unique.map((item) => item.runId) })
     return items.map((item) => {
-      if (completed.has(leaseKey(item.runId, item.leaseToken))) return undefined
       const current = outcomes.get(item.runId)
-      // Already completed by this very attempt: the earlier answer was lost.
-      if (current?.status === 'completed' && current.leaseToken === item.leaseToken) return undefined
-      return new LeaseLostError(item.runId)
+      return current?.status === 'completed' && current.leaseToken === item.leaseToken ? undefined : new LeaseLostError(item.runId)
     })
   }
 

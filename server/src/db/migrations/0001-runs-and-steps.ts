@@ -39,6 +39,10 @@ export async function up(knex: Knex): Promise<void> {
       status stackshift.run_status NOT NULL,
       priority smallint NOT NULL DEFAULT 0,
       has_waiter boolean NOT NULL DEFAULT false,
+      -- Set when the run goes back to the queue after executing (a retry, a
+      -- hand-back): only then can it have steps to replay, so only then does
+      -- a claim look them up.
+      is_resumed boolean NOT NULL DEFAULT false,
       namespace text NOT NULL,
       queue text NOT NULL,
       job text NOT NULL,
@@ -103,12 +107,16 @@ export async function up(knex: Knex): Promise<void> {
       p_namespace text, p_queues text[], p_jobs text[], p_limit integer, p_lease_ms bigint, p_worker_id text
     ) RETURNS TABLE (
       run_id text, run_queue text, run_job text, payload_json text, run_attempt integer, run_max_attempts integer,
-      run_lease_token text, lease_expires_ms float8, created_ms float8, available_ms float8, memo json
+      run_lease_token text, lease_expires_ms float8, available_ms float8, memo json
     )
     LANGUAGE plpgsql VOLATILE
     SET enable_seqscan = off
     SET enable_bitmapscan = off
     AS $$
+    DECLARE
+      -- One token for the runs of this claim: fencing checks (run id, token)
+      -- pairs, so it is still unique to each attempt of each run.
+      v_lease_token uuid := gen_random_uuid();
     BEGIN
       -- PL/pgSQL keeps this statement's plan for the session; a SQL function
       -- with SET clauses would parse and plan it on every call. The update
@@ -117,7 +125,7 @@ export async function up(knex: Knex): Promise<void> {
       RETURN QUERY
       WITH claimed AS (
         UPDATE stackshift.runs AS r
-        SET status = 'running', attempt = r.attempt + 1, lease_token = gen_random_uuid(),
+        SET status = 'running', attempt = r.attempt + 1, lease_token = v_lease_token,
             lease_expires_at = now() + p_lease_ms * interval '1 millisecond', started_at = now(), worker_id = p_worker_id
         WHERE r.id = ANY(ARRAY(
           SELECT picked.id
@@ -132,15 +140,16 @@ export async function up(knex: Knex): Promise<void> {
           ) AS picked
           LIMIT p_limit
         ))
-        RETURNING r.id, r.queue, r.job, r.payload, r.attempt, r.max_attempts, r.lease_token, r.lease_expires_at,
-          r.created_at, r.available_at, r.priority
+        RETURNING r.id, r.queue, r.job, r.payload, r.attempt, r.max_attempts, r.lease_expires_at, r.available_at, r.priority,
+          r.is_resumed
       )
-      SELECT c.id::text, c.queue, c.job, c.payload::text, c.attempt, c.max_attempts, c.lease_token::text,
+      SELECT c.id::text, c.queue, c.job, c.payload::text, c.attempt, c.max_attempts, v_lease_token::text,
         (extract(epoch FROM c.lease_expires_at) * 1000)::float8,
-        (extract(epoch FROM c.created_at) * 1000)::float8,
         (extract(epoch FROM c.available_at) * 1000)::float8,
-        (SELECT json_agg(json_build_array(s.step_id, s.result::text))
-         FROM stackshift.steps AS s WHERE s.run_id = c.id AND s.status = 'completed')
+        CASE WHEN c.is_resumed THEN
+          (SELECT json_agg(json_build_array(s.step_id, s.result::text))
+           FROM stackshift.steps AS s WHERE s.run_id = c.id AND s.status = 'completed')
+        END
       FROM claimed AS c
       ORDER BY c.priority DESC, c.available_at, c.id;
     END

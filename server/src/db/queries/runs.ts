@@ -1,4 +1,5 @@
 import type { ClaimedRun, ErrorInfo, LeaseRef, NewRun, RunRecord, StoredRunStatus } from '../../core/run.js'
+import { runIdTime } from '../../core/run-id.js'
 import { readyChannel } from '../channels.js'
 import { type Executor, sql } from '../database.js'
 
@@ -33,48 +34,76 @@ interface ClaimedRow {
   run_max_attempts: number
   run_lease_token: string
   lease_expires_ms: number
-  created_ms: number
   available_ms: number
   memo: Array<[string, string | null]> | null
 }
 
+/** A run to insert already leased to an idle worker (a direct handoff). */
+export interface InsertLease {
+  leaseMs: number
+  workerId: string
+}
+
+/** What an insert stored for one run. */
+export interface InsertedRun {
+  /** Set when the run was inserted leased (its first attempt). */
+  lease: { token: string; expiresAt: Date; availableAt: Date } | undefined
+}
+
 /**
  * Inserts runs; with an idempotency key that is already taken, inserts
- * nothing for that entry. Returns the ids actually inserted. When any inserted
- * run is ready now, sends one notification (`readyNotice`) in the same
- * statement, delivered when it commits.
+ * nothing for that entry. Runs with an entry in `leases` are inserted already
+ * leased (status running, attempt 1). Returns what was inserted, by id. When
+ * any inserted run is ready to be claimed, sends one notification
+ * (`readyNotice`) in the same statement, delivered when it commits.
  */
 export async function runInsertMany(
   db: Executor,
-  params: { namespace: string; runs: readonly NewRun[]; readyNotice: string },
-): Promise<Set<string>> {
-  const { runs } = params
-  const rows = await sql<{ id: string }>(
+  params: { namespace: string; runs: readonly NewRun[]; leases: ReadonlyArray<InsertLease | undefined>; readyNotice: string },
+): Promise<Map<string, InsertedRun>> {
+  const { runs, leases } = params
+  const rows = await sql<{
+    id: string
+    lease_token: string | null
+    lease_expires_ms: number | null
+    available_ms: number | null
+  }>(
     db,
     `
     WITH input AS (
       SELECT v.*,
         CASE WHEN v.run_at IS NOT NULL THEN greatest(v.run_at, now())
              ELSE now() + v.delay_ms * interval '1 millisecond' END AS available_at
-      FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::bigint[], $8::timestamptz[], $9::smallint[], $10::integer[])
-        AS v(id, queue, job, payload, idempotency_key, idempotency_ttl_ms, delay_ms, run_at, priority, max_attempts)
+      FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::bigint[], $8::timestamptz[],
+                  $9::smallint[], $10::integer[], $14::bigint[], $15::text[])
+        AS v(id, queue, job, payload, idempotency_key, idempotency_ttl_ms, delay_ms, run_at, priority, max_attempts, lease_ms, worker_id)
     ),
     inserted AS (
       INSERT INTO stackshift.runs
-        (id, namespace, queue, job, status, priority, max_attempts, available_at, idempotency_key, idempotency_expires_at, payload)
+        (id, namespace, queue, job, status, priority, attempt, max_attempts, available_at, idempotency_key, idempotency_expires_at,
+         lease_token, lease_expires_at, started_at, worker_id, payload)
       SELECT id, $11, queue, job,
-        (CASE WHEN available_at > now() THEN 'scheduled' ELSE 'queued' END)::stackshift.run_status,
-        priority, max_attempts, available_at, idempotency_key,
+        (CASE WHEN lease_ms > 0 THEN 'running' WHEN available_at > now() THEN 'scheduled' ELSE 'queued' END)::stackshift.run_status,
+        priority, CASE WHEN lease_ms > 0 THEN 1 ELSE 0 END, max_attempts, available_at, idempotency_key,
         CASE WHEN idempotency_key IS NOT NULL THEN now() + idempotency_ttl_ms * interval '1 millisecond' END,
+        CASE WHEN lease_ms > 0 THEN gen_random_uuid() END,
+        CASE WHEN lease_ms > 0 THEN now() + lease_ms * interval '1 millisecond' END,
+        CASE WHEN lease_ms > 0 THEN now() END,
+        worker_id,
         payload::jsonb
       FROM input
       ON CONFLICT (namespace, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-      RETURNING id, status
+      RETURNING id, status, lease_token, lease_expires_at, created_at, available_at
     ),
     notified AS (
       SELECT pg_notify($12, $13) FROM inserted WHERE status = 'queued' LIMIT 1
     )
-    SELECT inserted.id::text AS id, (SELECT count(*) FROM notified) AS notified FROM inserted
+    -- Times are only needed for runs handed to a worker; bulk inserts read back just the ids.
+    SELECT inserted.id::text AS id, inserted.lease_token::text AS lease_token,
+      CASE WHEN inserted.lease_token IS NOT NULL THEN (extract(epoch FROM inserted.lease_expires_at) * 1000)::float8 END AS lease_expires_ms,
+      CASE WHEN inserted.lease_token IS NOT NULL THEN (extract(epoch FROM inserted.available_at) * 1000)::float8 END AS available_ms,
+      (SELECT count(*) FROM notified) AS notified
+    FROM inserted
     `,
     [
       runs.map((r) => r.id),
@@ -90,9 +119,18 @@ export async function runInsertMany(
       params.namespace,
       readyChannel,
       params.readyNotice,
+      leases.map((lease) => lease?.leaseMs ?? 0),
+      leases.map((lease) => lease?.workerId ?? null),
     ],
   )
-  return new Set(rows.map((row) => row.id))
+  return new Map(
+    rows.map((row) => [
+      row.id,
+      row.lease_token
+        ? { lease: { token: row.lease_token, expiresAt: new Date(row.lease_expires_ms!), availableAt: new Date(row.available_ms!) } }
+        : { lease: undefined },
+    ]),
+  )
 }
 
 /** Runs holding the given idempotency keys, and whether each key's TTL has run out. */
@@ -130,7 +168,8 @@ export async function runReleaseExpiredIdempotencyKeys(
  * (priority, then readiness time), and returns them with the results of their
  * completed steps (the memo). The statement is the claim_runs function
  * (migration 0001), which pins its plan to the ready index. Instants come back
- * as epoch milliseconds: cheaper to read than timestamp text.
+ * as epoch milliseconds, cheaper to read than timestamp text; the creation
+ * time is the one in the run id.
  */
 export async function runClaim(
   db: Executor,
@@ -154,30 +193,50 @@ export async function runClaim(
     maxAttempts: row.run_max_attempts,
     leaseToken: row.run_lease_token,
     leaseExpiresAt: new Date(row.lease_expires_ms),
-    createdAt: new Date(row.created_ms),
+    createdAt: new Date(runIdTime(row.run_id)),
     availableAt: new Date(row.available_ms),
     memo: (row.memo ?? []).map(([stepId, resultJson]) => ({ stepId, resultJson: resultJson ?? undefined })),
   }))
 }
 
-/** Completes leased runs. Returns the leases (leaseKey) that completed; the rest were not held. */
+/**
+ * Completes leased runs. Returns how many completed; fewer than given means
+ * some leases were not held, and the caller looks up which.
+ *
+ * The batch travels as text that PostgreSQL splits itself: ids and tokens
+ * joined by commas (UUIDs never contain one), results as one JSON array of
+ * `[result]` or `[]` (no result). Building PostgreSQL array literals in
+ * JavaScript, and reading back a row per run, cost the server more than the
+ * rest of the statement.
+ */
 export async function runComplete(
   db: Executor,
   params: { completions: ReadonlyArray<LeaseRef & { resultJson: string | undefined }> },
-): Promise<Set<string>> {
+): Promise<number> {
   const items = params.completions
-  const rows = await sql<LeaseRow>(
+  const rows = await sql<{ completed: number }>(
     db,
     `
-    UPDATE stackshift.runs AS r
-    SET status = 'completed', result = v.result::jsonb, finished_at = now(), lease_expires_at = NULL
-    FROM unnest($1::uuid[], $2::uuid[], $3::text[]) AS v(id, lease_token, result)
-    WHERE r.id = v.id AND r.lease_token = v.lease_token AND r.status = 'running' AND r.lease_expires_at > now()
-    RETURNING r.id::text AS id, v.lease_token::text AS lease_token
+    WITH completed AS (
+      UPDATE stackshift.runs AS r
+      SET status = 'completed', result = (v.result -> 0)::jsonb, finished_at = now(), lease_expires_at = NULL
+      FROM ROWS FROM (
+        unnest(string_to_array($1, ',')::uuid[]),
+        unnest(string_to_array($2, ',')::uuid[]),
+        json_array_elements($3::json)
+      ) AS v(id, lease_token, result)
+      WHERE r.id = v.id AND r.lease_token = v.lease_token AND r.status = 'running' AND r.lease_expires_at > now()
+      RETURNING 1
+    )
+    SELECT count(*)::integer AS completed FROM completed
     `,
-    [items.map((c) => c.runId), items.map((c) => c.leaseToken), items.map((c) => c.resultJson ?? null)],
+    [
+      items.map((c) => c.runId).join(','),
+      items.map((c) => c.leaseToken).join(','),
+      `[${items.map((c) => (c.resultJson === undefined ? '[]' : `[${c.resultJson}]`)).join(',')}]`,
+    ],
   )
-  return leaseKeys(rows)
+  return rows[0]!.completed
 }
 
 /**
@@ -320,6 +379,7 @@ export async function runEndAttempts(db: Executor, params: { ends: readonly Atte
         finished_at = CASE WHEN v.status = 'failed' THEN now() END,
         idempotency_key = CASE WHEN v.status = 'failed' THEN NULL ELSE r.idempotency_key END,
         lease_expires_at = NULL,
+        is_resumed = true,
         lease_token = CASE WHEN v.keep_token THEN r.lease_token END,
         error = v.error::jsonb
     FROM unnest($1::uuid[], $2::text[], $3::bigint[], $4::text[], $5::boolean[]) AS v(id, status, delay_ms, error, keep_token)
@@ -350,7 +410,7 @@ export async function runRelease(
     db,
     `
     UPDATE stackshift.runs AS r
-    SET status = 'queued', attempt = r.attempt - 1, lease_expires_at = NULL, lease_token = NULL
+    SET status = 'queued', attempt = r.attempt - 1, lease_expires_at = NULL, lease_token = NULL, is_resumed = true
     FROM unnest($1::uuid[], $2::uuid[]) AS v(id, lease_token)
     WHERE r.id = v.id AND r.lease_token = v.lease_token AND r.status = 'running' AND r.lease_expires_at > now()
     RETURNING r.id::text AS id, v.lease_token::text AS lease_token, r.namespace, r.queue

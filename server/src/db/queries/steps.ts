@@ -31,8 +31,14 @@ export async function stepCompleteMany(
     db,
     `
     INSERT INTO stackshift.steps AS s (run_id, step_id, status, attempt, started_at, finished_at, result)
-    SELECT r.id, v.step_id, 'completed', r.attempt, now() - v.duration_ms * interval '1 millisecond', now(), v.result::jsonb
-    FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::integer[]) AS v(run_id, lease_token, step_id, result, duration_ms)
+    SELECT r.id, v.step_id, 'completed', r.attempt, now() - v.duration_ms * interval '1 millisecond', now(), (v.result -> 0)::jsonb
+    FROM ROWS FROM (
+      unnest(string_to_array($1, ',')::uuid[]),
+      unnest(string_to_array($2, ',')::uuid[]),
+      json_array_elements_text($3::json),
+      json_array_elements($4::json),
+      unnest(string_to_array($5, ',')::integer[])
+    ) AS v(run_id, lease_token, step_id, result, duration_ms)
     JOIN stackshift.runs r ON r.id = v.run_id
     WHERE r.lease_token = v.lease_token AND r.status = 'running' AND r.lease_expires_at > now()
     ${
@@ -44,12 +50,13 @@ export async function stepCompleteMany(
     }
     RETURNING s.run_id::text AS run_id, s.step_id
     `,
+    // As text PostgreSQL splits itself (see runComplete): results as [result] or [].
     [
-      steps.map((s) => s.runId),
-      steps.map((s) => s.leaseToken),
-      steps.map((s) => s.stepId),
-      steps.map((s) => s.resultJson ?? null),
-      steps.map((s) => s.durationMs),
+      steps.map((s) => s.runId).join(','),
+      steps.map((s) => s.leaseToken).join(','),
+      JSON.stringify(steps.map((s) => s.stepId)),
+      `[${steps.map((s) => (s.resultJson === undefined ? '[]' : `[${s.resultJson}]`)).join(',')}]`,
+      steps.map((s) => s.durationMs).join(','),
     ],
   )
   return new Set(rows.map((row) => stepKey(row.run_id, row.step_id)))
