@@ -47,8 +47,8 @@ async function waitUntilFinished(adapter: SystemAdapter, executed: Promise<void>
   return true
 }
 
-/** W1 and W4: bulk enqueue, then drain with one worker process. */
-async function drain(adapter: SystemAdapter): Promise<Record<string, unknown>> {
+/** W1, W1S and W4: bulk enqueue, then drain with one worker process. */
+async function drain(adapter: SystemAdapter, isAnalyzedBeforeDrain: boolean): Promise<Record<string, unknown>> {
   const count = sizes.drainRuns
   const enqueueStarted = now()
   for (let start = 0; start < count; start += sizes.bulkBatchSize) {
@@ -59,6 +59,13 @@ async function drain(adapter: SystemAdapter): Promise<Record<string, unknown>> {
     )
   }
   const enqueueSeconds = (now() - enqueueStarted) / 1000
+  if (isAnalyzedBeforeDrain) {
+    const { default: pg } = await import('pg')
+    const client = new pg.Client({ connectionString: config.databaseUrl })
+    await client.connect()
+    await client.query('ANALYZE')
+    await client.end()
+  }
 
   let executed = 0
   let allExecuted!: () => void
@@ -133,7 +140,8 @@ const lines = createInterface({ input: process.stdin })
 for await (const line of lines) if (line.trim() === 'go') break
 
 const cpuBefore = process.cpuUsage()
-const result = workload === 'W2' ? await latency(adapter) : workload === 'W3' ? await steps(adapter) : await drain(adapter)
+const result =
+  workload === 'W2' ? await latency(adapter) : workload === 'W3' ? await steps(adapter) : await drain(adapter, workload === 'W1S')
 const cpu = process.cpuUsage(cpuBefore)
 send({ event: 'result', result, cpuSeconds: (cpu.user + cpu.system) / 1e6 })
 await adapter.close()

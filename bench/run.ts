@@ -3,7 +3,7 @@
  * PostgreSQL, workload by workload, system after system (never two at once),
  * each run on a fresh database, each workload three times.
  *
- * Usage: npm run bench -- [--workloads W1,W2,W3,W4] [--systems a,b] [--repeat 3] [--concurrency 50]
+ * Usage: npm run bench -- [--workloads W1,W1S,W2,W3,W4] [--systems a,b] [--repeat 3] [--concurrency 100]
  */
 import { type ChildProcess, spawn } from 'node:child_process'
 import { mkdir, readFile } from 'node:fs/promises'
@@ -21,7 +21,7 @@ import { type WorkloadName, workloadSizes } from './workloads.js'
 const repoRoot = fileURLToPath(new URL('../..', import.meta.url))
 const workDir = `${repoRoot}bench/.work`
 const allSystems = ['stackshift', 'graphile-worker-default', 'graphile-worker-tuned', 'pg-boss-default', 'pg-boss-tuned']
-const allWorkloads: WorkloadName[] = ['W1', 'W2', 'W3', 'W4']
+const allWorkloads: WorkloadName[] = ['W1', 'W1S', 'W2', 'W3', 'W4']
 
 function option(name: string): string | undefined {
   const index = process.argv.indexOf(`--${name}`)
@@ -31,7 +31,7 @@ function option(name: string): string | undefined {
 const workloads = (option('workloads')?.split(',') ?? allWorkloads) as WorkloadName[]
 const systems = option('systems')?.split(',') ?? allSystems
 const repeat = Number(option('repeat') ?? 3)
-const concurrency = Number(option('concurrency') ?? 50)
+const concurrency = Number(option('concurrency') ?? 100)
 const poolSize = 10
 
 /** With BENCH_PROFILE set, every process writes a CPU profile under bench/.work/profiles. */

@@ -1,9 +1,10 @@
 /** The workloads of issue "benchmark against graphile-worker and pg-boss", and their sizes. */
 
-export type WorkloadName = 'W1' | 'W2' | 'W3' | 'W4'
+export type WorkloadName = 'W1' | 'W1S' | 'W2' | 'W3' | 'W4'
 
 export const workloadDescriptions: Record<WorkloadName, string> = {
   W1: 'drain: no-op runs enqueued in bulk, then drained',
+  W1S: 'W1 with planner statistics refreshed (ANALYZE) between enqueue and drain, as autovacuum would do in a steady state',
   W2: 'latency: enqueue to handler start at open-loop arrival rates',
   W3: 'steps: jobs of three steps each',
   W4: 'history: W1 on a database already holding finished runs',

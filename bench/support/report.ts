@@ -59,10 +59,11 @@ export function renderMarkdown(environment: Record<string, unknown>, records: re
     '',
   )
   const w1 = bySystem(records, 'W1')
-  if (w1.size > 0) {
-    lines.push(`**W1 drain** — ${integer.format(sizes.drainRuns as number)} no-op runs, bulk-enqueued, then drained`, '')
+  const drainTable = (runsBySystem: Map<string, RunRecord[]>, title: string) => {
+    if (runsBySystem.size === 0) return
+    lines.push(title, '')
     lines.push('| system | enqueue runs/s | drain runs/s | commits/job | CPU-s / 1,000 jobs |', '| --- | ---: | ---: | ---: | ---: |')
-    for (const [system, runs] of w1) {
+    for (const [system, runs] of runsBySystem) {
       lines.push(
         `| ${system} | ${cell(
           runs.map((r) => r.result.enqueuePerSecond as number),
@@ -75,6 +76,11 @@ export function renderMarkdown(environment: Record<string, unknown>, records: re
     }
     lines.push('')
   }
+  drainTable(w1, `**W1 drain** — ${integer.format(sizes.drainRuns as number)} no-op runs, bulk-enqueued, then drained`)
+  drainTable(
+    bySystem(records, 'W1S'),
+    '**W1S drain with statistics** — W1 with `ANALYZE` between enqueue and drain (a table autovacuum has seen; a freshly bulk-loaded table has no statistics yet)',
+  )
   const w2 = bySystem(records, 'W2')
   if (w2.size > 0) {
     lines.push(`**W2 latency** — enqueue to handler start (ms), open-loop arrivals for ${sizes.latencySeconds} s per rate`, '')
