@@ -169,6 +169,16 @@ describe('the SDK checks what it can before sending', () => {
     await expect(env.stackshift.queue('q').enqueue('j', { amount: 10n })).rejects.toThrow(/payload is not JSON-serializable/)
   })
 
+  it('worker options out of range are a TypeError naming the option', () => {
+    expect(() => env.stackshift.worker({ queues: ['q'], concurrency: 0 })).toThrow(/options.concurrency must be a positive integer, got 0/)
+    expect(() => env.stackshift.worker({ queues: ['q'], prefetch: -1 })).toThrow(/options.prefetch must be a non-negative integer, got -1/)
+    expect(() => env.stackshift.worker({ queues: ['q'], concurrency: 9_000, prefetch: 2_000 })).toThrow(
+      'worker options.concurrency + options.prefetch must be at most 10000, got 11000',
+    )
+    // The default prefetch stays within the server's limit for any concurrency it accepts.
+    expect(() => env.stackshift.worker({ queues: ['q'], concurrency: 9_000 })).not.toThrow()
+  })
+
   it('an empty job name reaches the server and comes back as InvalidArgumentError', async () => {
     await expect(env.stackshift.queue('q').enqueue('', {})).rejects.toThrow(new InvalidArgumentError('run.job: must not be empty'))
   })

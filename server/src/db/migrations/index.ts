@@ -1,12 +1,16 @@
 import type { Knex } from 'knex'
 import * as runsAndSteps from './0001-runs-and-steps.js'
+import * as leaseWhileRunning from './0002-lease-while-running.js'
 
 /**
  * The schema migrations, in order. Listed in code rather than discovered on
  * disk, so they work the same from TypeScript sources and from the build.
  * Never edit a migration that has shipped; add the next number.
  */
-const migrations: ReadonlyArray<readonly [name: string, migration: Knex.Migration]> = [['0001-runs-and-steps', runsAndSteps]]
+const migrations: ReadonlyArray<readonly [name: string, migration: Knex.Migration]> = [
+  ['0001-runs-and-steps', runsAndSteps],
+  ['0002-lease-while-running', leaseWhileRunning],
+]
 
 /** A Knex migration source over the list above. */
 export const migrationSource: Knex.MigrationSource<readonly [string, Knex.Migration]> = {

@@ -5,9 +5,11 @@ import { type Executor, sql } from '../database.js'
 
 /*
  * Every statement that writes about a leased run checks, in the statement
- * itself, that the lease is held: same lease token, status 'running', and a
- * deadline still in the future on the database clock. A write that matches no
- * row therefore means the lease is lost; callers turn that into LeaseLostError.
+ * itself, that the lease is held: same lease token and a deadline still in the
+ * future on the database clock (only running runs have a deadline: constraint
+ * runs_lease_while_running; status is left out so the planner probes runs by
+ * id). A write that matches no row therefore means the lease is lost; callers
+ * turn that into LeaseLostError.
  */
 
 /** A lease as returned by a statement: run id and the token that matched. */
@@ -225,7 +227,7 @@ export async function runComplete(
         unnest(string_to_array($2, ',')::uuid[]),
         json_array_elements($3::json)
       ) AS v(id, lease_token, result)
-      WHERE r.id = v.id AND r.lease_token = v.lease_token AND r.status = 'running' AND r.lease_expires_at > now()
+      WHERE r.id = v.id AND r.lease_token = v.lease_token AND r.lease_expires_at > now()
       RETURNING 1
     )
     SELECT count(*)::integer AS completed FROM completed
@@ -263,7 +265,7 @@ export async function runHeartbeat(db: Executor, params: { leases: readonly Leas
     UPDATE stackshift.runs AS r
     SET lease_expires_at = now() + $1 * interval '1 millisecond'
     FROM unnest($2::uuid[], $3::uuid[]) AS v(id, lease_token)
-    WHERE r.id = v.id AND r.lease_token = v.lease_token AND r.status = 'running' AND r.lease_expires_at > now()
+    WHERE r.id = v.id AND r.lease_token = v.lease_token AND r.lease_expires_at > now()
     RETURNING r.id::text AS id, v.lease_token::text AS lease_token
     `,
     [params.leaseMs, params.leases.map((l) => l.runId), params.leases.map((l) => l.leaseToken)],
@@ -319,7 +321,7 @@ export async function runLockHeldLeases(db: Executor, params: { leases: readonly
     SELECT r.id::text AS id, r.lease_token::text AS lease_token, r.namespace, r.queue, r.attempt, r.max_attempts, r.started_at, r.worker_id
     FROM unnest($1::uuid[], $2::uuid[]) AS v(id, lease_token)
     JOIN stackshift.runs r ON r.id = v.id
-    WHERE r.lease_token = v.lease_token AND r.status = 'running' AND r.lease_expires_at > now()
+    WHERE r.lease_token = v.lease_token AND r.lease_expires_at > now()
     ORDER BY r.id
     FOR UPDATE OF r
     `,
@@ -383,7 +385,7 @@ export async function runEndAttempts(db: Executor, params: { ends: readonly Atte
         lease_token = CASE WHEN v.keep_token THEN r.lease_token END,
         error = v.error::jsonb
     FROM unnest($1::uuid[], $2::text[], $3::bigint[], $4::text[], $5::boolean[]) AS v(id, status, delay_ms, error, keep_token)
-    WHERE r.id = v.id AND r.status = 'running'
+    WHERE r.id = v.id AND r.lease_expires_at IS NOT NULL
     RETURNING r.id::text AS id, r.available_at
     `,
     [
@@ -412,7 +414,7 @@ export async function runRelease(
     UPDATE stackshift.runs AS r
     SET status = 'queued', attempt = r.attempt - 1, lease_expires_at = NULL, lease_token = NULL, is_resumed = true
     FROM unnest($1::uuid[], $2::uuid[]) AS v(id, lease_token)
-    WHERE r.id = v.id AND r.lease_token = v.lease_token AND r.status = 'running' AND r.lease_expires_at > now()
+    WHERE r.id = v.id AND r.lease_token = v.lease_token AND r.lease_expires_at > now()
     RETURNING r.id::text AS id, v.lease_token::text AS lease_token, r.namespace, r.queue
     `,
     [params.leases.map((l) => l.runId), params.leases.map((l) => l.leaseToken)],

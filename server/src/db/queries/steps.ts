@@ -40,7 +40,7 @@ export async function stepCompleteMany(
       unnest(string_to_array($5, ',')::integer[])
     ) AS v(run_id, lease_token, step_id, result, duration_ms)
     JOIN stackshift.runs r ON r.id = v.run_id
-    WHERE r.lease_token = v.lease_token AND r.status = 'running' AND r.lease_expires_at > now()
+    WHERE r.lease_token = v.lease_token AND r.lease_expires_at > now()
     ${
       params.isRepeat
         ? `ON CONFLICT (run_id, step_id) DO UPDATE
