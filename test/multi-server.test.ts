@@ -3,6 +3,7 @@ import type pg from 'pg'
 import { afterAll, beforeAll, expect, it } from 'vitest'
 import { connect, createTestDatabase } from './support/database.js'
 import { ChildScript } from './support/processes.js'
+import { waitUntil } from './support/wait-until.js'
 
 /*
  * Two server processes on one database. The backstop poll is set to a minute,
@@ -64,7 +65,8 @@ it('2,000 runs enqueued across two servers, with workers on each, are each compl
     expect(new Set(ids).size).toBe(2000)
 
     await waitUntil(
-      async () => (await db.query(`SELECT count(*)::int AS n FROM stackshift.runs WHERE status = 'completed'`)).rows[0].n === 2000,
+      async () => (await db.query(`SELECT count(*)::int AS n FROM stackshift.runs WHERE status = 'completed'`)).rows[0].n as number,
+      (n) => n === 2000,
     )
     expect(executions.size).toBe(2000)
     expect([...executions.values()].every((count) => count === 1)).toBe(true)
@@ -102,11 +104,3 @@ it('a run enqueued on one server wakes a worker connected only to the other, and
     onB.close()
   }
 })
-
-async function waitUntil(condition: () => Promise<boolean>, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error('condition not met in time')
-    await new Promise((resolve) => setTimeout(resolve, 50))
-  }
-}

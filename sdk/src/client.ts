@@ -1,11 +1,12 @@
 import type { ChannelCredentials, ChannelOptions } from '@grpc/grpc-js'
-import { fromRunMessage } from './convert.js'
-import { WaitForRunTimeoutError } from './errors.js'
+import { fromEventMessage, fromRunMessage, toRunStatusMessage } from './convert.js'
+import { InvalidArgumentError, WaitForRunTimeoutError } from './errors.js'
 import { type GrpcClients, callUnary, createGrpcClients, withRetries } from './grpc.js'
 import type { JobDefinition, JobHandler } from './job.js'
 import { type Logger, defaultLogger } from './logger.js'
 import { type EnqueueOptions, Queue } from './queue.js'
-import type { EnqueuedRun, Run } from './types.js'
+import { encodeJson } from './json.js'
+import type { EnqueuedRun, ListRunsOptions, ReceivedEvent, Run, RunPage, SentEvent } from './types.js'
 import { Worker, type WorkerOptions } from './worker.js'
 
 /** Options of `new StackShift()`. */
@@ -83,7 +84,18 @@ export class StackShift {
 
   /** A worker for the registered jobs. Call `start()` on it. */
   worker(options: WorkerOptions): Worker {
-    return new Worker({ client: this.clients.workers, namespace: this.namespace, jobs: this.jobs, logger: this.logger }, options)
+    return new Worker(
+      {
+        client: this.clients.workers,
+        namespace: this.namespace,
+        jobs: this.jobs,
+        logger: this.logger,
+        // Inside a job the id is always set (step.sendEvent derives one), so retries are safe.
+        sendEvent: async ({ id, name, dataJson }) =>
+          (await withRetries(() => this.callSendEvent(id, name, dataJson), retryBudgetMs)).event!.id,
+      },
+      options,
+    )
   }
 
   /** The run as it is now, with its steps and attempt history. */
@@ -125,6 +137,76 @@ export class StackShift {
       if (Date.now() >= deadline)
         throw new WaitForRunTimeoutError(`run ${runId} did not finish within ${timeoutMs} ms (it is ${run.status})`)
     }
+  }
+
+  /**
+   * Sends an event: it resumes every run waiting for `name` whose match its
+   * data contains. With `options.id`, sending the same id again stores and
+   * delivers nothing new (and the call is retried while the server is
+   * unavailable).
+   */
+  async sendEvent<TData = unknown>(
+    name: string,
+    data?: TData,
+    options: { id?: string } = {},
+  ): Promise<SentEvent & { event: ReceivedEvent<TData> }> {
+    if (typeof name !== 'string' || name === '') throw new InvalidArgumentError('event name must be a non-empty string')
+    const dataJson = encodeJson(data ?? null, 'event data') ?? 'null'
+    const call = () => this.callSendEvent(options.id ?? '', name, dataJson)
+    const response = options.id ? await withRetries(call, retryBudgetMs) : await call()
+    const event = fromEventMessage<TData>(response.event!)
+    return { id: event.id, deduplicated: response.deduplicated, resumedRuns: response.resumedRuns, event }
+  }
+
+  /**
+   * Cancels a run that has not finished, and returns it (now cancelled). A
+   * queued or waiting run ends at once; a running run's handler sees its
+   * `signal` abort, and nothing it writes afterwards is stored. Cancelling a
+   * finished run throws FailedPreconditionError.
+   */
+  async cancelRun<TResult = unknown, TPayload = unknown>(
+    runId: string,
+    options: { reason?: string } = {},
+  ): Promise<Run<TResult, TPayload>> {
+    const response = await withRetries(
+      () =>
+        callUnary(
+          this.clients.runs,
+          this.clients.runs.cancelRun,
+          { namespace: this.namespace, runId, reason: options.reason ?? '' },
+          this.callTimeoutMs,
+        ),
+      retryBudgetMs,
+    )
+    return fromRunMessage(response.run!)
+  }
+
+  /** A page of runs, newest first, filtered. Pass `nextCursor` back as `cursor` for the next page. */
+  async listRuns(options: ListRunsOptions = {}): Promise<RunPage> {
+    const response = await withRetries(
+      () =>
+        callUnary(
+          this.clients.runs,
+          this.clients.runs.listRuns,
+          {
+            namespace: this.namespace,
+            queue: options.queue ?? '',
+            job: options.job ?? '',
+            status: options.status === undefined ? 0 : toRunStatusMessage(options.status),
+            createdAfter: options.createdAfter,
+            createdBefore: options.createdBefore,
+            limit: options.limit ?? 0,
+            cursor: options.cursor ?? '',
+          },
+          this.callTimeoutMs,
+        ),
+      retryBudgetMs,
+    )
+    return { runs: response.runs.map((run) => fromRunMessage(run)), nextCursor: response.nextCursor || undefined }
+  }
+
+  private callSendEvent(id: string, name: string, dataJson: string) {
+    return callUnary(this.clients.runs, this.clients.runs.sendEvent, { namespace: this.namespace, id, name, dataJson }, this.callTimeoutMs)
   }
 
   /** Closes the channel. Stop workers first. */

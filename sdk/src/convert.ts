@@ -1,10 +1,12 @@
 import { decodeJson } from './json.js'
-import type { AttemptInfo, Run, RunErrorInfo, RunStatus } from './types.js'
+import type { AttemptInfo, ReceivedEvent, Run, RunErrorInfo, RunStatus, StepInfo } from './types.js'
 import {
   AttemptOutcome,
+  type Event as EventMessage,
   type Run as RunMessage,
   type RunError,
   RunStatus as RunStatusMessage,
+  StepKind,
   StepStatus,
 } from './gen/stackshift/jobs/v1/run.js'
 
@@ -17,6 +19,26 @@ const runStatuses: Partial<Record<RunStatusMessage, RunStatus>> = {
   [RunStatusMessage.RUN_STATUS_COMPLETED]: 'completed',
   [RunStatusMessage.RUN_STATUS_FAILED]: 'failed',
   [RunStatusMessage.RUN_STATUS_CANCELLED]: 'cancelled',
+}
+
+/** A status as the protocol spells it, for filters. */
+export function toRunStatusMessage(status: RunStatus): RunStatusMessage {
+  const entry = Object.entries(runStatuses).find(([, value]) => value === status)
+  if (!entry) throw new TypeError(`unknown run status "${status}"`)
+  return Number(entry[0]) as RunStatusMessage
+}
+
+const stepStatuses: Partial<Record<StepStatus, StepInfo['status']>> = {
+  [StepStatus.STEP_STATUS_COMPLETED]: 'completed',
+  [StepStatus.STEP_STATUS_FAILED]: 'failed',
+  [StepStatus.STEP_STATUS_WAITING]: 'waiting',
+}
+
+const stepKinds: Partial<Record<StepKind, StepInfo['kind']>> = {
+  [StepKind.STEP_KIND_RUN]: 'run',
+  [StepKind.STEP_KIND_SLEEP]: 'sleep',
+  [StepKind.STEP_KIND_WAIT]: 'wait',
+  [StepKind.STEP_KIND_SEND]: 'send',
 }
 
 const attemptOutcomes: Partial<Record<AttemptOutcome, AttemptInfo['outcome']>> = {
@@ -54,12 +76,14 @@ export function fromRunMessage<TResult, TPayload>(run: RunMessage): Run<TResult,
     idempotencyKey: run.idempotencyKey || undefined,
     steps: run.steps.map((step) => ({
       id: step.id,
-      status: step.status === StepStatus.STEP_STATUS_COMPLETED ? 'completed' : 'failed',
+      kind: stepKinds[step.kind] ?? 'run',
+      status: stepStatuses[step.status] ?? 'failed',
       result: decodeJson(step.resultJson),
       error: toErrorInfo(step.error),
       attempt: step.attempt,
       startedAt: step.startedAt,
       finishedAt: step.finishedAt,
+      wakeAt: step.wakeAt,
     })),
     attemptHistory: run.attemptHistory.map((attempt) => ({
       attempt: attempt.attempt,
@@ -69,4 +93,15 @@ export function fromRunMessage<TResult, TPayload>(run: RunMessage): Run<TResult,
       error: toErrorInfo(attempt.error),
     })),
   }
+}
+
+export function fromEventMessage<TData>(event: EventMessage): ReceivedEvent<TData> {
+  return { id: event.id, name: event.name, data: decodeJson(event.dataJson) as TData, receivedAt: event.receivedAt ?? new Date(0) }
+}
+
+/** A wait step's memoized result (JSON with receivedAt as a string) as waitForEvent returns it. */
+export function fromEventJson<TData>(json: string | undefined): ReceivedEvent<TData> | null {
+  const value = decodeJson(json) as (Omit<ReceivedEvent<TData>, 'receivedAt'> & { receivedAt: string }) | null | undefined
+  if (value === null || value === undefined) return null
+  return { ...value, receivedAt: new Date(value.receivedAt) }
 }

@@ -92,6 +92,11 @@ export class LeaseLostError extends FailedPreconditionError {
   override name = 'LeaseLostError'
 }
 
+/** The run was cancelled (`cancelRun`) while its handler ran; the handler's `signal` carries it. */
+export class RunCancelledError extends LeaseLostError {
+  override name = 'RunCancelledError'
+}
+
 /** The worker is shutting down and handed the run back; the handler's `signal` carries it. */
 export class WorkerShutdownError extends Error {
   override name = 'WorkerShutdownError'
@@ -100,4 +105,14 @@ export class WorkerShutdownError extends Error {
 /** waitForRun's timeout passed before the run finished. */
 export class WaitForRunTimeoutError extends DeadlineExceededError {
   override name = 'WaitForRunTimeoutError'
+}
+
+/**
+ * Thrown by `step.sleep`, `step.sleepUntil` and `step.waitForEvent` when the
+ * run is suspended: the handler stops here and the run resumes later, from
+ * the memo, on any worker. A handler that catches errors around those calls
+ * must rethrow this one.
+ */
+export class RunSuspendedError extends Error {
+  override name = 'RunSuspendedError'
 }

@@ -1,15 +1,22 @@
 import { status } from '@grpc/grpc-js'
-import { LeaseLostError, errorFromStatus } from './errors.js'
+import { LeaseLostError, RunSuspendedError, errorFromStatus } from './errors.js'
 import { NonRetriableError, RetryAfterError } from './handler-errors.js'
 import type { JobDefinition, JobContext } from './job.js'
 import { decodeJson, encodeJson } from './json.js'
 import type { Logger } from './logger.js'
 import { type FailedStep, StepRunner } from './step.js'
 import type { OperationBody } from './worker-connection.js'
+import { type Event, StepKind } from './gen/stackshift/jobs/v1/run.js'
 import type { OperationResult, Task } from './gen/stackshift/jobs/v1/worker_service.js'
 
 /** How an execution talks to the server. */
-export type SendOperation = (body: OperationBody) => Promise<OperationResult>
+export interface ExecutionDeps {
+  /** Sends a write about the run on the worker's stream. */
+  send: (body: OperationBody) => Promise<OperationResult>
+  /** Sends an event (RunService.SendEvent); resolves with its id. */
+  sendEvent: (event: { id: string; name: string; dataJson: string }) => Promise<string>
+  logger: Logger
+}
 
 /**
  * One attempt of one run on this worker: runs the handler with its context,
@@ -31,12 +38,16 @@ export class Execution {
   /** Settles when the handler has returned or thrown and the outcome was reported. */
   readonly done: Promise<void>
 
+  private readonly send: ExecutionDeps['send']
+  private readonly logger: Logger
+
   constructor(
     readonly task: Task,
     private readonly definition: JobDefinition<unknown, unknown>,
-    private readonly send: SendOperation,
-    private readonly logger: Logger,
+    private readonly deps: ExecutionDeps,
   ) {
+    this.send = deps.send
+    this.logger = deps.logger
     this.done = this.execute().finally(() => this.settleHandler())
   }
 
@@ -73,15 +84,39 @@ export class Execution {
     const execution = this
     const memo = new Map(task.steps.map((step) => [step.stepId, step.resultJson]))
     const steps = new StepRunner(
+      task.runId,
       memo,
       {
-        completeStep: async (stepId, resultJson, durationMs) => {
+        completeStep: async (stepId, resultJson, durationMs, kind) => {
           const result = await this.send({
             $case: 'completeStep',
-            completeStep: { runId: task.runId, leaseToken: task.leaseToken, stepId, resultJson, durationMs },
+            completeStep: {
+              runId: task.runId,
+              leaseToken: task.leaseToken,
+              stepId,
+              resultJson,
+              durationMs,
+              kind: kind === 'send' ? StepKind.STEP_KIND_SEND : StepKind.STEP_KIND_RUN,
+            },
           })
           this.throwUnlessOk(result)
         },
+        suspend: async (stepId, wait) => {
+          const result = await this.send({
+            $case: 'suspendRun',
+            suspendRun: { runId: task.runId, leaseToken: task.leaseToken, stepId, wait },
+          })
+          this.throwUnlessOk(result)
+          const outcome = result.result?.$case === 'suspendRun' ? result.result.suspendRun : undefined
+          if (outcome?.suspended) {
+            // The lease is over: the run continues on a later execution, from the memo.
+            const reason = new RunSuspendedError(`run ${task.runId} is waiting on step "${stepId}"`)
+            this.abort(reason)
+            throw reason
+          }
+          return { eventJson: outcome?.event ? eventResultJson(outcome.event) : undefined }
+        },
+        sendEvent: (event) => this.deps.sendEvent(event),
       },
       () => this.abortReason,
     )
@@ -114,6 +149,8 @@ export class Execution {
       return
     }
     this.settleHandler()
+    // Suspended, cancelled, lost or handed back: this attempt reports nothing more.
+    if (this.abortReason) return
     let resultJson: string | undefined
     try {
       resultJson = encodeJson(result, `the result of job "${task.job}"`)
@@ -171,6 +208,11 @@ export class Execution {
     }
     throw errorFromStatus(result.code, result.message)
   }
+}
+
+/** A wait step's result as the server memoizes it (see the server's eventResultJson). */
+function eventResultJson(event: Event): string {
+  return JSON.stringify({ id: event.id, name: event.name, data: decodeJson(event.dataJson), receivedAt: event.receivedAt?.toISOString() })
 }
 
 function isNonRetriable(error: unknown): boolean {

@@ -2,8 +2,20 @@
 export { StackShift, type StackShiftOptions } from './client.js'
 export { Queue, type EnqueueItem, type EnqueueOptions } from './queue.js'
 export { Worker, type WorkerOptions } from './worker.js'
-export type { JobContext, JobDefinition, JobHandler, RunInfo, StepTools } from './job.js'
-export type { AttemptInfo, EnqueuedRun, Run, RunErrorInfo, RunStatus, StepInfo } from './types.js'
+export type { EventToSend, JobContext, JobDefinition, JobHandler, RunInfo, StepTools, WaitForEventOptions } from './job.js'
+export type {
+  AttemptInfo,
+  EnqueuedRun,
+  ListRunsOptions,
+  ReceivedEvent,
+  Run,
+  RunErrorInfo,
+  RunPage,
+  RunStatus,
+  SentEvent,
+  StepInfo,
+  StepKind,
+} from './types.js'
 export type { Duration } from './duration.js'
 export type { Logger } from './logger.js'
 export {
@@ -20,6 +32,8 @@ export {
   OutOfRangeError,
   PermissionDeniedError,
   ResourceExhaustedError,
+  RunCancelledError,
+  RunSuspendedError,
   StackShiftError,
   UnauthenticatedError,
   UnavailableError,

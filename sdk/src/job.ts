@@ -1,4 +1,32 @@
+import type { Duration } from './duration.js'
 import type { Logger } from './logger.js'
+import type { ReceivedEvent } from './types.js'
+
+/** Options of `step.waitForEvent`. */
+export interface WaitForEventOptions {
+  /** Name of the event to wait for. */
+  event: string
+  /**
+   * Correlation: the event's data must have these top-level fields with
+   * equal values (`{ orderId: payload.orderId }`). Default: any event of the name.
+   */
+  match?: Record<string, unknown>
+  /** How long to wait before the step returns null: milliseconds or a string like "1h". Required. */
+  timeout: Duration
+  /**
+   * Also match events received up to this long before the run reached the
+   * wait. Default 0: only events received since then.
+   */
+  lookback?: Duration
+}
+
+/** An event sent from a job by `step.sendEvent`. */
+export interface EventToSend {
+  name: string
+  data?: unknown
+  /** Event id. Default: derived from the run and step ids, so a retried run sends nothing new. */
+  id?: string
+}
 
 /** Durable steps available to a handler. */
 export interface StepTools {
@@ -13,6 +41,33 @@ export interface StepTools {
    * repeat `id:n`: "x", "x:1", "x:2".
    */
   run<T>(id: string, fn: () => T | Promise<T>): Promise<Awaited<T>>
+
+  /**
+   * Suspends the run for `duration` (milliseconds or a string like "10m").
+   * The run holds no lease and no worker slot meanwhile; it resumes on any
+   * worker, replaying completed steps from the memo, and this call returns.
+   */
+  sleep(id: string, duration: Duration): Promise<void>
+
+  /** Like `sleep`, until an instant. An instant in the past returns at once. */
+  sleepUntil(id: string, until: Date | string | number): Promise<void>
+
+  /**
+   * Suspends the run until an event named `options.event` whose data matches
+   * `options.match` arrives, and returns it; or returns null once `timeout`
+   * passes. The wait matches events received since the run reached it (since
+   * its previous step completed, or since it was created), so one sent while
+   * the wait is being registered is not missed; with `lookback`, also those
+   * received shortly before. An event resumes each waiting run at most once.
+   */
+  waitForEvent<TData = unknown>(id: string, options: WaitForEventOptions): Promise<ReceivedEvent<TData> | null>
+
+  /**
+   * Sends an event once per run: a retried run gets the stored step back and
+   * does not send again (the default event id is derived from the run and the
+   * step, so even a send whose acknowledgement was lost is not repeated).
+   */
+  sendEvent(id: string, event: EventToSend): Promise<{ id: string }>
 }
 
 /** Facts about the run being executed. */

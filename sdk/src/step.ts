@@ -1,10 +1,26 @@
-import type { StepTools } from './job.js'
+import { fromEventJson } from './convert.js'
+import { type Duration, parseDurationMs } from './duration.js'
+import { InvalidArgumentError } from './errors.js'
+import type { EventToSend, StepTools, WaitForEventOptions } from './job.js'
 import { decodeJson, encodeJson } from './json.js'
+import type { ReceivedEvent } from './types.js'
+import type { SuspendRunRequest } from './gen/stackshift/jobs/v1/worker_service.js'
+
+/** What a sleep or wait asks of the server. */
+export type Wait = NonNullable<SuspendRunRequest['wait']>
 
 /** How a step reaches the server. */
 export interface StepSink {
   /** Stores the result; resolves once the server acknowledged it. */
-  completeStep(stepId: string, resultJson: string | undefined, durationMs: number): Promise<void>
+  completeStep(stepId: string, resultJson: string | undefined, durationMs: number, kind: 'run' | 'send'): Promise<void>
+  /**
+   * Records a sleep or wait. Resolves with the wait's outcome when the step
+   * completed at once; when the run was suspended instead, aborts the
+   * execution and rejects with the abort reason.
+   */
+  suspend(stepId: string, wait: Wait): Promise<{ eventJson: string | undefined }>
+  /** Sends an event; resolves with its id once stored. */
+  sendEvent(event: { id: string; name: string; dataJson: string }): Promise<string>
 }
 
 /** The step that threw, if the attempt fails because of it. */
@@ -25,12 +41,18 @@ export class StepRunner implements StepTools {
   failedStep: FailedStep | undefined
 
   constructor(
+    private readonly runId: string,
     private readonly memo: ReadonlyMap<string, string | undefined>,
     private readonly sink: StepSink,
     /** Why the attempt was stopped, once it was. */
     private readonly abortReason: () => Error | undefined,
   ) {
+    // Handlers destructure: `const { run, sleep } = step`.
     this.run = this.run.bind(this)
+    this.sleep = this.sleep.bind(this)
+    this.sleepUntil = this.sleepUntil.bind(this)
+    this.waitForEvent = this.waitForEvent.bind(this)
+    this.sendEvent = this.sendEvent.bind(this)
   }
 
   async run<T>(id: string, fn: () => T | Promise<T>): Promise<Awaited<T>> {
@@ -47,8 +69,69 @@ export class StepRunner implements StepTools {
     }
     const resultJson = encodeJson(value, `the result of step "${stepId}"`)
     this.throwIfAborted()
-    await this.sink.completeStep(stepId, resultJson, Math.round(performance.now() - startedAt))
+    await this.sink.completeStep(stepId, resultJson, Math.round(performance.now() - startedAt), 'run')
     return decodeJson(resultJson) as Awaited<T>
+  }
+
+  async sleep(id: string, duration: Duration): Promise<void> {
+    const stepId = this.allocateId(id)
+    const ms = parseDurationMs(duration, `step.sleep("${stepId}") duration`)
+    if (this.memo.has(stepId)) return
+    this.throwIfAborted()
+    // The wake time is fixed by this worker's clock when the step is first reached.
+    await this.sink.suspend(stepId, { $case: 'sleep', sleep: { wakeAt: new Date(Date.now() + ms) } })
+  }
+
+  async sleepUntil(id: string, until: Date | string | number): Promise<void> {
+    const stepId = this.allocateId(id)
+    const wakeAt = new Date(until)
+    if (Number.isNaN(wakeAt.getTime())) {
+      throw new InvalidArgumentError(`step.sleepUntil("${stepId}") needs a valid date, got ${String(until)}`)
+    }
+    if (this.memo.has(stepId)) return
+    this.throwIfAborted()
+    await this.sink.suspend(stepId, { $case: 'sleep', sleep: { wakeAt } })
+  }
+
+  async waitForEvent<TData = unknown>(id: string, options: WaitForEventOptions): Promise<ReceivedEvent<TData> | null> {
+    const stepId = this.allocateId(id)
+    const what = `step.waitForEvent("${stepId}")`
+    if (typeof options?.event !== 'string' || options.event === '') {
+      throw new InvalidArgumentError(`${what} needs options.event, the name of the event`)
+    }
+    const { match } = options
+    if (match !== undefined && (match === null || typeof match !== 'object' || Array.isArray(match))) {
+      throw new InvalidArgumentError(
+        `${what} options.match must be an object of fields to match, got ${Array.isArray(match) ? 'an array' : typeof match}`,
+      )
+    }
+    if (options.timeout === undefined) throw new InvalidArgumentError(`${what} needs options.timeout, such as "1h"`)
+    const timeoutMs = parseDurationMs(options.timeout, `${what} options.timeout`)
+    if (timeoutMs < 1) throw new InvalidArgumentError(`${what} options.timeout must be at least 1 ms`)
+    const lookbackMs = options.lookback === undefined ? 0 : parseDurationMs(options.lookback, `${what} options.lookback`)
+    const matchJson = encodeJson(match ?? {}, `${what} options.match`) ?? '{}'
+    if (this.memo.has(stepId)) return fromEventJson<TData>(this.memo.get(stepId))
+    this.throwIfAborted()
+    const { eventJson } = await this.sink.suspend(stepId, {
+      $case: 'event',
+      event: { name: options.event, matchJson, timeoutMs, lookbackMs },
+    })
+    return fromEventJson<TData>(eventJson)
+  }
+
+  async sendEvent(id: string, event: EventToSend): Promise<{ id: string }> {
+    const stepId = this.allocateId(id)
+    const what = `step.sendEvent("${stepId}")`
+    if (typeof event?.name !== 'string' || event.name === '') throw new InvalidArgumentError(`${what} needs event.name`)
+    const dataJson = encodeJson(event.data ?? null, `${what} event.data`) ?? 'null'
+    if (this.memo.has(stepId)) return decodeJson(this.memo.get(stepId)) as { id: string }
+    this.throwIfAborted()
+    const startedAt = performance.now()
+    const eventId = await this.sink.sendEvent({ id: event.id ?? `${this.runId}:${stepId}`, name: event.name, dataJson })
+    const resultJson = JSON.stringify({ id: eventId })
+    this.throwIfAborted()
+    await this.sink.completeStep(stepId, resultJson, Math.round(performance.now() - startedAt), 'send')
+    return { id: eventId }
   }
 
   /**

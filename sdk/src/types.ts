@@ -10,18 +10,29 @@ export interface RunErrorInfo {
   stack?: string
 }
 
-/** One memoized step of a run. */
+/** Which step function recorded a step. */
+export type StepKind = 'run' | 'sleep' | 'wait' | 'send'
+
+/** One step of a run. */
 export interface StepInfo {
   /** Step id, with the ":n" suffix for repeats within one execution. */
   id: string
-  status: 'completed' | 'failed'
-  /** The step's result (JSON round-tripped) when completed. */
+  kind: StepKind
+  /** 'waiting': a sleep or event wait in progress. */
+  status: 'completed' | 'failed' | 'waiting'
+  /**
+   * The step's result (JSON round-tripped) when completed: what `fn` returned
+   * for `run`; the event (or null on timeout) for `wait`; `{ id }` of the event
+   * sent for `send`; null for `sleep`.
+   */
   result: unknown
   error: RunErrorInfo | undefined
   /** The attempt that recorded it. */
   attempt: number
   startedAt: Date | undefined
   finishedAt: Date | undefined
+  /** For sleeps and waits: when the sleep ends or the wait times out. */
+  wakeAt: Date | undefined
 }
 
 /** One attempt of a run. */
@@ -70,4 +81,44 @@ export interface EnqueuedRun {
   id: string
   /** True when the idempotency key matched a live run and nothing new was enqueued. */
   deduplicated: boolean
+}
+
+/** An event as received: what `step.waitForEvent` returns. */
+export interface ReceivedEvent<TData = unknown> {
+  id: string
+  name: string
+  data: TData
+  receivedAt: Date
+}
+
+/** What `sendEvent` returns. */
+export interface SentEvent {
+  /** The event's id (given, or chosen by the server). */
+  id: string
+  /** True when an event with this id was already stored: nothing was sent again. */
+  deduplicated: boolean
+  /** How many waiting runs the event resumed. */
+  resumedRuns: number
+}
+
+/** Filters and paging of `listRuns`. */
+export interface ListRunsOptions {
+  queue?: string
+  job?: string
+  status?: RunStatus
+  /** Runs created at or after this instant. */
+  createdAfter?: Date
+  /** Runs created before this instant. */
+  createdBefore?: Date
+  /** Page size, 1 to 500. Default 50. */
+  limit?: number
+  /** `nextCursor` of the previous page. */
+  cursor?: string
+}
+
+/** A page of runs, newest first. Runs in a page carry no steps or attempt history (see `getRun`). */
+export interface RunPage {
+  runs: Run[]
+  /** Pass as `cursor` for the next page; undefined on the last page. */
+  nextCursor: string | undefined
 }

@@ -1,6 +1,6 @@
 import { hostname } from 'node:os'
-import { LeaseLostError, UnavailableError, WorkerShutdownError } from './errors.js'
-import { Execution } from './execution.js'
+import { LeaseLostError, RunCancelledError, UnavailableError, WorkerShutdownError } from './errors.js'
+import { Execution, type ExecutionDeps } from './execution.js'
 import type { JobDefinition } from './job.js'
 import type { Logger } from './logger.js'
 import { WorkerConnection } from './worker-connection.js'
@@ -81,6 +81,7 @@ export class Worker {
       namespace: string
       jobs: ReadonlyMap<string, JobDefinition<unknown, unknown>>
       logger: Logger
+      sendEvent: ExecutionDeps['sendEvent']
     },
     private readonly options: WorkerOptions,
   ) {
@@ -246,7 +247,11 @@ export class Worker {
     const connection = this.connection!
     while (this.busySlots < this.concurrency && this.ready.length > 0) {
       const task = this.ready.shift()!
-      const execution = new Execution(task, jobs.get(task.job)!, (body) => connection.send(body), this.internals.logger)
+      const execution = new Execution(task, jobs.get(task.job)!, {
+        send: (body) => connection.send(body),
+        sendEvent: this.internals.sendEvent,
+        logger: this.internals.logger,
+      })
       const startedAt = performance.now()
       this.executions.set(`${task.runId}/${task.leaseToken}`, execution)
       this.busySlots++
@@ -277,11 +282,9 @@ export class Worker {
       const reason = byRun.get(execution.runId)
       if (reason === undefined) continue
       execution.abort(
-        new LeaseLostError(
-          reason === RevokeReason.REVOKE_REASON_CANCELLED
-            ? `run ${execution.runId} was cancelled`
-            : `lease on run ${execution.runId} was lost`,
-        ),
+        reason === RevokeReason.REVOKE_REASON_CANCELLED
+          ? new RunCancelledError(`run ${execution.runId} was cancelled`)
+          : new LeaseLostError(`lease on run ${execution.runId} was lost`),
       )
     }
   }

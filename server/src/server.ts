@@ -12,10 +12,13 @@ import type { Logger } from './logger.js'
 import { LeaseReaper } from './maintenance/lease-reaper.js'
 import { RetentionSweeper } from './maintenance/retention.js'
 import { ScheduledRunPromoter } from './maintenance/scheduled-runs.js'
+import { RunCanceller } from './operations/cancellation.js'
 import { RunEnqueuer } from './operations/enqueue.js'
+import { EventSender } from './operations/events.js'
 import { LeaseWrites } from './operations/lease-writes.js'
 import { ReadyAnnouncer } from './operations/ready-announcer.js'
 import { RunReads, RunWaiters } from './operations/run-reads.js'
+import { Suspensions } from './operations/suspensions.js'
 import { createRunService } from './rpc/run-service.js'
 import { createWorkerService } from './rpc/worker-service.js'
 import { RunServiceService } from './gen/stackshift/jobs/v1/run_service.js'
@@ -71,7 +74,11 @@ export async function startServer(config: ServerConfig & { databaseUrl: string }
   })
   const waiters = new RunWaiters()
   const reads = new RunReads({ db, waiters })
+  const suspensions = new Suspensions({ db, announcer })
+  const events = new EventSender({ db, announcer })
+  const canceller = new RunCanceller({ db })
 
+  const workerService = createWorkerService({ config, logger, db, dispatcher, leaseWrites, suspensions, release })
   const listener = new NotificationListener({
     url: config.databaseUrl,
     logger,
@@ -79,6 +86,7 @@ export async function startServer(config: ServerConfig & { databaseUrl: string }
       if (!announcer.isOwnNotice(notice.origin)) dispatcher.wake(notice.namespace, notice.queues)
     },
     onRunFinished: (runId) => waiters.notify(runId),
+    onRunCancelled: (runId) => workerService.revoke([{ runId, reason: 'cancelled' }]),
     onReconnected: () => {
       dispatcher.wakeAll()
       waiters.notifyAll()
@@ -93,8 +101,7 @@ export async function startServer(config: ServerConfig & { databaseUrl: string }
     'grpc.http2.min_ping_interval_without_data_ms': 5000,
     'grpc.keepalive_permit_without_calls': 1,
   })
-  const workerService = createWorkerService({ config, logger, db, dispatcher, leaseWrites, release })
-  grpcServer.addService(RunServiceService, createRunService({ config, logger, enqueuer, reads }))
+  grpcServer.addService(RunServiceService, createRunService({ config, logger, enqueuer, reads, events, canceller }))
   grpcServer.addService(WorkerServiceService, workerService.service)
   const health = new HealthImplementation(Object.fromEntries(serviceNames.map((name) => [name, 'SERVING' as const])))
   health.addToServer(grpcServer)

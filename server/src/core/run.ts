@@ -65,16 +65,52 @@ export interface LeaseRef {
   leaseToken: string
 }
 
-export type StepStatus = 'completed' | 'failed'
+export type StepStatus = 'completed' | 'failed' | 'waiting'
+
+/** Which step function recorded a step. */
+export type StepKind = 'run' | 'sleep' | 'wait' | 'send'
 
 export interface StepRecord {
   id: string
+  kind: StepKind
   status: StepStatus
   resultJson: string | undefined
   error: ErrorInfo | undefined
   attempt: number
   startedAt: Date
-  finishedAt: Date
+  finishedAt: Date | undefined
+  /** For sleeps and waits: when the sleep ends or the wait times out. */
+  wakeAt: Date | undefined
+}
+
+/** An event as stored. */
+export interface EventRecord {
+  id: string
+  name: string
+  dataJson: string
+  receivedAt: Date
+}
+
+/** A sleep or event wait a worker asks for, validated. */
+export interface Suspension extends LeaseRef {
+  stepId: string
+  wait: { kind: 'sleep'; wakeAt: Date } | { kind: 'event'; name: string; matchJson: string; timeoutMs: number; lookbackMs: number }
+}
+
+/** What came of a suspension: the run waits, or the step completed at once (with the event that matched). */
+export type SuspensionOutcome = { suspended: true } | { suspended: false; event: EventRecord | undefined }
+
+/** Filters of ListRuns, validated. */
+export interface RunFilter {
+  namespace: string
+  queue: string | undefined
+  job: string | undefined
+  status: RunStatus | undefined
+  createdAfter: Date | undefined
+  createdBefore: Date | undefined
+  limit: number
+  /** Id of the last run of the previous page. */
+  afterId: string | undefined
 }
 
 export type AttemptOutcome = 'running' | 'completed' | 'failed' | 'lease_expired' | 'cancelled'

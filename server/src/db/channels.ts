@@ -6,6 +6,9 @@ export const readyChannel = 'stackshift_ready'
 /** Payload: the run id. Sent by a trigger when a run that someone waits for finishes. */
 export const runFinishedChannel = 'stackshift_run_finished'
 
+/** Payload: the run id. Sent when a running run is cancelled, so the server holding its worker's stream tells the worker. */
+export const runCancelledChannel = 'stackshift_run_cancelled'
+
 /** Which runs became ready. `queues: null` means any queue of the namespace. */
 export interface ReadyNotice {
   /** Id of the server process that sent it, so it can skip its own notices. */

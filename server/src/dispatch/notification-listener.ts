@@ -1,9 +1,9 @@
 import pg from 'pg'
-import { type ReadyNotice, readyChannel, runFinishedChannel } from '../db/channels.js'
+import { type ReadyNotice, readyChannel, runCancelledChannel, runFinishedChannel } from '../db/channels.js'
 import type { Logger } from '../logger.js'
 
 /**
- * Holds one dedicated connection that LISTENs for ready runs and finished runs.
+ * Holds one dedicated connection that LISTENs for ready, finished and cancelled runs.
  * If the connection drops it reconnects with backoff, and then reports
  * `onReconnected`, since notices sent meanwhile are lost (callers recheck).
  */
@@ -19,6 +19,7 @@ export class NotificationListener {
       logger: Logger
       onReady: (notice: ReadyNotice) => void
       onRunFinished: (runId: string) => void
+      onRunCancelled: (runId: string) => void
       onReconnected: () => void
     },
   ) {}
@@ -42,7 +43,7 @@ export class NotificationListener {
     client.on('error', (error) => this.lost(client, error))
     client.on('end', () => this.lost(client, undefined))
     await client.connect()
-    await client.query(`LISTEN ${readyChannel}; LISTEN ${runFinishedChannel}`)
+    await client.query(`LISTEN ${readyChannel}; LISTEN ${runFinishedChannel}; LISTEN ${runCancelledChannel}`)
     if (this.isStopped) {
       await client.end()
       return
@@ -54,6 +55,10 @@ export class NotificationListener {
   private handle(channel: string, payload: string): void {
     if (channel === runFinishedChannel) {
       this.deps.onRunFinished(payload)
+      return
+    }
+    if (channel === runCancelledChannel) {
+      this.deps.onRunCancelled(payload)
       return
     }
     try {

@@ -1,12 +1,17 @@
 import type { Knex } from 'knex'
 import { runIdFloor } from '../core/run-id.js'
+import { eventDeleteOld } from '../db/queries/events.js'
 import { runDeleteFinished } from '../db/queries/runs.js'
 import type { Logger } from '../logger.js'
 import { PeriodicTask } from './periodic-task.js'
 
 const deleteBatchSize = 1000
 
-/** Deletes finished runs (with their steps and attempts) once they are older than the retention period. */
+/**
+ * Deletes finished runs (with their steps and attempts), and events, once they
+ * are older than the retention period. An event id can be sent again after its
+ * event is deleted.
+ */
 export class RetentionSweeper {
   private readonly task: PeriodicTask
 
@@ -28,7 +33,9 @@ export class RetentionSweeper {
     // database clock.
     const idBelow = runIdFloor(Date.now() - this.deps.retentionMs + 60_000)
     const deleted = await runDeleteFinished(this.deps.db, { idBelow, retentionMs: this.deps.retentionMs, limit: deleteBatchSize })
+    const deletedEvents = await eventDeleteOld(this.deps.db, { retentionMs: this.deps.retentionMs, limit: deleteBatchSize })
     if (deleted > 0) this.deps.logger.info({ count: deleted }, 'deleted finished runs past retention')
-    return deleted === deleteBatchSize ? 0 : undefined
+    if (deletedEvents > 0) this.deps.logger.info({ count: deletedEvents }, 'deleted events past retention')
+    return deleted === deleteBatchSize || deletedEvents === deleteBatchSize ? 0 : undefined
   }
 }

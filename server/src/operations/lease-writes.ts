@@ -66,10 +66,17 @@ export class LeaseWrites {
     return this.releases.submit(lease)
   }
 
-  /** Extends leases; returns those that are no longer held. */
+  /** Extends leases; returns those that are no longer held, and why. */
   async heartbeat(leases: readonly LeaseRef[], leaseMs: number): Promise<RevokedLease[]> {
     const held = await Promise.all(leases.map((lease) => this.heartbeats.submit({ lease, leaseMs })))
-    return leases.flatMap((lease, index) => (held[index] ? [] : [{ runId: lease.runId, reason: 'lease_lost' as const }]))
+    const lost = leases.filter((_, index) => !held[index])
+    if (lost.length === 0) return []
+    const outcomes = await runFindLeaseOutcomes(this.deps.db, { runIds: lost.map((lease) => lease.runId) })
+    return lost.map((lease) => {
+      const current = outcomes.get(lease.runId)
+      const isCancelled = current?.status === 'cancelled' && current.leaseToken === lease.leaseToken
+      return { runId: lease.runId, reason: isCancelled ? 'cancelled' : 'lease_lost' }
+    })
   }
 
   /** Resolves once every accepted write has been committed. */

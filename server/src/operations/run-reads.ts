@@ -1,9 +1,9 @@
 import type { Knex } from 'knex'
 import { NotFoundError } from '../core/errors.js'
-import { type RunDetails, buildAttemptHistory, finishedStatuses, publicStatus } from '../core/run.js'
+import { type RunDetails, type RunFilter, type RunRecord, buildAttemptHistory, finishedStatuses, publicStatus } from '../core/run.js'
 import { isUuid } from '../core/run-id.js'
 import { attemptListForRun } from '../db/queries/attempts.js'
-import { runGet, runMarkWaitedFor } from '../db/queries/runs.js'
+import { runGet, runList, runMarkWaitedFor } from '../db/queries/runs.js'
 import { stepListForRun } from '../db/queries/steps.js'
 
 /**
@@ -46,6 +46,13 @@ export class RunReads {
     if (!run) throw new NotFoundError(`run ${runId} not found in namespace ${namespace}`)
     const [steps, attempts] = await Promise.all([stepListForRun(this.deps.db, { runId }), attemptListForRun(this.deps.db, { runId })])
     return { ...run, steps, attemptHistory: buildAttemptHistory(run, attempts) }
+  }
+
+  /** A page of runs, newest first, and the cursor of the next page if there is one. */
+  async listRuns(filter: RunFilter): Promise<{ runs: RunRecord[]; nextCursor: string | undefined }> {
+    const rows = await runList(this.deps.db, { ...filter, limit: filter.limit + 1 })
+    const runs = rows.slice(0, filter.limit)
+    return { runs, nextCursor: rows.length > filter.limit ? runs.at(-1)!.id : undefined }
   }
 
   /**

@@ -2,14 +2,25 @@ import type {
   AttemptOutcome as DomainAttemptOutcome,
   ClaimedRun,
   ErrorInfo,
+  EventRecord,
   RunDetails,
+  RunRecord,
   RunStatus as DomainRunStatus,
+  StepKind as DomainStepKind,
+  StepStatus as DomainStepStatus,
+  SuspensionOutcome,
 } from '../core/run.js'
 import { publicStatus } from '../core/run.js'
 import type { FailureResult } from '../operations/attempt-endings.js'
 import type { RevokedLease as DomainRevokedLease } from '../operations/lease-writes.js'
-import { AttemptOutcome, type Run, type RunError, RunStatus, StepStatus } from '../gen/stackshift/jobs/v1/run.js'
-import { type FailRunResponse, RevokeReason, type RevokedLease, type Task } from '../gen/stackshift/jobs/v1/worker_service.js'
+import { AttemptOutcome, type Event, type Run, type RunError, RunStatus, StepKind, StepStatus } from '../gen/stackshift/jobs/v1/run.js'
+import {
+  type FailRunResponse,
+  RevokeReason,
+  type RevokedLease,
+  type SuspendRunResponse,
+  type Task,
+} from '../gen/stackshift/jobs/v1/worker_service.js'
 
 /* Domain values to protobuf messages. The only module besides the services that touches generated types. */
 
@@ -20,6 +31,24 @@ const runStatusToProto: Record<DomainRunStatus, RunStatus> = {
   completed: RunStatus.RUN_STATUS_COMPLETED,
   failed: RunStatus.RUN_STATUS_FAILED,
   cancelled: RunStatus.RUN_STATUS_CANCELLED,
+}
+
+/** A status filter as clients send it; UNSPECIFIED (and unknown values) mean any. */
+export function runStatusFromProto(status: RunStatus): DomainRunStatus | undefined {
+  return (Object.keys(runStatusToProto) as DomainRunStatus[]).find((key) => runStatusToProto[key] === status)
+}
+
+const stepStatusToProto: Record<DomainStepStatus, StepStatus> = {
+  completed: StepStatus.STEP_STATUS_COMPLETED,
+  failed: StepStatus.STEP_STATUS_FAILED,
+  waiting: StepStatus.STEP_STATUS_WAITING,
+}
+
+const stepKindToProto: Record<DomainStepKind, StepKind> = {
+  run: StepKind.STEP_KIND_RUN,
+  sleep: StepKind.STEP_KIND_SLEEP,
+  wait: StepKind.STEP_KIND_WAIT,
+  send: StepKind.STEP_KIND_SEND,
 }
 
 const attemptOutcomeToProto: Record<DomainAttemptOutcome, AttemptOutcome> = {
@@ -34,7 +63,9 @@ function toRunError(error: ErrorInfo | undefined): RunError | undefined {
   return error ? { name: error.name, message: error.message, stack: error.stack ?? '' } : undefined
 }
 
-export function toRunMessage(run: RunDetails): Run {
+/** A run; its steps and attempt history when it has them (GetRun), empty lists otherwise (ListRuns). */
+export function toRunMessage(run: RunRecord | RunDetails): Run {
+  const details = 'steps' in run ? run : { steps: [], attemptHistory: [] }
   return {
     id: run.id,
     namespace: run.namespace,
@@ -52,16 +83,18 @@ export function toRunMessage(run: RunDetails): Run {
     startedAt: run.startedAt,
     finishedAt: run.finishedAt,
     idempotencyKey: run.idempotencyKey ?? '',
-    steps: run.steps.map((step) => ({
+    steps: details.steps.map((step) => ({
       id: step.id,
-      status: step.status === 'completed' ? StepStatus.STEP_STATUS_COMPLETED : StepStatus.STEP_STATUS_FAILED,
+      kind: stepKindToProto[step.kind],
+      status: stepStatusToProto[step.status],
       resultJson: step.resultJson,
       error: toRunError(step.error),
       attempt: step.attempt,
       startedAt: step.startedAt,
       finishedAt: step.finishedAt,
+      wakeAt: step.wakeAt,
     })),
-    attemptHistory: run.attemptHistory.map((attempt) => ({
+    attemptHistory: details.attemptHistory.map((attempt) => ({
       attempt: attempt.attempt,
       outcome: attemptOutcomeToProto[attempt.outcome],
       startedAt: attempt.startedAt,
@@ -101,4 +134,12 @@ export function toRevokedLease(revoked: DomainRevokedLease): RevokedLease {
     runId: revoked.runId,
     reason: revoked.reason === 'cancelled' ? RevokeReason.REVOKE_REASON_CANCELLED : RevokeReason.REVOKE_REASON_LEASE_LOST,
   }
+}
+
+export function toEventMessage(event: EventRecord): Event {
+  return { id: event.id, name: event.name, dataJson: event.dataJson, receivedAt: event.receivedAt }
+}
+
+export function toSuspendRunResponse(outcome: SuspensionOutcome): SuspendRunResponse {
+  return { suspended: outcome.suspended, event: outcome.suspended || !outcome.event ? undefined : toEventMessage(outcome.event) }
 }

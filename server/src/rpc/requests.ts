@@ -4,10 +4,12 @@ import { InvalidArgumentError, ResourceExhaustedError } from '../core/errors.js'
 import { checkJsonText } from '../core/json-text.js'
 import { defaultNamespace, defaultQueue, limits } from '../core/limits.js'
 import { newRunId } from '../core/run-id.js'
-import type { ErrorInfo, LeaseRef, NewRun } from '../core/run.js'
+import type { ErrorInfo, LeaseRef, NewRun, RunFilter, RunStatus, Suspension } from '../core/run.js'
 import type { StepCompletion } from '../db/queries/steps.js'
+import type { NewEvent } from '../operations/events.js'
 import type { RunFailure } from '../operations/lease-writes.js'
-import type { NewRun as NewRunMessage } from '../gen/stackshift/jobs/v1/run_service.js'
+import { StepKind } from '../gen/stackshift/jobs/v1/run.js'
+import type { CancelRunRequest, ListRunsRequest, NewRun as NewRunMessage, SendEventRequest } from '../gen/stackshift/jobs/v1/run_service.js'
 import type {
   ClaimTaskRequest,
   CompleteRunRequest,
@@ -16,6 +18,7 @@ import type {
   HeartbeatRequest,
   LeaseRef as LeaseRefMessage,
   ReleaseRunRequest,
+  SuspendRunRequest,
   WorkerHello,
 } from '../gen/stackshift/jobs/v1/worker_service.js'
 
@@ -47,7 +50,8 @@ const namespaceSchema = z
   .regex(/^([A-Za-z0-9][A-Za-z0-9._-]*)?$/, 'must start with a letter or digit and contain only letters, digits, ".", "_" and "-"')
   .transform((value) => value || defaultNamespace)
 
-const uuidSchema = z.string().regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i, 'must be a UUID')
+const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
+const uuidSchema = z.string().regex(uuidPattern, 'must be a UUID')
 
 /** A lease duration, or 0 for "the default", which the caller fills in. */
 const leaseMsSchema = z
@@ -221,14 +225,118 @@ function parseLeaseRef(request: LeaseRefMessage, prefix: string): LeaseRef {
 const completeStepSchema = leaseRefSchema.extend({
   stepId: nameSchema(limits.stepIdMaxLength),
   durationMs: z.number().int(),
+  kind: z
+    .enum(StepKind)
+    .refine((kind) => kind === StepKind.STEP_KIND_UNSPECIFIED || kind === StepKind.STEP_KIND_RUN || kind === StepKind.STEP_KIND_SEND, {
+      message: 'must be STEP_KIND_RUN or STEP_KIND_SEND (sleeps and waits go through SuspendRun)',
+    }),
 })
 
 export function parseCompleteStep(request: CompleteStepRequest, config: Limits, prefix = ''): StepCompletion {
   const parsed = parse(completeStepSchema, request, prefix)
   const resultField = prefix ? `${prefix}.result_json` : 'result_json'
   return {
-    ...parsed,
+    runId: parsed.runId,
+    leaseToken: parsed.leaseToken,
+    stepId: parsed.stepId,
+    durationMs: parsed.durationMs,
+    kind: parsed.kind === StepKind.STEP_KIND_SEND ? 'send' : 'run',
     resultJson: request.resultJson === undefined ? undefined : checkJsonText(resultField, request.resultJson, config.maxPayloadBytes),
+  }
+}
+
+const durationMsSchema = (minimum: number) =>
+  z
+    .number()
+    .int()
+    .min(minimum, minimum === 0 ? 'must not be negative' : `must be at least ${minimum}`)
+    .max(limits.delayMaxMs, `must be at most ${limits.delayMaxMs} (ten years)`)
+
+const suspendRunSchema = leaseRefSchema.extend({ stepId: nameSchema(limits.stepIdMaxLength) })
+
+const sleepUntilSchema = z.object({ wakeAt: z.date('is required') })
+
+const eventWaitSchema = z.object({
+  name: nameSchema(limits.eventNameMaxLength),
+  timeoutMs: durationMsSchema(1),
+  lookbackMs: durationMsSchema(0),
+})
+
+export function parseSuspendRun(request: SuspendRunRequest, config: Limits, prefix = ''): Suspension {
+  const lease = parse(suspendRunSchema, request, prefix)
+  const field = (name: string) => (prefix ? `${prefix}.${name}` : name)
+  const { wait } = request
+  // The oneof's members are fields of the request itself: errors name `sleep.…` or `event.…`.
+  if (!wait) throw new InvalidArgumentError(field('wait'), 'must set sleep or event')
+  if (wait.$case === 'sleep')
+    return { ...lease, wait: { kind: 'sleep', wakeAt: parse(sleepUntilSchema, wait.sleep, field('sleep')).wakeAt } }
+  const event = parse(eventWaitSchema, wait.event, field('event'))
+  return {
+    ...lease,
+    wait: {
+      kind: 'event',
+      name: event.name,
+      matchJson: checkJsonObject(field('event.match_json'), wait.event.matchJson, config.maxPayloadBytes),
+      timeoutMs: event.timeoutMs,
+      lookbackMs: event.lookbackMs,
+    },
+  }
+}
+
+/** JSON text that must be an object; empty means {}. */
+function checkJsonObject(field: string, text: string, maxBytes: number): string {
+  if (text === '') return '{}'
+  const checked = checkJsonText(field, text, maxBytes)
+  if (!/^\s*\{/.test(checked)) throw new InvalidArgumentError(field, 'must be a JSON object')
+  return checked
+}
+
+const sendEventSchema = z.object({
+  namespace: namespaceSchema,
+  id: z.string().max(limits.eventIdMaxLength, `must be at most ${limits.eventIdMaxLength} characters`),
+  name: nameSchema(limits.eventNameMaxLength),
+})
+
+export function parseSendEvent(request: SendEventRequest, config: Limits): NewEvent {
+  const parsed = parse(sendEventSchema, request, '')
+  return {
+    namespace: parsed.namespace,
+    id: parsed.id || undefined,
+    name: parsed.name,
+    dataJson: checkJsonText('data_json', request.dataJson, config.maxPayloadBytes),
+  }
+}
+
+const cancelRunSchema = runRefSchema.extend({
+  reason: z.string().max(limits.errorTextMaxLength, `must be at most ${limits.errorTextMaxLength} characters`),
+})
+
+export function parseCancelRun(request: CancelRunRequest): { namespace: string; runId: string; reason: string } {
+  return parse(cancelRunSchema, request, '')
+}
+
+const listRunsSchema = z.object({
+  namespace: namespaceSchema,
+  queue: z.string().max(limits.queueMaxLength, `must be at most ${limits.queueMaxLength} characters`),
+  job: z.string().max(limits.jobMaxLength, `must be at most ${limits.jobMaxLength} characters`),
+  createdAfter: z.date().optional(),
+  createdBefore: z.date().optional(),
+  limit: z.number().int().max(limits.listRunsLimitMax, `must be at most ${limits.listRunsLimitMax}`),
+  // A cursor is the id of the last run of a page.
+  cursor: z.string().refine((cursor) => cursor === '' || uuidPattern.test(cursor), 'is not a cursor returned by ListRuns'),
+})
+
+export function parseListRuns(request: ListRunsRequest, status: RunStatus | undefined): RunFilter {
+  const parsed = parse(listRunsSchema, request, '')
+  return {
+    namespace: parsed.namespace,
+    queue: parsed.queue || undefined,
+    job: parsed.job || undefined,
+    status,
+    createdAfter: parsed.createdAfter,
+    createdBefore: parsed.createdBefore,
+    limit: parsed.limit || limits.listRunsLimitDefault,
+    afterId: parsed.cursor || undefined,
   }
 }
 

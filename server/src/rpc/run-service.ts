@@ -1,15 +1,24 @@
 import type { ServerConfig } from '../config.js'
 import type { Logger } from '../logger.js'
+import type { RunCanceller } from '../operations/cancellation.js'
 import type { RunEnqueuer } from '../operations/enqueue.js'
+import type { EventSender } from '../operations/events.js'
 import type { RunReads } from '../operations/run-reads.js'
 import type { RunServiceServer } from '../gen/stackshift/jobs/v1/run_service.js'
-import { toRunMessage } from './convert.js'
+import { runStatusFromProto, toEventMessage, toRunMessage } from './convert.js'
 import { unaryHandler } from './error-map.js'
-import { parseEnqueue, parseEnqueueBatch, parseRunRef, parseWaitForRun } from './requests.js'
+import { parseCancelRun, parseEnqueue, parseEnqueueBatch, parseListRuns, parseRunRef, parseSendEvent, parseWaitForRun } from './requests.js'
 
 /** RunService: validate, call the operation, convert. No SQL and no status codes here. */
-export function createRunService(deps: { config: ServerConfig; logger: Logger; enqueuer: RunEnqueuer; reads: RunReads }): RunServiceServer {
-  const { config, logger, enqueuer, reads } = deps
+export function createRunService(deps: {
+  config: ServerConfig
+  logger: Logger
+  enqueuer: RunEnqueuer
+  reads: RunReads
+  events: EventSender
+  canceller: RunCanceller
+}): RunServiceServer {
+  const { config, logger, enqueuer, reads, events, canceller } = deps
   return {
     enqueue: unaryHandler(logger, async (request) => {
       const { namespace, run } = parseEnqueue(request, config)
@@ -29,6 +38,18 @@ export function createRunService(deps: { config: ServerConfig; logger: Logger; e
       const { namespace, runId, timeoutMs } = parseWaitForRun(request)
       const { run, isFinished } = await reads.waitForRun(namespace, runId, timeoutMs, signal)
       return { run: toRunMessage(run), finished: isFinished }
+    }),
+    sendEvent: unaryHandler(logger, async (request) => {
+      const sent = await events.send(parseSendEvent(request, config))
+      return { event: toEventMessage(sent.event), deduplicated: sent.isDeduplicated, resumedRuns: sent.resumedRuns }
+    }),
+    cancelRun: unaryHandler(logger, async (request) => {
+      const run = await canceller.cancel(parseCancelRun(request))
+      return { run: toRunMessage(run) }
+    }),
+    listRuns: unaryHandler(logger, async (request) => {
+      const { runs, nextCursor } = await reads.listRuns(parseListRuns(request, runStatusFromProto(request.status)))
+      return { runs: runs.map(toRunMessage), nextCursor: nextCursor ?? '' }
     }),
   }
 }

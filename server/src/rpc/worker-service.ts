@@ -5,11 +5,20 @@ import type { ClaimedRun } from '../core/run.js'
 import { runClaim } from '../db/queries/runs.js'
 import type { Dispatcher, TaskConsumer } from '../dispatch/dispatcher.js'
 import type { Logger } from '../logger.js'
-import type { LeaseWrites } from '../operations/lease-writes.js'
+import type { LeaseWrites, RevokedLease } from '../operations/lease-writes.js'
+import type { Suspensions } from '../operations/suspensions.js'
 import type { ConnectRequest, ConnectResponse, WorkerServiceServer } from '../gen/stackshift/jobs/v1/worker_service.js'
-import { toFailRunResponse, toRevokedLease, toTaskMessage } from './convert.js'
+import { toFailRunResponse, toRevokedLease, toSuspendRunResponse, toTaskMessage } from './convert.js'
 import { unaryHandler } from './error-map.js'
-import { parseClaimTask, parseCompleteRun, parseCompleteStep, parseFailRun, parseHeartbeat, parseReleaseRun } from './requests.js'
+import {
+  parseClaimTask,
+  parseCompleteRun,
+  parseCompleteStep,
+  parseFailRun,
+  parseHeartbeat,
+  parseReleaseRun,
+  parseSuspendRun,
+} from './requests.js'
 import { WorkerStream, generateWorkerId } from './worker-stream.js'
 
 /** WorkerService plus what the server needs to shut it down and observe it. */
@@ -19,6 +28,8 @@ export interface WorkerServiceHandle {
   streams: ReadonlySet<WorkerStream>
   /** Ends every stream (workers reconnect elsewhere) and answers pending long-polls. */
   shutdown(): void
+  /** Tells every connected worker to stop working on runs (run ids are unique across namespaces). */
+  revoke(leases: readonly RevokedLease[]): void
 }
 
 export function createWorkerService(deps: {
@@ -27,6 +38,7 @@ export function createWorkerService(deps: {
   db: Knex
   dispatcher: Dispatcher
   leaseWrites: LeaseWrites
+  suspensions: Suspensions
   release: (runs: readonly ClaimedRun[]) => Promise<void>
 }): WorkerServiceHandle {
   const { config, logger, leaseWrites } = deps
@@ -92,6 +104,9 @@ export function createWorkerService(deps: {
       await leaseWrites.releaseRun(parseReleaseRun(request))
       return {}
     }),
+    suspendRun: unaryHandler(logger, async (request) =>
+      toSuspendRunResponse(await deps.suspensions.suspend(parseSuspendRun(request, config))),
+    ),
   }
 
   return {
@@ -100,6 +115,9 @@ export function createWorkerService(deps: {
     shutdown() {
       for (const finish of [...pendingClaims]) finish()
       for (const stream of [...streams]) stream.terminate({ code: status.UNAVAILABLE, message: 'server is shutting down; reconnect' })
+    },
+    revoke(leases) {
+      for (const stream of streams) stream.revoke(leases)
     },
   }
 }

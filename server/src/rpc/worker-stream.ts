@@ -5,17 +5,34 @@ import { InvalidArgumentError } from '../core/errors.js'
 import type { ClaimedRun } from '../core/run.js'
 import type { Dispatcher, Subscription, TaskConsumer } from '../dispatch/dispatcher.js'
 import type { Logger } from '../logger.js'
-import type { LeaseWrites } from '../operations/lease-writes.js'
-import type { ConnectRequest, ConnectResponse, OperationResult, Task, WorkerOperation } from '../gen/stackshift/jobs/v1/worker_service.js'
-import { toFailRunResponse, toRevokedLease, toTaskMessage } from './convert.js'
+import type { LeaseWrites, RevokedLease as DomainRevokedLease } from '../operations/lease-writes.js'
+import type { Suspensions } from '../operations/suspensions.js'
+import type {
+  ConnectRequest,
+  ConnectResponse,
+  OperationResult,
+  RevokedLease,
+  Task,
+  WorkerOperation,
+} from '../gen/stackshift/jobs/v1/worker_service.js'
+import { toFailRunResponse, toRevokedLease, toSuspendRunResponse, toTaskMessage } from './convert.js'
 import { type RpcStatus, toRpcStatus, toServiceError } from './error-map.js'
-import { parseCompleteRun, parseCompleteStep, parseFailRun, parseHeartbeat, parseReleaseRun, parseWorkerHello } from './requests.js'
+import {
+  parseCompleteRun,
+  parseCompleteStep,
+  parseFailRun,
+  parseHeartbeat,
+  parseReleaseRun,
+  parseSuspendRun,
+  parseWorkerHello,
+} from './requests.js'
 
 export interface WorkerStreamDeps {
   config: ServerConfig
   logger: Logger
   dispatcher: Dispatcher
   leaseWrites: LeaseWrites
+  suspensions: Suspensions
   /** Hands back runs claimed for this stream that never left the server. */
   release: (runs: readonly ClaimedRun[]) => Promise<void>
   onClosed: (stream: WorkerStream) => void
@@ -42,7 +59,7 @@ export class WorkerStream implements TaskConsumer {
   private slots = 0
   private state: 'awaiting-hello' | 'open' | 'draining' | 'closed' = 'awaiting-hello'
   private subscription: Subscription | undefined
-  private outbox: { runs: ClaimedRun[]; results: OperationResult[] } = { runs: [], results: [] }
+  private outbox: { runs: ClaimedRun[]; results: OperationResult[]; revoked: RevokedLease[] } = { runs: [], results: [], revoked: [] }
   private isFlushScheduled = false
   private readonly logger: Logger
 
@@ -70,6 +87,16 @@ export class WorkerStream implements TaskConsumer {
     this.outbox.runs.push(...runs)
     this.scheduleFlush()
     return true
+  }
+
+  /**
+   * Tells the worker to stop working on runs (cancelled ones). Sent to every
+   * stream: a worker ignores runs it does not hold.
+   */
+  revoke(leases: readonly DomainRevokedLease[]): void {
+    if (this.state === 'closed' || this.state === 'awaiting-hello') return
+    this.outbox.revoked.push(...leases.map(toRevokedLease))
+    this.scheduleFlush()
   }
 
   /** Ends the stream with a status (UNAVAILABLE on shutdown: the worker reconnects elsewhere). */
@@ -155,6 +182,10 @@ export class WorkerStream implements TaskConsumer {
         case 'releaseRun':
           await leaseWrites.releaseRun(parseReleaseRun(op.releaseRun, 'release_run'))
           return { ...ok, result: { $case: 'releaseRun', releaseRun: {} } }
+        case 'suspendRun': {
+          const outcome = await this.deps.suspensions.suspend(parseSuspendRun(op.suspendRun, config, 'suspend_run'))
+          return { ...ok, result: { $case: 'suspendRun', suspendRun: toSuspendRunResponse(outcome) } }
+        }
         case 'heartbeat': {
           const { leases, leaseMs } = parseHeartbeat(op.heartbeat, this.leaseMs, 'heartbeat')
           const revoked = await leaseWrites.heartbeat(leases, leaseMs)
@@ -177,11 +208,11 @@ export class WorkerStream implements TaskConsumer {
 
   private flush(): void {
     this.isFlushScheduled = false
-    if (this.state === 'closed' || (this.outbox.runs.length === 0 && this.outbox.results.length === 0)) return
-    const { runs, results } = this.outbox
-    this.outbox = { runs: [], results: [] }
+    const { runs, results, revoked } = this.outbox
+    if (this.state === 'closed' || runs.length + results.length + revoked.length === 0) return
+    this.outbox = { runs: [], results: [], revoked: [] }
     const tasks: Task[] = runs.map((run) => toTaskMessage(run, this.leaseMs))
-    this.call.write({ welcome: undefined, tasks, results, revoked: [] })
+    this.call.write({ welcome: undefined, tasks, results, revoked })
   }
 
   private close(): void {

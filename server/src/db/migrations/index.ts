@@ -1,6 +1,7 @@
 import type { Knex } from 'knex'
 import * as runsAndSteps from './0001-runs-and-steps.js'
 import * as leaseWhileRunning from './0002-lease-while-running.js'
+import * as waitsAndEvents from './0003-waits-and-events.js'
 
 /**
  * The schema migrations, in order. Listed in code rather than discovered on
@@ -10,6 +11,7 @@ import * as leaseWhileRunning from './0002-lease-while-running.js'
 const migrations: ReadonlyArray<readonly [name: string, migration: Knex.Migration]> = [
   ['0001-runs-and-steps', runsAndSteps],
   ['0002-lease-while-running', leaseWhileRunning],
+  ['0003-waits-and-events', waitsAndEvents],
 ]
 
 /** A Knex migration source over the list above. */

@@ -1,6 +1,6 @@
-import type { ClaimedRun, ErrorInfo, LeaseRef, NewRun, RunRecord, StoredRunStatus } from '../../core/run.js'
+import type { ClaimedRun, ErrorInfo, LeaseRef, NewRun, RunFilter, RunRecord, StoredRunStatus } from '../../core/run.js'
 import { runIdTime } from '../../core/run-id.js'
-import { readyChannel } from '../channels.js'
+import { readyChannel, runCancelledChannel } from '../channels.js'
 import { type Executor, sql } from '../database.js'
 
 /*
@@ -442,18 +442,10 @@ interface RunRow {
 }
 
 /** One run, or undefined when the namespace has no run with that id. */
-export async function runGet(db: Executor, params: { namespace: string; runId: string }): Promise<RunRecord | undefined> {
-  const rows = await sql<RunRow>(
-    db,
-    `
-    SELECT id::text AS id, namespace, queue, job, status, payload::text AS payload_json, result::text AS result_json, error,
-      attempt, max_attempts, priority, created_at, available_at, started_at, finished_at, idempotency_key
-    FROM stackshift.runs WHERE id = $1 AND namespace = $2
-    `,
-    [params.runId, params.namespace],
-  )
-  const row = rows[0]
-  if (!row) return undefined
+const runColumns = `id::text AS id, namespace, queue, job, status, payload::text AS payload_json, result::text AS result_json, error,
+  attempt, max_attempts, priority, created_at, available_at, started_at, finished_at, idempotency_key`
+
+function toRunRecord(row: RunRow): RunRecord {
   return {
     id: row.id,
     namespace: row.namespace,
@@ -474,6 +466,87 @@ export async function runGet(db: Executor, params: { namespace: string; runId: s
   }
 }
 
+export async function runGet(db: Executor, params: { namespace: string; runId: string }): Promise<RunRecord | undefined> {
+  const rows = await sql<RunRow>(db, `SELECT ${runColumns} FROM stackshift.runs WHERE id = $1 AND namespace = $2`, [
+    params.runId,
+    params.namespace,
+  ])
+  return rows[0] && toRunRecord(rows[0])
+}
+
+/**
+ * A page of runs, newest first (ids are time-ordered, so the primary key
+ * gives the order). Unset filters match everything.
+ */
+export async function runList(db: Executor, filter: RunFilter): Promise<RunRecord[]> {
+  const statuses = filter.status === 'queued' ? ['queued', 'scheduled'] : filter.status ? [filter.status] : null
+  const rows = await sql<RunRow>(
+    db,
+    `
+    SELECT ${runColumns} FROM stackshift.runs
+    WHERE namespace = $1
+      AND ($2::text IS NULL OR queue = $2)
+      AND ($3::text IS NULL OR job = $3)
+      AND ($4::stackshift.run_status[] IS NULL OR status = ANY($4::stackshift.run_status[]))
+      AND ($5::timestamptz IS NULL OR created_at >= $5)
+      AND ($6::timestamptz IS NULL OR created_at < $6)
+      AND ($7::uuid IS NULL OR id < $7::uuid)
+    ORDER BY id DESC
+    LIMIT $8
+    `,
+    [
+      filter.namespace,
+      filter.queue ?? null,
+      filter.job ?? null,
+      statuses,
+      filter.createdAfter ?? null,
+      filter.createdBefore ?? null,
+      filter.afterId ?? null,
+      filter.limit,
+    ],
+  )
+  return rows.map(toRunRecord)
+}
+
+/** Locks a run for cancelling; returns its stored status, or undefined if there is no such run. */
+export async function runLockForCancel(db: Executor, params: { namespace: string; runId: string }): Promise<StoredRunStatus | undefined> {
+  const rows = await sql<{ status: StoredRunStatus }>(
+    db,
+    `SELECT status FROM stackshift.runs WHERE id = $1 AND namespace = $2 FOR UPDATE`,
+    [params.runId, params.namespace],
+  )
+  return rows[0]?.status
+}
+
+/**
+ * Ends a locked, unfinished run as CANCELLED: its lease ends (every later
+ * write of the attempt is refused), its idempotency key is released, and a
+ * pending sleep or wait ends with it. A running run's worker is told on the
+ * cancelled channel.
+ */
+export async function runCancel(db: Executor, params: { runId: string; error: ErrorInfo; isRunning: boolean }): Promise<RunRecord> {
+  const rows = await sql<RunRow>(
+    db,
+    `
+    WITH cancelled AS (
+      UPDATE stackshift.runs
+      SET status = 'cancelled', finished_at = now(), lease_expires_at = NULL, idempotency_key = NULL, error = $2::jsonb
+      WHERE id = $1
+      RETURNING *
+    ),
+    ended_steps AS (
+      UPDATE stackshift.steps SET status = 'failed', finished_at = now(), error = $2::jsonb
+      WHERE run_id = $1 AND status = 'waiting'
+    ),
+    ended_wait AS (DELETE FROM stackshift.waits WHERE run_id = $1),
+    told AS (SELECT pg_notify($4, $1::text) WHERE $3)
+    SELECT ${runColumns} FROM cancelled, (SELECT count(*) FROM told) AS t
+    `,
+    [params.runId, JSON.stringify(params.error), params.isRunning, runCancelledChannel],
+  )
+  return toRunRecord(rows[0]!)
+}
+
 /**
  * Marks a run as waited for, so the trigger notifies when it finishes. Writes
  * only while the flag is unset and the run unfinished.
@@ -485,45 +558,6 @@ export async function runMarkWaitedFor(db: Executor, params: { namespace: string
      WHERE id = $1 AND namespace = $2 AND NOT has_waiter AND status NOT IN ('completed', 'failed', 'cancelled')`,
     [params.runId, params.namespace],
   )
-}
-
-/**
- * Makes due scheduled runs ready (delays and retry backoffs). Returns the
- * queues that received ready runs.
- */
-export async function runPromoteDue(
-  db: Executor,
-  params: { limit: number },
-): Promise<Array<{ namespace: string; queue: string; count: number }>> {
-  const rows = await sql<{ namespace: string; queue: string; count: number }>(
-    db,
-    `
-    WITH due AS (
-      SELECT id FROM stackshift.runs
-      WHERE status = 'scheduled' AND available_at <= now()
-      ORDER BY available_at
-      LIMIT $1
-      FOR UPDATE SKIP LOCKED
-    ),
-    promoted AS (
-      UPDATE stackshift.runs AS r SET status = 'queued' FROM due WHERE r.id = due.id
-      RETURNING r.namespace, r.queue
-    )
-    SELECT namespace, queue, count(*)::integer AS count FROM promoted GROUP BY namespace, queue
-    `,
-    [params.limit],
-  )
-  return rows
-}
-
-/** Milliseconds until the next scheduled run is due (negative if overdue), or undefined if none. */
-export async function runNextDueInMs(db: Executor): Promise<number | undefined> {
-  const rows = await sql<{ due_in_ms: number | null }>(
-    db,
-    `SELECT (extract(epoch FROM min(available_at) - now()) * 1000)::float8 AS due_in_ms
-     FROM stackshift.runs WHERE status = 'scheduled'`,
-  )
-  return rows[0]?.due_in_ms ?? undefined
 }
 
 /**

@@ -1,4 +1,4 @@
-import type { ErrorInfo, LeaseRef, StepRecord, StepStatus } from '../../core/run.js'
+import type { ErrorInfo, LeaseRef, StepKind, StepRecord, StepStatus } from '../../core/run.js'
 import { type Executor, sql } from '../database.js'
 
 /** A step result a worker reports under its lease. */
@@ -7,6 +7,8 @@ export interface StepCompletion extends LeaseRef {
   /** JSON text; undefined when the step returned nothing. */
   resultJson: string | undefined
   durationMs: number
+  /** 'run' for step.run; 'send' for step.sendEvent. Sleeps and waits are recorded by suspensions. */
+  kind: 'run' | 'send'
 }
 
 /**
@@ -30,21 +32,22 @@ export async function stepCompleteMany(
   const rows = await sql<{ run_id: string; step_id: string }>(
     db,
     `
-    INSERT INTO stackshift.steps AS s (run_id, step_id, status, attempt, started_at, finished_at, result)
-    SELECT r.id, v.step_id, 'completed', r.attempt, now() - v.duration_ms * interval '1 millisecond', now(), (v.result -> 0)::jsonb
+    INSERT INTO stackshift.steps AS s (run_id, step_id, kind, status, attempt, started_at, finished_at, result)
+    SELECT r.id, v.step_id, v.kind, 'completed', r.attempt, now() - v.duration_ms * interval '1 millisecond', now(), (v.result -> 0)::jsonb
     FROM ROWS FROM (
       unnest(string_to_array($1, ',')::uuid[]),
       unnest(string_to_array($2, ',')::uuid[]),
       json_array_elements_text($3::json),
       json_array_elements($4::json),
-      unnest(string_to_array($5, ',')::integer[])
-    ) AS v(run_id, lease_token, step_id, result, duration_ms)
+      unnest(string_to_array($5, ',')::integer[]),
+      unnest(string_to_array($6, ',')::stackshift.step_kind[])
+    ) AS v(run_id, lease_token, step_id, result, duration_ms, kind)
     JOIN stackshift.runs r ON r.id = v.run_id
     WHERE r.lease_token = v.lease_token AND r.lease_expires_at > now()
     ${
       params.isRepeat
         ? `ON CONFLICT (run_id, step_id) DO UPDATE
-      SET status = 'completed', attempt = excluded.attempt, started_at = excluded.started_at,
+      SET kind = excluded.kind, status = 'completed', attempt = excluded.attempt, started_at = excluded.started_at,
           finished_at = excluded.finished_at, result = excluded.result, error = NULL`
         : ''
     }
@@ -57,6 +60,7 @@ export async function stepCompleteMany(
       JSON.stringify(steps.map((s) => s.stepId)),
       `[${steps.map((s) => (s.resultJson === undefined ? '[]' : `[${s.resultJson}]`)).join(',')}]`,
       steps.map((s) => s.durationMs).join(','),
+      steps.map((s) => s.kind).join(','),
     ],
   )
   return new Set(rows.map((row) => stepKey(row.run_id, row.step_id)))
@@ -101,28 +105,32 @@ export async function stepRecordFailures(
 export async function stepListForRun(db: Executor, params: { runId: string }): Promise<StepRecord[]> {
   const rows = await sql<{
     step_id: string
+    kind: StepKind
     status: StepStatus
     result_json: string | null
     error: ErrorInfo | null
     attempt: number
     started_at: Date
-    finished_at: Date
+    finished_at: Date | null
+    wake_at: Date | null
   }>(
     db,
     `
-    SELECT step_id, status, result::text AS result_json, error, attempt, started_at, finished_at
+    SELECT step_id, kind, status, result::text AS result_json, error, attempt, started_at, finished_at, wake_at
     FROM stackshift.steps WHERE run_id = $1
-    ORDER BY finished_at, step_id
+    ORDER BY finished_at NULLS LAST, step_id
     `,
     [params.runId],
   )
   return rows.map((row) => ({
     id: row.step_id,
+    kind: row.kind,
     status: row.status,
     resultJson: row.result_json ?? undefined,
     error: row.error ?? undefined,
     attempt: row.attempt,
     startedAt: row.started_at,
-    finishedAt: row.finished_at,
+    finishedAt: row.finished_at ?? undefined,
+    wakeAt: row.wake_at ?? undefined,
   }))
 }

@@ -49,6 +49,26 @@ export enum StepStatus {
   STEP_STATUS_COMPLETED = 1,
   /** STEP_STATUS_FAILED - The step threw; the attempt that ran it failed. A later attempt runs it again. */
   STEP_STATUS_FAILED = 2,
+  /** STEP_STATUS_WAITING - A sleep or an event wait in progress: the run is WAITING on it. */
+  STEP_STATUS_WAITING = 3,
+  UNRECOGNIZED = -1,
+}
+
+/** StepKind tells which step function recorded a step. */
+export enum StepKind {
+  /** STEP_KIND_UNSPECIFIED - Never sent by the server; in a request it means STEP_KIND_RUN. */
+  STEP_KIND_UNSPECIFIED = 0,
+  /** STEP_KIND_RUN - step.run: the memoized result of a function. */
+  STEP_KIND_RUN = 1,
+  /** STEP_KIND_SLEEP - step.sleep or step.sleepUntil. Its result is null. */
+  STEP_KIND_SLEEP = 2,
+  /**
+   * STEP_KIND_WAIT - step.waitForEvent. Its result is the Event that matched (as JSON with
+   * id, name, data, receivedAt), or null when the wait timed out.
+   */
+  STEP_KIND_WAIT = 3,
+  /** STEP_KIND_SEND - step.sendEvent. Its result is the id of the event sent. */
+  STEP_KIND_SEND = 4,
   UNRECOGNIZED = -1,
 }
 
@@ -114,8 +134,32 @@ export interface Step {
   startedAt:
     | Date
     | undefined;
-  /** When the server recorded the outcome (database clock). */
-  finishedAt: Date | undefined;
+  /** When the server recorded the outcome (database clock). Unset while WAITING. */
+  finishedAt:
+    | Date
+    | undefined;
+  /** Which step function recorded the step. */
+  kind: StepKind;
+  /** For sleeps and waits: when the sleep ends or the wait times out. */
+  wakeAt: Date | undefined;
+}
+
+/**
+ * Event is a named message with JSON data. Events resume the runs waiting for
+ * them (step.waitForEvent) whose match their data satisfies.
+ */
+export interface Event {
+  /**
+   * Event id, unique within the namespace: sending an id again stores and
+   * delivers nothing new.
+   */
+  id: string;
+  /** Event name, such as "payment.confirmed". */
+  name: string;
+  /** The event's data as JSON text ("null" when it has none). */
+  dataJson: string;
+  /** When the server stored the event (database clock). */
+  receivedAt: Date | undefined;
 }
 
 /** RunAttempt is one try at a run, under one lease. */
@@ -294,6 +338,8 @@ function createBaseStep(): Step {
     attempt: 0,
     startedAt: undefined,
     finishedAt: undefined,
+    kind: 0,
+    wakeAt: undefined,
   };
 }
 
@@ -319,6 +365,12 @@ export const Step: MessageFns<Step> = {
     }
     if (message.finishedAt !== undefined) {
       Timestamp.encode(toTimestamp(message.finishedAt), writer.uint32(58).fork()).join();
+    }
+    if (message.kind !== 0) {
+      writer.uint32(64).int32(message.kind);
+    }
+    if (message.wakeAt !== undefined) {
+      Timestamp.encode(toTimestamp(message.wakeAt), writer.uint32(74).fork()).join();
     }
     return writer;
   },
@@ -392,6 +444,22 @@ export const Step: MessageFns<Step> = {
             message.finishedAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
             continue;
           }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.kind = reader.int32() as any;
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.wakeAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -418,6 +486,99 @@ export const Step: MessageFns<Step> = {
     message.attempt = object.attempt ?? 0;
     message.startedAt = object.startedAt ?? undefined;
     message.finishedAt = object.finishedAt ?? undefined;
+    message.kind = object.kind ?? 0;
+    message.wakeAt = object.wakeAt ?? undefined;
+    return message;
+  },
+};
+
+function createBaseEvent(): Event {
+  return { id: "", name: "", dataJson: "", receivedAt: undefined };
+}
+
+export const Event: MessageFns<Event> = {
+  encode(message: Event, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== "") {
+      writer.uint32(10).string(message.id);
+    }
+    if (message.name !== "") {
+      writer.uint32(18).string(message.name);
+    }
+    if (message.dataJson !== "") {
+      writer.uint32(26).string(message.dataJson);
+    }
+    if (message.receivedAt !== undefined) {
+      Timestamp.encode(toTimestamp(message.receivedAt), writer.uint32(34).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Event {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseEvent();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.id = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.dataJson = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.receivedAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create(base?: DeepPartial<Event>): Event {
+    return Event.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<Event>): Event {
+    const message = createBaseEvent();
+    message.id = object.id ?? "";
+    message.name = object.name ?? "";
+    message.dataJson = object.dataJson ?? "";
+    message.receivedAt = object.receivedAt ?? undefined;
     return message;
   },
 };

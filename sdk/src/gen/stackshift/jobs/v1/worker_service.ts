@@ -18,7 +18,7 @@ import {
   type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
 import { Timestamp } from "../../../google/protobuf/timestamp.js";
-import { RunError, RunStatus } from "./run.js";
+import { Event, RunError, RunStatus, StepKind } from "./run.js";
 
 export const protobufPackage = "stackshift.jobs.v1";
 
@@ -175,6 +175,9 @@ export interface WorkerOperation {
     | //
     /** Extend leases. On the stream, `lease_ms` defaults to the granted lease. */
     { $case: "heartbeat"; heartbeat: HeartbeatRequest }
+    | //
+    /** Sleep or wait for an event. */
+    { $case: "suspendRun"; suspendRun: SuspendRunRequest }
     | undefined;
 }
 
@@ -211,6 +214,9 @@ export interface OperationResult {
     | //
     /** Response to heartbeat. */
     { $case: "heartbeat"; heartbeat: HeartbeatResponse }
+    | //
+    /** Response to suspend_run. */
+    { $case: "suspendRun"; suspendRun: SuspendRunResponse }
     | undefined;
 }
 
@@ -322,6 +328,11 @@ export interface CompleteStepRequest {
     | undefined;
   /** How long the step took, in milliseconds, measured by the worker. */
   durationMs: number;
+  /**
+   * What kind of step this is: RUN (the default) or SEND. Sleeps and waits
+   * are recorded by SuspendRun.
+   */
+  kind: StepKind;
 }
 
 /** CompleteStepResponse confirms the step is stored. */
@@ -388,6 +399,72 @@ export interface ReleaseRunRequest {
 
 /** ReleaseRunResponse confirms the run is QUEUED again, ready at once. */
 export interface ReleaseRunResponse {
+}
+
+/** SuspendRunRequest records a sleep or an event wait of a leased run. */
+export interface SuspendRunRequest {
+  /** Id of the run. */
+  runId: string;
+  /** Lease token of the current attempt. */
+  leaseToken: string;
+  /** Step id of the sleep or wait, 1 to 500 characters. */
+  stepId: string;
+  /** What the run waits for. Exactly one must be set. */
+  wait:
+    | //
+    /** Sleep until an instant. */
+    { $case: "sleep"; sleep: SleepUntil }
+    | //
+    /** Wait for an event. */
+    { $case: "event"; event: EventWait }
+    | undefined;
+}
+
+/** SleepUntil suspends a run until an instant. */
+export interface SleepUntil {
+  /**
+   * When the sleep ends. Required; an instant already past completes the
+   * step at once without suspending.
+   */
+  wakeAt: Date | undefined;
+}
+
+/** EventWait suspends a run until a matching event arrives or a timeout. */
+export interface EventWait {
+  /** Name of the event to wait for, 1 to 200 characters. */
+  name: string;
+  /**
+   * JSON object whose top-level fields the event's data must contain with
+   * equal values (JSON containment). Empty or "{}" matches any event of the
+   * name.
+   */
+  matchJson: string;
+  /**
+   * How long to wait before the step returns null, in milliseconds: 1 to
+   * ten years.
+   */
+  timeoutMs: number;
+  /**
+   * The wait matches events received since the run reached it: since the
+   * run's previous step completed (or since the run was created, before its
+   * first step), so an event sent while the handler runs or while the wait is
+   * being registered is never missed; and also those received up to
+   * `lookback_ms` before that. 0 to ten years. Events that already resumed a
+   * wait of this run do not match again.
+   */
+  lookbackMs: number;
+}
+
+/** SuspendRunResponse tells the worker whether to stop. */
+export interface SuspendRunResponse {
+  /**
+   * True when the run is now WAITING: the lease has ended and the worker must
+   * stop executing the run. False when the step completed at once: the
+   * worker continues, with `event` as the wait's result.
+   */
+  suspended: boolean;
+  /** For an event wait that did not suspend: the event that matched. */
+  event: Event | undefined;
 }
 
 function createBaseLeaseRef(): LeaseRef {
@@ -1047,6 +1124,9 @@ export const WorkerOperation: MessageFns<WorkerOperation> = {
       case "heartbeat":
         HeartbeatRequest.encode(message.operation.heartbeat, writer.uint32(50).fork()).join();
         break;
+      case "suspendRun":
+        SuspendRunRequest.encode(message.operation.suspendRun, writer.uint32(58).fork()).join();
+        break;
     }
     return writer;
   },
@@ -1118,6 +1198,14 @@ export const WorkerOperation: MessageFns<WorkerOperation> = {
             message.operation = { $case: "heartbeat", heartbeat: HeartbeatRequest.decode(reader, reader.uint32()) };
             continue;
           }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.operation = { $case: "suspendRun", suspendRun: SuspendRunRequest.decode(reader, reader.uint32()) };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1179,6 +1267,15 @@ export const WorkerOperation: MessageFns<WorkerOperation> = {
         }
         break;
       }
+      case "suspendRun": {
+        if (object.operation?.suspendRun !== undefined && object.operation?.suspendRun !== null) {
+          message.operation = {
+            $case: "suspendRun",
+            suspendRun: SuspendRunRequest.fromPartial(object.operation.suspendRun),
+          };
+        }
+        break;
+      }
     }
     return message;
   },
@@ -1214,6 +1311,9 @@ export const OperationResult: MessageFns<OperationResult> = {
         break;
       case "heartbeat":
         HeartbeatResponse.encode(message.result.heartbeat, writer.uint32(66).fork()).join();
+        break;
+      case "suspendRun":
+        SuspendRunResponse.encode(message.result.suspendRun, writer.uint32(74).fork()).join();
         break;
     }
     return writer;
@@ -1299,6 +1399,14 @@ export const OperationResult: MessageFns<OperationResult> = {
             message.result = { $case: "heartbeat", heartbeat: HeartbeatResponse.decode(reader, reader.uint32()) };
             continue;
           }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.result = { $case: "suspendRun", suspendRun: SuspendRunResponse.decode(reader, reader.uint32()) };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1356,6 +1464,15 @@ export const OperationResult: MessageFns<OperationResult> = {
       case "heartbeat": {
         if (object.result?.heartbeat !== undefined && object.result?.heartbeat !== null) {
           message.result = { $case: "heartbeat", heartbeat: HeartbeatResponse.fromPartial(object.result.heartbeat) };
+        }
+        break;
+      }
+      case "suspendRun": {
+        if (object.result?.suspendRun !== undefined && object.result?.suspendRun !== null) {
+          message.result = {
+            $case: "suspendRun",
+            suspendRun: SuspendRunResponse.fromPartial(object.result.suspendRun),
+          };
         }
         break;
       }
@@ -1855,7 +1972,7 @@ export const HeartbeatResponse: MessageFns<HeartbeatResponse> = {
 };
 
 function createBaseCompleteStepRequest(): CompleteStepRequest {
-  return { runId: "", leaseToken: "", stepId: "", resultJson: undefined, durationMs: 0 };
+  return { runId: "", leaseToken: "", stepId: "", resultJson: undefined, durationMs: 0, kind: 0 };
 }
 
 export const CompleteStepRequest: MessageFns<CompleteStepRequest> = {
@@ -1874,6 +1991,9 @@ export const CompleteStepRequest: MessageFns<CompleteStepRequest> = {
     }
     if (message.durationMs !== 0) {
       writer.uint32(40).uint32(message.durationMs);
+    }
+    if (message.kind !== 0) {
+      writer.uint32(48).int32(message.kind);
     }
     return writer;
   },
@@ -1931,6 +2051,14 @@ export const CompleteStepRequest: MessageFns<CompleteStepRequest> = {
             message.durationMs = reader.uint32();
             continue;
           }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.kind = reader.int32() as any;
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1953,6 +2081,7 @@ export const CompleteStepRequest: MessageFns<CompleteStepRequest> = {
     message.stepId = object.stepId ?? "";
     message.resultJson = object.resultJson ?? undefined;
     message.durationMs = object.durationMs ?? 0;
+    message.kind = object.kind ?? 0;
     return message;
   },
 };
@@ -2436,6 +2565,336 @@ export const ReleaseRunResponse: MessageFns<ReleaseRunResponse> = {
   },
 };
 
+function createBaseSuspendRunRequest(): SuspendRunRequest {
+  return { runId: "", leaseToken: "", stepId: "", wait: undefined };
+}
+
+export const SuspendRunRequest: MessageFns<SuspendRunRequest> = {
+  encode(message: SuspendRunRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.runId !== "") {
+      writer.uint32(10).string(message.runId);
+    }
+    if (message.leaseToken !== "") {
+      writer.uint32(18).string(message.leaseToken);
+    }
+    if (message.stepId !== "") {
+      writer.uint32(26).string(message.stepId);
+    }
+    switch (message.wait?.$case) {
+      case "sleep":
+        SleepUntil.encode(message.wait.sleep, writer.uint32(34).fork()).join();
+        break;
+      case "event":
+        EventWait.encode(message.wait.event, writer.uint32(42).fork()).join();
+        break;
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SuspendRunRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSuspendRunRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.runId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.leaseToken = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.stepId = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.wait = { $case: "sleep", sleep: SleepUntil.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.wait = { $case: "event", event: EventWait.decode(reader, reader.uint32()) };
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create(base?: DeepPartial<SuspendRunRequest>): SuspendRunRequest {
+    return SuspendRunRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<SuspendRunRequest>): SuspendRunRequest {
+    const message = createBaseSuspendRunRequest();
+    message.runId = object.runId ?? "";
+    message.leaseToken = object.leaseToken ?? "";
+    message.stepId = object.stepId ?? "";
+    switch (object.wait?.$case) {
+      case "sleep": {
+        if (object.wait?.sleep !== undefined && object.wait?.sleep !== null) {
+          message.wait = { $case: "sleep", sleep: SleepUntil.fromPartial(object.wait.sleep) };
+        }
+        break;
+      }
+      case "event": {
+        if (object.wait?.event !== undefined && object.wait?.event !== null) {
+          message.wait = { $case: "event", event: EventWait.fromPartial(object.wait.event) };
+        }
+        break;
+      }
+    }
+    return message;
+  },
+};
+
+function createBaseSleepUntil(): SleepUntil {
+  return { wakeAt: undefined };
+}
+
+export const SleepUntil: MessageFns<SleepUntil> = {
+  encode(message: SleepUntil, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.wakeAt !== undefined) {
+      Timestamp.encode(toTimestamp(message.wakeAt), writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SleepUntil {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSleepUntil();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.wakeAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create(base?: DeepPartial<SleepUntil>): SleepUntil {
+    return SleepUntil.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<SleepUntil>): SleepUntil {
+    const message = createBaseSleepUntil();
+    message.wakeAt = object.wakeAt ?? undefined;
+    return message;
+  },
+};
+
+function createBaseEventWait(): EventWait {
+  return { name: "", matchJson: "", timeoutMs: 0, lookbackMs: 0 };
+}
+
+export const EventWait: MessageFns<EventWait> = {
+  encode(message: EventWait, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.name !== "") {
+      writer.uint32(10).string(message.name);
+    }
+    if (message.matchJson !== "") {
+      writer.uint32(18).string(message.matchJson);
+    }
+    if (message.timeoutMs !== 0) {
+      writer.uint32(24).int64(message.timeoutMs);
+    }
+    if (message.lookbackMs !== 0) {
+      writer.uint32(32).int64(message.lookbackMs);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): EventWait {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseEventWait();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.matchJson = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.timeoutMs = longToNumber(reader.int64());
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.lookbackMs = longToNumber(reader.int64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create(base?: DeepPartial<EventWait>): EventWait {
+    return EventWait.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<EventWait>): EventWait {
+    const message = createBaseEventWait();
+    message.name = object.name ?? "";
+    message.matchJson = object.matchJson ?? "";
+    message.timeoutMs = object.timeoutMs ?? 0;
+    message.lookbackMs = object.lookbackMs ?? 0;
+    return message;
+  },
+};
+
+function createBaseSuspendRunResponse(): SuspendRunResponse {
+  return { suspended: false, event: undefined };
+}
+
+export const SuspendRunResponse: MessageFns<SuspendRunResponse> = {
+  encode(message: SuspendRunResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.suspended !== false) {
+      writer.uint32(8).bool(message.suspended);
+    }
+    if (message.event !== undefined) {
+      Event.encode(message.event, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SuspendRunResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSuspendRunResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.suspended = reader.bool();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.event = Event.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create(base?: DeepPartial<SuspendRunResponse>): SuspendRunResponse {
+    return SuspendRunResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<SuspendRunResponse>): SuspendRunResponse {
+    const message = createBaseSuspendRunResponse();
+    message.suspended = object.suspended ?? false;
+    message.event = (object.event !== undefined && object.event !== null) ? Event.fromPartial(object.event) : undefined;
+    return message;
+  },
+};
+
 /**
  * WorkerService is the API workers use to receive runs and report on them.
  *
@@ -2546,6 +3005,22 @@ export const WorkerServiceService = {
     responseSerialize: (value: ReleaseRunResponse): Buffer => Buffer.from(ReleaseRunResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): ReleaseRunResponse => ReleaseRunResponse.decode(value),
   },
+  /**
+   * SuspendRun records a sleep or an event wait. Unless it can be satisfied
+   * at once (a sleep that has already ended, an event already received), the
+   * run becomes WAITING: its lease ends, the worker must stop executing it,
+   * and it is queued again, with the step's outcome memoized, when the sleep
+   * ends, a matching event arrives or the wait times out.
+   */
+  suspendRun: {
+    path: "/stackshift.jobs.v1.WorkerService/SuspendRun" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: SuspendRunRequest): Buffer => Buffer.from(SuspendRunRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): SuspendRunRequest => SuspendRunRequest.decode(value),
+    responseSerialize: (value: SuspendRunResponse): Buffer => Buffer.from(SuspendRunResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): SuspendRunResponse => SuspendRunResponse.decode(value),
+  },
 } as const;
 
 export interface WorkerServiceServer extends UntypedServiceImplementation {
@@ -2588,6 +3063,14 @@ export interface WorkerServiceServer extends UntypedServiceImplementation {
    * redelivered at once (used when a worker shuts down).
    */
   releaseRun: handleUnaryCall<ReleaseRunRequest, ReleaseRunResponse>;
+  /**
+   * SuspendRun records a sleep or an event wait. Unless it can be satisfied
+   * at once (a sleep that has already ended, an event already received), the
+   * run becomes WAITING: its lease ends, the worker must stop executing it,
+   * and it is queued again, with the step's outcome memoized, when the sleep
+   * ends, a matching event arrives or the wait times out.
+   */
+  suspendRun: handleUnaryCall<SuspendRunRequest, SuspendRunResponse>;
 }
 
 export interface WorkerServiceClient extends Client {
@@ -2715,6 +3198,28 @@ export interface WorkerServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: ReleaseRunResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * SuspendRun records a sleep or an event wait. Unless it can be satisfied
+   * at once (a sleep that has already ended, an event already received), the
+   * run becomes WAITING: its lease ends, the worker must stop executing it,
+   * and it is queued again, with the step's outcome memoized, when the sleep
+   * ends, a matching event arrives or the wait times out.
+   */
+  suspendRun(
+    request: SuspendRunRequest,
+    callback: (error: ServiceError | null, response: SuspendRunResponse) => void,
+  ): ClientUnaryCall;
+  suspendRun(
+    request: SuspendRunRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: SuspendRunResponse) => void,
+  ): ClientUnaryCall;
+  suspendRun(
+    request: SuspendRunRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: SuspendRunResponse) => void,
   ): ClientUnaryCall;
 }
 

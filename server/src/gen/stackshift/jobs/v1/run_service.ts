@@ -16,7 +16,7 @@ import {
   type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
 import { Timestamp } from "../../../google/protobuf/timestamp.js";
-import { Run } from "./run.js";
+import { Event, Run, RunStatus } from "./run.js";
 
 export const protobufPackage = "stackshift.jobs.v1";
 
@@ -157,6 +157,84 @@ export interface WaitForRunResponse {
    * the wait timed out first.
    */
   finished: boolean;
+}
+
+/** SendEventRequest stores one event. */
+export interface SendEventRequest {
+  /** Namespace. Empty means "default". */
+  namespace: string;
+  /**
+   * Event id, 1 to 500 characters. Empty means a fresh id chosen by the
+   * server. Give one to make retries of the send safe.
+   */
+  id: string;
+  /** Event name, 1 to 200 characters, such as "payment.confirmed". */
+  name: string;
+  /**
+   * The event's data as JSON text. Empty means null. At most the payload size
+   * limit (RESOURCE_EXHAUSTED above it). Waits match on its top-level fields.
+   */
+  dataJson: string;
+}
+
+/** SendEventResponse describes the stored event. */
+export interface SendEventResponse {
+  /** The event as stored (the earlier one when deduplicated). */
+  event:
+    | Event
+    | undefined;
+  /** True when an event with this id was already stored; nothing was resumed. */
+  deduplicated: boolean;
+  /** How many waiting runs this send resumed. */
+  resumedRuns: number;
+}
+
+/** CancelRunRequest cancels one run. */
+export interface CancelRunRequest {
+  /** Namespace of the run. Empty means "default". */
+  namespace: string;
+  /** Id of the run. Unknown ids get NOT_FOUND. */
+  runId: string;
+  /** Why, stored as the run's error message. At most 16,384 characters. */
+  reason: string;
+}
+
+/** CancelRunResponse returns the cancelled run. */
+export interface CancelRunResponse {
+  /** The run, now CANCELLED. */
+  run: Run | undefined;
+}
+
+/** ListRunsRequest selects runs. Filters combine with AND; unset ones match all. */
+export interface ListRunsRequest {
+  /** Namespace. Empty means "default". */
+  namespace: string;
+  /** Only runs of this queue. */
+  queue: string;
+  /** Only runs of this job. */
+  job: string;
+  /** Only runs with this status (UNSPECIFIED: any). */
+  status: RunStatus;
+  /** Only runs created at or after this instant. */
+  createdAfter:
+    | Date
+    | undefined;
+  /** Only runs created before this instant. */
+  createdBefore:
+    | Date
+    | undefined;
+  /** Page size, 1 to 500. 0 means 50. */
+  limit: number;
+  /** `next_cursor` of the previous page; empty for the first page. */
+  cursor: string;
+}
+
+/** ListRunsResponse is one page of runs. */
+export interface ListRunsResponse {
+  /** Runs, newest first, without steps or attempt history (see GetRun). */
+  runs: Run[];
+  /** Pass as `cursor` to get the next page; empty when this page is the last. */
+  nextCursor: string;
 }
 
 function createBaseNewRun(): NewRun {
@@ -911,6 +989,525 @@ export const WaitForRunResponse: MessageFns<WaitForRunResponse> = {
   },
 };
 
+function createBaseSendEventRequest(): SendEventRequest {
+  return { namespace: "", id: "", name: "", dataJson: "" };
+}
+
+export const SendEventRequest: MessageFns<SendEventRequest> = {
+  encode(message: SendEventRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.namespace !== "") {
+      writer.uint32(10).string(message.namespace);
+    }
+    if (message.id !== "") {
+      writer.uint32(18).string(message.id);
+    }
+    if (message.name !== "") {
+      writer.uint32(26).string(message.name);
+    }
+    if (message.dataJson !== "") {
+      writer.uint32(34).string(message.dataJson);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SendEventRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSendEventRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.namespace = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.id = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.dataJson = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create(base?: DeepPartial<SendEventRequest>): SendEventRequest {
+    return SendEventRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<SendEventRequest>): SendEventRequest {
+    const message = createBaseSendEventRequest();
+    message.namespace = object.namespace ?? "";
+    message.id = object.id ?? "";
+    message.name = object.name ?? "";
+    message.dataJson = object.dataJson ?? "";
+    return message;
+  },
+};
+
+function createBaseSendEventResponse(): SendEventResponse {
+  return { event: undefined, deduplicated: false, resumedRuns: 0 };
+}
+
+export const SendEventResponse: MessageFns<SendEventResponse> = {
+  encode(message: SendEventResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.event !== undefined) {
+      Event.encode(message.event, writer.uint32(10).fork()).join();
+    }
+    if (message.deduplicated !== false) {
+      writer.uint32(16).bool(message.deduplicated);
+    }
+    if (message.resumedRuns !== 0) {
+      writer.uint32(24).uint32(message.resumedRuns);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SendEventResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSendEventResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.event = Event.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.deduplicated = reader.bool();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.resumedRuns = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create(base?: DeepPartial<SendEventResponse>): SendEventResponse {
+    return SendEventResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<SendEventResponse>): SendEventResponse {
+    const message = createBaseSendEventResponse();
+    message.event = (object.event !== undefined && object.event !== null) ? Event.fromPartial(object.event) : undefined;
+    message.deduplicated = object.deduplicated ?? false;
+    message.resumedRuns = object.resumedRuns ?? 0;
+    return message;
+  },
+};
+
+function createBaseCancelRunRequest(): CancelRunRequest {
+  return { namespace: "", runId: "", reason: "" };
+}
+
+export const CancelRunRequest: MessageFns<CancelRunRequest> = {
+  encode(message: CancelRunRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.namespace !== "") {
+      writer.uint32(10).string(message.namespace);
+    }
+    if (message.runId !== "") {
+      writer.uint32(18).string(message.runId);
+    }
+    if (message.reason !== "") {
+      writer.uint32(26).string(message.reason);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CancelRunRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCancelRunRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.namespace = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.runId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create(base?: DeepPartial<CancelRunRequest>): CancelRunRequest {
+    return CancelRunRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<CancelRunRequest>): CancelRunRequest {
+    const message = createBaseCancelRunRequest();
+    message.namespace = object.namespace ?? "";
+    message.runId = object.runId ?? "";
+    message.reason = object.reason ?? "";
+    return message;
+  },
+};
+
+function createBaseCancelRunResponse(): CancelRunResponse {
+  return { run: undefined };
+}
+
+export const CancelRunResponse: MessageFns<CancelRunResponse> = {
+  encode(message: CancelRunResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.run !== undefined) {
+      Run.encode(message.run, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CancelRunResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCancelRunResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.run = Run.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create(base?: DeepPartial<CancelRunResponse>): CancelRunResponse {
+    return CancelRunResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<CancelRunResponse>): CancelRunResponse {
+    const message = createBaseCancelRunResponse();
+    message.run = (object.run !== undefined && object.run !== null) ? Run.fromPartial(object.run) : undefined;
+    return message;
+  },
+};
+
+function createBaseListRunsRequest(): ListRunsRequest {
+  return {
+    namespace: "",
+    queue: "",
+    job: "",
+    status: 0,
+    createdAfter: undefined,
+    createdBefore: undefined,
+    limit: 0,
+    cursor: "",
+  };
+}
+
+export const ListRunsRequest: MessageFns<ListRunsRequest> = {
+  encode(message: ListRunsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.namespace !== "") {
+      writer.uint32(10).string(message.namespace);
+    }
+    if (message.queue !== "") {
+      writer.uint32(18).string(message.queue);
+    }
+    if (message.job !== "") {
+      writer.uint32(26).string(message.job);
+    }
+    if (message.status !== 0) {
+      writer.uint32(32).int32(message.status);
+    }
+    if (message.createdAfter !== undefined) {
+      Timestamp.encode(toTimestamp(message.createdAfter), writer.uint32(42).fork()).join();
+    }
+    if (message.createdBefore !== undefined) {
+      Timestamp.encode(toTimestamp(message.createdBefore), writer.uint32(50).fork()).join();
+    }
+    if (message.limit !== 0) {
+      writer.uint32(56).uint32(message.limit);
+    }
+    if (message.cursor !== "") {
+      writer.uint32(66).string(message.cursor);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListRunsRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListRunsRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.namespace = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.queue = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.job = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.status = reader.int32() as any;
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.createdAfter = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.createdBefore = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.limit = reader.uint32();
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.cursor = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create(base?: DeepPartial<ListRunsRequest>): ListRunsRequest {
+    return ListRunsRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ListRunsRequest>): ListRunsRequest {
+    const message = createBaseListRunsRequest();
+    message.namespace = object.namespace ?? "";
+    message.queue = object.queue ?? "";
+    message.job = object.job ?? "";
+    message.status = object.status ?? 0;
+    message.createdAfter = object.createdAfter ?? undefined;
+    message.createdBefore = object.createdBefore ?? undefined;
+    message.limit = object.limit ?? 0;
+    message.cursor = object.cursor ?? "";
+    return message;
+  },
+};
+
+function createBaseListRunsResponse(): ListRunsResponse {
+  return { runs: [], nextCursor: "" };
+}
+
+export const ListRunsResponse: MessageFns<ListRunsResponse> = {
+  encode(message: ListRunsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.runs) {
+      Run.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.nextCursor !== "") {
+      writer.uint32(18).string(message.nextCursor);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListRunsResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListRunsResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.runs.push(Run.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.nextCursor = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create(base?: DeepPartial<ListRunsResponse>): ListRunsResponse {
+    return ListRunsResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ListRunsResponse>): ListRunsResponse {
+    const message = createBaseListRunsResponse();
+    message.runs = object.runs?.map((e) => Run.fromPartial(e)) || [];
+    message.nextCursor = object.nextCursor ?? "";
+    return message;
+  },
+};
+
 /**
  * RunService is the client-facing API: enqueue runs and read their state.
  *
@@ -970,6 +1567,46 @@ export const RunServiceService = {
     responseSerialize: (value: WaitForRunResponse): Buffer => Buffer.from(WaitForRunResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): WaitForRunResponse => WaitForRunResponse.decode(value),
   },
+  /**
+   * SendEvent stores an event and, in the same transaction, resumes every run
+   * waiting for an event of that name whose match the event's data contains.
+   * Idempotent by event id: an id already stored returns that event, flagged
+   * as deduplicated, and resumes nothing.
+   */
+  sendEvent: {
+    path: "/stackshift.jobs.v1.RunService/SendEvent" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: SendEventRequest): Buffer => Buffer.from(SendEventRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): SendEventRequest => SendEventRequest.decode(value),
+    responseSerialize: (value: SendEventResponse): Buffer => Buffer.from(SendEventResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): SendEventResponse => SendEventResponse.decode(value),
+  },
+  /**
+   * CancelRun ends a run that has not finished as CANCELLED. A queued or
+   * waiting run ends at once; a running run's worker is told through its
+   * stream (its handler's signal fires) and every later write of that attempt
+   * is rejected. A finished run gets FAILED_PRECONDITION.
+   */
+  cancelRun: {
+    path: "/stackshift.jobs.v1.RunService/CancelRun" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: CancelRunRequest): Buffer => Buffer.from(CancelRunRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): CancelRunRequest => CancelRunRequest.decode(value),
+    responseSerialize: (value: CancelRunResponse): Buffer => Buffer.from(CancelRunResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): CancelRunResponse => CancelRunResponse.decode(value),
+  },
+  /** ListRuns pages through runs, newest first, without their steps. */
+  listRuns: {
+    path: "/stackshift.jobs.v1.RunService/ListRuns" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ListRunsRequest): Buffer => Buffer.from(ListRunsRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ListRunsRequest => ListRunsRequest.decode(value),
+    responseSerialize: (value: ListRunsResponse): Buffer => Buffer.from(ListRunsResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ListRunsResponse => ListRunsResponse.decode(value),
+  },
 } as const;
 
 export interface RunServiceServer extends UntypedServiceImplementation {
@@ -990,6 +1627,22 @@ export interface RunServiceServer extends UntypedServiceImplementation {
    * CANCELLED), or when `timeout_ms` passes, whichever comes first.
    */
   waitForRun: handleUnaryCall<WaitForRunRequest, WaitForRunResponse>;
+  /**
+   * SendEvent stores an event and, in the same transaction, resumes every run
+   * waiting for an event of that name whose match the event's data contains.
+   * Idempotent by event id: an id already stored returns that event, flagged
+   * as deduplicated, and resumes nothing.
+   */
+  sendEvent: handleUnaryCall<SendEventRequest, SendEventResponse>;
+  /**
+   * CancelRun ends a run that has not finished as CANCELLED. A queued or
+   * waiting run ends at once; a running run's worker is told through its
+   * stream (its handler's signal fires) and every later write of that attempt
+   * is rejected. A finished run gets FAILED_PRECONDITION.
+   */
+  cancelRun: handleUnaryCall<CancelRunRequest, CancelRunResponse>;
+  /** ListRuns pages through runs, newest first, without their steps. */
+  listRuns: handleUnaryCall<ListRunsRequest, ListRunsResponse>;
 }
 
 export interface RunServiceClient extends Client {
@@ -1065,6 +1718,64 @@ export interface RunServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: WaitForRunResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * SendEvent stores an event and, in the same transaction, resumes every run
+   * waiting for an event of that name whose match the event's data contains.
+   * Idempotent by event id: an id already stored returns that event, flagged
+   * as deduplicated, and resumes nothing.
+   */
+  sendEvent(
+    request: SendEventRequest,
+    callback: (error: ServiceError | null, response: SendEventResponse) => void,
+  ): ClientUnaryCall;
+  sendEvent(
+    request: SendEventRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: SendEventResponse) => void,
+  ): ClientUnaryCall;
+  sendEvent(
+    request: SendEventRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: SendEventResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * CancelRun ends a run that has not finished as CANCELLED. A queued or
+   * waiting run ends at once; a running run's worker is told through its
+   * stream (its handler's signal fires) and every later write of that attempt
+   * is rejected. A finished run gets FAILED_PRECONDITION.
+   */
+  cancelRun(
+    request: CancelRunRequest,
+    callback: (error: ServiceError | null, response: CancelRunResponse) => void,
+  ): ClientUnaryCall;
+  cancelRun(
+    request: CancelRunRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: CancelRunResponse) => void,
+  ): ClientUnaryCall;
+  cancelRun(
+    request: CancelRunRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: CancelRunResponse) => void,
+  ): ClientUnaryCall;
+  /** ListRuns pages through runs, newest first, without their steps. */
+  listRuns(
+    request: ListRunsRequest,
+    callback: (error: ServiceError | null, response: ListRunsResponse) => void,
+  ): ClientUnaryCall;
+  listRuns(
+    request: ListRunsRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ListRunsResponse) => void,
+  ): ClientUnaryCall;
+  listRuns(
+    request: ListRunsRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ListRunsResponse) => void,
   ): ClientUnaryCall;
 }
 

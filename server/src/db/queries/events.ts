@@ -1,0 +1,94 @@
+import type { EventRecord } from '../../core/run.js'
+import { type Executor, sql } from '../database.js'
+
+interface EventRow {
+  id: string
+  name: string
+  data_json: string
+  received_at: Date
+}
+
+function toEventRecord(row: EventRow): EventRecord {
+  return { id: row.id, name: row.name, dataJson: row.data_json, receivedAt: row.received_at }
+}
+
+/**
+ * Serializes, until commit, the transactions that send or wait for events of
+ * one name (see migration 0003). Distinct names may share a lock when their
+ * hashes collide; that only serializes them.
+ */
+export async function eventLockName(db: Executor, params: { namespace: string; name: string }): Promise<void> {
+  await sql(db, `SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`, [`stackshift.event:${params.namespace}:${params.name}`])
+}
+
+/**
+ * Stores an event unless its id is taken. Received at the clock time of the
+ * insert, after eventLockName: events and wait registrations of one name are
+ * then ordered the same way by time and by lock.
+ */
+export async function eventInsert(
+  db: Executor,
+  params: { namespace: string; id: string; name: string; dataJson: string },
+): Promise<EventRecord | undefined> {
+  const rows = await sql<EventRow>(
+    db,
+    `INSERT INTO stackshift.events (namespace, id, name, received_at, data)
+     VALUES ($1, $2, $3, clock_timestamp(), $4::jsonb)
+     ON CONFLICT (namespace, id) DO NOTHING
+     RETURNING id, name, data::text AS data_json, received_at`,
+    [params.namespace, params.id, params.name, params.dataJson],
+  )
+  return rows[0] && toEventRecord(rows[0])
+}
+
+export async function eventFind(db: Executor, params: { namespace: string; id: string }): Promise<EventRecord | undefined> {
+  const rows = await sql<EventRow>(
+    db,
+    `SELECT id, name, data::text AS data_json, received_at FROM stackshift.events WHERE namespace = $1 AND id = $2`,
+    [params.namespace, params.id],
+  )
+  return rows[0] && toEventRecord(rows[0])
+}
+
+/**
+ * The earliest event of `name` received since `since` whose data contains
+ * `matchJson`, leaving out events that already resumed a wait of `runId`
+ * (a loop of waits consumes events one by one).
+ */
+export async function eventFindMatch(
+  db: Executor,
+  params: { namespace: string; name: string; matchJson: string; since: Date; runId: string },
+): Promise<EventRecord | undefined> {
+  const rows = await sql<EventRow>(
+    db,
+    `SELECT e.id, e.name, e.data::text AS data_json, e.received_at FROM stackshift.events AS e
+     WHERE e.namespace = $1 AND e.name = $2 AND e.received_at >= $3
+       AND ($4::jsonb = '{}'::jsonb OR e.data @> $4::jsonb)
+       AND NOT EXISTS (
+         SELECT 1 FROM stackshift.steps AS s
+         WHERE s.run_id = $5 AND s.kind = 'wait' AND s.status = 'completed' AND s.result ->> 'id' = e.id AND s.result ->> 'name' = e.name
+       )
+     ORDER BY e.received_at, e.id
+     LIMIT 1`,
+    [params.namespace, params.name, params.since, params.matchJson, params.runId],
+  )
+  return rows[0] && toEventRecord(rows[0])
+}
+
+/** Deletes up to `limit` events received longer than `retentionMs` ago. Returns how many. */
+export async function eventDeleteOld(db: Executor, params: { retentionMs: number; limit: number }): Promise<number> {
+  const rows = await sql<{ deleted: number }>(
+    db,
+    `WITH doomed AS (
+       SELECT namespace, id FROM stackshift.events
+       WHERE received_at < now() - $1 * interval '1 millisecond'
+       ORDER BY received_at LIMIT $2
+     ),
+     deleted AS (
+       DELETE FROM stackshift.events AS e USING doomed WHERE e.namespace = doomed.namespace AND e.id = doomed.id RETURNING 1
+     )
+     SELECT count(*)::integer AS deleted FROM deleted`,
+    [params.retentionMs, params.limit],
+  )
+  return rows[0]?.deleted ?? 0
+}

@@ -1,0 +1,197 @@
+import type { EventRecord, LeaseRef } from '../../core/run.js'
+import { type Executor, sql } from '../database.js'
+
+/*
+ * Sleeps and event waits (see migration 0003). A suspended run is 'waiting'
+ * with available_at = when its sleep ends or its wait times out; its pending
+ * step is a row with status 'waiting'; an event wait also has a waits row.
+ */
+
+/** A leased run locked for suspending, if the lease is held. */
+export interface SuspendingRun {
+  namespace: string
+  attempt: number
+  /**
+   * Where an event wait's window starts: when the run's last completed step
+   * finished, or when the run was created if none has.
+   */
+  waitSince: Date
+  /** The database clock at the start of the transaction. */
+  now: Date
+}
+
+/** Locks the run of a held lease (see db/queries/runs.ts on fencing). */
+export async function waitLockLease(db: Executor, params: LeaseRef): Promise<SuspendingRun | undefined> {
+  const rows = await sql<SuspendingRun>(
+    db,
+    `SELECT r.namespace, r.attempt, now() AS now,
+       greatest(r.created_at, (SELECT max(s.finished_at) FROM stackshift.steps AS s WHERE s.run_id = r.id AND s.status = 'completed'))
+         AS "waitSince"
+     FROM stackshift.runs AS r
+     WHERE r.id = $1 AND r.lease_token = $2 AND r.lease_expires_at > now()
+     FOR UPDATE OF r`,
+    [params.runId, params.leaseToken],
+  )
+  return rows[0]
+}
+
+/** Records a sleep or wait step that completed at once, with its result (JSON text). */
+export async function waitCompleteStepNow(
+  db: Executor,
+  params: { runId: string; stepId: string; kind: 'sleep' | 'wait'; attempt: number; resultJson: string },
+): Promise<void> {
+  await sql(
+    db,
+    `INSERT INTO stackshift.steps AS s (run_id, step_id, kind, status, attempt, started_at, finished_at, result)
+     VALUES ($1, $2, $3, 'completed', $4, now(), now(), $5::jsonb)
+     ON CONFLICT (run_id, step_id) DO UPDATE
+       SET kind = excluded.kind, status = 'completed', attempt = excluded.attempt, started_at = excluded.started_at,
+           finished_at = excluded.finished_at, wake_at = NULL, result = excluded.result, error = NULL`,
+    [params.runId, params.stepId, params.kind, params.attempt, params.resultJson],
+  )
+}
+
+/**
+ * Suspends a locked run on a sleep or wait step: the step waits until
+ * `wakeAt` (or `wakeInMs` from now), the lease ends, and the attempt does not
+ * count (the run did not fail; it resumes as the same attempt). An event wait
+ * also registers its match. Returns the instant the run is due.
+ */
+export async function waitSuspend(
+  db: Executor,
+  params: {
+    runId: string
+    stepId: string
+    kind: 'sleep' | 'wait'
+    attempt: number
+    wake: { at: Date } | { inMs: number }
+    event: { namespace: string; name: string; matchJson: string } | undefined
+  },
+): Promise<Date> {
+  const { wake, event } = params
+  const rows = await sql<{ wake_at: Date }>(
+    db,
+    `
+    WITH wake AS (
+      SELECT coalesce($5::timestamptz, now() + $6::bigint * interval '1 millisecond') AS at
+    ),
+    step AS (
+      INSERT INTO stackshift.steps AS s (run_id, step_id, kind, status, attempt, started_at, wake_at)
+      SELECT $1::uuid, $2::text, $3::stackshift.step_kind, 'waiting', $4::integer, now(), wake.at FROM wake
+      ON CONFLICT (run_id, step_id) DO UPDATE
+        SET kind = excluded.kind, status = 'waiting', attempt = excluded.attempt, started_at = excluded.started_at,
+            finished_at = NULL, wake_at = excluded.wake_at, result = NULL, error = NULL
+    ),
+    registered AS (
+      INSERT INTO stackshift.waits (run_id, namespace, event_name, step_id, match)
+      SELECT $1::uuid, $7::text, $8::text, $2::text, $9::jsonb WHERE $8::text IS NOT NULL
+      ON CONFLICT (run_id) DO UPDATE
+        SET namespace = excluded.namespace, event_name = excluded.event_name, step_id = excluded.step_id, match = excluded.match
+    )
+    UPDATE stackshift.runs AS r
+    SET status = 'waiting', available_at = wake.at, lease_expires_at = NULL, lease_token = NULL,
+        attempt = r.attempt - 1, is_resumed = true
+    FROM wake
+    WHERE r.id = $1::uuid
+    RETURNING r.available_at AS wake_at
+    `,
+    [
+      params.runId,
+      params.stepId,
+      params.kind,
+      params.attempt,
+      'at' in wake ? wake.at : null,
+      'inMs' in wake ? wake.inMs : null,
+      event?.namespace ?? null,
+      event?.name ?? null,
+      event?.matchJson ?? null,
+    ],
+  )
+  return rows[0]!.wake_at
+}
+
+/**
+ * Ends due sleeps and times out due waits, and makes due scheduled runs
+ * ready (delays, retry backoffs), in one statement: a timed-out wait's step
+ * completes with null and its registration goes, so a later event cannot
+ * resume the run again. Returns the queues that received ready runs.
+ */
+export async function waitPromoteDue(
+  db: Executor,
+  params: { limit: number },
+): Promise<Array<{ namespace: string; queue: string; count: number }>> {
+  return sql<{ namespace: string; queue: string; count: number }>(
+    db,
+    `
+    WITH due AS (
+      SELECT id, status FROM stackshift.runs
+      WHERE status IN ('scheduled', 'waiting') AND available_at <= now()
+      ORDER BY available_at
+      LIMIT $1
+      FOR UPDATE SKIP LOCKED
+    ),
+    promoted AS (
+      UPDATE stackshift.runs AS r SET status = 'queued' FROM due WHERE r.id = due.id
+      RETURNING r.id, r.namespace, r.queue, due.status = 'waiting' AS was_waiting
+    ),
+    woken AS (
+      UPDATE stackshift.steps AS s SET status = 'completed', result = 'null'::jsonb, finished_at = now()
+      FROM promoted AS p WHERE p.was_waiting AND s.run_id = p.id AND s.status = 'waiting'
+    ),
+    timed_out AS (
+      DELETE FROM stackshift.waits AS w USING promoted AS p WHERE p.was_waiting AND w.run_id = p.id
+    )
+    SELECT namespace, queue, count(*)::integer AS count FROM promoted GROUP BY namespace, queue
+    `,
+    [params.limit],
+  )
+}
+
+/** Milliseconds until the next timer is due (negative if overdue), or undefined if none. */
+export async function waitNextDueInMs(db: Executor): Promise<number | undefined> {
+  const rows = await sql<{ due_in_ms: number | null }>(
+    db,
+    `SELECT (extract(epoch FROM min(available_at) - now()) * 1000)::float8 AS due_in_ms
+     FROM stackshift.runs WHERE status IN ('scheduled', 'waiting')`,
+  )
+  return rows[0]?.due_in_ms ?? undefined
+}
+
+/**
+ * Resumes the runs waiting for `event` whose match its data contains: their
+ * wait steps complete with `resultJson`, their registrations go, and they are
+ * queued. A run whose wait timed out or was cancelled concurrently is skipped
+ * (its status is no longer 'waiting' once the row lock is granted). Only run
+ * rows are locked here, as the timer and cancellation lock them first too:
+ * locking the waits rows first would deadlock with a timeout firing at once.
+ * Sends of one event name never run concurrently (eventLockName), and a run
+ * waits for one name at a time.
+ */
+export async function waitResumeMatching(
+  db: Executor,
+  params: { namespace: string; event: EventRecord; resultJson: string },
+): Promise<Array<{ id: string; queue: string }>> {
+  return sql<{ id: string; queue: string }>(
+    db,
+    `
+    WITH matched AS (
+      SELECT w.run_id, w.step_id FROM stackshift.waits AS w
+      WHERE w.namespace = $1 AND w.event_name = $2 AND (w.match = '{}'::jsonb OR $3::jsonb @> w.match)
+    ),
+    resumed AS (
+      UPDATE stackshift.runs AS r SET status = 'queued', available_at = now()
+      FROM matched AS m WHERE r.id = m.run_id AND r.status = 'waiting'
+      RETURNING r.id, r.queue, m.step_id
+    ),
+    completed AS (
+      UPDATE stackshift.steps AS s SET status = 'completed', result = $4::jsonb, finished_at = now()
+      FROM resumed WHERE s.run_id = resumed.id AND s.step_id = resumed.step_id
+    ),
+    removed AS (
+      DELETE FROM stackshift.waits AS w USING resumed WHERE w.run_id = resumed.id
+    )
+    SELECT id::text AS id, queue FROM resumed
+    `,
+    [params.namespace, params.event.name, params.event.dataJson, params.resultJson],
+  )
+}

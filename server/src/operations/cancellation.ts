@@ -1,0 +1,29 @@
+import type { Knex } from 'knex'
+import { FailedPreconditionError, NotFoundError } from '../core/errors.js'
+import { type RunRecord, finishedStatuses, publicStatus } from '../core/run.js'
+import { isUuid } from '../core/run-id.js'
+import { runCancel, runLockForCancel } from '../db/queries/runs.js'
+
+/**
+ * CancelRun. The run ends CANCELLED in the transaction that locks it, whatever
+ * it was doing: a queued run is no longer claimable, a waiting run's timer and
+ * registration go, and a running run's lease ends, so every later write of
+ * that attempt is refused. The worker of a running run learns it through the
+ * cancelled notice (see WorkerStreams) or, at the latest, its next heartbeat.
+ */
+export class RunCanceller {
+  constructor(private readonly deps: { db: Knex }) {}
+
+  async cancel(params: { namespace: string; runId: string; reason: string }): Promise<RunRecord> {
+    const { namespace, runId } = params
+    return this.deps.db.transaction(async (trx) => {
+      const status = isUuid(runId) ? await runLockForCancel(trx, { namespace, runId }) : undefined
+      if (!status) throw new NotFoundError(`run ${runId} not found in namespace ${namespace}`)
+      if (finishedStatuses.has(publicStatus(status))) {
+        throw new FailedPreconditionError(`run ${runId} is already ${status}; only unfinished runs can be cancelled`)
+      }
+      const error = { name: 'CancelledError', message: params.reason || 'cancelled' }
+      return runCancel(trx, { runId, error, isRunning: status === 'running' })
+    })
+  }
+}

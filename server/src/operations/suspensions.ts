@@ -1,0 +1,67 @@
+import type { Knex } from 'knex'
+import { eventResultJson } from '../core/event.js'
+import { LeaseLostError } from '../core/errors.js'
+import type { Suspension, SuspensionOutcome } from '../core/run.js'
+import { eventFindMatch, eventLockName } from '../db/queries/events.js'
+import { waitCompleteStepNow, waitLockLease, waitSuspend } from '../db/queries/waits.js'
+import type { ReadyAnnouncer } from './ready-announcer.js'
+
+/**
+ * Sleeps and event waits. A suspension is one transaction on the locked run:
+ * either the step completes at once (the sleep is over, or a matching event
+ * was received since the run reached the wait, or within the wait's lookback
+ * before that) and the worker carries on,
+ * or the run becomes WAITING and its lease ends. An event wait holds the
+ * event name's lock while it looks for an event and registers itself, so a
+ * concurrent SendEvent either committed before (and is found) or runs after
+ * (and finds the registration).
+ */
+export class Suspensions {
+  constructor(private readonly deps: { db: Knex; announcer: ReadyAnnouncer }) {}
+
+  async suspend(suspension: Suspension): Promise<SuspensionOutcome> {
+    const { runId, stepId, wait } = suspension
+    const outcome = await this.deps.db.transaction(async (trx): Promise<SuspensionOutcome & { wakeAt?: Date }> => {
+      const run = await waitLockLease(trx, suspension)
+      if (!run) throw new LeaseLostError(runId)
+      if (wait.kind === 'sleep') {
+        if (wait.wakeAt.getTime() <= run.now.getTime()) {
+          await waitCompleteStepNow(trx, { runId, stepId, kind: 'sleep', attempt: run.attempt, resultJson: 'null' })
+          return { suspended: false, event: undefined }
+        }
+        const wakeAt = await waitSuspend(trx, {
+          runId,
+          stepId,
+          kind: 'sleep',
+          attempt: run.attempt,
+          wake: { at: wait.wakeAt },
+          event: undefined,
+        })
+        return { suspended: true, wakeAt }
+      }
+      await eventLockName(trx, { namespace: run.namespace, name: wait.name })
+      const event = await eventFindMatch(trx, {
+        namespace: run.namespace,
+        name: wait.name,
+        matchJson: wait.matchJson,
+        since: new Date(run.waitSince.getTime() - wait.lookbackMs),
+        runId,
+      })
+      if (event) {
+        await waitCompleteStepNow(trx, { runId, stepId, kind: 'wait', attempt: run.attempt, resultJson: eventResultJson(event) })
+        return { suspended: false, event }
+      }
+      const wakeAt = await waitSuspend(trx, {
+        runId,
+        stepId,
+        kind: 'wait',
+        attempt: run.attempt,
+        wake: { inMs: wait.timeoutMs },
+        event: { namespace: run.namespace, name: wait.name, matchJson: wait.matchJson },
+      })
+      return { suspended: true, wakeAt }
+    })
+    if (outcome.wakeAt) this.deps.announcer.announceScheduled(outcome.wakeAt.getTime() - Date.now())
+    return outcome.suspended ? { suspended: true } : { suspended: false, event: outcome.event }
+  }
+}
