@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest'
 import { useTestEnvironment } from './support/environment.js'
 
 /*
- * The first two examples of the product page (shared/seed/real-world-examples.md),
+ * The three examples of the product page (shared/seed/real-world-examples.md),
  * with the external services replaced by fakes that count their calls.
  */
 
@@ -101,5 +101,57 @@ describe('payment to provisioning workflow', () => {
       [1, 'failed', 'billing API timed out'],
       [2, 'completed', undefined],
     ])
+  })
+})
+
+describe('file processing pipeline', () => {
+  it('mark-complete fails once: after the retry the row counter equals the rows exactly, while importRows ran at least once per batch', async () => {
+    const batches = Array.from({ length: 10 }, (_, b) => Array.from({ length: 10 + b }, (_, r) => ({ id: `row_${b}_${r}` })))
+    const totalRows = batches.reduce((sum, batch) => sum + batch.length, 0)
+    const imported: string[][] = []
+    let completions = 0
+    const downloadFile = async (fileId: string) => `csv of ${fileId}`
+    const parseCsv = (file: string) => ({ file, batches, totalRows })
+    const importRows = async (batch: Array<{ id: string }>) => {
+      imported.push(batch.map((row) => row.id))
+    }
+    const markFileComplete = async (fileId: string) => {
+      completions++
+      if (completions === 1) throw new Error(`storage unavailable while marking ${fileId}`)
+    }
+
+    const { stackshift } = env
+    stackshift.job<{ fileId: string }>('processUpload', async ({ payload, step, state }) => {
+      const file = await step.run('download-file', () => downloadFile(payload.fileId))
+      const parsed = await step.run('parse-file', () => parseCsv(file))
+
+      for (const batch of parsed.batches) {
+        await importRows(batch)
+        await state.increment(`files:${payload.fileId}:rows`, batch.length)
+      }
+
+      await step.run('mark-complete', () => markFileComplete(payload.fileId))
+
+      return { rows: parsed.totalRows }
+    })
+    await env.startWorker({ queues: ['uploads'] })
+
+    const run = await stackshift.queue('uploads').enqueue('processUpload', { fileId: 'f_1' })
+    const done = await stackshift.waitForRun(run.id, { timeoutMs: 30_000 })
+
+    expect(done.status).toBe('completed')
+    expect(done.result).toEqual({ rows: totalRows })
+    expect(done.attempts).toBe(2)
+    // Exactly once: the retry got each recorded increment back instead of adding again.
+    expect(await stackshift.state.get('files:f_1:rows')).toBe(totalRows)
+    // At least once: code outside steps ran again on the retry.
+    expect(imported).toHaveLength(20)
+    expect(imported.slice(10)).toEqual(imported.slice(0, 10))
+    const increments = done.steps.filter((step) => step.kind === 'state')
+    expect(increments.map((step) => step.id)).toEqual([
+      'state.increment:files:f_1:rows',
+      ...Array.from({ length: 9 }, (_, n) => `state.increment:files:f_1:rows:${n + 1}`),
+    ])
+    expect(increments.every((step) => step.attempt === 1)).toBe(true)
   })
 })

@@ -5,6 +5,7 @@ import { type GrpcClients, callUnary, createGrpcClients, withRetries } from './g
 import type { JobDefinition, JobHandler } from './job.js'
 import { type Logger, defaultLogger } from './logger.js'
 import { type EnqueueOptions, Queue } from './queue.js'
+import { StateClient, type StateStore } from './state.js'
 import { encodeJson } from './json.js'
 import type { EnqueuedRun, ListRunsOptions, ReceivedEvent, Run, RunPage, SentEvent } from './types.js'
 import { Worker, type WorkerOptions } from './worker.js'
@@ -34,6 +35,8 @@ const retryBudgetMs = 10_000
  */
 export class StackShift {
   readonly namespace: string
+  /** The State Store of the namespace. */
+  readonly state: StateStore
   private readonly clients: GrpcClients
   private readonly jobs = new Map<string, JobDefinition<unknown, unknown>>()
   private readonly callTimeoutMs: number
@@ -46,6 +49,7 @@ export class StackShift {
     this.callTimeoutMs = options.callTimeoutMs ?? 30_000
     this.logger = options.logger ?? defaultLogger
     this.clients = createGrpcClients(options.address, options.credentials, options.channelOptions)
+    this.state = new StateClient(this.clients.state, this.namespace, this.callTimeoutMs)
   }
 
   /** A queue to enqueue runs on. */
@@ -93,6 +97,7 @@ export class StackShift {
         // Inside a job the id is always set (step.sendEvent derives one), so retries are safe.
         sendEvent: async ({ id, name, dataJson }) =>
           (await withRetries(() => this.callSendEvent(id, name, dataJson), retryBudgetMs)).event!.id,
+        runState: (scope) => new StateClient(this.clients.state, this.namespace, this.callTimeoutMs, scope),
       },
       options,
     )

@@ -39,6 +39,7 @@ const stepKinds: Partial<Record<StepKind, StepInfo['kind']>> = {
   [StepKind.STEP_KIND_SLEEP]: 'sleep',
   [StepKind.STEP_KIND_WAIT]: 'wait',
   [StepKind.STEP_KIND_SEND]: 'send',
+  [StepKind.STEP_KIND_STATE]: 'state',
 }
 
 const attemptOutcomes: Partial<Record<AttemptOutcome, AttemptInfo['outcome']>> = {

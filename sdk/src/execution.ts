@@ -5,6 +5,7 @@ import type { JobDefinition, JobContext } from './job.js'
 import { decodeJson, encodeJson } from './json.js'
 import type { Logger } from './logger.js'
 import { type FailedStep, StepRunner } from './step.js'
+import type { RunStateScope, StateStore } from './state.js'
 import type { OperationBody } from './worker-connection.js'
 import { type Event, StepKind } from './gen/stackshift/jobs/v1/run.js'
 import type { OperationResult, Task } from './gen/stackshift/jobs/v1/worker_service.js'
@@ -15,6 +16,8 @@ export interface ExecutionDeps {
   send: (body: OperationBody) => Promise<OperationResult>
   /** Sends an event (RunService.SendEvent); resolves with its id. */
   sendEvent: (event: { id: string; name: string; dataJson: string }) => Promise<string>
+  /** The State Store, with value operations recorded in the run. */
+  runState: (scope: RunStateScope) => StateStore
   logger: Logger
 }
 
@@ -120,9 +123,16 @@ export class Execution {
       },
       () => this.abortReason,
     )
+    const state = this.deps.runState({
+      runId: task.runId,
+      leaseToken: task.leaseToken,
+      operation: (name) => steps.stateOperation(name),
+      throwIfAborted: () => steps.throwIfAborted(),
+    })
     const context: JobContext<unknown> = {
       payload: decodeJson(task.payloadJson),
       step: steps,
+      state,
       get signal() {
         return execution.signal
       },

@@ -9,12 +9,14 @@ import {
 } from '@grpc/grpc-js'
 import { type StackShiftError, errorFromStatus } from './errors.js'
 import { RunServiceClient } from './gen/stackshift/jobs/v1/run_service.js'
+import { StateServiceClient } from './gen/stackshift/jobs/v1/state_service.js'
 import { WorkerServiceClient } from './gen/stackshift/jobs/v1/worker_service.js'
 
 /** The generated gRPC clients, sharing one channel. */
 export interface GrpcClients {
   runs: RunServiceClient
   workers: WorkerServiceClient
+  state: StateServiceClient
   close(): void
 }
 
@@ -32,9 +34,11 @@ export function createGrpcClients(address: string, channelCredentials?: ChannelC
   const options = { ...defaultChannelOptions, ...channelOptions }
   const runs = new RunServiceClient(address, creds, options)
   const workers = new WorkerServiceClient(address, creds, { ...options, channelOverride: runs.getChannel() })
+  const state = new StateServiceClient(address, creds, { ...options, channelOverride: runs.getChannel() })
   return {
     runs,
     workers,
+    state,
     close: () => runs.close(),
   }
 }
@@ -44,7 +48,8 @@ export function toStackShiftError(error: ServiceError): StackShiftError {
   return errorFromStatus(error.code ?? status.UNKNOWN, error.details || error.message)
 }
 
-type UnaryMethod<Request, Response> = (
+/** A generated client's unary method. */
+export type UnaryMethod<Request, Response> = (
   request: Request,
   metadata: Metadata,
   options: Partial<CallOptions>,

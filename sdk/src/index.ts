@@ -17,6 +17,7 @@ export type {
   StepKind,
 } from './types.js'
 export type { Duration } from './duration.js'
+export { LockUnavailableError, type StateEntryInfo, type StateLock, type StateStore, type StateWriteOptions } from './state.js'
 export type { Logger } from './logger.js'
 export {
   AbortedError,

@@ -1,5 +1,6 @@
 import type { Duration } from './duration.js'
 import type { Logger } from './logger.js'
+import type { StateStore } from './state.js'
 import type { ReceivedEvent } from './types.js'
 
 /** Options of `step.waitForEvent`. */
@@ -89,6 +90,14 @@ export interface JobContext<TPayload> {
   payload: TPayload
   /** Durable, memoized steps. */
   step: StepTools
+  /**
+   * The State Store. Each value operation (get, set, delete, increment,
+   * setIfAbsent, compareAndSet) applies once per run: it is recorded like a
+   * step ("state.increment:<key>", with the ":n" rule for repeats), and a
+   * retried or resumed run gets the recorded result back without applying it
+   * again. `list` and locks are not recorded.
+   */
+  state: StateStore
   /**
    * Aborted when this attempt should stop: the lease was lost (the run may be
    * running elsewhere), the run was cancelled, or the worker is shutting down

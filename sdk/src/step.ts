@@ -134,6 +134,12 @@ export class StepRunner implements StepTools {
     return { id: eventId }
   }
 
+  /** For State Store operations made inside the run: the operation's id (step-id rules) and its record, if it has one. */
+  stateOperation(name: string): { opId: string; record: { json: string | undefined } | undefined } {
+    const opId = this.allocateId(name)
+    return { opId, record: this.memo.has(opId) ? { json: this.memo.get(opId) } : undefined }
+  }
+
   /**
    * The id under which this call is stored. Deterministic as long as the
    * handler calls steps in the same order, which is what lets a retry find
@@ -153,7 +159,7 @@ export class StepRunner implements StepTools {
     return stepId
   }
 
-  private throwIfAborted(): void {
+  throwIfAborted(): void {
     const reason = this.abortReason()
     if (reason) throw reason
   }

@@ -11,7 +11,7 @@ export interface RunErrorInfo {
 }
 
 /** Which step function recorded a step. */
-export type StepKind = 'run' | 'sleep' | 'wait' | 'send'
+export type StepKind = 'run' | 'sleep' | 'wait' | 'send' | 'state'
 
 /** One step of a run. */
 export interface StepInfo {
@@ -23,7 +23,8 @@ export interface StepInfo {
   /**
    * The step's result (JSON round-tripped) when completed: what `fn` returned
    * for `run`; the event (or null on timeout) for `wait`; `{ id }` of the event
-   * sent for `send`; null for `sleep`.
+   * sent for `send`; null for `sleep`; for `state`, the record of a State
+   * Store operation made in the run.
    */
   result: unknown
   error: RunErrorInfo | undefined

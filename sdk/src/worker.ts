@@ -82,6 +82,7 @@ export class Worker {
       jobs: ReadonlyMap<string, JobDefinition<unknown, unknown>>
       logger: Logger
       sendEvent: ExecutionDeps['sendEvent']
+      runState: ExecutionDeps['runState']
     },
     private readonly options: WorkerOptions,
   ) {
@@ -250,6 +251,7 @@ export class Worker {
       const execution = new Execution(task, jobs.get(task.job)!, {
         send: (body) => connection.send(body),
         sendEvent: this.internals.sendEvent,
+        runState: this.internals.runState,
         logger: this.internals.logger,
       })
       const startedAt = performance.now()

@@ -27,6 +27,7 @@ const settings = {
   STACKSHIFT_REAPER_INTERVAL_MS: int(50, 600_000).default(1000),
   STACKSHIFT_RETENTION_MS: int(0, 3_153_600_000_000).default(30 * 86_400_000),
   STACKSHIFT_RETENTION_INTERVAL_MS: int(1000, 86_400_000).default(60_000),
+  STACKSHIFT_STATE_SWEEP_INTERVAL_MS: int(50, 86_400_000).default(10_000),
   STACKSHIFT_WRITE_CONCURRENCY: int(1, 64).default(2),
   STACKSHIFT_SHUTDOWN_GRACE_MS: int(0, 600_000).default(10_000),
   STACKSHIFT_LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
@@ -74,6 +75,8 @@ export interface ServerConfig {
   retentionMs: number
   /** How often the retention sweep runs, ms. */
   retentionIntervalMs: number
+  /** How often expired State Store entries and locks are deleted, ms. */
+  stateSweepIntervalMs: number
   /** Group-commit batches of one kind that may be in flight at once. */
   writeConcurrency: number
   /** On SIGTERM, how long in-flight requests may take before connections are cut, ms. */
@@ -151,6 +154,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, argv: readonly 
     reaperIntervalMs: s.STACKSHIFT_REAPER_INTERVAL_MS,
     retentionMs: s.STACKSHIFT_RETENTION_MS,
     retentionIntervalMs: s.STACKSHIFT_RETENTION_INTERVAL_MS,
+    stateSweepIntervalMs: s.STACKSHIFT_STATE_SWEEP_INTERVAL_MS,
     writeConcurrency: s.STACKSHIFT_WRITE_CONCURRENCY,
     shutdownGraceMs: s.STACKSHIFT_SHUTDOWN_GRACE_MS,
     logLevel: s.STACKSHIFT_LOG_LEVEL,

@@ -12,16 +12,20 @@ import type { Logger } from './logger.js'
 import { LeaseReaper } from './maintenance/lease-reaper.js'
 import { RetentionSweeper } from './maintenance/retention.js'
 import { ScheduledRunPromoter } from './maintenance/scheduled-runs.js'
+import { StateSweeper } from './maintenance/state-sweeper.js'
 import { RunCanceller } from './operations/cancellation.js'
 import { RunEnqueuer } from './operations/enqueue.js'
 import { EventSender } from './operations/events.js'
 import { LeaseWrites } from './operations/lease-writes.js'
 import { ReadyAnnouncer } from './operations/ready-announcer.js'
 import { RunReads, RunWaiters } from './operations/run-reads.js'
+import { StateStore } from './operations/state-store.js'
 import { Suspensions } from './operations/suspensions.js'
 import { createRunService } from './rpc/run-service.js'
+import { createStateService } from './rpc/state-service.js'
 import { createWorkerService } from './rpc/worker-service.js'
 import { RunServiceService } from './gen/stackshift/jobs/v1/run_service.js'
+import { StateServiceService } from './gen/stackshift/jobs/v1/state_service.js'
 import { WorkerServiceService } from './gen/stackshift/jobs/v1/worker_service.js'
 
 /** A running StackShift server. */
@@ -40,7 +44,7 @@ export interface StackShiftServer {
   stop(): Promise<void>
 }
 
-const serviceNames = ['', 'stackshift.jobs.v1.RunService', 'stackshift.jobs.v1.WorkerService']
+const serviceNames = ['', 'stackshift.jobs.v1.RunService', 'stackshift.jobs.v1.WorkerService', 'stackshift.jobs.v1.StateService']
 const healthProbeIntervalMs = 5000
 
 /** Connects to the database, migrates it, and serves gRPC. */
@@ -66,6 +70,7 @@ export async function startServer(config: ServerConfig & { databaseUrl: string }
   const promoter: ScheduledRunPromoter = new ScheduledRunPromoter({ db, logger, announcer, pollIntervalMs: config.pollIntervalMs })
   const reaper = new LeaseReaper({ db, logger, announcer, backoff, intervalMs: config.reaperIntervalMs })
   const retention = new RetentionSweeper({ db, logger, retentionMs: config.retentionMs, intervalMs: config.retentionIntervalMs })
+  const stateSweeper = new StateSweeper({ db, logger, intervalMs: config.stateSweepIntervalMs })
   const enqueuer = new RunEnqueuer({
     db,
     announcer,
@@ -77,6 +82,7 @@ export async function startServer(config: ServerConfig & { databaseUrl: string }
   const suspensions = new Suspensions({ db, announcer })
   const events = new EventSender({ db, announcer })
   const canceller = new RunCanceller({ db })
+  const stateStore = new StateStore({ db })
 
   const workerService = createWorkerService({ config, logger, db, dispatcher, leaseWrites, suspensions, release })
   const listener = new NotificationListener({
@@ -103,6 +109,7 @@ export async function startServer(config: ServerConfig & { databaseUrl: string }
   })
   grpcServer.addService(RunServiceService, createRunService({ config, logger, enqueuer, reads, events, canceller }))
   grpcServer.addService(WorkerServiceService, workerService.service)
+  grpcServer.addService(StateServiceService, createStateService({ config, logger, store: stateStore }))
   const health = new HealthImplementation(Object.fromEntries(serviceNames.map((name) => [name, 'SERVING' as const])))
   health.addToServer(grpcServer)
 
@@ -116,6 +123,7 @@ export async function startServer(config: ServerConfig & { databaseUrl: string }
   promoter.start()
   reaper.start()
   retention.start()
+  stateSweeper.start()
 
   // Health follows the database: a server that cannot reach it should not get traffic.
   let isShuttingDown = false
@@ -162,7 +170,7 @@ export async function startServer(config: ServerConfig & { databaseUrl: string }
           })
         })
         await Promise.all([enqueuer.drain(), leaseWrites.drain()])
-        await Promise.all([promoter.stop(), reaper.stop(), retention.stop(), listener.stop()])
+        await Promise.all([promoter.stop(), reaper.stop(), retention.stop(), stateSweeper.stop(), listener.stop()])
         await db.destroy()
         logger.info('StackShift server stopped')
       })()

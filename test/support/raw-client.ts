@@ -10,14 +10,17 @@ import * as protoLoader from '@grpc/proto-loader'
 
 const protoDir = fileURLToPath(new URL('../../proto', import.meta.url))
 
-const definition = protoLoader.loadSync(['stackshift/jobs/v1/run_service.proto', 'stackshift/jobs/v1/worker_service.proto'], {
-  includeDirs: [protoDir],
-  keepCase: true,
-  longs: Number,
-  enums: String,
-  defaults: true,
-  oneofs: true,
-})
+const definition = protoLoader.loadSync(
+  ['stackshift/jobs/v1/run_service.proto', 'stackshift/jobs/v1/worker_service.proto', 'stackshift/jobs/v1/state_service.proto'],
+  {
+    includeDirs: [protoDir],
+    keepCase: true,
+    longs: Number,
+    enums: String,
+    defaults: true,
+    oneofs: true,
+  },
+)
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 const loaded = grpc.loadPackageDefinition(definition) as any
@@ -33,6 +36,7 @@ export interface RawCallError extends Error {
 export interface RawClient {
   runs(method: string, request: Record<string, unknown>): Promise<Record<string, any>>
   workers(method: string, request: Record<string, unknown>): Promise<Record<string, any>>
+  state(method: string, request: Record<string, unknown>): Promise<Record<string, any>>
   /** Opens the worker stream. */
   connect(): grpc.ClientDuplexStream<Record<string, unknown>, Record<string, any>>
   close(): void
@@ -41,6 +45,7 @@ export interface RawClient {
 export function createRawClient(address: string): RawClient {
   const runService = new v1.RunService(address, grpc.credentials.createInsecure())
   const workerService = new v1.WorkerService(address, grpc.credentials.createInsecure())
+  const stateService = new v1.StateService(address, grpc.credentials.createInsecure())
   const call = (client: any, method: string, request: Record<string, unknown>) =>
     new Promise<Record<string, any>>((resolve, reject) =>
       client[method](request, { deadline: Date.now() + 30_000 }, (error: RawCallError | null, response: Record<string, any>) =>
@@ -50,10 +55,12 @@ export function createRawClient(address: string): RawClient {
   return {
     runs: (method, request) => call(runService, method, request),
     workers: (method, request) => call(workerService, method, request),
+    state: (method, request) => call(stateService, method, request),
     connect: () => workerService.Connect(),
     close: () => {
       runService.close()
       workerService.close()
+      stateService.close()
     },
   }
 }

@@ -68,7 +68,7 @@ export interface LeaseRef {
 export type StepStatus = 'completed' | 'failed' | 'waiting'
 
 /** Which step function recorded a step. */
-export type StepKind = 'run' | 'sleep' | 'wait' | 'send'
+export type StepKind = 'run' | 'sleep' | 'wait' | 'send' | 'state'
 
 export interface StepRecord {
   id: string
@@ -168,4 +168,22 @@ export function buildAttemptHistory(run: RunRecord, ended: readonly AttemptRecor
     })
   }
   return history
+}
+
+/** A live State Store entry. */
+export interface StateEntry {
+  key: string
+  /** JSON text. */
+  valueJson: string
+  version: number
+  expiresAt: Date | undefined
+  updatedAt: Date
+}
+
+/** A held lock. */
+export interface LockRecord {
+  key: string
+  lockId: string
+  fencingToken: number
+  expiresAt: Date
 }

@@ -49,6 +49,7 @@ const stepKindToProto: Record<DomainStepKind, StepKind> = {
   sleep: StepKind.STEP_KIND_SLEEP,
   wait: StepKind.STEP_KIND_WAIT,
   send: StepKind.STEP_KIND_SEND,
+  state: StepKind.STEP_KIND_STATE,
 }
 
 const attemptOutcomeToProto: Record<DomainAttemptOutcome, AttemptOutcome> = {

@@ -36,7 +36,7 @@ type Limits = Pick<ServerConfig, 'defaultMaxAttempts' | 'idempotencyTtlMs' | 'ma
 // eslint-disable-next-line no-control-regex
 const controlCharacters = /[\u0000-\u001f\u007f]/
 
-function nameSchema(maxLength: number) {
+export function nameSchema(maxLength: number) {
   return z
     .string()
     .min(1, 'must not be empty')
@@ -44,14 +44,14 @@ function nameSchema(maxLength: number) {
     .refine((value) => !controlCharacters.test(value), 'must not contain control characters')
 }
 
-const namespaceSchema = z
+export const namespaceSchema = z
   .string()
   .max(limits.namespaceMaxLength, `must be at most ${limits.namespaceMaxLength} characters`)
   .regex(/^([A-Za-z0-9][A-Za-z0-9._-]*)?$/, 'must start with a letter or digit and contain only letters, digits, ".", "_" and "-"')
   .transform((value) => value || defaultNamespace)
 
 const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
-const uuidSchema = z.string().regex(uuidPattern, 'must be a UUID')
+export const uuidSchema = z.string().regex(uuidPattern, 'must be a UUID')
 
 /** A lease duration, or 0 for "the default", which the caller fills in. */
 const leaseMsSchema = z
@@ -74,7 +74,7 @@ function snakeCase(segment: string): string {
 }
 
 /** Validates `value`; on failure throws InvalidArgumentError naming the first offending field. */
-function parse<T>(schema: z.ZodType<T>, value: unknown, prefix: string): T {
+export function parse<T>(schema: z.ZodType<T>, value: unknown, prefix: string): T {
   const result = schema.safeParse(value)
   if (result.success) return result.data
   const issue = result.error.issues[0]!

@@ -2,6 +2,7 @@ import type { Knex } from 'knex'
 import * as runsAndSteps from './0001-runs-and-steps.js'
 import * as leaseWhileRunning from './0002-lease-while-running.js'
 import * as waitsAndEvents from './0003-waits-and-events.js'
+import * as stateStore from './0004-state-store.js'
 
 /**
  * The schema migrations, in order. Listed in code rather than discovered on
@@ -12,6 +13,7 @@ const migrations: ReadonlyArray<readonly [name: string, migration: Knex.Migratio
   ['0001-runs-and-steps', runsAndSteps],
   ['0002-lease-while-running', leaseWhileRunning],
   ['0003-waits-and-events', waitsAndEvents],
+  ['0004-state-store', stateStore],
 ]
 
 /** A Knex migration source over the list above. */

@@ -508,6 +508,21 @@ export async function runList(db: Executor, filter: RunFilter): Promise<RunRecor
   return rows.map(toRunRecord)
 }
 
+/**
+ * Locks the run of a held lease until commit, for a State Store operation
+ * made inside it: operations of one run (and a retransmitted one) run one at
+ * a time, and the lease cannot expire or end meanwhile. Returns the attempt,
+ * or undefined when the lease is not held.
+ */
+export async function runLockHeldLease(db: Executor, params: LeaseRef): Promise<number | undefined> {
+  const rows = await sql<{ attempt: number }>(
+    db,
+    `SELECT attempt FROM stackshift.runs WHERE id = $1 AND lease_token = $2 AND lease_expires_at > now() FOR UPDATE`,
+    [params.runId, params.leaseToken],
+  )
+  return rows[0]?.attempt
+}
+
 /** Locks a run for cancelling; returns its stored status, or undefined if there is no such run. */
 export async function runLockForCancel(db: Executor, params: { namespace: string; runId: string }): Promise<StoredRunStatus | undefined> {
   const rows = await sql<{ status: StoredRunStatus }>(

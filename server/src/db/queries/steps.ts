@@ -134,3 +134,29 @@ export async function stepListForRun(db: Executor, params: { runId: string }): P
     wakeAt: row.wake_at ?? undefined,
   }))
 }
+
+/** The recorded result (JSON text) of a completed step, or undefined if it has none. */
+export async function stepFindResult(db: Executor, params: { runId: string; stepId: string }): Promise<string | undefined> {
+  const rows = await sql<{ result_json: string | null }>(
+    db,
+    `SELECT coalesce(result::text, 'null') AS result_json FROM stackshift.steps WHERE run_id = $1 AND step_id = $2 AND status = 'completed'`,
+    [params.runId, params.stepId],
+  )
+  return rows[0]?.result_json ?? undefined
+}
+
+/** Records a State Store operation made inside a run (see StateStore). */
+export async function stepRecordState(
+  db: Executor,
+  params: { runId: string; stepId: string; attempt: number; resultJson: string },
+): Promise<void> {
+  await sql(
+    db,
+    `INSERT INTO stackshift.steps (run_id, step_id, kind, status, attempt, started_at, finished_at, result)
+     VALUES ($1, $2, 'state', 'completed', $3, now(), now(), $4::jsonb)
+     ON CONFLICT (run_id, step_id) DO UPDATE
+       SET kind = 'state', status = 'completed', attempt = excluded.attempt, started_at = excluded.started_at,
+           finished_at = excluded.finished_at, result = excluded.result, error = NULL`,
+    [params.runId, params.stepId, params.attempt, params.resultJson],
+  )
+}

@@ -67,8 +67,13 @@ export enum StepKind {
    * id, name, data, receivedAt), or null when the wait timed out.
    */
   STEP_KIND_WAIT = 3,
-  /** STEP_KIND_SEND - step.sendEvent. Its result is the id of the event sent. */
+  /** STEP_KIND_SEND - step.sendEvent. Its result is {"id": the event's id}. */
   STEP_KIND_SEND = 4,
+  /**
+   * STEP_KIND_STATE - A State Store operation made inside the run. Its result is the record
+   * described on the operation's response (see StateService).
+   */
+  STEP_KIND_STATE = 5,
   UNRECOGNIZED = -1,
 }
 

@@ -1,0 +1,187 @@
+import { setTimeout as sleep } from 'node:timers/promises'
+import type { Knex } from 'knex'
+import { FailedPreconditionError, LeaseLostError } from '../core/errors.js'
+import type { LeaseRef, LockRecord, StateEntry } from '../core/run.js'
+import { runLockHeldLease } from '../db/queries/runs.js'
+import {
+  lockExtend,
+  lockRelease,
+  lockTryAcquire,
+  stateDelete,
+  stateGet,
+  stateHoldFencingToken,
+  stateIncrement,
+  stateList,
+  stateReplaceVersion,
+  stateSet,
+  stateSetIfAbsent,
+  stateValueType,
+} from '../db/queries/state.js'
+import { stepFindResult, stepRecordState } from '../db/queries/steps.js'
+
+/** A value operation made inside a run: its lease and its id within the run. */
+export interface RunScope extends LeaseRef {
+  opId: string
+}
+
+/** Where an operation applies: a namespace, and the run it is part of, if any. */
+export interface StateTarget {
+  namespace: string
+  key: string
+  run: RunScope | undefined
+}
+
+/** How an operation's result is recorded inside a run (the protocol documents each shape). */
+interface Codec<T> {
+  toRecord(result: T): string
+  fromRecord(record: string): T
+}
+
+const plainJson = <T>(): Codec<T> => ({ toRecord: (result) => JSON.stringify(result), fromRecord: (record) => JSON.parse(record) as T })
+
+const entryCodec: Codec<{ entry: StateEntry | undefined }> = {
+  toRecord: ({ entry }) =>
+    entry
+      ? `{"entry":{"value":${entry.valueJson},"version":${entry.version},"expiresAt":${entry.expiresAt ? `"${entry.expiresAt.toISOString()}"` : 'null'},"updatedAt":"${entry.updatedAt.toISOString()}"}}`
+      : '{"entry":null}',
+  fromRecord: (record) => {
+    const { entry } = JSON.parse(record) as {
+      entry: { value: unknown; version: number; expiresAt: string | null; updatedAt: string } | null
+    }
+    if (!entry) return { entry: undefined }
+    return {
+      entry: {
+        key: '',
+        valueJson: JSON.stringify(entry.value),
+        version: entry.version,
+        expiresAt: entry.expiresAt ? new Date(entry.expiresAt) : undefined,
+        updatedAt: new Date(entry.updatedAt),
+      },
+    }
+  },
+}
+
+/**
+ * The State Store. Outside a run each operation is one transaction. Inside a
+ * run (a RunScope) the operation applies at most once per run: under the
+ * run's row lock (so the lease holds and operations of the run do not
+ * overlap), a recorded result for the operation id is returned as is;
+ * otherwise the effect is applied and recorded as a 'state' step in the same
+ * transaction.
+ */
+export class StateStore {
+  constructor(private readonly deps: { db: Knex }) {}
+
+  get(target: StateTarget): Promise<{ entry: StateEntry | undefined }> {
+    const codec: Codec<{ entry: StateEntry | undefined }> = {
+      toRecord: entryCodec.toRecord,
+      fromRecord: (record) => {
+        const { entry } = entryCodec.fromRecord(record)
+        return { entry: entry && { ...entry, key: target.key } }
+      },
+    }
+    return this.apply(target, codec, async (trx) => ({ entry: await stateGet(trx, target) }))
+  }
+
+  set(target: StateTarget, params: { valueJson: string; ttlMs: number; fencingToken: number }): Promise<{ version: number }> {
+    return this.apply(target, plainJson(), async (trx) => {
+      await this.checkFencing(trx, target.namespace, params.fencingToken)
+      return { version: await stateSet(trx, { ...target, ...params }) }
+    })
+  }
+
+  delete(target: StateTarget, params: { fencingToken: number }): Promise<{ deleted: boolean }> {
+    return this.apply(target, plainJson(), async (trx) => {
+      await this.checkFencing(trx, target.namespace, params.fencingToken)
+      return { deleted: await stateDelete(trx, target) }
+    })
+  }
+
+  increment(target: StateTarget, params: { delta: number; ttlMs: number }): Promise<{ value: number; version: number }> {
+    return this.apply(target, plainJson(), async (trx) => {
+      const result = await stateIncrement(trx, { ...target, ...params })
+      if (result) return result
+      const type = await stateValueType(trx, target)
+      throw new FailedPreconditionError(`state key "${target.key}" holds a ${type ?? 'value'}, not a number; it cannot be incremented`)
+    })
+  }
+
+  setIfAbsent(target: StateTarget, params: { valueJson: string; ttlMs: number }): Promise<{ set: boolean }> {
+    return this.apply(target, plainJson(), async (trx) => ({ set: (await stateSetIfAbsent(trx, { ...target, ...params })) !== undefined }))
+  }
+
+  compareAndSet(
+    target: StateTarget,
+    params: { expectedVersion: number; valueJson: string; ttlMs: number; fencingToken: number },
+  ): Promise<{ swapped: boolean; version: number }> {
+    return this.apply(target, plainJson(), async (trx) => {
+      await this.checkFencing(trx, target.namespace, params.fencingToken)
+      const version =
+        params.expectedVersion === 0
+          ? await stateSetIfAbsent(trx, { ...target, ...params })
+          : await stateReplaceVersion(trx, { ...target, ...params })
+      if (version !== undefined) return { swapped: true, version }
+      return { swapped: false, version: (await stateGet(trx, target))?.version ?? 0 }
+    })
+  }
+
+  /** A page of live entries by key prefix, and the key to continue after if there are more. */
+  async list(params: {
+    namespace: string
+    prefix: string
+    afterKey: string | undefined
+    limit: number
+  }): Promise<{ entries: StateEntry[]; lastKey: string | undefined }> {
+    const rows = await stateList(this.deps.db, { ...params, limit: params.limit + 1 })
+    const entries = rows.slice(0, params.limit)
+    return { entries, lastKey: rows.length > params.limit ? entries.at(-1)!.key : undefined }
+  }
+
+  /**
+   * Takes a lock, retrying while it is held until `waitMs` has passed.
+   * Returns undefined if it could not.
+   */
+  async acquireLock(params: { namespace: string; key: string; ttlMs: number; waitMs: number }): Promise<LockRecord | undefined> {
+    const deadline = Date.now() + params.waitMs
+    for (let pauseMs = 10; ; pauseMs = Math.min(pauseMs * 2, 100)) {
+      const lock = await lockTryAcquire(this.deps.db, params)
+      if (lock) return lock
+      const remainingMs = deadline - Date.now()
+      if (remainingMs <= 0) return undefined
+      await sleep(Math.min(pauseMs, remainingMs))
+    }
+  }
+
+  async extendLock(params: { namespace: string; key: string; lockId: string; ttlMs: number }): Promise<LockRecord> {
+    const lock = await lockExtend(this.deps.db, params)
+    if (!lock) throw new FailedPreconditionError(`lock "${params.key}" is not held by lock id ${params.lockId}: it expired or was released`)
+    return lock
+  }
+
+  async releaseLock(params: { namespace: string; key: string; lockId: string }): Promise<void> {
+    if (!(await lockRelease(this.deps.db, params))) {
+      throw new FailedPreconditionError(`lock "${params.key}" is not held by lock id ${params.lockId}: it was taken over or released`)
+    }
+  }
+
+  private async checkFencing(trx: Knex.Transaction, namespace: string, fencingToken: number): Promise<void> {
+    if (fencingToken === 0) return
+    if (!(await stateHoldFencingToken(trx, { namespace, fencingToken }))) {
+      throw new FailedPreconditionError(`fencing token ${fencingToken} is stale: the lock that issued it is no longer held with it`)
+    }
+  }
+
+  private apply<T>(target: StateTarget, codec: Codec<T>, effect: (trx: Knex.Transaction) => Promise<T>): Promise<T> {
+    const { run } = target
+    return this.deps.db.transaction(async (trx) => {
+      if (!run) return effect(trx)
+      const attempt = await runLockHeldLease(trx, run)
+      if (attempt === undefined) throw new LeaseLostError(run.runId)
+      const recorded = await stepFindResult(trx, { runId: run.runId, stepId: run.opId })
+      if (recorded !== undefined) return codec.fromRecord(recorded)
+      const result = await effect(trx)
+      await stepRecordState(trx, { runId: run.runId, stepId: run.opId, attempt, resultJson: codec.toRecord(result) })
+      return result
+    })
+  }
+}
