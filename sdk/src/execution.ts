@@ -123,16 +123,20 @@ export class Execution {
       },
       () => this.abortReason,
     )
-    const state = this.deps.runState({
-      runId: task.runId,
-      leaseToken: task.leaseToken,
-      operation: (name) => steps.stateOperation(name),
-      throwIfAborted: () => steps.throwIfAborted(),
-    })
+    let state: StateStore | undefined
     const context: JobContext<unknown> = {
       payload: decodeJson(task.payloadJson),
       step: steps,
-      state,
+      // Built on first use, like signal: most handlers never touch it.
+      get state() {
+        state ??= execution.deps.runState({
+          runId: task.runId,
+          leaseToken: task.leaseToken,
+          operation: (name) => steps.stateOperation(name),
+          throwIfAborted: () => steps.throwIfAborted(),
+        })
+        return state
+      },
       get signal() {
         return execution.signal
       },
