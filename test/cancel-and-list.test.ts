@@ -101,6 +101,38 @@ describe('cancelRun', () => {
     expect(stored.attemptHistory.map((attempt) => attempt.outcome)).toEqual(['cancelled'])
   })
 
+  it('a run a worker holds prefetched, not started yet, is dropped by the worker and never executed', async () => {
+    const executed: number[] = []
+    let firstAborted!: () => void
+    const firstStopped = new Promise<void>((resolve) => (firstAborted = resolve))
+    env.stackshift.job<{ n: number }>('heldBack', async ({ payload, signal }) => {
+      executed.push(payload.n)
+      if (payload.n === 0) {
+        await new Promise((resolve) => signal.addEventListener('abort', resolve, { once: true }))
+        firstAborted()
+      }
+    })
+    await env.startWorker({ queues: ['cancel-held'], jobs: ['heldBack'], concurrency: 1, prefetch: 3 })
+    const first = await env.stackshift.queue('cancel-held').enqueue('heldBack', { n: 0 })
+    await waitUntil(
+      async () => executed.length,
+      (n) => n === 1,
+    )
+    const held = await env.stackshift.queue('cancel-held').enqueueMany([1, 2, 3].map((n) => ({ job: 'heldBack', payload: { n } })))
+    await waitUntil(
+      async () => (await env.stackshift.listRuns({ queue: 'cancel-held', status: 'running' })).runs.length,
+      (n) => n === 4,
+    )
+    await env.stackshift.cancelRun(held[1]!.id)
+    // Cancellations reach the worker in order: once the running handler hears
+    // its own, the worker has already dropped the held run.
+    await env.stackshift.cancelRun(first.id)
+    await firstStopped
+    for (const run of [held[0]!, held[2]!]) expect((await env.stackshift.waitForRun(run.id)).status).toBe('completed')
+    expect((await env.stackshift.getRun(held[1]!.id)).status).toBe('cancelled')
+    expect([...executed].sort()).toEqual([0, 1, 3])
+  })
+
   it('cancelling a finished run is a FailedPreconditionError; an unknown run is a NotFoundError', async () => {
     env.stackshift.job('quick', () => 'done')
     await env.startWorker({ queues: ['cancel-finished'], jobs: ['quick'] })

@@ -279,7 +279,10 @@ export class Worker {
 
   private revoke(revoked: RevokedLease[]): void {
     const byRun = new Map(revoked.map((lease) => [lease.runId, lease.reason]))
+    const readyBefore = this.ready.length
     for (let i = this.ready.length - 1; i >= 0; i--) if (byRun.has(this.ready[i]!.runId)) this.ready.splice(i, 1)
+    // Dropped runs were taking room the worker wants filled.
+    if (this.ready.length < readyBefore) this.refill()
     for (const execution of this.executions.values()) {
       const reason = byRun.get(execution.runId)
       if (reason === undefined) continue
