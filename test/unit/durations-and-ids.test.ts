@@ -30,6 +30,13 @@ it('makes time-ordered version 7 run ids, and a floor below every id created lat
   expect(runIdFloor(1_700_000_000_001) > earlier).toBe(true)
 })
 
+it('run ids made in one millisecond strictly increase, also beyond 4,096 of them', () => {
+  const ids = Array.from({ length: 10_000 }, () => newRunId(1_750_000_000_000))
+  expect(ids.every((id, i) => i === 0 || ids[i - 1]! < id)).toBe(true)
+  expect(ids.every(isUuid)).toBe(true)
+  expect(runIdTime(ids[0]!)).toBe(1_750_000_000_000)
+})
+
 it('reads the creation time back from a run id', () => {
   expect(runIdTime(newRunId(1_700_000_123_456))).toBe(1_700_000_123_456)
   expect(runIdTime(runIdFloor(1_800_000_000_000))).toBe(1_800_000_000_000)
