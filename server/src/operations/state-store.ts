@@ -2,6 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import type { Knex } from 'knex'
 import { FailedPreconditionError, LeaseLostError } from '../core/errors.js'
 import type { LeaseRef, LockRecord, StateEntry } from '../core/run.js'
+import type { Executor } from '../db/database.js'
 import { runLockHeldLease } from '../db/queries/runs.js'
 import {
   lockExtend,
@@ -80,48 +81,48 @@ export class StateStore {
         return { entry: entry && { ...entry, key: target.key } }
       },
     }
-    return this.apply(target, codec, async (trx) => ({ entry: await stateGet(trx, target) }))
+    return this.apply(target, codec, 0, async (db) => ({ entry: await stateGet(db, target) }))
   }
 
   set(target: StateTarget, params: { valueJson: string; ttlMs: number; fencingToken: number }): Promise<{ version: number }> {
-    return this.apply(target, plainJson(), async (trx) => {
-      await this.checkFencing(trx, target.namespace, params.fencingToken)
-      return { version: await stateSet(trx, { ...target, ...params }) }
+    return this.apply(target, plainJson(), params.fencingToken, async (db) => {
+      await this.checkFencing(db, target.namespace, params.fencingToken)
+      return { version: await stateSet(db, { ...target, ...params }) }
     })
   }
 
   delete(target: StateTarget, params: { fencingToken: number }): Promise<{ deleted: boolean }> {
-    return this.apply(target, plainJson(), async (trx) => {
-      await this.checkFencing(trx, target.namespace, params.fencingToken)
-      return { deleted: await stateDelete(trx, target) }
+    return this.apply(target, plainJson(), params.fencingToken, async (db) => {
+      await this.checkFencing(db, target.namespace, params.fencingToken)
+      return { deleted: await stateDelete(db, target) }
     })
   }
 
   increment(target: StateTarget, params: { delta: number; ttlMs: number }): Promise<{ value: number; version: number }> {
-    return this.apply(target, plainJson(), async (trx) => {
-      const result = await stateIncrement(trx, { ...target, ...params })
+    return this.apply(target, plainJson(), 0, async (db) => {
+      const result = await stateIncrement(db, { ...target, ...params })
       if (result) return result
-      const type = await stateValueType(trx, target)
+      const type = await stateValueType(db, target)
       throw new FailedPreconditionError(`state key "${target.key}" holds a ${type ?? 'value'}, not a number; it cannot be incremented`)
     })
   }
 
   setIfAbsent(target: StateTarget, params: { valueJson: string; ttlMs: number }): Promise<{ set: boolean }> {
-    return this.apply(target, plainJson(), async (trx) => ({ set: (await stateSetIfAbsent(trx, { ...target, ...params })) !== undefined }))
+    return this.apply(target, plainJson(), 0, async (db) => ({ set: (await stateSetIfAbsent(db, { ...target, ...params })) !== undefined }))
   }
 
   compareAndSet(
     target: StateTarget,
     params: { expectedVersion: number; valueJson: string; ttlMs: number; fencingToken: number },
   ): Promise<{ swapped: boolean; version: number }> {
-    return this.apply(target, plainJson(), async (trx) => {
-      await this.checkFencing(trx, target.namespace, params.fencingToken)
+    return this.apply(target, plainJson(), params.fencingToken, async (db) => {
+      await this.checkFencing(db, target.namespace, params.fencingToken)
       const version =
         params.expectedVersion === 0
-          ? await stateSetIfAbsent(trx, { ...target, ...params })
-          : await stateReplaceVersion(trx, { ...target, ...params })
+          ? await stateSetIfAbsent(db, { ...target, ...params })
+          : await stateReplaceVersion(db, { ...target, ...params })
       if (version !== undefined) return { swapped: true, version }
-      return { swapped: false, version: (await stateGet(trx, target))?.version ?? 0 }
+      return { swapped: false, version: (await stateGet(db, target))?.version ?? 0 }
     })
   }
 
@@ -164,15 +165,21 @@ export class StateStore {
     }
   }
 
-  private async checkFencing(trx: Knex.Transaction, namespace: string, fencingToken: number): Promise<void> {
+  private async checkFencing(db: Executor, namespace: string, fencingToken: number): Promise<void> {
     if (fencingToken === 0) return
-    if (!(await stateHoldFencingToken(trx, { namespace, fencingToken }))) {
+    if (!(await stateHoldFencingToken(db, { namespace, fencingToken }))) {
       throw new FailedPreconditionError(`fencing token ${fencingToken} is stale: the lock that issued it is no longer held with it`)
     }
   }
 
-  private apply<T>(target: StateTarget, codec: Codec<T>, effect: (trx: Knex.Transaction) => Promise<T>): Promise<T> {
+  /**
+   * Runs `effect` as the operation on `target`. A plain operation is its one
+   * statement; a fenced one (the lock row stays locked until the write
+   * commits) or one inside a run needs a transaction.
+   */
+  private apply<T>(target: StateTarget, codec: Codec<T>, fencingToken: number, effect: (db: Executor) => Promise<T>): Promise<T> {
     const { run } = target
+    if (!run && fencingToken === 0) return effect(this.deps.db)
     return this.deps.db.transaction(async (trx) => {
       if (!run) return effect(trx)
       const attempt = await runLockHeldLease(trx, run)
