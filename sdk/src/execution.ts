@@ -7,7 +7,7 @@ import type { Logger } from './logger.js'
 import { type FailedStep, StepRunner } from './step.js'
 import type { RunStateScope, StateStore } from './state.js'
 import type { OperationBody } from './worker-connection.js'
-import { type Event, StepKind } from './gen/stackshift/jobs/v1/run.js'
+import { StepKind } from './gen/stackshift/jobs/v1/run.js'
 import type { OperationResult, Task } from './gen/stackshift/jobs/v1/worker_service.js'
 
 /** How an execution talks to the server. */
@@ -117,7 +117,7 @@ export class Execution {
             this.abort(reason)
             throw reason
           }
-          return { eventJson: outcome?.event ? eventResultJson(outcome.event) : undefined }
+          return { event: outcome?.event }
         },
         sendEvent: (event) => this.deps.sendEvent(event),
       },
@@ -222,11 +222,6 @@ export class Execution {
     }
     throw errorFromStatus(result.code, result.message)
   }
-}
-
-/** A wait step's result as the server memoizes it (see the server's eventResultJson). */
-function eventResultJson(event: Event): string {
-  return JSON.stringify({ id: event.id, name: event.name, data: decodeJson(event.dataJson), receivedAt: event.receivedAt?.toISOString() })
 }
 
 function isNonRetriable(error: unknown): boolean {

@@ -1,9 +1,10 @@
-import { fromEventJson } from './convert.js'
+import { fromEventJson, fromEventMessage } from './convert.js'
 import { type Duration, parseDurationMs } from './duration.js'
 import { InvalidArgumentError } from './errors.js'
 import type { EventToSend, StepTools, WaitForEventOptions } from './job.js'
 import { decodeJson, encodeJson } from './json.js'
 import type { ReceivedEvent } from './types.js'
+import type { Event } from './gen/stackshift/jobs/v1/run.js'
 import type { SuspendRunRequest } from './gen/stackshift/jobs/v1/worker_service.js'
 
 /** What a sleep or wait asks of the server. */
@@ -18,7 +19,7 @@ export interface StepSink {
    * completed at once; when the run was suspended instead, aborts the
    * execution and rejects with the abort reason.
    */
-  suspend(stepId: string, wait: Wait): Promise<{ eventJson: string | undefined }>
+  suspend(stepId: string, wait: Wait): Promise<{ event: Event | undefined }>
   /** Sends an event; resolves with its id once stored. */
   sendEvent(event: { id: string; name: string; dataJson: string }): Promise<string>
 }
@@ -112,11 +113,11 @@ export class StepRunner implements StepTools {
     const matchJson = encodeJson(match ?? {}, `${what} options.match`) ?? '{}'
     if (this.memo.has(stepId)) return fromEventJson<TData>(this.memo.get(stepId))
     this.throwIfAborted()
-    const { eventJson } = await this.sink.suspend(stepId, {
+    const { event } = await this.sink.suspend(stepId, {
       $case: 'event',
       event: { name: options.event, matchJson, timeoutMs, lookbackMs },
     })
-    return fromEventJson<TData>(eventJson)
+    return event ? fromEventMessage<TData>(event) : null
   }
 
   async sendEvent(id: string, event: EventToSend): Promise<{ id: string }> {

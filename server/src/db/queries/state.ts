@@ -48,42 +48,38 @@ export async function stateValueType(db: Executor, params: { namespace: string; 
   return rows[0]?.type
 }
 
+/** Writes an entry; with `onlyIfAbsent`, only where there is no live one (an expired one is replaced). */
+function upsertStatement(onlyIfAbsent: boolean): string {
+  return `INSERT INTO stackshift.state AS s (namespace, key, version, expires_at, updated_at, value)
+     VALUES ($1, $2, 1, ${expiryFromTtl('$4')}, now(), $3::jsonb)
+     ON CONFLICT (namespace, key) DO UPDATE
+       SET value = excluded.value, version = s.version + 1, expires_at = excluded.expires_at, updated_at = now()
+       ${onlyIfAbsent ? 'WHERE s.expires_at <= now()' : ''}
+     RETURNING version::float8 AS version`
+}
+
+const setStatement = upsertStatement(false)
+const setIfAbsentStatement = upsertStatement(true)
+
 /** Creates or replaces an entry. Returns its new version. */
 export async function stateSet(
   db: Executor,
   params: { namespace: string; key: string; valueJson: string; ttlMs: number },
 ): Promise<number> {
-  const rows = await sql<{ version: number }>(
-    db,
-    `INSERT INTO stackshift.state AS s (namespace, key, version, expires_at, updated_at, value)
-     VALUES ($1, $2, 1, ${expiryFromTtl('$4')}, now(), $3::jsonb)
-     ON CONFLICT (namespace, key) DO UPDATE
-       SET value = excluded.value, version = s.version + 1, expires_at = excluded.expires_at, updated_at = now()
-     RETURNING version::float8 AS version`,
-    [params.namespace, params.key, params.valueJson, params.ttlMs],
-  )
+  const rows = await sql<{ version: number }>(db, setStatement, [params.namespace, params.key, params.valueJson, params.ttlMs])
   return rows[0]!.version
 }
 
 /**
- * Writes an entry only where there is no live one (an expired one is
- * replaced). Returns the new version, or undefined when a live entry exists.
- * One statement: of concurrent callers exactly one inserts.
+ * Writes an entry only where there is no live one. Returns the new version,
+ * or undefined when a live entry exists. One statement: of concurrent
+ * callers exactly one inserts.
  */
 export async function stateSetIfAbsent(
   db: Executor,
   params: { namespace: string; key: string; valueJson: string; ttlMs: number },
 ): Promise<number | undefined> {
-  const rows = await sql<{ version: number }>(
-    db,
-    `INSERT INTO stackshift.state AS s (namespace, key, version, expires_at, updated_at, value)
-     VALUES ($1, $2, 1, ${expiryFromTtl('$4')}, now(), $3::jsonb)
-     ON CONFLICT (namespace, key) DO UPDATE
-       SET value = excluded.value, version = s.version + 1, expires_at = excluded.expires_at, updated_at = now()
-       WHERE s.expires_at <= now()
-     RETURNING version::float8 AS version`,
-    [params.namespace, params.key, params.valueJson, params.ttlMs],
-  )
+  const rows = await sql<{ version: number }>(db, setIfAbsentStatement, [params.namespace, params.key, params.valueJson, params.ttlMs])
   return rows[0]?.version
 }
 
