@@ -1,5 +1,6 @@
 import { type Duration, parseDurationMs } from './duration.js'
 import { encodeJson } from './json.js'
+import { attributes, currentTraceContext, inSpan, SpanKind } from './tracing.js'
 import type { EnqueuedRun } from './types.js'
 import type { NewRun } from './gen/stackshift/jobs/v1/run_service.js'
 
@@ -45,15 +46,24 @@ export class Queue {
 
   /** Enqueues one run of `job` with `payload` (JSON). */
   async enqueue<TPayload = unknown>(job: string, payload: TPayload, options: EnqueueOptions = {}): Promise<EnqueuedRun> {
-    return this.transport.enqueue(this.toNewRun(job, payload, options), options)
+    const spanAttributes = { [attributes.queue]: this.name, [attributes.job]: job }
+    return inSpan(`enqueue ${job}`, { kind: SpanKind.PRODUCER, attributes: spanAttributes }, async (span) => {
+      const run = await this.transport.enqueue(this.toNewRun(job, payload, options, currentTraceContext()), options)
+      span.setAttribute(attributes.runId, run.id)
+      return run
+    })
   }
 
   /** Enqueues many runs in one call and one transaction: all or none. Results in input order. */
   async enqueueMany<TPayload = unknown>(items: ReadonlyArray<EnqueueItem<TPayload>>): Promise<EnqueuedRun[]> {
-    return this.transport.enqueueBatch(items.map((item) => this.toNewRun(item.job, item.payload, item)))
+    const spanAttributes = { [attributes.queue]: this.name, [attributes.runCount]: items.length }
+    return inSpan(`enqueue ${this.name}`, { kind: SpanKind.PRODUCER, attributes: spanAttributes }, () => {
+      const traceContext = currentTraceContext()
+      return this.transport.enqueueBatch(items.map((item) => this.toNewRun(item.job, item.payload, item, traceContext)))
+    })
   }
 
-  private toNewRun(job: string, payload: unknown, options: EnqueueOptions): NewRun {
+  private toNewRun(job: string, payload: unknown, options: EnqueueOptions, traceContext: Record<string, string>): NewRun {
     return {
       queue: this.name,
       job,
@@ -64,6 +74,7 @@ export class Queue {
       runAt: options.runAt,
       priority: options.priority ?? 0,
       maxAttempts: options.maxAttempts ?? 0,
+      traceContext,
     }
   }
 }

@@ -34,6 +34,9 @@ export const limits = {
   maxAttemptsMax: 1000,
   retryDelayMaxMs: 365 * 24 * 3_600_000,
   delayMaxMs: 10 * 365 * 24 * 3_600_000,
+  traceContextEntriesMax: 16,
+  traceContextKeyMaxLength: 64,
+  traceContextValueMaxLength: 1024,
 } as const
 
 /** Namespace, queue and job used when a request leaves them empty. */

@@ -34,7 +34,11 @@ export interface NewRun {
   runAt: Date | undefined
   priority: number
   maxAttempts: number
+  traceContext: TraceContext | undefined
 }
+
+/** A W3C Trace Context carrier (traceparent, tracestate, baggage). */
+export type TraceContext = Record<string, string>
 
 /** A completed step's memoized result, handed to a worker with the task. */
 export interface MemoEntry {
@@ -57,6 +61,7 @@ export interface ClaimedRun {
   createdAt: Date
   availableAt: Date
   memo: MemoEntry[]
+  traceContext: TraceContext | undefined
 }
 
 /** A lease a worker holds, as it names it in writes. */
@@ -141,6 +146,7 @@ export interface RunRecord {
   startedAt: Date | undefined
   finishedAt: Date | undefined
   idempotencyKey: string | undefined
+  traceContext: TraceContext | undefined
 }
 
 /** A run with its steps and every attempt. */

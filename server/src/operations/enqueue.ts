@@ -197,6 +197,7 @@ function toClaimedRun(namespace: string, run: NewRun, inserted: InsertedRun): Cl
     createdAt: new Date(runIdTime(run.id)),
     availableAt: inserted.lease!.availableAt,
     memo: [],
+    traceContext: run.traceContext,
   }
 }
 

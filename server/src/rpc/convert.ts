@@ -84,6 +84,7 @@ export function toRunMessage(run: RunRecord | RunDetails): Run {
     startedAt: run.startedAt,
     finishedAt: run.finishedAt,
     idempotencyKey: run.idempotencyKey ?? '',
+    traceContext: run.traceContext ?? {},
     steps: details.steps.map((step) => ({
       id: step.id,
       kind: stepKindToProto[step.kind],
@@ -120,6 +121,7 @@ export function toTaskMessage(run: ClaimedRun, leaseMs: number): Task {
     createdAt: run.createdAt,
     availableAt: run.availableAt,
     leaseExpiresAt: run.leaseExpiresAt,
+    traceContext: run.traceContext ?? {},
   }
 }
 

@@ -105,6 +105,17 @@ const newRunSchema = z
       .min(limits.priorityMin, `must be at least ${limits.priorityMin}`)
       .max(limits.priorityMax, `must be at most ${limits.priorityMax}`),
     maxAttempts: z.number().int().max(limits.maxAttemptsMax, `must be at most ${limits.maxAttemptsMax}`),
+    traceContext: z
+      .record(
+        z
+          .string()
+          .min(1, 'must not have an empty key')
+          .max(limits.traceContextKeyMaxLength, `keys must be at most ${limits.traceContextKeyMaxLength} characters`),
+        z.string().max(limits.traceContextValueMaxLength, `values must be at most ${limits.traceContextValueMaxLength} characters`),
+      )
+      .refine((carrier) => Object.keys(carrier).length <= limits.traceContextEntriesMax, {
+        message: `must hold at most ${limits.traceContextEntriesMax} entries`,
+      }),
   })
   .refine((run) => run.delayMs === 0 || run.runAt === undefined, { message: 'must not be set together with run_at', path: ['delayMs'] })
 
@@ -123,6 +134,7 @@ function toNewRun(message: NewRunMessage | undefined, config: Limits, prefix: st
     runAt: run.runAt,
     priority: run.priority,
     maxAttempts: run.maxAttempts || config.defaultMaxAttempts,
+    traceContext: Object.keys(run.traceContext).length > 0 ? run.traceContext : undefined,
   }
 }
 

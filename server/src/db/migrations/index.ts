@@ -3,6 +3,7 @@ import * as runsAndSteps from './0001-runs-and-steps.js'
 import * as leaseWhileRunning from './0002-lease-while-running.js'
 import * as waitsAndEvents from './0003-waits-and-events.js'
 import * as stateStore from './0004-state-store.js'
+import * as traceContext from './0005-trace-context.js'
 
 /**
  * The schema migrations, in order. Listed in code rather than discovered on
@@ -14,6 +15,7 @@ const migrations: ReadonlyArray<readonly [name: string, migration: Knex.Migratio
   ['0002-lease-while-running', leaseWhileRunning],
   ['0003-waits-and-events', waitsAndEvents],
   ['0004-state-store', stateStore],
+  ['0005-trace-context', traceContext],
 ]
 
 /** A Knex migration source over the list above. */

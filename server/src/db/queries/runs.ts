@@ -1,4 +1,4 @@
-import type { ClaimedRun, ErrorInfo, LeaseRef, NewRun, RunFilter, RunRecord, StoredRunStatus } from '../../core/run.js'
+import type { ClaimedRun, ErrorInfo, LeaseRef, NewRun, RunFilter, RunRecord, StoredRunStatus, TraceContext } from '../../core/run.js'
 import { runIdTime } from '../../core/run-id.js'
 import { readyChannel, runCancelledChannel } from '../channels.js'
 import { type Executor, sql } from '../database.js'
@@ -38,6 +38,7 @@ interface ClaimedRow {
   lease_expires_ms: number
   available_ms: number
   memo: Array<[string, string | null]> | null
+  trace_context: TraceContext | null
 }
 
 /** A run to insert already leased to an idle worker (a direct handoff). */
@@ -77,13 +78,14 @@ export async function runInsertMany(
         CASE WHEN v.run_at IS NOT NULL THEN greatest(v.run_at, now())
              ELSE now() + v.delay_ms * interval '1 millisecond' END AS available_at
       FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::bigint[], $8::timestamptz[],
-                  $9::smallint[], $10::integer[], $14::bigint[], $15::text[])
-        AS v(id, queue, job, payload, idempotency_key, idempotency_ttl_ms, delay_ms, run_at, priority, max_attempts, lease_ms, worker_id)
+                  $9::smallint[], $10::integer[], $14::bigint[], $15::text[], $16::text[])
+        AS v(id, queue, job, payload, idempotency_key, idempotency_ttl_ms, delay_ms, run_at, priority, max_attempts, lease_ms, worker_id,
+             trace_context)
     ),
     inserted AS (
       INSERT INTO stackshift.runs
         (id, namespace, queue, job, status, priority, attempt, max_attempts, available_at, idempotency_key, idempotency_expires_at,
-         lease_token, lease_expires_at, started_at, worker_id, payload)
+         lease_token, lease_expires_at, started_at, worker_id, payload, trace_context)
       SELECT id, $11, queue, job,
         (CASE WHEN lease_ms > 0 THEN 'running' WHEN available_at > now() THEN 'scheduled' ELSE 'queued' END)::stackshift.run_status,
         priority, CASE WHEN lease_ms > 0 THEN 1 ELSE 0 END, max_attempts, available_at, idempotency_key,
@@ -92,7 +94,8 @@ export async function runInsertMany(
         CASE WHEN lease_ms > 0 THEN now() + lease_ms * interval '1 millisecond' END,
         CASE WHEN lease_ms > 0 THEN now() END,
         worker_id,
-        payload::jsonb
+        payload::jsonb,
+        trace_context::jsonb
       FROM input
       ON CONFLICT (namespace, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
       RETURNING id, status, lease_token, lease_expires_at, created_at, available_at
@@ -123,6 +126,7 @@ export async function runInsertMany(
       params.readyNotice,
       leases.map((lease) => lease?.leaseMs ?? 0),
       leases.map((lease) => lease?.workerId ?? null),
+      runs.map((r) => (r.traceContext ? JSON.stringify(r.traceContext) : null)),
     ],
   )
   return new Map(
@@ -198,6 +202,7 @@ export async function runClaim(
     createdAt: new Date(runIdTime(row.run_id)),
     availableAt: new Date(row.available_ms),
     memo: (row.memo ?? []).map(([stepId, resultJson]) => ({ stepId, resultJson: resultJson ?? undefined })),
+    traceContext: row.trace_context ?? undefined,
   }))
 }
 
@@ -439,11 +444,12 @@ interface RunRow {
   started_at: Date | null
   finished_at: Date | null
   idempotency_key: string | null
+  trace_context: TraceContext | null
 }
 
 /** One run, or undefined when the namespace has no run with that id. */
 const runColumns = `id::text AS id, namespace, queue, job, status, payload::text AS payload_json, result::text AS result_json, error,
-  attempt, max_attempts, priority, created_at, available_at, started_at, finished_at, idempotency_key`
+  attempt, max_attempts, priority, created_at, available_at, started_at, finished_at, idempotency_key, trace_context`
 
 function toRunRecord(row: RunRow): RunRecord {
   return {
@@ -463,6 +469,7 @@ function toRunRecord(row: RunRow): RunRecord {
     startedAt: row.started_at ?? undefined,
     finishedAt: row.finished_at ?? undefined,
     idempotencyKey: row.idempotency_key ?? undefined,
+    traceContext: row.trace_context ?? undefined,
   }
 }
 

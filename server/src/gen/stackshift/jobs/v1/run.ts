@@ -253,6 +253,16 @@ export interface Run {
   steps: Step[];
   /** Every attempt, oldest first. Only filled by GetRun and WaitForRun. */
   attemptHistory: RunAttempt[];
+  /**
+   * The enqueuer's trace context (NewRun.trace_context); its `traceparent`
+   * names the trace every attempt of the run belongs to.
+   */
+  traceContext: { [key: string]: string };
+}
+
+export interface Run_TraceContextEntry {
+  key: string;
+  value: string;
 }
 
 function createBaseRunError(): RunError {
@@ -713,6 +723,7 @@ function createBaseRun(): Run {
     idempotencyKey: "",
     steps: [],
     attemptHistory: [],
+    traceContext: {},
   };
 }
 
@@ -772,6 +783,9 @@ export const Run: MessageFns<Run> = {
     for (const v of message.attemptHistory) {
       RunAttempt.encode(v!, writer.uint32(146).fork()).join();
     }
+    globalThis.Object.entries(message.traceContext).forEach(([key, value]: [string, string]) => {
+      Run_TraceContextEntry.encode({ key: key as any, value }, writer.uint32(154).fork()).join();
+    });
     return writer;
   },
 
@@ -932,6 +946,17 @@ export const Run: MessageFns<Run> = {
             message.attemptHistory.push(RunAttempt.decode(reader, reader.uint32()));
             continue;
           }
+          case 19: {
+            if (tag !== 154) {
+              break;
+            }
+
+            const entry19 = Run_TraceContextEntry.decode(reader, reader.uint32());
+            if (entry19.value !== undefined) {
+              message.traceContext[entry19.key] = entry19.value;
+            }
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -969,6 +994,82 @@ export const Run: MessageFns<Run> = {
     message.idempotencyKey = object.idempotencyKey ?? "";
     message.steps = object.steps?.map((e) => Step.fromPartial(e)) || [];
     message.attemptHistory = object.attemptHistory?.map((e) => RunAttempt.fromPartial(e)) || [];
+    message.traceContext = (globalThis.Object.entries(object.traceContext ?? {}) as [string, string][]).reduce(
+      (acc: { [key: string]: string }, [key, value]: [string, string]) => {
+        if (value !== undefined) {
+          acc[key] = globalThis.String(value);
+        }
+        return acc;
+      },
+      {},
+    );
+    return message;
+  },
+};
+
+function createBaseRun_TraceContextEntry(): Run_TraceContextEntry {
+  return { key: "", value: "" };
+}
+
+export const Run_TraceContextEntry: MessageFns<Run_TraceContextEntry> = {
+  encode(message: Run_TraceContextEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.value !== "") {
+      writer.uint32(18).string(message.value);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Run_TraceContextEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRun_TraceContextEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.value = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create(base?: DeepPartial<Run_TraceContextEntry>): Run_TraceContextEntry {
+    return Run_TraceContextEntry.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<Run_TraceContextEntry>): Run_TraceContextEntry {
+    const message = createBaseRun_TraceContextEntry();
+    message.key = object.key ?? "";
+    message.value = object.value ?? "";
     return message;
   },
 };

@@ -67,6 +67,19 @@ export interface NewRun {
    * (STACKSHIFT_DEFAULT_MAX_ATTEMPTS, 5).
    */
   maxAttempts: number;
+  /**
+   * The enqueuer's trace context as a W3C Trace Context carrier: the
+   * `traceparent` and `tracestate` headers (and `baggage`, if any). Stored
+   * with the run and handed to every attempt in Task.trace_context, so the
+   * attempts continue the enqueuer's trace. At most 16 entries; keys 1 to 64
+   * characters, values at most 1,024. Empty when the enqueuer does not trace.
+   */
+  traceContext: { [key: string]: string };
+}
+
+export interface NewRun_TraceContextEntry {
+  key: string;
+  value: string;
 }
 
 /** EnqueueRequest adds one run. */
@@ -248,6 +261,7 @@ function createBaseNewRun(): NewRun {
     runAt: undefined,
     priority: 0,
     maxAttempts: 0,
+    traceContext: {},
   };
 }
 
@@ -280,6 +294,9 @@ export const NewRun: MessageFns<NewRun> = {
     if (message.maxAttempts !== 0) {
       writer.uint32(72).uint32(message.maxAttempts);
     }
+    globalThis.Object.entries(message.traceContext).forEach(([key, value]: [string, string]) => {
+      NewRun_TraceContextEntry.encode({ key: key as any, value }, writer.uint32(82).fork()).join();
+    });
     return writer;
   },
 
@@ -368,6 +385,17 @@ export const NewRun: MessageFns<NewRun> = {
             message.maxAttempts = reader.uint32();
             continue;
           }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            const entry10 = NewRun_TraceContextEntry.decode(reader, reader.uint32());
+            if (entry10.value !== undefined) {
+              message.traceContext[entry10.key] = entry10.value;
+            }
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -394,6 +422,82 @@ export const NewRun: MessageFns<NewRun> = {
     message.runAt = object.runAt ?? undefined;
     message.priority = object.priority ?? 0;
     message.maxAttempts = object.maxAttempts ?? 0;
+    message.traceContext = (globalThis.Object.entries(object.traceContext ?? {}) as [string, string][]).reduce(
+      (acc: { [key: string]: string }, [key, value]: [string, string]) => {
+        if (value !== undefined) {
+          acc[key] = globalThis.String(value);
+        }
+        return acc;
+      },
+      {},
+    );
+    return message;
+  },
+};
+
+function createBaseNewRun_TraceContextEntry(): NewRun_TraceContextEntry {
+  return { key: "", value: "" };
+}
+
+export const NewRun_TraceContextEntry: MessageFns<NewRun_TraceContextEntry> = {
+  encode(message: NewRun_TraceContextEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.value !== "") {
+      writer.uint32(18).string(message.value);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): NewRun_TraceContextEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseNewRun_TraceContextEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.value = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create(base?: DeepPartial<NewRun_TraceContextEntry>): NewRun_TraceContextEntry {
+    return NewRun_TraceContextEntry.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<NewRun_TraceContextEntry>): NewRun_TraceContextEntry {
+    const message = createBaseNewRun_TraceContextEntry();
+    message.key = object.key ?? "";
+    message.value = object.value ?? "";
     return message;
   },
 };

@@ -108,7 +108,19 @@ export interface Task {
    * When the lease expires unless extended by a heartbeat (database clock).
    * Compare with `lease_ms` rather than the local clock if the clocks differ.
    */
-  leaseExpiresAt: Date | undefined;
+  leaseExpiresAt:
+    | Date
+    | undefined;
+  /**
+   * The enqueuer's trace context (NewRun.trace_context), to parent the
+   * attempt's span. Empty when the run was enqueued without one.
+   */
+  traceContext: { [key: string]: string };
+}
+
+export interface Task_TraceContextEntry {
+  key: string;
+  value: string;
 }
 
 /** WorkerHello opens a Connect stream. */
@@ -683,6 +695,7 @@ function createBaseTask(): Task {
     createdAt: undefined,
     availableAt: undefined,
     leaseExpiresAt: undefined,
+    traceContext: {},
   };
 }
 
@@ -727,6 +740,9 @@ export const Task: MessageFns<Task> = {
     if (message.leaseExpiresAt !== undefined) {
       Timestamp.encode(toTimestamp(message.leaseExpiresAt), writer.uint32(106).fork()).join();
     }
+    globalThis.Object.entries(message.traceContext).forEach(([key, value]: [string, string]) => {
+      Task_TraceContextEntry.encode({ key: key as any, value }, writer.uint32(114).fork()).join();
+    });
     return writer;
   },
 
@@ -847,6 +863,17 @@ export const Task: MessageFns<Task> = {
             message.leaseExpiresAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
             continue;
           }
+          case 14: {
+            if (tag !== 114) {
+              break;
+            }
+
+            const entry14 = Task_TraceContextEntry.decode(reader, reader.uint32());
+            if (entry14.value !== undefined) {
+              message.traceContext[entry14.key] = entry14.value;
+            }
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -877,6 +904,82 @@ export const Task: MessageFns<Task> = {
     message.createdAt = object.createdAt ?? undefined;
     message.availableAt = object.availableAt ?? undefined;
     message.leaseExpiresAt = object.leaseExpiresAt ?? undefined;
+    message.traceContext = (globalThis.Object.entries(object.traceContext ?? {}) as [string, string][]).reduce(
+      (acc: { [key: string]: string }, [key, value]: [string, string]) => {
+        if (value !== undefined) {
+          acc[key] = globalThis.String(value);
+        }
+        return acc;
+      },
+      {},
+    );
+    return message;
+  },
+};
+
+function createBaseTask_TraceContextEntry(): Task_TraceContextEntry {
+  return { key: "", value: "" };
+}
+
+export const Task_TraceContextEntry: MessageFns<Task_TraceContextEntry> = {
+  encode(message: Task_TraceContextEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.value !== "") {
+      writer.uint32(18).string(message.value);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Task_TraceContextEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseTask_TraceContextEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.value = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create(base?: DeepPartial<Task_TraceContextEntry>): Task_TraceContextEntry {
+    return Task_TraceContextEntry.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<Task_TraceContextEntry>): Task_TraceContextEntry {
+    const message = createBaseTask_TraceContextEntry();
+    message.key = object.key ?? "";
+    message.value = object.value ?? "";
     return message;
   },
 };
