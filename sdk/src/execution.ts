@@ -6,6 +6,7 @@ import { decodeJson, encodeJson } from './json.js'
 import type { Logger } from './logger.js'
 import { type FailedStep, StepRunner } from './step.js'
 import type { RunStateScope, StateStore } from './state.js'
+import { attributes, contextFrom, inSpan, recordOutcome, type Span, SpanKind, traceIdOf } from './tracing.js'
 import type { OperationBody } from './worker-connection.js'
 import { StepKind } from './gen/stackshift/jobs/v1/run.js'
 import type { OperationResult, Task } from './gen/stackshift/jobs/v1/worker_service.js'
@@ -54,6 +55,11 @@ export class Execution {
     this.done = this.execute().finally(() => this.settleHandler())
   }
 
+  /** What every log line about this run carries. */
+  get logFields(): Record<string, unknown> {
+    return runLogFields(this.task)
+  }
+
   get runId(): string {
     return this.task.runId
   }
@@ -82,12 +88,26 @@ export class Execution {
     this.controller?.abort(reason)
   }
 
-  private async execute(): Promise<void> {
+  /** The attempt as a span that continues the enqueuer's trace; its steps are child spans. */
+  private execute(): Promise<void> {
+    const { task } = this
+    const spanAttributes = {
+      [attributes.runId]: task.runId,
+      [attributes.queue]: task.queue,
+      [attributes.job]: task.job,
+      [attributes.attempt]: task.attempt,
+    }
+    const parent = contextFrom(task.traceContext)
+    return inSpan(`run ${task.job}`, { kind: SpanKind.CONSUMER, attributes: spanAttributes, parent }, (span) => this.runAttempt(span))
+  }
+
+  private async runAttempt(span: Span): Promise<void> {
     const { task } = this
     const execution = this
     const memo = new Map(task.steps.map((step) => [step.stepId, step.resultJson]))
     const steps = new StepRunner(
       task.runId,
+      task.attempt,
       memo,
       {
         completeStep: async (stepId, resultJson, durationMs, kind) => {
@@ -150,7 +170,7 @@ export class Execution {
         createdAt: task.createdAt,
       },
       get logger() {
-        return withFields(execution.logger, { runId: task.runId, job: task.job, attempt: task.attempt })
+        return withFields(execution.logger, execution.logFields)
       },
     }
 
@@ -159,28 +179,31 @@ export class Execution {
       result = await this.definition.handler(context)
     } catch (error) {
       this.settleHandler()
+      recordOutcome(span, this.abortReason ?? error)
       await this.fail(error, steps.failedStep?.error === error ? steps.failedStep : undefined)
       return
     }
     this.settleHandler()
     // Suspended, cancelled, lost or handed back: this attempt reports nothing more.
-    if (this.abortReason) return
+    if (this.abortReason) return recordOutcome(span, this.abortReason)
     let resultJson: string | undefined
     try {
       resultJson = encodeJson(result, `the result of job "${task.job}"`)
     } catch (error) {
-      await this.fail(new NonRetriableError((error as Error).message), undefined)
+      const refused = new NonRetriableError((error as Error).message)
+      recordOutcome(span, refused)
+      await this.fail(refused, undefined)
       return
     }
     const answer = await this.send({ $case: 'completeRun', completeRun: { runId: task.runId, leaseToken: task.leaseToken, resultJson } })
     if (answer.code === status.OK) return
     if (answer.code === status.FAILED_PRECONDITION) {
-      this.logger.info('run finished after its lease was lost; the result was not stored', { runId: task.runId })
+      this.logger.info('run finished after its lease was lost; the result was not stored', this.logFields)
     } else if (answer.code === status.RESOURCE_EXHAUSTED || answer.code === status.INVALID_ARGUMENT) {
       await this.fail(new NonRetriableError(`the server refused the run's result: ${answer.message}`), undefined)
     } else {
       this.logger.warn('could not report the run as completed; its lease will expire and it will run again', {
-        runId: task.runId,
+        ...this.logFields,
         code: answer.code,
         message: answer.message,
       })
@@ -206,7 +229,7 @@ export class Execution {
     })
     if (answer.code !== status.OK && answer.code !== status.FAILED_PRECONDITION) {
       this.logger.warn('could not report the run as failed; its lease will expire and it will run again', {
-        runId: this.task.runId,
+        ...this.logFields,
         code: answer.code,
         message: answer.message,
       })
@@ -222,6 +245,11 @@ export class Execution {
     }
     throw errorFromStatus(result.code, result.message)
   }
+}
+
+/** Run id, job, attempt and trace id: the fields of every log line about a run. */
+export function runLogFields(task: Task): Record<string, unknown> {
+  return { runId: task.runId, job: task.job, attempt: task.attempt, traceId: traceIdOf(task.traceContext) }
 }
 
 function isNonRetriable(error: unknown): boolean {

@@ -18,7 +18,7 @@ export type {
 } from './types.js'
 export type { Duration } from './duration.js'
 export { LockUnavailableError, type StateEntryInfo, type StateLock, type StateStore, type StateWriteOptions } from './state.js'
-export type { Logger } from './logger.js'
+export { type Logger, jsonLogger } from './logger.js'
 export {
   AbortedError,
   AlreadyExistsError,

@@ -2,6 +2,7 @@ import { type Duration, parseDurationMs } from './duration.js'
 import { InvalidArgumentError } from './errors.js'
 import { type UnaryMethod, callUnary, withRetries } from './grpc.js'
 import { decodeJson, encodeJson } from './json.js'
+import { attributes, inSpan } from './tracing.js'
 import type {
   Lock as LockMessage,
   RunScope,
@@ -316,12 +317,18 @@ export class StateClient implements StateStore {
     call: (run: RunScope | undefined) => Promise<T>,
     isRead = false,
   ): Promise<T> {
-    if (!this.run) return isRead ? withRetries(() => call(undefined), retryBudgetMs) : call(undefined)
-    const { opId, record } = this.run.operation(`state.${name}:${key}`)
-    if (record) return fromRecord(record.json)
-    this.run.throwIfAborted()
-    const scope: RunScope = { runId: this.run.runId, leaseToken: this.run.leaseToken, opId }
-    return withRetries(() => call(scope), retryBudgetMs)
+    return inSpan(`state.${name}`, { attributes: { [attributes.stateKey]: key } }, async (span) => {
+      if (!this.run) return isRead ? withRetries(() => call(undefined), retryBudgetMs) : call(undefined)
+      const { opId, record } = this.run.operation(`state.${name}:${key}`)
+      span.setAttribute(attributes.stepId, opId)
+      if (record) {
+        span.setAttribute(attributes.outcome, 'memoized')
+        return fromRecord(record.json)
+      }
+      this.run.throwIfAborted()
+      const scope: RunScope = { runId: this.run.runId, leaseToken: this.run.leaseToken, opId }
+      return withRetries(() => call(scope), retryBudgetMs)
+    })
   }
 
   private call<Request, Response>(method: UnaryMethod<Request, Response>, request: Request, extraMs = 0): Promise<Response> {

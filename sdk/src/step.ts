@@ -3,6 +3,7 @@ import { type Duration, parseDurationMs } from './duration.js'
 import { InvalidArgumentError } from './errors.js'
 import type { EventToSend, StepTools, WaitForEventOptions } from './job.js'
 import { decodeJson, encodeJson } from './json.js'
+import { attributes, inSpan, type Span } from './tracing.js'
 import type { ReceivedEvent } from './types.js'
 import type { Event } from './gen/stackshift/jobs/v1/run.js'
 import type { SuspendRunRequest } from './gen/stackshift/jobs/v1/worker_service.js'
@@ -43,6 +44,7 @@ export class StepRunner implements StepTools {
 
   constructor(
     private readonly runId: string,
+    private readonly attempt: number,
     private readonly memo: ReadonlyMap<string, string | undefined>,
     private readonly sink: StepSink,
     /** Why the attempt was stopped, once it was. */
@@ -58,29 +60,29 @@ export class StepRunner implements StepTools {
 
   async run<T>(id: string, fn: () => T | Promise<T>): Promise<Awaited<T>> {
     const stepId = this.allocateId(id)
-    if (this.memo.has(stepId)) return decodeJson(this.memo.get(stepId)) as Awaited<T>
-    this.throwIfAborted()
-    const startedAt = performance.now()
-    let value: Awaited<T>
-    try {
-      value = await fn()
-    } catch (error) {
-      this.failedStep = { stepId, error, durationMs: Math.round(performance.now() - startedAt) }
-      throw error
-    }
-    const resultJson = encodeJson(value, `the result of step "${stepId}"`)
-    this.throwIfAborted()
-    await this.sink.completeStep(stepId, resultJson, Math.round(performance.now() - startedAt), 'run')
-    return decodeJson(resultJson) as Awaited<T>
+    return this.traced<Awaited<T>>('run', stepId, async (span): Promise<Awaited<T>> => {
+      if (this.memo.has(stepId)) return this.memoized(span, decodeJson(this.memo.get(stepId)) as Awaited<T>)
+      this.throwIfAborted()
+      const startedAt = performance.now()
+      let value: Awaited<T>
+      try {
+        value = await fn()
+      } catch (error) {
+        this.failedStep = { stepId, error, durationMs: Math.round(performance.now() - startedAt) }
+        throw error
+      }
+      const resultJson = encodeJson(value, `the result of step "${stepId}"`)
+      this.throwIfAborted()
+      await this.sink.completeStep(stepId, resultJson, Math.round(performance.now() - startedAt), 'run')
+      return decodeJson(resultJson) as Awaited<T>
+    })
   }
 
   async sleep(id: string, duration: Duration): Promise<void> {
     const stepId = this.allocateId(id)
     const ms = parseDurationMs(duration, `step.sleep("${stepId}") duration`)
-    if (this.memo.has(stepId)) return
-    this.throwIfAborted()
     // The wake time is fixed by this worker's clock when the step is first reached.
-    await this.sink.suspend(stepId, { $case: 'sleep', sleep: { wakeAt: new Date(Date.now() + ms) } })
+    return this.suspendForSleep(stepId, () => new Date(Date.now() + ms))
   }
 
   async sleepUntil(id: string, until: Date | string | number): Promise<void> {
@@ -89,9 +91,15 @@ export class StepRunner implements StepTools {
     if (Number.isNaN(wakeAt.getTime())) {
       throw new InvalidArgumentError(`step.sleepUntil("${stepId}") needs a valid date, got ${String(until)}`)
     }
-    if (this.memo.has(stepId)) return
-    this.throwIfAborted()
-    await this.sink.suspend(stepId, { $case: 'sleep', sleep: { wakeAt } })
+    return this.suspendForSleep(stepId, () => wakeAt)
+  }
+
+  private suspendForSleep(stepId: string, wakeAt: () => Date): Promise<void> {
+    return this.traced('sleep', stepId, async (span) => {
+      if (this.memo.has(stepId)) return this.memoized(span, undefined)
+      this.throwIfAborted()
+      await this.sink.suspend(stepId, { $case: 'sleep', sleep: { wakeAt: wakeAt() } })
+    })
   }
 
   async waitForEvent<TData = unknown>(id: string, options: WaitForEventOptions): Promise<ReceivedEvent<TData> | null> {
@@ -111,13 +119,15 @@ export class StepRunner implements StepTools {
     if (timeoutMs < 1) throw new InvalidArgumentError(`${what} options.timeout must be at least 1 ms`)
     const lookbackMs = options.lookback === undefined ? 0 : parseDurationMs(options.lookback, `${what} options.lookback`)
     const matchJson = encodeJson(match ?? {}, `${what} options.match`) ?? '{}'
-    if (this.memo.has(stepId)) return fromEventJson<TData>(this.memo.get(stepId))
-    this.throwIfAborted()
-    const { event } = await this.sink.suspend(stepId, {
-      $case: 'event',
-      event: { name: options.event, matchJson, timeoutMs, lookbackMs },
+    return this.traced('wait', stepId, async (span) => {
+      if (this.memo.has(stepId)) return this.memoized(span, fromEventJson<TData>(this.memo.get(stepId)))
+      this.throwIfAborted()
+      const { event } = await this.sink.suspend(stepId, {
+        $case: 'event',
+        event: { name: options.event, matchJson, timeoutMs, lookbackMs },
+      })
+      return event ? fromEventMessage<TData>(event) : null
     })
-    return event ? fromEventMessage<TData>(event) : null
   }
 
   async sendEvent(id: string, event: EventToSend): Promise<{ id: string }> {
@@ -125,14 +135,28 @@ export class StepRunner implements StepTools {
     const what = `step.sendEvent("${stepId}")`
     if (typeof event?.name !== 'string' || event.name === '') throw new InvalidArgumentError(`${what} needs event.name`)
     const dataJson = encodeJson(event.data ?? null, `${what} event.data`) ?? 'null'
-    if (this.memo.has(stepId)) return decodeJson(this.memo.get(stepId)) as { id: string }
-    this.throwIfAborted()
-    const startedAt = performance.now()
-    const eventId = await this.sink.sendEvent({ id: event.id ?? `${this.runId}:${stepId}`, name: event.name, dataJson })
-    const resultJson = JSON.stringify({ id: eventId })
-    this.throwIfAborted()
-    await this.sink.completeStep(stepId, resultJson, Math.round(performance.now() - startedAt), 'send')
-    return { id: eventId }
+    return this.traced('send', stepId, async (span) => {
+      if (this.memo.has(stepId)) return this.memoized(span, decodeJson(this.memo.get(stepId)) as { id: string })
+      this.throwIfAborted()
+      const startedAt = performance.now()
+      const eventId = await this.sink.sendEvent({ id: event.id ?? `${this.runId}:${stepId}`, name: event.name, dataJson })
+      const resultJson = JSON.stringify({ id: eventId })
+      this.throwIfAborted()
+      await this.sink.completeStep(stepId, resultJson, Math.round(performance.now() - startedAt), 'send')
+      return { id: eventId }
+    })
+  }
+
+  /** A span for one step of this attempt, named by its kind and id. */
+  private traced<T>(kind: 'run' | 'sleep' | 'wait' | 'send', stepId: string, fn: (span: Span) => Promise<T>): Promise<T> {
+    const spanAttributes = { [attributes.stepId]: stepId, [attributes.stepKind]: kind, [attributes.attempt]: this.attempt }
+    return inSpan(`${kind === 'run' ? 'step' : kind} ${stepId}`, { attributes: spanAttributes }, fn)
+  }
+
+  /** A step replayed from the memo: its span says so. */
+  private memoized<T>(span: Span, value: T): T {
+    span.setAttribute(attributes.outcome, 'memoized')
+    return value
   }
 
   /** For State Store operations made inside the run: the operation's id (step-id rules) and its record, if it has one. */

@@ -1,6 +1,6 @@
 import { hostname } from 'node:os'
 import { LeaseLostError, RunCancelledError, UnavailableError, WorkerShutdownError } from './errors.js'
-import { Execution, type ExecutionDeps } from './execution.js'
+import { Execution, type ExecutionDeps, runLogFields } from './execution.js'
 import type { JobDefinition } from './job.js'
 import type { Logger } from './logger.js'
 import { WorkerConnection } from './worker-connection.js'
@@ -231,10 +231,7 @@ export class Worker {
         continue
       }
       if (!jobs.has(task.job)) {
-        this.internals.logger.error('received a run of a job this worker does not have; handing it back', {
-          runId: task.runId,
-          job: task.job,
-        })
+        this.internals.logger.error('received a run of a job this worker does not have; handing it back', runLogFields(task))
         this.release(task)
         continue
       }
@@ -267,7 +264,7 @@ export class Worker {
       })
       void execution.done
         .catch((error: unknown) =>
-          this.internals.logger.error('run execution failed unexpectedly', { runId: task.runId, error: String(error) }),
+          this.internals.logger.error('run execution failed unexpectedly', { ...runLogFields(task), error: String(error) }),
         )
         .finally(() => this.executions.delete(`${task.runId}/${task.leaseToken}`))
     }

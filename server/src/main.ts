@@ -1,13 +1,18 @@
 #!/usr/bin/env node
 import { ConfigError, loadConfig } from './config.js'
-import { type EmbeddedPostgresHandle, startEmbeddedPostgres } from './db/embedded-postgres.js'
+import type { EmbeddedPostgresHandle } from './db/embedded-postgres.js'
 import { createLogger } from './logger.js'
-import { startServer } from './server.js'
+import { startTracingFromEnvironment } from './tracing.js'
 
-/** Entry point: configuration -> database -> migrate -> listen -> signals. */
+/** Entry point: configuration -> tracing -> database -> migrate -> listen -> signals. */
 async function main(): Promise<void> {
   const config = loadConfig(process.env, process.argv.slice(2))
   const logger = createLogger(config.logLevel)
+  const tracing = startTracingFromEnvironment(process.env)
+  if (tracing) logger.info('tracing on: exporting spans over OTLP')
+  // Loaded after tracing starts, so its instrumentations see grpc-js and pg load.
+  const { startEmbeddedPostgres } = await import('./db/embedded-postgres.js')
+  const { startServer } = await import('./server.js')
   let embedded: EmbeddedPostgresHandle | undefined
   let databaseUrl = config.databaseUrl
   if (!databaseUrl) {
@@ -30,6 +35,7 @@ async function main(): Promise<void> {
     server
       .stop()
       .then(() => embedded?.stop())
+      .then(() => tracing?.shutdown())
       .then(
         () => process.exit(0),
         (error: unknown) => {

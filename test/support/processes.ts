@@ -14,10 +14,11 @@ export class ChildScript {
   readonly lines: string[] = []
   private readonly watchers = new Set<() => void>()
 
-  constructor(relativePath: string, env: Record<string, string>) {
-    this.process = spawn(process.execPath, ['--conditions=@stackshift/source', '--import', 'tsx', relativePath], {
+  constructor(relativePath: string, env: Record<string, string>, nodeArgs: readonly string[] = []) {
+    this.process = spawn(process.execPath, ['--conditions=@stackshift/source', '--import', 'tsx', ...nodeArgs, relativePath], {
       cwd: repoRoot,
-      env: { ...process.env, ...env },
+      // A server started here takes a free metrics port, so parallel test files never collide on 9464.
+      env: { ...process.env, STACKSHIFT_METRICS_HOST: '127.0.0.1', STACKSHIFT_METRICS_PORT: '0', ...env },
       stdio: ['ignore', 'pipe', 'inherit'],
     })
     let buffer = ''

@@ -1,3 +1,4 @@
+import { context, ROOT_CONTEXT } from '@opentelemetry/api'
 import type { Logger } from '../logger.js'
 
 /**
@@ -52,8 +53,9 @@ export class PeriodicTask {
       return
     }
     this.wakeAt = Number.POSITIVE_INFINITY
-    this.running = this.options
-      .run()
+    // A pass is nobody's request: it runs outside the trace of whatever woke it.
+    this.running = context
+      .with(ROOT_CONTEXT, () => this.options.run())
       .then(
         (delayMs) => delayMs ?? this.options.intervalMs,
         (error: unknown) => {

@@ -107,14 +107,18 @@ const newRunSchema = z
     maxAttempts: z.number().int().max(limits.maxAttemptsMax, `must be at most ${limits.maxAttemptsMax}`),
     traceContext: z
       .record(
-        z
-          .string()
-          .min(1, 'must not have an empty key')
-          .max(limits.traceContextKeyMaxLength, `keys must be at most ${limits.traceContextKeyMaxLength} characters`),
+        z.string(),
         z.string().max(limits.traceContextValueMaxLength, `values must be at most ${limits.traceContextValueMaxLength} characters`),
       )
       .refine((carrier) => Object.keys(carrier).length <= limits.traceContextEntriesMax, {
         message: `must hold at most ${limits.traceContextEntriesMax} entries`,
+      })
+      .superRefine((carrier, context) => {
+        for (const key of Object.keys(carrier)) {
+          if (key.length === 0 || key.length > limits.traceContextKeyMaxLength) {
+            context.addIssue({ code: 'custom', path: [key], message: `keys must be 1 to ${limits.traceContextKeyMaxLength} characters` })
+          }
+        }
       }),
   })
   .refine((run) => run.delayMs === 0 || run.runAt === undefined, { message: 'must not be set together with run_at', path: ['delayMs'] })
