@@ -76,16 +76,16 @@ describe('OpenTelemetry', () => {
         .map((s) => [s.name, s.attributes['stackshift.step.id'], s.attributes['stackshift.attempt'], s.attributes['stackshift.outcome']])
     expect(stepsOf(attempts[0]!)).toEqual([
       ['step first', 'first', 1, 'ok'],
-      ['state.increment', 'state.increment:traced:counter', undefined, 'ok'],
+      ['state.increment', 'state.increment:traced:counter', 1, 'ok'],
     ])
     expect(stepsOf(attempts[1]!)).toEqual([
       ['step first', 'first', 2, 'memoized'],
-      ['state.increment', 'state.increment:traced:counter', undefined, 'memoized'],
+      ['state.increment', 'state.increment:traced:counter', 2, 'memoized'],
       ['sleep nap', 'nap', 2, 'suspended'],
     ])
     expect(stepsOf(attempts[2]!)).toEqual([
       ['step first', 'first', 2, 'memoized'],
-      ['state.increment', 'state.increment:traced:counter', undefined, 'memoized'],
+      ['state.increment', 'state.increment:traced:counter', 2, 'memoized'],
       ['sleep nap', 'nap', 2, 'memoized'],
       ['step second', 'second', 2, 'ok'],
     ])

@@ -152,6 +152,7 @@ export class Execution {
         state ??= execution.deps.runState({
           runId: task.runId,
           leaseToken: task.leaseToken,
+          attempt: task.attempt,
           operation: (name) => steps.stateOperation(name),
           throwIfAborted: () => steps.throwIfAborted(),
         })

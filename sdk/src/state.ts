@@ -91,6 +91,8 @@ export interface StateStore {
 export interface RunStateScope {
   runId: string
   leaseToken: string
+  /** The attempt, for the operations' spans. */
+  attempt: number
   /** Allocates the operation's id (step-id rules) and returns its recorded result, if it has one. */
   operation(name: string): { opId: string; record: { json: string | undefined } | undefined }
   /** Throws if the attempt was stopped. */
@@ -320,7 +322,7 @@ export class StateClient implements StateStore {
     return inSpan(`state.${name}`, { attributes: { [attributes.stateKey]: key } }, async (span) => {
       if (!this.run) return isRead ? withRetries(() => call(undefined), retryBudgetMs) : call(undefined)
       const { opId, record } = this.run.operation(`state.${name}:${key}`)
-      span.setAttribute(attributes.stepId, opId)
+      span.setAttributes({ [attributes.stepId]: opId, [attributes.attempt]: this.run.attempt })
       if (record) {
         span.setAttribute(attributes.outcome, 'memoized')
         return fromRecord(record.json)
