@@ -19,6 +19,7 @@ const sizes = workloadSizes()
 function createAdapter(): SystemAdapter {
   switch (systemName) {
     case 'stackshift':
+    case 'stackshift-traced':
       return createStackShiftAdapter(config)
     case 'graphile-worker-default':
       return createGraphileWorkerAdapter(config, 'default')
