@@ -4,9 +4,15 @@
  * each run on a fresh database, each workload three times.
  *
  * Usage: npm run bench -- [--workloads W1,W1S,W2,W3,W4] [--systems a,b] [--repeat 3] [--concurrency 100]
+ *
+ * `--systems stackshift,stackshift-traced` measures what tracing costs: the
+ * second runs the server and the worker with OpenTelemetry on, exporting every
+ * span over OTLP to a sink in this process.
  */
 import { type ChildProcess, spawn } from 'node:child_process'
 import { mkdir, readFile } from 'node:fs/promises'
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { cpus, totalmem } from 'node:os'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
@@ -77,14 +83,32 @@ async function nextEvent(
   }
 }
 
-async function startServer(node: string, databaseUrl: string): Promise<{ process: ChildProcess; address: string }> {
+/** Accepts OTLP exports and drops them: the traced system's spans cost what exporting costs, with no collector to wait for. */
+async function startOtlpSink(): Promise<string> {
+  const sink = createServer((request, response) => {
+    request.resume()
+    request.on('end', () => response.writeHead(200, { 'content-type': 'application/x-protobuf' }).end())
+  })
+  await new Promise<void>((resolve) => sink.listen(0, '127.0.0.1', resolve))
+  sink.unref()
+  return `http://127.0.0.1:${(sink.address() as AddressInfo).port}`
+}
+
+const otlpEndpoint = systems.includes('stackshift-traced') ? await startOtlpSink() : undefined
+const tracingEnv = (system: string): Record<string, string> =>
+  system === 'stackshift-traced' ? { OTEL_EXPORTER_OTLP_ENDPOINT: otlpEndpoint! } : {}
+
+async function startServer(node: string, databaseUrl: string, system: string): Promise<{ process: ChildProcess; address: string }> {
   const child = spawn(node, [...profileFlags('server'), 'server/dist/main.js'], {
     cwd: repoRoot,
     env: {
       ...process.env,
+      ...tracingEnv(system),
       DATABASE_URL: databaseUrl,
       STACKSHIFT_HOST: '127.0.0.1',
       STACKSHIFT_PORT: '0',
+      STACKSHIFT_METRICS_HOST: '127.0.0.1',
+      STACKSHIFT_METRICS_PORT: '0',
       STACKSHIFT_DB_POOL_SIZE: String(poolSize),
     },
     stdio: ['ignore', 'pipe', 'inherit'],
@@ -112,11 +136,13 @@ async function stopProcess(child: ChildProcess): Promise<void> {
 
 async function runOnce(node: string, postgres: BenchPostgres, system: string, workload: WorkloadName, rep: number): Promise<RunRecord> {
   const databaseUrl = await postgres.createDatabase()
-  const server = system === 'stackshift' ? await startServer(node, databaseUrl) : undefined
+  const isStackShift = system.startsWith('stackshift')
+  const server = isStackShift ? await startServer(node, databaseUrl, system) : undefined
   const config: BenchConfig = { databaseUrl, concurrency, poolSize, stackshiftAddress: server?.address }
-  const child = spawn(node, [...profileFlags(system), 'bench/dist/child.js', system, workload], {
+  const tracingFlags = system === 'stackshift-traced' ? ['--import', './bench/dist/support/tracing.js'] : []
+  const child = spawn(node, [...profileFlags(system), ...tracingFlags, 'bench/dist/child.js', system, workload], {
     cwd: repoRoot,
-    env: { ...process.env, BENCH_CONFIG: JSON.stringify(config) },
+    env: { ...process.env, ...tracingEnv(system), BENCH_CONFIG: JSON.stringify(config) },
     stdio: ['pipe', 'pipe', 'inherit'],
   })
   try {

@@ -31,6 +31,10 @@ const settings = {
   STACKSHIFT_WRITE_CONCURRENCY: int(1, 64).default(2),
   STACKSHIFT_SHUTDOWN_GRACE_MS: int(0, 600_000).default(10_000),
   STACKSHIFT_LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
+  STACKSHIFT_HEALTH_PROBE_INTERVAL_MS: int(50, 600_000).default(5000),
+  STACKSHIFT_METRICS: z.enum(['on', 'off']).default('on'),
+  STACKSHIFT_METRICS_HOST: z.string().min(1).default('0.0.0.0'),
+  STACKSHIFT_METRICS_PORT: int(0, 65_535).default(9464),
 }
 
 type SettingName = keyof typeof settings
@@ -83,6 +87,14 @@ export interface ServerConfig {
   shutdownGraceMs: number
   /** Log level. */
   logLevel: z.infer<typeof settings.STACKSHIFT_LOG_LEVEL>
+  /** How often the database is probed for the gRPC health status, ms. */
+  healthProbeIntervalMs: number
+  /** Whether the Prometheus endpoint (`GET /metrics` over HTTP) is served. */
+  isMetricsEnabled: boolean
+  /** Interface the Prometheus endpoint binds to. */
+  metricsHost: string
+  /** Port of the Prometheus endpoint; 0 picks a free one. */
+  metricsPort: number
 }
 
 /** Flag name for a setting: STACKSHIFT_LEASE_MS -> --lease-ms, DATABASE_URL -> --database-url. */
@@ -158,5 +170,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, argv: readonly 
     writeConcurrency: s.STACKSHIFT_WRITE_CONCURRENCY,
     shutdownGraceMs: s.STACKSHIFT_SHUTDOWN_GRACE_MS,
     logLevel: s.STACKSHIFT_LOG_LEVEL,
+    healthProbeIntervalMs: s.STACKSHIFT_HEALTH_PROBE_INTERVAL_MS,
+    isMetricsEnabled: s.STACKSHIFT_METRICS === 'on',
+    metricsHost: s.STACKSHIFT_METRICS_HOST,
+    metricsPort: s.STACKSHIFT_METRICS_PORT,
   }
 }

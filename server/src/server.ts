@@ -5,7 +5,7 @@ import type { Knex } from 'knex'
 import type { ServerConfig } from './config.js'
 import type { ClaimedRun } from './core/run.js'
 import { createDatabase, migrateDatabase, sql } from './db/database.js'
-import { runRelease } from './db/queries/runs.js'
+import { runCountUnfinished, runRelease } from './db/queries/runs.js'
 import { Dispatcher } from './dispatch/dispatcher.js'
 import { NotificationListener } from './dispatch/notification-listener.js'
 import type { Logger } from './logger.js'
@@ -13,6 +13,8 @@ import { LeaseReaper } from './maintenance/lease-reaper.js'
 import { RetentionSweeper } from './maintenance/retention.js'
 import { ScheduledRunPromoter } from './maintenance/scheduled-runs.js'
 import { StateSweeper } from './maintenance/state-sweeper.js'
+import { type MetricsEndpoint, startMetricsEndpoint } from './observability/metrics-endpoint.js'
+import { ServerMetrics } from './observability/metrics.js'
 import { RunCanceller } from './operations/cancellation.js'
 import { RunEnqueuer } from './operations/enqueue.js'
 import { EventSender } from './operations/events.js'
@@ -21,6 +23,7 @@ import { ReadyAnnouncer } from './operations/ready-announcer.js'
 import { RunReads, RunWaiters } from './operations/run-reads.js'
 import { StateStore } from './operations/state-store.js'
 import { Suspensions } from './operations/suspensions.js'
+import { addReflection } from './rpc/reflection.js'
 import { createRunService } from './rpc/run-service.js'
 import { createStateService } from './rpc/state-service.js'
 import { createWorkerService } from './rpc/worker-service.js'
@@ -32,6 +35,10 @@ import { WorkerServiceService } from './gen/stackshift/jobs/v1/worker_service.js
 export interface StackShiftServer {
   /** The port the gRPC server listens on (useful when configured as 0). */
   port: number
+  /** The port of the Prometheus endpoint (`GET /metrics`); undefined when metrics are off. */
+  metricsPort: number | undefined
+  /** This server's metrics (its own Prometheus registry). */
+  metrics: ServerMetrics
   /** The connection pool, for tests and tools. */
   db: Knex
   /** Connected worker streams and their free slots. */
@@ -45,7 +52,6 @@ export interface StackShiftServer {
 }
 
 const serviceNames = ['', 'stackshift.jobs.v1.RunService', 'stackshift.jobs.v1.WorkerService', 'stackshift.jobs.v1.StateService']
-const healthProbeIntervalMs = 5000
 
 /** Connects to the database, migrates it, and serves gRPC. */
 export async function startServer(config: ServerConfig & { databaseUrl: string }, logger: Logger): Promise<StackShiftServer> {
@@ -54,26 +60,32 @@ export async function startServer(config: ServerConfig & { databaseUrl: string }
   await migrateDatabase(db)
 
   const backoff = { baseMs: config.retryBaseMs, maxMs: config.retryMaxMs }
+  const metrics = new ServerMetrics({
+    logger,
+    readQueueDepths: () => runCountUnfinished(db),
+    readQueueCapacity: () => dispatcher.statsByQueue(),
+  })
   // The announcer, dispatcher and timers refer to each other; late-bound closures break the cycle.
   const announcer = new ReadyAnnouncer({
     serverId,
     wakeWorkers: (namespace, queues) => dispatcher.wake(namespace, queues),
     wakeTimers: (dueInMs) => promoter.wakeWithin(dueInMs),
   })
-  const leaseWrites = new LeaseWrites({ db, announcer, backoff, writeConcurrency: config.writeConcurrency })
+  const leaseWrites = new LeaseWrites({ db, announcer, backoff, metrics, logger, writeConcurrency: config.writeConcurrency })
   // Runs claimed for a consumer that went away before they reached it.
   const release = async (runs: readonly ClaimedRun[]) => {
     const released = await runRelease(db, { leases: runs.map((run) => ({ runId: run.id, leaseToken: run.leaseToken })) })
     for (const run of released) announcer.announceLocally(run.namespace, [run.queue])
   }
-  const dispatcher: Dispatcher = new Dispatcher({ db, logger, pollIntervalMs: config.pollIntervalMs, release })
+  const dispatcher: Dispatcher = new Dispatcher({ db, logger, metrics, pollIntervalMs: config.pollIntervalMs, release })
   const promoter: ScheduledRunPromoter = new ScheduledRunPromoter({ db, logger, announcer, pollIntervalMs: config.pollIntervalMs })
-  const reaper = new LeaseReaper({ db, logger, announcer, backoff, intervalMs: config.reaperIntervalMs })
+  const reaper = new LeaseReaper({ db, logger, announcer, backoff, metrics, intervalMs: config.reaperIntervalMs })
   const retention = new RetentionSweeper({ db, logger, retentionMs: config.retentionMs, intervalMs: config.retentionIntervalMs })
   const stateSweeper = new StateSweeper({ db, logger, intervalMs: config.stateSweepIntervalMs })
   const enqueuer = new RunEnqueuer({
     db,
     announcer,
+    metrics,
     writeConcurrency: config.writeConcurrency,
     reserveIdle: (namespace, queue, job) => dispatcher.reserveIdle(namespace, queue, job),
   })
@@ -81,10 +93,10 @@ export async function startServer(config: ServerConfig & { databaseUrl: string }
   const reads = new RunReads({ db, waiters })
   const suspensions = new Suspensions({ db, announcer })
   const events = new EventSender({ db, announcer })
-  const canceller = new RunCanceller({ db })
+  const canceller = new RunCanceller({ db, metrics, logger })
   const stateStore = new StateStore({ db })
 
-  const workerService = createWorkerService({ config, logger, db, dispatcher, leaseWrites, suspensions, release })
+  const workerService = createWorkerService({ config, logger, db, dispatcher, leaseWrites, suspensions, release, metrics })
   const listener = new NotificationListener({
     url: config.databaseUrl,
     logger,
@@ -112,12 +124,24 @@ export async function startServer(config: ServerConfig & { databaseUrl: string }
   grpcServer.addService(StateServiceService, createStateService({ config, logger, store: stateStore }))
   const health = new HealthImplementation(Object.fromEntries(serviceNames.map((name) => [name, 'SERVING' as const])))
   health.addToServer(grpcServer)
+  addReflection(grpcServer, logger)
 
   const port = await new Promise<number>((resolve, reject) =>
     grpcServer.bindAsync(`${config.host}:${config.port}`, ServerCredentials.createInsecure(), (error, boundPort) =>
       error ? reject(error) : resolve(boundPort),
     ),
   )
+  let metricsEndpoint: MetricsEndpoint | undefined
+  if (config.isMetricsEnabled) {
+    try {
+      metricsEndpoint = await startMetricsEndpoint({ host: config.metricsHost, port: config.metricsPort, metrics, logger })
+    } catch (error) {
+      grpcServer.forceShutdown()
+      await listener.stop()
+      await db.destroy()
+      throw error
+    }
+  }
 
   dispatcher.start()
   promoter.start()
@@ -127,15 +151,22 @@ export async function startServer(config: ServerConfig & { databaseUrl: string }
 
   // Health follows the database: a server that cannot reach it should not get traffic.
   let isShuttingDown = false
+  // One probe at a time: against an unreachable database a probe can take as
+  // long as the pool's acquire timeout, longer than a short interval.
+  let isProbing = false
   const healthProbe = setInterval(() => {
-    sql(db, 'SELECT 1').then(
-      () => !isShuttingDown && setHealth('SERVING'),
-      (error: unknown) => {
-        logger.warn({ err: error }, 'database health probe failed')
-        if (!isShuttingDown) setHealth('NOT_SERVING')
-      },
-    )
-  }, healthProbeIntervalMs)
+    if (isProbing) return
+    isProbing = true
+    sql(db, 'SELECT 1')
+      .then(
+        () => !isShuttingDown && setHealth('SERVING'),
+        (error: unknown) => {
+          logger.warn({ err: error }, 'database health probe failed')
+          if (!isShuttingDown) setHealth('NOT_SERVING')
+        },
+      )
+      .finally(() => (isProbing = false))
+  }, config.healthProbeIntervalMs)
   healthProbe.unref()
   function setHealth(state: 'SERVING' | 'NOT_SERVING') {
     for (const name of serviceNames) health.setStatus(name, state)
@@ -146,6 +177,8 @@ export async function startServer(config: ServerConfig & { databaseUrl: string }
   let stopping: Promise<void> | undefined
   return {
     port,
+    metricsPort: metricsEndpoint?.port,
+    metrics,
     db,
     stats: () => {
       const { consumers, freeSlots } = dispatcher.stats()
@@ -170,7 +203,14 @@ export async function startServer(config: ServerConfig & { databaseUrl: string }
           })
         })
         await Promise.all([enqueuer.drain(), leaseWrites.drain()])
-        await Promise.all([promoter.stop(), reaper.stop(), retention.stop(), stateSweeper.stop(), listener.stop()])
+        await Promise.all([
+          promoter.stop(),
+          reaper.stop(),
+          retention.stop(),
+          stateSweeper.stop(),
+          listener.stop(),
+          metricsEndpoint?.close(),
+        ])
         await db.destroy()
         logger.info('StackShift server stopped')
       })()

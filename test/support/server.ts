@@ -16,6 +16,9 @@ export async function startTestServer(databaseUrl: string, overrides: Partial<Se
     ...loadConfig({}),
     host: '127.0.0.1',
     port: 0,
+    // Several servers run in one process and files run in parallel: no fixed metrics port.
+    metricsHost: '127.0.0.1',
+    metricsPort: 0,
     retryBaseMs: 50,
     retryMaxMs: 1000,
     reaperIntervalMs: 100,

@@ -37,3 +37,13 @@ it('names the setting that is invalid', () => {
   expect(() => loadConfig({}, ['--no-such-flag', '1'])).toThrow(/unknown flag --no-such-flag/)
   expect(() => loadConfig({}, ['--port'])).toThrow(new ConfigError('flag --port needs a value'))
 })
+
+it('serves metrics on 9464 unless turned off, and probes health every 5 s unless told otherwise', () => {
+  expect(loadConfig({})).toMatchObject({ isMetricsEnabled: true, metricsHost: '0.0.0.0', metricsPort: 9464, healthProbeIntervalMs: 5000 })
+  expect(loadConfig({ STACKSHIFT_METRICS: 'off' }, ['--metrics-port', '0', '--health-probe-interval-ms=250'])).toMatchObject({
+    isMetricsEnabled: false,
+    metricsPort: 0,
+    healthProbeIntervalMs: 250,
+  })
+  expect(() => loadConfig({ STACKSHIFT_METRICS: 'yes' })).toThrow(/STACKSHIFT_METRICS/)
+})

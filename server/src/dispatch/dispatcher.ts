@@ -3,6 +3,7 @@ import type { ClaimedRun } from '../core/run.js'
 import { limits } from '../core/limits.js'
 import { runClaim } from '../db/queries/runs.js'
 import type { Logger } from '../logger.js'
+import type { QueueCapacitySample, ServerMetrics } from '../observability/metrics.js'
 
 /**
  * Claims one consumer may have in flight at once. A second claim overlaps the
@@ -91,6 +92,7 @@ export class Dispatcher {
     private readonly deps: {
       db: Knex
       logger: Logger
+      metrics: ServerMetrics
       pollIntervalMs: number
       /** Returns runs that were claimed for a consumer that went away. */
       release: (runs: readonly ClaimedRun[]) => Promise<void>
@@ -155,7 +157,7 @@ export class Dispatcher {
           if (!settle()) return
           if (entry.isClosed || !consumer.deliver([run])) {
             this.deps.release([run]).catch((error) => this.deps.logger.warn({ err: error }, 'could not release a handed-off run'))
-          }
+          } else this.deps.metrics.recordStarted([run], consumer.leaseMs)
         },
         cancel: () => {
           if (settle()) this.pump(entry)
@@ -181,6 +183,25 @@ export class Dispatcher {
       }
     }
     return { consumers, freeSlots }
+  }
+
+  /** Subscribed consumers and their free slots per queue; a consumer of several queues counts in each. */
+  statsByQueue(): QueueCapacitySample[] {
+    const byQueue = new Map<string, QueueCapacitySample>()
+    for (const [namespace, entries] of this.byNamespace) {
+      for (const entry of entries) {
+        const freeSlots = entry.consumer.freeSlots()
+        for (const queue of entry.queues) {
+          const key = `${namespace}\u0000${queue}`
+          const sample = byQueue.get(key)
+          if (sample) {
+            sample.consumers++
+            sample.freeSlots += freeSlots
+          } else byQueue.set(key, { namespace, queue, consumers: 1, freeSlots })
+        }
+      }
+    }
+    return [...byQueue.values()]
   }
 
   /** @internal used by Entry */
@@ -238,6 +259,7 @@ export class Dispatcher {
         .catch((error) => this.deps.logger.warn({ err: error }, 'could not release undeliverable runs; their leases will expire'))
       return
     }
+    if (claimed.length > 0) this.deps.metrics.recordStarted(claimed, consumer.leaseMs)
     if (claimed.length < limit && entry.wakeCount === wakeCount) entry.mayHaveWork = false
     this.pump(entry)
   }

@@ -2,6 +2,7 @@ import type { Knex } from 'knex'
 import type { RetryBackoff } from '../core/retry-policy.js'
 import { runLockExpiredLeases } from '../db/queries/runs.js'
 import type { Logger } from '../logger.js'
+import type { ServerMetrics } from '../observability/metrics.js'
 import { endFailedAttempts } from '../operations/attempt-endings.js'
 import type { ReadyAnnouncer } from '../operations/ready-announcer.js'
 import { PeriodicTask } from './periodic-task.js'
@@ -17,7 +18,16 @@ const reapBatchSize = 500
 export class LeaseReaper {
   private readonly task: PeriodicTask
 
-  constructor(private readonly deps: { db: Knex; logger: Logger; announcer: ReadyAnnouncer; backoff: RetryBackoff; intervalMs: number }) {
+  constructor(
+    private readonly deps: {
+      db: Knex
+      logger: Logger
+      announcer: ReadyAnnouncer
+      backoff: RetryBackoff
+      metrics: ServerMetrics
+      intervalMs: number
+    },
+  ) {
     this.task = new PeriodicTask({ name: 'lease-reaper', logger: deps.logger, intervalMs: deps.intervalMs, run: () => this.pass() })
   }
 
@@ -30,12 +40,12 @@ export class LeaseReaper {
   }
 
   private async pass(): Promise<number | undefined> {
-    const { reaped, afterCommit } = await this.deps.db.transaction(async (trx) => {
-      const expired = await runLockExpiredLeases(trx, { limit: reapBatchSize })
+    const { expired, afterCommit } = await this.deps.db.transaction(async (trx) => {
+      const locked = await runLockExpiredLeases(trx, { limit: reapBatchSize })
       const ending = await endFailedAttempts(
         trx,
         this.deps,
-        expired.map((run) => ({
+        locked.map((run) => ({
           run,
           outcome: 'lease_expired',
           error: { name: 'LeaseExpired', message: `lease expired: worker ${run.workerId ?? 'unknown'} stopped heartbeating` },
@@ -44,9 +54,11 @@ export class LeaseReaper {
           failedStep: undefined,
         })),
       )
-      return { reaped: expired.length, afterCommit: ending.afterCommit }
+      return { expired: locked, afterCommit: ending.afterCommit }
     })
     afterCommit()
+    this.deps.metrics.recordLeasesExpired(expired)
+    const reaped = expired.length
     if (reaped > 0) this.deps.logger.info({ count: reaped }, 'returned runs with expired leases to the queue')
     // A full batch means more may be waiting: go again at once.
     return reaped === reapBatchSize ? 0 : undefined

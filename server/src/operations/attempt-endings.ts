@@ -4,6 +4,8 @@ import type { Executor } from '../db/database.js'
 import { attemptRecordMany } from '../db/queries/attempts.js'
 import { type AttemptEnd, type LockedAttempt, runEndAttempts } from '../db/queries/runs.js'
 import { stepRecordFailures } from '../db/queries/steps.js'
+import { type Logger, runLogFields } from '../logger.js'
+import type { ServerMetrics } from '../observability/metrics.js'
 import type { ReadyAnnouncer } from './ready-announcer.js'
 
 /** Why an attempt ended without completing, and what the worker asked for. */
@@ -28,11 +30,12 @@ export interface FailureResult {
  * updates the runs, records the attempts and failed steps, and queues the
  * NOTIFY for runs retried at once. Used for handler failures and for expired
  * leases alike, so both follow one retry policy. Call `afterCommit` with the
- * result once the transaction has committed.
+ * result once the transaction has committed: it wakes workers and timers, and
+ * records the runs that failed for good and the failed steps' durations.
  */
 export async function endFailedAttempts(
   trx: Executor,
-  deps: { backoff: RetryBackoff; announcer: ReadyAnnouncer },
+  deps: { backoff: RetryBackoff; announcer: ReadyAnnouncer; metrics: ServerMetrics; logger: Logger },
   failures: readonly AttemptFailure[],
 ): Promise<{ results: Map<string, FailureResult>; afterCommit: () => void }> {
   if (failures.length === 0) return { results: new Map(), afterCommit: () => {} }
@@ -70,10 +73,12 @@ export async function endFailedAttempts(
   const readyNow = new Map<string, Set<string>>()
   let soonestDelayMs: number | undefined
   const results = new Map<string, FailureResult>()
+  const failedRuns: LockedAttempt[] = []
   ends.forEach((end, index) => {
     const run = failures[index]!.run
     if (end.status === 'failed') {
       results.set(end.runId, { status: 'failed', retryAt: undefined })
+      failedRuns.push(run)
       return
     }
     results.set(end.runId, { status: 'queued', retryAt: retryAts.get(end.runId) })
@@ -86,6 +91,19 @@ export async function endFailedAttempts(
     afterCommit: () => {
       for (const [namespace, queues] of readyNow) deps.announcer.announceLocally(namespace, [...queues])
       if (soonestDelayMs !== undefined) deps.announcer.announceScheduled(soonestDelayMs)
+      deps.metrics.recordFailed(failedRuns)
+      failures.forEach(({ run, outcome, error }) => {
+        const { status, retryAt } = results.get(run.id)!
+        const fields = { ...runLogFields(run), outcome, error: error.message }
+        if (status === 'failed') deps.logger.warn(fields, 'run failed')
+        else deps.logger.info({ ...fields, retryAt }, 'attempt ended without completing; the run will be retried')
+      })
+      deps.metrics.recordStepDurations(
+        'failed',
+        failures.flatMap((f) =>
+          f.failedStep ? [{ namespace: f.run.namespace, job: f.run.job, durationMs: f.failedStep.durationMs }] : [],
+        ),
+      )
     },
   }
 }

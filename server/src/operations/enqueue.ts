@@ -11,6 +11,7 @@ import {
   runReleaseExpiredIdempotencyKeys,
 } from '../db/queries/runs.js'
 import type { Reservation } from '../dispatch/dispatcher.js'
+import type { ServerMetrics } from '../observability/metrics.js'
 import { GroupCommit } from './group-commit.js'
 import type { ReadyAnnouncer } from './ready-announcer.js'
 
@@ -46,6 +47,7 @@ export class RunEnqueuer {
     private readonly deps: {
       db: Knex
       announcer: ReadyAnnouncer
+      metrics: ServerMetrics
       writeConcurrency: number
       /** A free slot of an idle local worker for a run of this queue and job, if there is one. */
       reserveIdle: (namespace: string, queue: string, job: string) => Reservation | undefined
@@ -67,6 +69,7 @@ export class RunEnqueuer {
   async enqueueBatch(namespace: string, runs: readonly NewRun[]): Promise<EnqueueOutcome[]> {
     const written = await this.deps.db.transaction((trx) => this.insert(trx, namespace, runs, []))
     this.announce(namespace, runs, written)
+    this.deps.metrics.recordEnqueued(namespace, storedRuns(runs, written))
     return written.map(toOutcome)
   }
 
@@ -101,6 +104,7 @@ export class RunEnqueuer {
       })
       indexes.forEach((itemIndex, i) => (outcomes[itemIndex] = toOutcome(written[i]!)))
       this.announce(namespace, runs, written)
+      this.deps.metrics.recordEnqueued(namespace, storedRuns(runs, written))
     }
     return outcomes
   }
@@ -177,6 +181,11 @@ export class RunEnqueuer {
     const delays = waiting.filter((run) => !isReadyNow(run)).map((run) => (run.runAt ? run.runAt.getTime() - Date.now() : run.delayMs))
     if (delays.length > 0) this.deps.announcer.announceScheduled(Math.min(...delays))
   }
+}
+
+/** The runs that were inserted, not deduplicated. */
+function storedRuns(runs: readonly NewRun[], written: readonly WrittenRun[]): NewRun[] {
+  return runs.filter((_, index) => written[index]!.inserted)
 }
 
 function toOutcome(written: WrittenRun): EnqueueOutcome {

@@ -5,6 +5,8 @@ import { type ErrorInfo, type LeaseRef, publicStatus } from '../core/run.js'
 import { isDataError, isUniqueViolation } from '../db/errors.js'
 import { leaseKey, runComplete, runFindLeaseOutcomes, runHeartbeat, runLockHeldLeases, runRelease } from '../db/queries/runs.js'
 import { type StepCompletion, stepCompleteMany, stepKey } from '../db/queries/steps.js'
+import type { Logger } from '../logger.js'
+import type { ServerMetrics } from '../observability/metrics.js'
 import { type AttemptFailure, type FailureResult, endFailedAttempts } from './attempt-endings.js'
 import { GroupCommit } from './group-commit.js'
 import type { ReadyAnnouncer } from './ready-announcer.js'
@@ -37,7 +39,16 @@ export class LeaseWrites {
   private readonly releases: GroupCommit<LeaseRef, void>
   private readonly heartbeats: GroupCommit<{ lease: LeaseRef; leaseMs: number }, boolean>
 
-  constructor(private readonly deps: { db: Knex; announcer: ReadyAnnouncer; backoff: RetryBackoff; writeConcurrency: number }) {
+  constructor(
+    private readonly deps: {
+      db: Knex
+      announcer: ReadyAnnouncer
+      backoff: RetryBackoff
+      metrics: ServerMetrics
+      logger: Logger
+      writeConcurrency: number
+    },
+  ) {
     const options = { maxBatchSize: 1000, maxInFlight: deps.writeConcurrency, isItemError: isDataError }
     this.steps = new GroupCommit((items) => this.writeSteps(items), options)
     this.completions = new GroupCommit((items) => this.writeCompletions(items), options)
@@ -88,19 +99,28 @@ export class LeaseWrites {
     // A step sent twice under one lease in one batch (a retransmission) is
     // written once and answers both.
     const unique = [...new Map(items.map((item) => [`${stepKey(item.runId, item.stepId)}/${item.leaseToken}`, item])).values()]
-    let stored: Set<string>
+    let stored: Map<string, { namespace: string; job: string }>
     try {
       stored = await stepCompleteMany(this.deps.db, { steps: unique, isRepeat: false })
     } catch (error) {
       if (!isUniqueViolation(error)) throw error
       stored = await stepCompleteMany(this.deps.db, { steps: unique, isRepeat: true })
     }
+    this.deps.metrics.recordStepDurations(
+      'completed',
+      unique.flatMap((step) => {
+        const run = stored.get(stepKey(step.runId, step.stepId))
+        return run ? [{ namespace: run.namespace, job: run.job, durationMs: step.durationMs }] : []
+      }),
+    )
     return items.map((item) => (stored.has(stepKey(item.runId, item.stepId)) ? undefined : new LeaseLostError(item.runId)))
   }
 
   private async writeCompletions(items: Array<LeaseRef & { resultJson: string | undefined }>): Promise<Array<void | Error>> {
     const unique = uniqueLeases(items)
-    const completed = await runComplete(this.deps.db, { completions: unique })
+    const counts = await runComplete(this.deps.db, { completions: unique })
+    this.deps.metrics.recordCompleted(counts)
+    const completed = counts.reduce((sum, count) => sum + count.count, 0)
     if (completed === unique.length) return items.map(() => undefined)
     // Some leases were not held. A run completed under the same token was
     // completed by this attempt, now or by an earlier send whose answer was lost.

@@ -5,6 +5,7 @@ import type { ClaimedRun } from '../core/run.js'
 import { runClaim } from '../db/queries/runs.js'
 import type { Dispatcher, TaskConsumer } from '../dispatch/dispatcher.js'
 import type { Logger } from '../logger.js'
+import type { ServerMetrics } from '../observability/metrics.js'
 import type { LeaseWrites, RevokedLease } from '../operations/lease-writes.js'
 import type { Suspensions } from '../operations/suspensions.js'
 import type { ConnectRequest, ConnectResponse, WorkerServiceServer } from '../gen/stackshift/jobs/v1/worker_service.js'
@@ -39,6 +40,7 @@ export function createWorkerService(deps: {
   dispatcher: Dispatcher
   leaseWrites: LeaseWrites
   suspensions: Suspensions
+  metrics: ServerMetrics
   release: (runs: readonly ClaimedRun[]) => Promise<void>
 }): WorkerServiceHandle {
   const { config, logger, leaseWrites } = deps
@@ -54,6 +56,7 @@ export function createWorkerService(deps: {
       const claim = parseClaimTask(request, config, generateWorkerId)
       if (claim.waitMs === 0) {
         const runs = await runClaim(deps.db, { ...claim, limit: claim.maxTasks })
+        deps.metrics.recordStarted(runs, claim.leaseMs)
         return { tasks: runs.map((run) => toTaskMessage(run, claim.leaseMs)) }
       }
       // Long-poll: subscribe like a worker with `maxTasks` free slots, until

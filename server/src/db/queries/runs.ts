@@ -206,22 +206,31 @@ export async function runClaim(
   }))
 }
 
+/** How many runs of one queue and job a statement changed. */
+export interface RunCount {
+  namespace: string
+  queue: string
+  job: string
+  count: number
+}
+
 /**
- * Completes leased runs. Returns how many completed; fewer than given means
- * some leases were not held, and the caller looks up which.
+ * Completes leased runs. Returns how many completed, per queue and job (for
+ * metrics); fewer in all than given means some leases were not held, and the
+ * caller looks up which.
  *
  * The batch travels as text that PostgreSQL splits itself: ids and tokens
  * joined by commas (UUIDs never contain one), results as one JSON array of
  * `[result]` or `[]` (no result). Building PostgreSQL array literals in
  * JavaScript, and reading back a row per run, cost the server more than the
- * rest of the statement.
+ * rest of the statement; the counts come back as one row per queue and job.
  */
 export async function runComplete(
   db: Executor,
   params: { completions: ReadonlyArray<LeaseRef & { resultJson: string | undefined }> },
-): Promise<number> {
+): Promise<RunCount[]> {
   const items = params.completions
-  const rows = await sql<{ completed: number }>(
+  const rows = await sql<RunCount>(
     db,
     `
     WITH completed AS (
@@ -233,9 +242,9 @@ export async function runComplete(
         json_array_elements($3::json)
       ) AS v(id, lease_token, result)
       WHERE r.id = v.id AND r.lease_token = v.lease_token AND r.lease_expires_at > now()
-      RETURNING 1
+      RETURNING r.namespace, r.queue, r.job
     )
-    SELECT count(*)::integer AS completed FROM completed
+    SELECT namespace, queue, job, count(*)::integer AS count FROM completed GROUP BY namespace, queue, job
     `,
     [
       items.map((c) => c.runId).join(','),
@@ -243,7 +252,7 @@ export async function runComplete(
       `[${items.map((c) => (c.resultJson === undefined ? '[]' : `[${c.resultJson}]`)).join(',')}]`,
     ],
   )
-  return rows[0]!.completed
+  return rows
 }
 
 /**
@@ -285,10 +294,12 @@ export interface LockedAttempt {
   leaseToken: string
   namespace: string
   queue: string
+  job: string
   attempt: number
   maxAttempts: number
   startedAt: Date | undefined
   workerId: string | undefined
+  traceContext: TraceContext | undefined
 }
 
 interface LockedAttemptRow {
@@ -296,10 +307,12 @@ interface LockedAttemptRow {
   lease_token: string
   namespace: string
   queue: string
+  job: string
   attempt: number
   max_attempts: number
   started_at: Date | null
   worker_id: string | null
+  trace_context: TraceContext | null
 }
 
 function toLockedAttempt(row: LockedAttemptRow): LockedAttempt {
@@ -308,10 +321,12 @@ function toLockedAttempt(row: LockedAttemptRow): LockedAttempt {
     leaseToken: row.lease_token,
     namespace: row.namespace,
     queue: row.queue,
+    job: row.job,
     attempt: row.attempt,
     maxAttempts: row.max_attempts,
     startedAt: row.started_at ?? undefined,
     workerId: row.worker_id ?? undefined,
+    traceContext: row.trace_context ?? undefined,
   }
 }
 
@@ -323,7 +338,8 @@ export async function runLockHeldLeases(db: Executor, params: { leases: readonly
   const rows = await sql<LockedAttemptRow>(
     db,
     `
-    SELECT r.id::text AS id, r.lease_token::text AS lease_token, r.namespace, r.queue, r.attempt, r.max_attempts, r.started_at, r.worker_id
+    SELECT r.id::text AS id, r.lease_token::text AS lease_token, r.namespace, r.queue, r.job, r.attempt, r.max_attempts, r.started_at,
+      r.worker_id, r.trace_context
     FROM unnest($1::uuid[], $2::uuid[]) AS v(id, lease_token)
     JOIN stackshift.runs r ON r.id = v.id
     WHERE r.lease_token = v.lease_token AND r.lease_expires_at > now()
@@ -344,7 +360,8 @@ export async function runLockExpiredLeases(db: Executor, params: { limit: number
   const rows = await sql<LockedAttemptRow>(
     db,
     `
-    SELECT id::text AS id, lease_token::text AS lease_token, namespace, queue, attempt, max_attempts, started_at, worker_id
+    SELECT id::text AS id, lease_token::text AS lease_token, namespace, queue, job, attempt, max_attempts, started_at, worker_id,
+      trace_context
     FROM stackshift.runs
     WHERE status = 'running' AND lease_expires_at <= now()
     LIMIT $1
@@ -613,4 +630,51 @@ export async function runDeleteFinished(db: Executor, params: { idBelow: string;
 /** Sends a ready notification outside of an insert (after promotions, retries, releases). */
 export async function runNotifyReady(db: Executor, params: { notice: string }): Promise<void> {
   await sql(db, 'SELECT pg_notify($1, $2)', [readyChannel, params.notice])
+}
+
+/**
+ * What an unfinished run is doing: `ready` to be claimed (including scheduled
+ * runs already due, which the timer is about to promote), `delayed` until a
+ * future time (a delay or a retry backoff), `waiting` in a sleep or for an
+ * event, or `running` under a lease.
+ */
+export type QueueDepthState = 'ready' | 'delayed' | 'waiting' | 'running'
+
+/** Unfinished runs of one queue in one state. */
+export interface QueueDepth {
+  namespace: string
+  queue: string
+  state: QueueDepthState
+  count: number
+}
+
+/**
+ * Counts unfinished runs by namespace, queue and state, for the metrics
+ * endpoint. The table keeps finished runs for history, so each branch names
+ * exactly the statuses of one partial index (runs_ready, runs_due,
+ * runs_leased): the cost follows the number of unfinished runs, however many
+ * finished ones there are. Queues without unfinished runs have no rows.
+ */
+export async function runCountUnfinished(db: Executor): Promise<QueueDepth[]> {
+  return sql<QueueDepth>(
+    db,
+    `
+    SELECT namespace, queue, state, sum(n)::float8 AS count
+    FROM (
+      SELECT namespace, queue, 'ready' AS state, count(*) AS n
+      FROM stackshift.runs WHERE status = 'queued'
+      GROUP BY namespace, queue
+      UNION ALL
+      SELECT namespace, queue, CASE WHEN status = 'waiting' THEN 'waiting' WHEN available_at <= now() THEN 'ready' ELSE 'delayed' END,
+        count(*)
+      FROM stackshift.runs WHERE status IN ('scheduled', 'waiting')
+      GROUP BY 1, 2, 3
+      UNION ALL
+      SELECT namespace, queue, 'running', count(*)
+      FROM stackshift.runs WHERE status = 'running'
+      GROUP BY namespace, queue
+    ) AS counts
+    GROUP BY namespace, queue, state
+    `,
+  )
 }

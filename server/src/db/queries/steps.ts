@@ -22,36 +22,50 @@ export interface StepCompletion extends LeaseRef {
  * With `isRepeat` false this is a plain insert, and a step already stored
  * (a write repeated after a lost answer) fails the statement with a unique
  * violation; the caller then repeats the batch with `isRepeat` true, which
- * overwrites. Returns stepKey(runId, stepId) of each step stored.
+ * overwrites. Returns the steps stored, by stepKey(runId, stepId), with the
+ * namespace and job of their run (for metrics: read from the run row the
+ * lease check reads anyway).
+ *
+ * The steps stored are exactly the steps whose lease is held (`held`): each
+ * is inserted, or overwritten with `isRepeat` (an update without a condition),
+ * or the statement fails. So they are read from `held` rather than joined
+ * back from the insert's RETURNING, which cost several times the insert (a
+ * data-modifying WITH runs to completion whether or not the query reads it).
  */
 export async function stepCompleteMany(
   db: Executor,
   params: { steps: readonly StepCompletion[]; isRepeat: boolean },
-): Promise<Set<string>> {
+): Promise<Map<string, { namespace: string; job: string }>> {
   const { steps } = params
-  const rows = await sql<{ run_id: string; step_id: string }>(
+  const rows = await sql<{ run_id: string; step_id: string; namespace: string; job: string }>(
     db,
     `
-    INSERT INTO stackshift.steps AS s (run_id, step_id, kind, status, attempt, started_at, finished_at, result)
-    SELECT r.id, v.step_id, v.kind, 'completed', r.attempt, now() - v.duration_ms * interval '1 millisecond', now(), (v.result -> 0)::jsonb
-    FROM ROWS FROM (
-      unnest(string_to_array($1, ',')::uuid[]),
-      unnest(string_to_array($2, ',')::uuid[]),
-      json_array_elements_text($3::json),
-      json_array_elements($4::json),
-      unnest(string_to_array($5, ',')::integer[]),
-      unnest(string_to_array($6, ',')::stackshift.step_kind[])
-    ) AS v(run_id, lease_token, step_id, result, duration_ms, kind)
-    JOIN stackshift.runs r ON r.id = v.run_id
-    WHERE r.lease_token = v.lease_token AND r.lease_expires_at > now()
-    ${
-      params.isRepeat
-        ? `ON CONFLICT (run_id, step_id) DO UPDATE
-      SET kind = excluded.kind, status = 'completed', attempt = excluded.attempt, started_at = excluded.started_at,
-          finished_at = excluded.finished_at, result = excluded.result, error = NULL`
-        : ''
-    }
-    RETURNING s.run_id::text AS run_id, s.step_id
+    WITH held AS (
+      SELECT r.id AS run_id, r.attempt, r.namespace, r.job, v.step_id, v.kind, v.result, v.duration_ms
+      FROM ROWS FROM (
+        unnest(string_to_array($1, ',')::uuid[]),
+        unnest(string_to_array($2, ',')::uuid[]),
+        json_array_elements_text($3::json),
+        json_array_elements($4::json),
+        unnest(string_to_array($5, ',')::integer[]),
+        unnest(string_to_array($6, ',')::stackshift.step_kind[])
+      ) AS v(run_id, lease_token, step_id, result, duration_ms, kind)
+      JOIN stackshift.runs r ON r.id = v.run_id
+      WHERE r.lease_token = v.lease_token AND r.lease_expires_at > now()
+    ),
+    stored AS (
+      INSERT INTO stackshift.steps AS s (run_id, step_id, kind, status, attempt, started_at, finished_at, result)
+      SELECT run_id, step_id, kind, 'completed', attempt, now() - duration_ms * interval '1 millisecond', now(), (result -> 0)::jsonb
+      FROM held
+      ${
+        params.isRepeat
+          ? `ON CONFLICT (run_id, step_id) DO UPDATE
+        SET kind = excluded.kind, status = 'completed', attempt = excluded.attempt, started_at = excluded.started_at,
+            finished_at = excluded.finished_at, result = excluded.result, error = NULL`
+          : ''
+      }
+    )
+    SELECT run_id::text AS run_id, step_id, namespace, job FROM held
     `,
     // As text PostgreSQL splits itself (see runComplete): results as [result] or [].
     [
@@ -63,7 +77,7 @@ export async function stepCompleteMany(
       steps.map((s) => s.kind).join(','),
     ],
   )
-  return new Set(rows.map((row) => stepKey(row.run_id, row.step_id)))
+  return new Map(rows.map((row) => [stepKey(row.run_id, row.step_id), { namespace: row.namespace, job: row.job }]))
 }
 
 /** Identifies a step of a run. */
