@@ -2,7 +2,7 @@ import type { Knex } from 'knex'
 import type { ClaimedRun } from '../core/run.js'
 import { limits } from '../core/limits.js'
 import { runClaim } from '../db/queries/runs.js'
-import type { Logger } from '../logger.js'
+import { type Logger, runLogFields } from '../logger.js'
 import type { QueueCapacitySample, ServerMetrics } from '../observability/metrics.js'
 
 /**
@@ -156,7 +156,11 @@ export class Dispatcher {
         deliver: (run) => {
           if (!settle()) return
           if (entry.isClosed || !consumer.deliver([run])) {
-            this.deps.release([run]).catch((error) => this.deps.logger.warn({ err: error }, 'could not release a handed-off run'))
+            this.deps
+              .release([run])
+              .catch((error) =>
+                this.deps.logger.warn({ err: error, ...runLogFields(run) }, 'could not release a handed-off run; its lease will expire'),
+              )
           } else this.deps.metrics.recordStarted([run], consumer.leaseMs)
         },
         cancel: () => {
@@ -256,7 +260,12 @@ export class Dispatcher {
     if (claimed.length > 0 && (entry.isClosed || !consumer.deliver(claimed))) {
       await this.deps
         .release(claimed)
-        .catch((error) => this.deps.logger.warn({ err: error }, 'could not release undeliverable runs; their leases will expire'))
+        .catch((error) =>
+          this.deps.logger.warn(
+            { err: error, runs: claimed.map(runLogFields) },
+            'could not release undeliverable runs; their leases will expire',
+          ),
+        )
       return
     }
     if (claimed.length > 0) this.deps.metrics.recordStarted(claimed, consumer.leaseMs)

@@ -4,7 +4,7 @@ import type { ServerConfig } from '../config.js'
 import { InvalidArgumentError } from '../core/errors.js'
 import type { ClaimedRun } from '../core/run.js'
 import type { Dispatcher, Subscription, TaskConsumer } from '../dispatch/dispatcher.js'
-import type { Logger } from '../logger.js'
+import { type Logger, runLogFields } from '../logger.js'
 import type { LeaseWrites, RevokedLease as DomainRevokedLease } from '../operations/lease-writes.js'
 import type { Suspensions } from '../operations/suspensions.js'
 import type {
@@ -227,7 +227,9 @@ export class WorkerStream implements TaskConsumer {
     if (unsent.length > 0) {
       this.deps
         .release(unsent)
-        .catch((error: unknown) => this.logger.warn({ err: error }, 'could not release unsent runs; their leases will expire'))
+        .catch((error: unknown) =>
+          this.logger.warn({ err: error, runs: unsent.map(runLogFields) }, 'could not release unsent runs; their leases will expire'),
+        )
     }
     this.deps.onClosed(this)
   }
