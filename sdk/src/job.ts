@@ -8,8 +8,9 @@ export interface WaitForEventOptions {
   /** Name of the event to wait for. */
   event: string
   /**
-   * Correlation: the event's data must have these top-level fields with
-   * equal values (`{ orderId: payload.orderId }`). Default: any event of the name.
+   * Correlation: the event's data must have these fields with equal values
+   * (`{ orderId: payload.orderId }`); nested objects and arrays need only be
+   * contained in the data's (JSON containment). Default: any event of the name.
    */
   match?: Record<string, unknown>
   /** How long to wait before the step returns null: milliseconds or a string like "1h". Required. */

@@ -446,9 +446,10 @@ export interface EventWait {
   /** Name of the event to wait for, 1 to 200 characters. */
   name: string;
   /**
-   * JSON object whose top-level fields the event's data must contain with
-   * equal values (JSON containment). Empty or "{}" matches any event of the
-   * name.
+   * JSON object the event's data must contain (PostgreSQL jsonb containment,
+   * `data @> match`): each field must be present with an equal value, and a
+   * nested object or array in the match need only be contained in the data's.
+   * Empty or "{}" matches any event of the name.
    */
   matchJson: string;
   /**
