@@ -2,6 +2,7 @@ import { status } from '@grpc/grpc-js'
 import { expect, it } from 'vitest'
 import { rejectionOf } from './support/raw-client.js'
 import { useTestEnvironment } from './support/environment.js'
+import { waitUntil } from './support/wait-until.js'
 
 const env = useTestEnvironment()
 
@@ -104,4 +105,66 @@ it('the Connect stream works from the .proto files alone: hello, task, operation
 
   const { run } = await env.raw.runs('GetRun', { namespace: 'polyglot', run_id })
   expect(run).toMatchObject({ status: 'RUN_STATUS_COMPLETED', result_json: '"ok"', steps: [{ id: 's', result_json: 'true' }] })
+})
+
+/** The stream's messages, in order, and whether the server has ended it. */
+function record(stream: ReturnType<typeof env.raw.connect>) {
+  const messages: Array<Record<string, any>> = []
+  const ended = new Promise<void>((resolve) => stream.on('end', resolve))
+  stream.on('data', (message: Record<string, any>) => messages.push(message))
+  stream.on('error', () => {})
+  return { messages, ended }
+}
+
+it('a worker that half-closes right after its last operations still gets every answer before the stream ends', async () => {
+  const { run_id } = await env.raw.runs('Enqueue', { run: { queue: 'half-close', job: 'halfJob' } })
+  const [task] = (await env.raw.workers('ClaimTask', { queues: ['half-close'], jobs: ['halfJob'], max_tasks: 1, wait_ms: 5000 })).tasks
+  const stream = env.raw.connect()
+  const { messages, ended } = record(stream)
+  stream.write({ hello: { worker_id: 'half-closer', queues: ['half-close'], jobs: ['halfJob'], slots: 0 } })
+  stream.write({
+    operations: [
+      { id: 1, complete_step: { run_id, lease_token: task.lease_token, step_id: 'only', result_json: '1' } },
+      { id: 2, complete_run: { run_id, lease_token: task.lease_token, result_json: '"done"' } },
+    ],
+  })
+  stream.end()
+  await ended
+  const answers = messages.flatMap((message) => message.results).map((result) => [result.id, result.code])
+  expect(answers.sort()).toEqual([
+    [1, status.OK],
+    [2, status.OK],
+  ])
+  const { run } = await env.raw.runs('GetRun', { run_id })
+  expect(run).toMatchObject({ status: 'RUN_STATUS_COMPLETED', result_json: '"done"' })
+})
+
+it('drain is answered with drained, after which no task arrives on the stream', async () => {
+  const stream = env.raw.connect()
+  const { messages, ended } = record(stream)
+  stream.write({ hello: { worker_id: 'drainer', queues: ['drain-q'], jobs: ['drainJob'], slots: 5 } })
+  const { run_id: before } = await env.raw.runs('Enqueue', { run: { queue: 'drain-q', job: 'drainJob' } })
+  await waitUntil(
+    async () => messages.flatMap((message) => message.tasks),
+    (tasks) => tasks.length === 1,
+  )
+  stream.write({ drain: true })
+  await waitUntil(
+    async () => messages.filter((message) => message.drained).length,
+    (count) => count === 1,
+  )
+  const { run_id: after } = await env.raw.runs('Enqueue', { run: { queue: 'drain-q', job: 'drainJob' } })
+  // The run enqueued after the drain stays queued for another worker; the held one is handed back.
+  const [held] = messages.flatMap((message) => message.tasks)
+  expect(held.run_id).toBe(before)
+  stream.write({ operations: [{ id: 1, release_run: { run_id: before, lease_token: held.lease_token } }] })
+  stream.end()
+  await ended
+  const drainedAt = messages.findIndex((message) => message.drained)
+  expect(messages.slice(drainedAt + 1).flatMap((message) => message.tasks)).toEqual([])
+  expect(messages.flatMap((message) => message.results).map((result) => [result.id, result.code])).toEqual([[1, status.OK]])
+  for (const runId of [before, after]) {
+    const { run } = await env.raw.runs('GetRun', { run_id: runId })
+    expect([runId, run.status, run.attempts]).toEqual([runId, 'RUN_STATUS_QUEUED', 0])
+  }
 })

@@ -95,6 +95,7 @@ class WorkerStream:
     def __init__(self, channel: grpc.Channel, hello: pb.WorkerHello) -> None:
         self.welcome: Future[pb.WorkerWelcome] = Future()
         self.tasks: queue.Queue[pb.Task | None] = queue.Queue()
+        self.drained = threading.Event()  # the server answered our drain: no task follows
         self._held: set[str] = set()  # run ids being executed
         self._revoked: set[str] = set()  # those of them the server revoked
         self._outgoing: queue.Queue[pb.ConnectRequest | None] = queue.Queue()
@@ -124,7 +125,7 @@ class WorkerStream:
         self._outgoing.put(pb.ConnectRequest(added_slots=count))
 
     def drain(self) -> None:
-        """Asks the server to stop pushing tasks; tasks already on the wire may still arrive."""
+        """Asks the server to stop pushing tasks; those already on the wire arrive before `drained` is set."""
         self._outgoing.put(pb.ConnectRequest(drain=True))
 
     def is_revoked(self, run_id: str) -> bool:
@@ -168,6 +169,8 @@ class WorkerStream:
                     if future is not None:
                         future.set_result(result)
                 self.revoke([lease.run_id for lease in response.revoked])
+                if response.drained:
+                    self.drained.set()
         except grpc.RpcError as rpc_error:
             error = StreamClosed(f"stream failed: {rpc_error.code().name} {rpc_error.details()}")
         with self._lock:
@@ -301,16 +304,17 @@ class Worker:
             if max_runs and finished >= max_runs:
                 return  # no slot credited: the server pushes nothing more
             self._stream.add_slots(1)
-        # Stopped while a slot was credited: tasks may still be on the wire.
+        # Stopped while a slot was credited: tasks may still be on the wire. Hand
+        # back every one that arrives before the server confirms the drain.
         self._stream.drain()
-        deadline = time.monotonic() + 1.0
-        while (left := deadline - time.monotonic()) > 0:
+        while not (self._stream.drained.is_set() and self._stream.tasks.empty()):
             try:
-                task = self._stream.tasks.get(timeout=left)
+                task = self._stream.tasks.get(timeout=0.2)
             except queue.Empty:
-                break
-            if task is not None:
-                self._stream.call(release_run=pb.ReleaseRunRequest(run_id=task.run_id, lease_token=task.lease_token))
+                continue
+            if task is None:
+                break  # the stream ended
+            self._stream.call(release_run=pb.ReleaseRunRequest(run_id=task.run_id, lease_token=task.lease_token))
 
     def _execute(self, task: pb.Task) -> None:
         self._stream.hold(task.run_id)

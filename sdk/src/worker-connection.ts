@@ -37,6 +37,8 @@ export class WorkerConnection {
   private addedSlots = 0
   private isDraining = false
   private isDrainSent = false
+  /** The server answered the drain: no task follows on this stream. */
+  private isDrained = false
   private isFlushScheduled = false
   private reconnectDelayMs = 0
   private reconnectTimer: NodeJS.Timeout | undefined
@@ -92,10 +94,15 @@ export class WorkerConnection {
     this.scheduleFlush()
   }
 
-  /** Waits (briefly) for answers to pending operations, then ends the stream. */
+  /**
+   * Waits (briefly) until the server has answered the drain, if one was asked
+   * (tasks it sent before are handed back meanwhile), and every pending
+   * operation; then ends the stream.
+   */
   async close(): Promise<void> {
     const deadline = Date.now() + closeTimeoutMs
-    while (this.pending.size > 0 && Date.now() < deadline && this.state !== 'closed') {
+    const isSettled = () => this.pending.size === 0 && (!this.isDraining || this.isDrained)
+    while (!isSettled() && Date.now() < deadline && this.state !== 'closed') {
       await new Promise((done) => setTimeout(done, 10))
     }
     this.state = 'closed'
@@ -114,6 +121,7 @@ export class WorkerConnection {
       this.reconnectDelayMs = 0
       this.unsent = [...this.pending.keys()]
       this.isDrainSent = false
+      this.isDrained = false
       this.deps.onWelcome(message.welcome)
       this.scheduleFlush()
     }
@@ -125,6 +133,7 @@ export class WorkerConnection {
       entry.resolve(result)
     }
     if (message.revoked.length > 0) this.deps.onRevoked(message.revoked)
+    if (message.drained) this.isDrained = true
   }
 
   private lost(stream: ClientDuplexStream<ConnectRequest, ConnectResponse>, error: ServiceError | undefined): void {

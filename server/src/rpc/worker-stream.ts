@@ -59,7 +59,9 @@ export class WorkerStream implements TaskConsumer {
   private slots = 0
   private state: 'awaiting-hello' | 'open' | 'draining' | 'closed' = 'awaiting-hello'
   private subscription: Subscription | undefined
-  private outbox: { runs: ClaimedRun[]; results: OperationResult[]; revoked: RevokedLease[] } = { runs: [], results: [], revoked: [] }
+  private outbox = emptyOutbox()
+  /** Operations received and not yet answered. */
+  private readonly performing = new Set<Promise<void>>()
   private isFlushScheduled = false
   private readonly logger: Logger
 
@@ -69,10 +71,7 @@ export class WorkerStream implements TaskConsumer {
   ) {
     this.logger = deps.logger.child({ peer: call.getPeer() })
     call.on('data', (message: ConnectRequest) => this.receive(message))
-    call.on('end', () => {
-      this.close()
-      call.end()
-    })
+    call.on('end', () => void this.endAfterHalfClose())
     call.on('cancelled', () => this.close())
     call.on('error', () => this.close())
   }
@@ -121,16 +120,34 @@ export class WorkerStream implements TaskConsumer {
       this.subscription?.pump()
     }
     for (const operation of message.operations) {
-      void this.perform(operation).then((result) => {
+      const answered = this.perform(operation).then((result) => {
         this.outbox.results.push(result)
         this.scheduleFlush()
       })
+      this.performing.add(answered)
+      void answered.finally(() => this.performing.delete(answered))
     }
     if (message.drain && this.state === 'open') {
-      this.state = 'draining'
-      this.subscription?.close()
-      this.subscription = undefined
+      this.stopTakingTasks()
+      // Tasks already delivered leave with this answer or before it; none after.
+      this.outbox.drained = true
+      this.scheduleFlush()
     }
+  }
+
+  private stopTakingTasks(): void {
+    this.state = 'draining'
+    this.subscription?.close()
+    this.subscription = undefined
+  }
+
+  /** The worker will send nothing more: answer what it sent, then end the stream. */
+  private async endAfterHalfClose(): Promise<void> {
+    if (this.state === 'open') this.stopTakingTasks()
+    await Promise.all(this.performing)
+    this.flush()
+    this.close()
+    this.call.end()
   }
 
   private open(message: ConnectRequest): void {
@@ -146,6 +163,7 @@ export class WorkerStream implements TaskConsumer {
     this.slots = hello.slots
     this.state = 'open'
     this.call.write({
+      drained: false,
       welcome: {
         workerId: hello.workerId,
         leaseMs: hello.leaseMs,
@@ -208,11 +226,11 @@ export class WorkerStream implements TaskConsumer {
 
   private flush(): void {
     this.isFlushScheduled = false
-    const { runs, results, revoked } = this.outbox
-    if (this.state === 'closed' || runs.length + results.length + revoked.length === 0) return
-    this.outbox = { runs: [], results: [], revoked: [] }
+    const { runs, results, revoked, drained } = this.outbox
+    if (this.state === 'closed' || (runs.length + results.length + revoked.length === 0 && !drained)) return
+    this.outbox = emptyOutbox()
     const tasks: Task[] = runs.map((run) => toTaskMessage(run, this.leaseMs))
-    this.call.write({ welcome: undefined, tasks, results, revoked })
+    this.call.write({ welcome: undefined, tasks, results, revoked, drained })
   }
 
   private close(): void {
@@ -233,4 +251,9 @@ export class WorkerStream implements TaskConsumer {
     }
     this.deps.onClosed(this)
   }
+}
+
+/** What leaves in the next message. */
+function emptyOutbox(): { runs: ClaimedRun[]; results: OperationResult[]; revoked: RevokedLease[]; drained: boolean } {
+  return { runs: [], results: [], revoked: [], drained: false }
 }

@@ -251,7 +251,8 @@ export interface ConnectRequest {
   operations: WorkerOperation[];
   /**
    * When true, the server stops pushing tasks on this stream (graceful
-   * shutdown). Tasks already on the wire may still arrive: release them.
+   * shutdown) and answers with `drained`. Tasks already on the wire may still
+   * arrive before it: release them.
    */
   drain: boolean;
 }
@@ -268,6 +269,12 @@ export interface ConnectResponse {
   results: OperationResult[];
   /** Leases the worker must stop working on (for example, a cancelled run). */
   revoked: RevokedLease[];
+  /**
+   * Set once, in answer to `drain`: no task will follow on this stream. Tasks
+   * in this message or earlier ones that the worker will not execute should
+   * be released; once their answers are in, the worker can half-close.
+   */
+  drained: boolean;
 }
 
 /** ClaimTaskRequest asks for ready runs. */
@@ -1679,7 +1686,7 @@ export const ConnectRequest: MessageFns<ConnectRequest> = {
 };
 
 function createBaseConnectResponse(): ConnectResponse {
-  return { welcome: undefined, tasks: [], results: [], revoked: [] };
+  return { welcome: undefined, tasks: [], results: [], revoked: [], drained: false };
 }
 
 export const ConnectResponse: MessageFns<ConnectResponse> = {
@@ -1695,6 +1702,9 @@ export const ConnectResponse: MessageFns<ConnectResponse> = {
     }
     for (const v of message.revoked) {
       RevokedLease.encode(v!, writer.uint32(34).fork()).join();
+    }
+    if (message.drained !== false) {
+      writer.uint32(40).bool(message.drained);
     }
     return writer;
   },
@@ -1744,6 +1754,14 @@ export const ConnectResponse: MessageFns<ConnectResponse> = {
             message.revoked.push(RevokedLease.decode(reader, reader.uint32()));
             continue;
           }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.drained = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1767,6 +1785,7 @@ export const ConnectResponse: MessageFns<ConnectResponse> = {
     message.tasks = object.tasks?.map((e) => Task.fromPartial(e)) || [];
     message.results = object.results?.map((e) => OperationResult.fromPartial(e)) || [];
     message.revoked = object.revoked?.map((e) => RevokedLease.fromPartial(e)) || [];
+    message.drained = object.drained ?? false;
     return message;
   },
 };
@@ -3018,8 +3037,10 @@ export const WorkerServiceService = {
    * server answers with `welcome` and then pushes tasks, never more than the
    * free slots the worker announced. Operations (steps, completions, failures,
    * releases, heartbeats) may flow on the same stream, batched, each answered
-   * by an OperationResult with the same id. If the stream breaks, leases stay
-   * valid until they expire: reconnect (to any server) and keep going.
+   * by an OperationResult with the same id. When the worker half-closes, the
+   * server answers the operations it has received, then ends the stream. If
+   * the stream breaks, leases stay valid until they expire: reconnect (to any
+   * server) and keep going.
    */
   connect: {
     path: "/stackshift.jobs.v1.WorkerService/Connect" as const,
@@ -3133,8 +3154,10 @@ export interface WorkerServiceServer extends UntypedServiceImplementation {
    * server answers with `welcome` and then pushes tasks, never more than the
    * free slots the worker announced. Operations (steps, completions, failures,
    * releases, heartbeats) may flow on the same stream, batched, each answered
-   * by an OperationResult with the same id. If the stream breaks, leases stay
-   * valid until they expire: reconnect (to any server) and keep going.
+   * by an OperationResult with the same id. When the worker half-closes, the
+   * server answers the operations it has received, then ends the stream. If
+   * the stream breaks, leases stay valid until they expire: reconnect (to any
+   * server) and keep going.
    */
   connect: handleBidiStreamingCall<ConnectRequest, ConnectResponse>;
   /**
@@ -3183,8 +3206,10 @@ export interface WorkerServiceClient extends Client {
    * server answers with `welcome` and then pushes tasks, never more than the
    * free slots the worker announced. Operations (steps, completions, failures,
    * releases, heartbeats) may flow on the same stream, batched, each answered
-   * by an OperationResult with the same id. If the stream breaks, leases stay
-   * valid until they expire: reconnect (to any server) and keep going.
+   * by an OperationResult with the same id. When the worker half-closes, the
+   * server answers the operations it has received, then ends the stream. If
+   * the stream breaks, leases stay valid until they expire: reconnect (to any
+   * server) and keep going.
    */
   connect(): ClientDuplexStream<ConnectRequest, ConnectResponse>;
   connect(options: Partial<CallOptions>): ClientDuplexStream<ConnectRequest, ConnectResponse>;
