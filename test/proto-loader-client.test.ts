@@ -122,12 +122,13 @@ it('a worker that half-closes right after its last operations still gets every a
   const stream = env.raw.connect()
   const { messages, ended } = record(stream)
   stream.write({ hello: { worker_id: 'half-closer', queues: ['half-close'], jobs: ['halfJob'], slots: 0 } })
-  stream.write({
-    operations: [
-      { id: 1, complete_step: { run_id, lease_token: task.lease_token, step_id: 'only', result_json: '1' } },
-      { id: 2, complete_run: { run_id, lease_token: task.lease_token, result_json: '"done"' } },
-    ],
-  })
+  // Operations of one message run concurrently: the step is answered before the run is completed.
+  stream.write({ operations: [{ id: 1, complete_step: { run_id, lease_token: task.lease_token, step_id: 'only', result_json: '1' } }] })
+  await waitUntil(
+    async () => messages.flatMap((message) => message.results).length,
+    (count) => count === 1,
+  )
+  stream.write({ operations: [{ id: 2, complete_run: { run_id, lease_token: task.lease_token, result_json: '"done"' } }] })
   stream.end()
   await ended
   const answers = messages.flatMap((message) => message.results).map((result) => [result.id, result.code])
@@ -167,4 +168,31 @@ it('drain is answered with drained, after which no task arrives on the stream', 
     const { run } = await env.raw.runs('GetRun', { run_id: runId })
     expect([runId, run.status, run.attempts]).toEqual([runId, 'RUN_STATUS_QUEUED', 0])
   }
+})
+
+it('tasks with large payloads reach a client with the common 4 MiB receive limit, split over several messages', async () => {
+  const payload_json = JSON.stringify({ blob: 'x'.repeat(800 * 1024) })
+  const runs = Array.from({ length: 8 }, () => ({ queue: 'large', job: 'largeJob', payload_json }))
+  const { results: enqueued } = await env.raw.runs('EnqueueBatch', { runs })
+  const stream = env.raw.connect()
+  const { messages } = record(stream)
+  let failure: Error | undefined
+  stream.on('error', (error: Error) => (failure = error))
+  stream.write({ hello: { worker_id: 'small-receiver', queues: ['large'], jobs: ['largeJob'], slots: 8 } })
+  const tasks = await waitUntil(
+    async () => {
+      if (failure) throw failure
+      return messages.flatMap((message) => message.tasks)
+    },
+    (received) => received.length === 8,
+  )
+  expect(tasks.map((task: { run_id: string }) => task.run_id).sort()).toEqual(enqueued.map((run: { run_id: string }) => run.run_id).sort())
+  expect(messages.filter((message) => message.tasks.length > 0).length).toBeGreaterThan(1)
+  stream.write({
+    operations: tasks.map((task: { run_id: string; lease_token: string }, i: number) => ({
+      id: i + 1,
+      release_run: { run_id: task.run_id, lease_token: task.lease_token },
+    })),
+  })
+  stream.end()
 })

@@ -229,8 +229,19 @@ export class WorkerStream implements TaskConsumer {
     const { runs, results, revoked, drained } = this.outbox
     if (this.state === 'closed' || (runs.length + results.length + revoked.length === 0 && !drained)) return
     this.outbox = emptyOutbox()
-    const tasks: Task[] = runs.map((run) => toTaskMessage(run, this.leaseMs))
-    this.call.write({ welcome: undefined, tasks, results, revoked, drained })
+    const batches = batchBySize(runs.map((run) => toTaskMessage(run, this.leaseMs)))
+    batches.forEach((tasks, index) => {
+      const isFirst = index === 0
+      const isLast = index === batches.length - 1
+      this.call.write({
+        welcome: undefined,
+        tasks,
+        results: isFirst ? results : [],
+        revoked: isFirst ? revoked : [],
+        // After the last task: no task follows a drained.
+        drained: isLast && drained,
+      })
+    })
   }
 
   private close(): void {
@@ -256,4 +267,29 @@ export class WorkerStream implements TaskConsumer {
 /** What leaves in the next message. */
 function emptyOutbox(): { runs: ClaimedRun[]; results: OperationResult[]; revoked: RevokedLease[]; drained: boolean } {
   return { runs: [], results: [], revoked: [], drained: false }
+}
+
+/**
+ * Most gRPC libraries refuse messages over 4 MiB unless told otherwise, and
+ * a flush can hold hundreds of tasks of up to the payload limit each: tasks
+ * leave in messages of at most this many bytes of payload and memo (a larger
+ * task goes alone).
+ */
+const taskBytesPerMessage = 3 * 1024 * 1024
+
+/** Tasks in order, split so each group stays under `taskBytesPerMessage`; always at least one (maybe empty) group. */
+function batchBySize(tasks: Task[]): Task[][] {
+  const batches: Task[][] = [[]]
+  let bytes = 0
+  for (const task of tasks) {
+    let size = Buffer.byteLength(task.payloadJson)
+    for (const step of task.steps) size += step.resultJson === undefined ? 0 : Buffer.byteLength(step.resultJson)
+    if (bytes + size > taskBytesPerMessage && batches.at(-1)!.length > 0) {
+      batches.push([])
+      bytes = 0
+    }
+    batches.at(-1)!.push(task)
+    bytes += size
+  }
+  return batches
 }
