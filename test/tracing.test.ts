@@ -1,9 +1,12 @@
-import { status } from '@grpc/grpc-js'
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { Metadata, status } from '@grpc/grpc-js'
 import { SpanKind, SpanStatusCode } from '@opentelemetry/api'
 import { describe, expect, it } from 'vitest'
 import { useTestEnvironment } from './support/environment.js'
 import { ChildScript } from './support/processes.js'
-import { rejectionOf } from './support/raw-client.js'
+import { createRawClient, rejectionOf } from './support/raw-client.js'
+import { waitUntil } from './support/wait-until.js'
 
 const env = useTestEnvironment()
 
@@ -96,6 +99,45 @@ describe('OpenTelemetry', () => {
     expect(isUnder(incrementServer, increment)).toBe(true)
     expect(inTrace.some((s) => isSqlSpan(s) && isUnder(s, incrementServer))).toBe(true)
   }, 120_000)
+
+  it("the server process started with OTEL_EXPORTER_OTLP_ENDPOINT exports its RPC and SQL spans in the caller's trace", async () => {
+    // A stand-in collector: spans arrive as OTLP protobuf, with names as UTF-8 and trace ids as raw bytes.
+    const exports: Buffer[] = []
+    const collector = createServer((request, response) => {
+      const chunks: Buffer[] = []
+      request.on('data', (chunk: Buffer) => chunks.push(chunk))
+      request.on('end', () => {
+        exports.push(Buffer.concat(chunks))
+        response.writeHead(200, { 'content-type': 'application/x-protobuf' }).end()
+      })
+    })
+    await new Promise<void>((resolve) => collector.listen(0, '127.0.0.1', resolve))
+    const server = new ChildScript('server/src/main.ts', {
+      DATABASE_URL: env.databaseUrl,
+      STACKSHIFT_HOST: '127.0.0.1',
+      STACKSHIFT_PORT: '0',
+      STACKSHIFT_METRICS_PORT: '0',
+      OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${(collector.address() as AddressInfo).port}`,
+      OTEL_BSP_SCHEDULE_DELAY: '100',
+    })
+    try {
+      const address = `127.0.0.1:${JSON.parse(await server.waitForLine(/StackShift server listening/)).port}`
+      const traceId = '5b8efff798038103d269b633813fc60c'
+      const metadata = new Metadata()
+      metadata.set('traceparent', `00-${traceId}-eee19b7ec3c1b174-01`)
+      const client = createRawClient(address)
+      await client.runs('Enqueue', { run: { queue: 'exported', job: 'exportedJob' } }, metadata)
+      client.close()
+      const exported = await waitUntil(
+        async () => Buffer.concat(exports),
+        (bytes) => bytes.includes('RunService/Enqueue') && bytes.includes('pg.query') && bytes.includes(Buffer.from(traceId, 'hex')),
+      )
+      expect(exported.includes(Buffer.from(traceId, 'hex'))).toBe(true)
+    } finally {
+      await server.kill('SIGTERM')
+      collector.close()
+    }
+  })
 
   it('with no OpenTelemetry SDK registered, a run stores no trace context', async () => {
     const run = await env.stackshift.queue('untraced').enqueue('nothing', {})

@@ -34,7 +34,7 @@ export interface RawCallError extends Error {
 
 /** A dynamic client: `call('Enqueue', {...})` on RunService or WorkerService. */
 export interface RawClient {
-  runs(method: string, request: Record<string, unknown>): Promise<Record<string, any>>
+  runs(method: string, request: Record<string, unknown>, metadata?: grpc.Metadata): Promise<Record<string, any>>
   workers(method: string, request: Record<string, unknown>): Promise<Record<string, any>>
   state(method: string, request: Record<string, unknown>): Promise<Record<string, any>>
   /** Opens the worker stream. */
@@ -46,14 +46,14 @@ export function createRawClient(address: string): RawClient {
   const runService = new v1.RunService(address, grpc.credentials.createInsecure())
   const workerService = new v1.WorkerService(address, grpc.credentials.createInsecure())
   const stateService = new v1.StateService(address, grpc.credentials.createInsecure())
-  const call = (client: any, method: string, request: Record<string, unknown>) =>
+  const call = (client: any, method: string, request: Record<string, unknown>, metadata = new grpc.Metadata()) =>
     new Promise<Record<string, any>>((resolve, reject) =>
-      client[method](request, { deadline: Date.now() + 30_000 }, (error: RawCallError | null, response: Record<string, any>) =>
+      client[method](request, metadata, { deadline: Date.now() + 30_000 }, (error: RawCallError | null, response: Record<string, any>) =>
         error ? reject(error) : resolve(response),
       ),
     )
   return {
-    runs: (method, request) => call(runService, method, request),
+    runs: (method, request, metadata) => call(runService, method, request, metadata),
     workers: (method, request) => call(workerService, method, request),
     state: (method, request) => call(stateService, method, request),
     connect: () => workerService.Connect(),
