@@ -139,7 +139,8 @@ async function runOnce(node: string, postgres: BenchPostgres, system: string, wo
   const isStackShift = system.startsWith('stackshift')
   const server = isStackShift ? await startServer(node, databaseUrl, system) : undefined
   const config: BenchConfig = { databaseUrl, concurrency, poolSize, stackshiftAddress: server?.address }
-  const tracingFlags = system === 'stackshift-traced' ? ['--import', './bench/dist/support/tracing.js'] : []
+  // The README's setup itself (examples/tracing.ts, loaded through tsx).
+  const tracingFlags = system === 'stackshift-traced' ? ['--import', 'tsx', '--import', './examples/tracing.ts'] : []
   const child = spawn(node, [...profileFlags(system), ...tracingFlags, 'bench/dist/child.js', system, workload], {
     cwd: repoRoot,
     env: { ...process.env, ...tracingEnv(system), BENCH_CONFIG: JSON.stringify(config) },

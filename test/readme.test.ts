@@ -1,8 +1,7 @@
 import { readFile } from 'node:fs/promises'
-import { createServer } from 'node:http'
-import type { AddressInfo } from 'node:net'
 import { afterAll, beforeAll, expect, it } from 'vitest'
 import { createTestDatabase } from './support/database.js'
+import { startOtlpCollector } from './support/otlp-collector.js'
 import { ChildScript } from './support/processes.js'
 import { type TestServer, startTestServer } from './support/server.js'
 
@@ -39,23 +38,12 @@ it('the README tracing setup is examples/tracing.ts, and with it the quickstart 
   const section = readme.slice(readme.indexOf('## Tracing and logs'))
   expect(/```ts\n([\s\S]*?)```/.exec(section)?.[1]).toBe(example)
 
-  // A stand-in OTLP collector: the spans arrive as protobuf, in which span names are plain UTF-8.
-  const exports: Buffer[] = []
-  const collector = createServer((request, response) => {
-    const chunks: Buffer[] = []
-    request.on('data', (chunk: Buffer) => chunks.push(chunk))
-    request.on('end', () => {
-      if (request.url === '/v1/traces') exports.push(Buffer.concat(chunks))
-      response.writeHead(200, { 'content-type': 'application/x-protobuf' }).end()
-    })
-  })
-  await new Promise<void>((resolve) => collector.listen(0, '127.0.0.1', resolve))
-  const endpoint = `http://127.0.0.1:${(collector.address() as AddressInfo).port}`
+  const collector = await startOtlpCollector()
   // A database of its own: on the first test's, the quickstart's idempotency key would return the finished run.
   const ownServer = await startTestServer(await createTestDatabase())
   const script = new ChildScript(
     'examples/quickstart.ts',
-    { STACKSHIFT_ADDRESS: ownServer.address, OTEL_EXPORTER_OTLP_ENDPOINT: endpoint },
+    { STACKSHIFT_ADDRESS: ownServer.address, OTEL_EXPORTER_OTLP_ENDPOINT: collector.endpoint },
     ['--import', './examples/tracing.ts'],
   )
   try {
@@ -67,7 +55,7 @@ it('the README tracing setup is examples/tracing.ts, and with it the quickstart 
     collector.close()
     await ownServer.stop()
   }
-  const exported = Buffer.concat(exports).toString('latin1')
+  const exported = collector.exported().toString('latin1')
   for (const name of [
     'enqueue provisionAfterPayment',
     'grpc.stackshift.jobs.v1.RunService/Enqueue',

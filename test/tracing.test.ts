@@ -1,9 +1,8 @@
-import { createServer } from 'node:http'
-import type { AddressInfo } from 'node:net'
 import { Metadata, status } from '@grpc/grpc-js'
 import { SpanKind, SpanStatusCode } from '@opentelemetry/api'
 import { describe, expect, it } from 'vitest'
 import { useTestEnvironment } from './support/environment.js'
+import { startOtlpCollector } from './support/otlp-collector.js'
 import { ChildScript } from './support/processes.js'
 import { createRawClient, rejectionOf } from './support/raw-client.js'
 import { waitUntil } from './support/wait-until.js'
@@ -101,23 +100,13 @@ describe('OpenTelemetry', () => {
   }, 120_000)
 
   it("the server process started with OTEL_EXPORTER_OTLP_ENDPOINT exports its RPC and SQL spans in the caller's trace", async () => {
-    // A stand-in collector: spans arrive as OTLP protobuf, with names as UTF-8 and trace ids as raw bytes.
-    const exports: Buffer[] = []
-    const collector = createServer((request, response) => {
-      const chunks: Buffer[] = []
-      request.on('data', (chunk: Buffer) => chunks.push(chunk))
-      request.on('end', () => {
-        exports.push(Buffer.concat(chunks))
-        response.writeHead(200, { 'content-type': 'application/x-protobuf' }).end()
-      })
-    })
-    await new Promise<void>((resolve) => collector.listen(0, '127.0.0.1', resolve))
+    const collector = await startOtlpCollector()
     const server = new ChildScript('server/src/main.ts', {
       DATABASE_URL: env.databaseUrl,
       STACKSHIFT_HOST: '127.0.0.1',
       STACKSHIFT_PORT: '0',
       STACKSHIFT_METRICS_PORT: '0',
-      OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${(collector.address() as AddressInfo).port}`,
+      OTEL_EXPORTER_OTLP_ENDPOINT: collector.endpoint,
       OTEL_BSP_SCHEDULE_DELAY: '100',
     })
     try {
@@ -129,7 +118,7 @@ describe('OpenTelemetry', () => {
       await client.runs('Enqueue', { run: { queue: 'exported', job: 'exportedJob' } }, metadata)
       client.close()
       const exported = await waitUntil(
-        async () => Buffer.concat(exports),
+        async () => collector.exported(),
         (bytes) => bytes.includes('RunService/Enqueue') && bytes.includes('pg.query') && bytes.includes(Buffer.from(traceId, 'hex')),
       )
       expect(exported.includes(Buffer.from(traceId, 'hex'))).toBe(true)

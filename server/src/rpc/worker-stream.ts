@@ -60,8 +60,9 @@ export class WorkerStream implements TaskConsumer {
   private state: 'awaiting-hello' | 'open' | 'draining' | 'closed' = 'awaiting-hello'
   private subscription: Subscription | undefined
   private outbox = emptyOutbox()
-  /** Operations received and not yet answered. */
-  private readonly performing = new Set<Promise<void>>()
+  /** Operations received and not yet answered; after a half-close, the end waits for them. */
+  private unanswered = 0
+  private onAllAnswered: (() => void) | undefined
   private isFlushScheduled = false
   private readonly logger: Logger
 
@@ -120,12 +121,12 @@ export class WorkerStream implements TaskConsumer {
       this.subscription?.pump()
     }
     for (const operation of message.operations) {
-      const answered = this.perform(operation).then((result) => {
+      this.unanswered++
+      void this.perform(operation).then((result) => {
         this.outbox.results.push(result)
         this.scheduleFlush()
+        if (--this.unanswered === 0) this.onAllAnswered?.()
       })
-      this.performing.add(answered)
-      void answered.finally(() => this.performing.delete(answered))
     }
     if (message.drain && this.state === 'open') {
       this.stopTakingTasks()
@@ -144,7 +145,7 @@ export class WorkerStream implements TaskConsumer {
   /** The worker will send nothing more: answer what it sent, then end the stream. */
   private async endAfterHalfClose(): Promise<void> {
     if (this.state === 'open') this.stopTakingTasks()
-    await Promise.all(this.performing)
+    if (this.unanswered > 0) await new Promise<void>((resolve) => (this.onAllAnswered = resolve))
     this.flush()
     this.close()
     this.call.end()
