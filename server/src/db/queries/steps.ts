@@ -1,5 +1,6 @@
 import type { ErrorInfo, LeaseRef, StepKind, StepRecord, StepStatus } from '../../core/run.js'
 import { type Executor, sql } from '../database.js'
+import { runsOfBatch } from './runs.js'
 
 /** A step result a worker reports under its lease. */
 export interface StepCompletion extends LeaseRef {
@@ -40,9 +41,8 @@ export async function stepCompleteMany(
   const rows = await sql<{ run_id: string; step_id: string; namespace: string; job: string }>(
     db,
     `
-    WITH held AS (
-      SELECT r.id AS run_id, r.attempt, r.namespace, r.job, v.step_id, v.kind, v.result, v.duration_ms
-      FROM ROWS FROM (
+    WITH v AS MATERIALIZED (
+      SELECT * FROM ROWS FROM (
         unnest(string_to_array($1, ',')::uuid[]),
         unnest(string_to_array($2, ',')::uuid[]),
         json_array_elements_text($3::json),
@@ -50,8 +50,12 @@ export async function stepCompleteMany(
         unnest(string_to_array($5, ',')::integer[]),
         unnest(string_to_array($6, ',')::stackshift.step_kind[])
       ) AS v(run_id, lease_token, step_id, result, duration_ms, kind)
+    ),
+    held AS (
+      SELECT r.id AS run_id, r.attempt, r.namespace, r.job, v.step_id, v.kind, v.result, v.duration_ms
+      FROM v
       JOIN stackshift.runs r ON r.id = v.run_id
-      WHERE r.lease_token = v.lease_token AND r.lease_expires_at > now()
+      WHERE ${runsOfBatch('v', 'run_id')} AND r.lease_token = v.lease_token AND r.lease_expires_at > now()
     ),
     stored AS (
       INSERT INTO stackshift.steps AS s (run_id, step_id, kind, status, attempt, started_at, finished_at, result)
