@@ -22,8 +22,9 @@ function statementName(text: string): string {
  * Runs one SQL statement with `$n` parameters and returns its rows, as a
  * named prepared statement: each connection parses it once and PostgreSQL can
  * reuse its plan. JavaScript arrays bind as PostgreSQL arrays (for unnest and
- * ANY). Statements are written so that a generic plan is a good plan (ids are
- * matched with `= ANY($n)`, which always probes the primary key).
+ * ANY). Statements are written so that a generic plan is a good plan: a batch
+ * of ids reaches its table through the primary key (`= ANY($n)`, or
+ * runsOfBatch in queries/runs.ts when the batch is joined).
  */
 export async function sql<Row = never>(db: Executor, text: string, values: readonly unknown[] = []): Promise<Row[]> {
   // A transaction's client hands out the transaction's own connection.
