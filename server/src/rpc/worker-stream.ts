@@ -47,8 +47,8 @@ export function generateWorkerId(): string {
  * One worker's Connect stream. Until `hello` it is unidentified; then it
  * subscribes to the dispatcher as a consumer with the worker's free slots, and
  * receives tasks as those slots allow. Operations are handed to the group
- * commits and answered individually. Outgoing tasks and results produced in
- * the same event-loop turn leave in one message.
+ * commits and answered individually. Results produced in the same event-loop
+ * turn leave in one message; tasks leave as soon as they are claimed.
  */
 export class WorkerStream implements TaskConsumer {
   namespace = ''
@@ -85,7 +85,10 @@ export class WorkerStream implements TaskConsumer {
     if (this.state !== 'open') return false
     this.slots -= runs.length
     this.outbox.runs.push(...runs)
-    this.scheduleFlush()
+    // A worker waits for these: they leave now, not at the end of the turn
+    // (with whatever results are ready). One claim is one call here, so this
+    // costs no extra messages under load.
+    this.flush()
     return true
   }
 
