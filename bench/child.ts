@@ -9,6 +9,7 @@ import { type BenchConfig, type SystemAdapter, noopJob, probeJob } from './syste
 import { createGraphileWorkerAdapter } from './systems/graphile-worker.js'
 import { createPgBossAdapter } from './systems/pg-boss.js'
 import { createStackShiftAdapter } from './systems/stackshift.js'
+import { createTransportFloorAdapter } from './systems/transport-floor.js'
 import { type LatencySummary, summarizeLatency } from './support/stats.js'
 import { type WorkloadName, workloadSizes } from './workloads.js'
 
@@ -29,6 +30,8 @@ function createAdapter(): SystemAdapter {
       return createPgBossAdapter(config, 'default')
     case 'pg-boss-tuned':
       return createPgBossAdapter(config, 'tuned')
+    case 'transport-floor':
+      return createTransportFloorAdapter(config)
     default:
       throw new Error(`unknown system ${systemName}`)
   }

@@ -8,6 +8,9 @@
  * `--systems stackshift,stackshift-traced` measures what tracing costs: the
  * second runs the server and the worker with OpenTelemetry on, exporting every
  * span over OTLP to a sink in this process.
+ *
+ * `transport-floor` is not a job system: it runs W2 only, through a relay with
+ * the same hops as a StackShift enqueue and nothing else (floor/relay.ts).
  */
 import { type ChildProcess, spawn } from 'node:child_process'
 import { mkdir, readFile } from 'node:fs/promises'
@@ -26,7 +29,7 @@ import { type WorkloadName, workloadSizes } from './workloads.js'
 
 const repoRoot = fileURLToPath(new URL('../..', import.meta.url))
 const workDir = `${repoRoot}bench/.work`
-const allSystems = ['stackshift', 'graphile-worker-default', 'graphile-worker-tuned', 'pg-boss-default', 'pg-boss-tuned']
+const allSystems = ['stackshift', 'graphile-worker-default', 'graphile-worker-tuned', 'pg-boss-default', 'pg-boss-tuned', 'transport-floor']
 const allWorkloads: WorkloadName[] = ['W1', 'W1S', 'W2', 'W3', 'W4']
 
 function option(name: string): string | undefined {
@@ -98,8 +101,10 @@ const otlpEndpoint = systems.includes('stackshift-traced') ? await startOtlpSink
 const tracingEnv = (system: string): Record<string, string> =>
   system === 'stackshift-traced' ? { OTEL_EXPORTER_OTLP_ENDPOINT: otlpEndpoint! } : {}
 
+/** The StackShift server, or the transport floor's relay, in its own process. */
 async function startServer(node: string, databaseUrl: string, system: string): Promise<{ process: ChildProcess; address: string }> {
-  const child = spawn(node, [...profileFlags('server'), 'server/dist/main.js'], {
+  const script = system === 'transport-floor' ? 'bench/dist/floor/relay-server.js' : 'server/dist/main.js'
+  const child = spawn(node, [...profileFlags('server'), script], {
     cwd: repoRoot,
     env: {
       ...process.env,
@@ -117,7 +122,7 @@ async function startServer(node: string, databaseUrl: string, system: string): P
   for (;;) {
     const { value, done } = await events.next()
     if (done) throw new Error('server exited before listening')
-    if (value.msg === 'StackShift server listening') {
+    if (value.msg === 'StackShift server listening' || value.event === 'listening') {
       // Keep draining its log so it never blocks on a full pipe.
       void (async () => {
         while (!(await events.next()).done);
@@ -136,8 +141,8 @@ async function stopProcess(child: ChildProcess): Promise<void> {
 
 async function runOnce(node: string, postgres: BenchPostgres, system: string, workload: WorkloadName, rep: number): Promise<RunRecord> {
   const databaseUrl = await postgres.createDatabase()
-  const isStackShift = system.startsWith('stackshift')
-  const server = isStackShift ? await startServer(node, databaseUrl, system) : undefined
+  const hasServer = system.startsWith('stackshift') || system === 'transport-floor'
+  const server = hasServer ? await startServer(node, databaseUrl, system) : undefined
   const config: BenchConfig = { databaseUrl, concurrency, poolSize, stackshiftAddress: server?.address }
   // The README's setup itself (examples/tracing.ts, loaded through tsx).
   const tracingFlags = system === 'stackshift-traced' ? ['--import', 'tsx', '--import', './examples/tracing.ts'] : []
@@ -237,6 +242,7 @@ const records: RunRecord[] = []
 try {
   for (const workload of workloads) {
     for (const system of systems) {
+      if (system === 'transport-floor' && workload !== 'W2') continue
       for (let rep = 1; rep <= repeat; rep++) {
         const record = await runOnce(node, postgres, system, workload, rep)
         records.push(record)

@@ -99,6 +99,12 @@ export function renderMarkdown(environment: Record<string, unknown>, records: re
         lines.push(`| ${system} | ${rate}/s | ${ms('p50')} | ${ms('p90')} | ${ms('p99')} | ${ms('max')} | ${cost(runs).join(' | ')} |`)
       }
     }
+    if (w2.has('transport-floor')) {
+      lines.push(
+        '',
+        'transport-floor is not a job system: a gRPC unary call to a relay process that commits one INSERT, then pushes the payload on a server stream to the worker process. It has the hops of a StackShift enqueue and nothing else: the least such a path takes on this machine.',
+      )
+    }
     lines.push('')
   }
   const w3 = bySystem(records, 'W3')

@@ -1,0 +1,36 @@
+/**
+ * Runs the W2 transport floor's relay (see relay.ts) on DATABASE_URL, with the
+ * StackShift server's pool size; prints {"event":"listening","port":n}.
+ */
+import { Server, ServerCredentials, type ServerWritableStream } from '@grpc/grpc-js'
+import pg from 'pg'
+import { relayService, relayTable } from './relay.js'
+
+const pool = new pg.Pool({ connectionString: process.env.DATABASE_URL, max: Number(process.env.STACKSHIFT_DB_POOL_SIZE ?? 10) })
+await pool.query(`CREATE TABLE IF NOT EXISTS ${relayTable} (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, payload bytea NOT NULL)`)
+const listeners = new Set<ServerWritableStream<Buffer, Buffer>>()
+
+const server = new Server()
+server.addService(relayService, {
+  send: (call: { request: Buffer }, callback: (error: Error | null, response?: Buffer) => void) => {
+    pool.query({ name: 'relay_insert', text: `INSERT INTO ${relayTable} (payload) VALUES ($1)`, values: [call.request] }).then(
+      () => {
+        for (const listener of listeners) listener.write(call.request)
+        callback(null, Buffer.alloc(0))
+      },
+      (error: Error) => callback(error),
+    )
+  },
+  listen: (call: ServerWritableStream<Buffer, Buffer>) => {
+    listeners.add(call)
+    call.on('cancelled', () => listeners.delete(call))
+  },
+})
+const port = await new Promise<number>((resolve, reject) =>
+  server.bindAsync('127.0.0.1:0', ServerCredentials.createInsecure(), (error, bound) => (error ? reject(error) : resolve(bound))),
+)
+console.log(JSON.stringify({ event: 'listening', port }))
+process.on('SIGTERM', () => {
+  server.forceShutdown()
+  void pool.end().then(() => process.exit(0))
+})

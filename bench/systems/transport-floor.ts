@@ -1,0 +1,52 @@
+import { type Client, type ClientReadableStream, credentials, makeGenericClientConstructor } from '@grpc/grpc-js'
+import pg from 'pg'
+import { relayService } from '../floor/relay.js'
+import type { BenchConfig, ProbeHandler, SystemAdapter } from './adapter.js'
+
+interface RelayClient extends Client {
+  send(request: Buffer, done: (error: Error | null) => void): void
+  listen(request: Buffer): ClientReadableStream<Buffer>
+}
+
+/**
+ * Not a job system: the W2 transport floor (floor/relay.ts), measured by the
+ * same harness as the systems. Only W2 runs it.
+ */
+export function createTransportFloorAdapter(config: BenchConfig): SystemAdapter {
+  const RelayClient = makeGenericClientConstructor(relayService, 'Relay')
+  const client = new RelayClient(config.stackshiftAddress!, credentials.createInsecure()) as unknown as RelayClient
+  const db = new pg.Client({ connectionString: config.databaseUrl })
+  let listener: ClientReadableStream<Buffer> | undefined
+  const onlyW2 = () => Promise.reject(new Error('the transport floor only runs W2'))
+
+  return {
+    async install() {
+      await db.connect()
+    },
+    preloadHistory: onlyW2,
+    enqueueBulk: onlyW2,
+    async enqueueOne(_job, payload) {
+      await new Promise<void>((resolve, reject) =>
+        client.send(Buffer.from(JSON.stringify(payload)), (error) => (error ? reject(error) : resolve())),
+      )
+    },
+    async startWorker(_job, handler: ProbeHandler) {
+      listener = client.listen(Buffer.alloc(0))
+      listener.on('data', (message: Buffer) => handler(JSON.parse(message.toString('utf8'))))
+      listener.on('error', () => {})
+      // The stream is open once the server has seen it: wait for its first round trip.
+      await new Promise((resolve) => client.waitForReady(Date.now() + 10_000, resolve))
+    },
+    startThreeStepWorker: onlyW2,
+    enqueueThreeStepJobs: onlyW2,
+    unfinished: onlyW2,
+    async stopWorker() {
+      listener?.cancel()
+      listener = undefined
+    },
+    async close() {
+      client.close()
+      await db.end()
+    },
+  }
+}
