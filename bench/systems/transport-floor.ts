@@ -1,5 +1,4 @@
 import { type Client, type ClientReadableStream, credentials, makeGenericClientConstructor } from '@grpc/grpc-js'
-import pg from 'pg'
 import { relayService } from '../floor/relay.js'
 import type { BenchConfig, ProbeHandler, SystemAdapter } from './adapter.js'
 
@@ -15,14 +14,12 @@ interface RelayClient extends Client {
 export function createTransportFloorAdapter(config: BenchConfig): SystemAdapter {
   const RelayClient = makeGenericClientConstructor(relayService, 'Relay')
   const client = new RelayClient(config.stackshiftAddress!, credentials.createInsecure()) as unknown as RelayClient
-  const db = new pg.Client({ connectionString: config.databaseUrl })
   let listener: ClientReadableStream<Buffer> | undefined
   const onlyW2 = () => Promise.reject(new Error('the transport floor only runs W2'))
 
   return {
-    async install() {
-      await db.connect()
-    },
+    // The relay created its table before this process started.
+    async install() {},
     preloadHistory: onlyW2,
     enqueueBulk: onlyW2,
     async enqueueOne(_job, payload) {
@@ -34,7 +31,7 @@ export function createTransportFloorAdapter(config: BenchConfig): SystemAdapter 
       listener = client.listen(Buffer.alloc(0))
       listener.on('data', (message: Buffer) => handler(JSON.parse(message.toString('utf8'))))
       listener.on('error', () => {})
-      // The stream is open once the server has seen it: wait for its first round trip.
+      // Connected before the workload starts its one-second settle and its first arrival.
       await new Promise((resolve) => client.waitForReady(Date.now() + 10_000, resolve))
     },
     startThreeStepWorker: onlyW2,
@@ -46,7 +43,6 @@ export function createTransportFloorAdapter(config: BenchConfig): SystemAdapter 
     },
     async close() {
       client.close()
-      await db.end()
     },
   }
 }
