@@ -96,7 +96,7 @@ export async function startServer(config: ServerConfig & { databaseUrl: string }
   const canceller = new RunCanceller({ db, metrics, logger })
   const stateStore = new StateStore({ db })
 
-  const workerService = createWorkerService({ config, logger, db, dispatcher, leaseWrites, suspensions, release, metrics })
+  const workerService = createWorkerService({ config, logger, db, dispatcher, leaseWrites, suspensions, metrics })
   const listener = new NotificationListener({
     url: config.databaseUrl,
     logger,

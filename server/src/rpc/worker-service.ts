@@ -41,7 +41,6 @@ export function createWorkerService(deps: {
   leaseWrites: LeaseWrites
   suspensions: Suspensions
   metrics: ServerMetrics
-  release: (runs: readonly ClaimedRun[]) => Promise<void>
 }): WorkerServiceHandle {
   const { config, logger, leaseWrites } = deps
   const streams = new Set<WorkerStream>()

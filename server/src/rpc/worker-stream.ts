@@ -4,7 +4,7 @@ import type { ServerConfig } from '../config.js'
 import { InvalidArgumentError } from '../core/errors.js'
 import type { ClaimedRun } from '../core/run.js'
 import type { Dispatcher, Subscription, TaskConsumer } from '../dispatch/dispatcher.js'
-import { type Logger, runLogFields } from '../logger.js'
+import type { Logger } from '../logger.js'
 import type { LeaseWrites, RevokedLease as DomainRevokedLease } from '../operations/lease-writes.js'
 import type { Suspensions } from '../operations/suspensions.js'
 import type {
@@ -33,8 +33,6 @@ export interface WorkerStreamDeps {
   dispatcher: Dispatcher
   leaseWrites: LeaseWrites
   suspensions: Suspensions
-  /** Hands back runs claimed for this stream that never left the server. */
-  release: (runs: readonly ClaimedRun[]) => Promise<void>
   onClosed: (stream: WorkerStream) => void
 }
 
@@ -254,16 +252,6 @@ export class WorkerStream implements TaskConsumer {
     this.state = 'closed'
     this.subscription?.close()
     this.subscription = undefined
-    // Claimed but never written: hand them back rather than let their leases expire as failed attempts.
-    const unsent = this.outbox.runs
-    this.outbox.runs = []
-    if (unsent.length > 0) {
-      this.deps
-        .release(unsent)
-        .catch((error: unknown) =>
-          this.logger.warn({ err: error, runs: unsent.map(runLogFields) }, 'could not release unsent runs; their leases will expire'),
-        )
-    }
     this.deps.onClosed(this)
   }
 }
