@@ -1,7 +1,7 @@
 import { status } from '@grpc/grpc-js'
 import { LeaseLostError, RunSuspendedError, errorFromStatus } from './errors.js'
 import { NonRetriableError, RetryAfterError } from './handler-errors.js'
-import type { JobDefinition, JobContext } from './job.js'
+import type { JobContext, JobDefinition, RunInfo } from './job.js'
 import { decodeJson, encodeJson } from './json.js'
 import type { Logger } from './logger.js'
 import { type FailedStep, StepRunner } from './step.js'
@@ -20,6 +20,10 @@ export interface ExecutionDeps {
   /** The State Store, with value operations recorded in the run. */
   runState: (scope: RunStateScope) => StateStore
   logger: Logger
+  /** The handler returned or threw: its slot is free, while the outcome may still be being reported. Called once. */
+  onHandlerSettled: (execution: Execution) => void
+  /** The attempt is over: the handler settled and its outcome was reported (or could not be). Called once. */
+  onDone: (execution: Execution, unexpected: unknown) => void
 }
 
 /**
@@ -33,26 +37,18 @@ export class Execution {
   // AbortController per run is a measurable cost at thousands of runs a second.
   private controller: AbortController | undefined
   private abortReason: Error | undefined
-  private settleHandler!: () => void
-  /**
-   * Settles when the handler has returned or thrown: its slot is free for the
-   * next run while the outcome is still being reported.
-   */
-  readonly handlerSettled = new Promise<void>((resolve) => (this.settleHandler = resolve))
-  /** Settles when the handler has returned or thrown and the outcome was reported. */
+  private isHandlerSettled = false
+  /** Settles when the handler has returned or thrown and the outcome was reported; never rejects. */
   readonly done: Promise<void>
-
-  private readonly send: ExecutionDeps['send']
-  private readonly logger: Logger
+  /** When the handler started (performance.now()). */
+  readonly startedAt = performance.now()
 
   constructor(
     readonly task: Task,
     private readonly definition: JobDefinition<unknown, unknown>,
-    private readonly deps: ExecutionDeps,
+    readonly deps: ExecutionDeps,
   ) {
-    this.send = deps.send
-    this.logger = deps.logger
-    this.done = this.execute().finally(() => this.settleHandler())
+    this.done = this.runToEnd()
   }
 
   /** What every log line about this run carries. */
@@ -88,6 +84,23 @@ export class Execution {
     this.controller?.abort(reason)
   }
 
+  private async runToEnd(): Promise<void> {
+    let unexpected: unknown
+    try {
+      await this.execute()
+    } catch (error) {
+      unexpected = error
+    }
+    this.settleHandler()
+    this.deps.onDone(this, unexpected)
+  }
+
+  private settleHandler(): void {
+    if (this.isHandlerSettled) return
+    this.isHandlerSettled = true
+    this.deps.onHandlerSettled(this)
+  }
+
   /** The attempt as a span that continues the enqueuer's trace; its steps are child spans. */
   private execute(): Promise<void> {
     const { task } = this
@@ -103,15 +116,58 @@ export class Execution {
 
   private async runAttempt(span: Span): Promise<void> {
     const { task } = this
-    const execution = this
-    const memo = new Map(task.steps.map((step) => [step.stepId, step.resultJson]))
-    const steps = new StepRunner(
+    const context = new AttemptContext(this, decodeJson(task.payloadJson))
+    let result: unknown
+    try {
+      result = await this.definition.handler(context)
+    } catch (error) {
+      this.settleHandler()
+      recordOutcome(span, this.abortReason ?? error)
+      const failedStep = context.usedSteps?.failedStep
+      await this.fail(error, failedStep?.error === error ? failedStep : undefined)
+      return
+    }
+    this.settleHandler()
+    // Suspended, cancelled, lost or handed back: this attempt reports nothing more.
+    if (this.abortReason) return recordOutcome(span, this.abortReason)
+    let resultJson: string | undefined
+    try {
+      resultJson = encodeJson(result, `the result of job "${task.job}"`)
+    } catch (error) {
+      const refused = new NonRetriableError((error as Error).message)
+      recordOutcome(span, refused)
+      await this.fail(refused, undefined)
+      return
+    }
+    const answer = await this.deps.send({
+      $case: 'completeRun',
+      completeRun: { runId: task.runId, leaseToken: task.leaseToken, resultJson },
+    })
+    if (answer.code === status.OK) return
+    if (answer.code === status.FAILED_PRECONDITION) {
+      this.deps.logger.info('run finished after its lease was lost; the result was not stored', this.logFields)
+    } else if (answer.code === status.RESOURCE_EXHAUSTED || answer.code === status.INVALID_ARGUMENT) {
+      await this.fail(new NonRetriableError(`the server refused the run's result: ${answer.message}`), undefined)
+    } else {
+      this.deps.logger.warn('could not report the run as completed; its lease will expire and it will run again', {
+        ...this.logFields,
+        code: answer.code,
+        message: answer.message,
+      })
+    }
+  }
+
+  /** The attempt's steps, replaying those completed in earlier attempts. */
+  createSteps(): StepRunner {
+    const { task } = this
+    const memo = task.steps.length === 0 ? noSteps : new Map(task.steps.map((step) => [step.stepId, step.resultJson]))
+    return new StepRunner(
       task.runId,
       task.attempt,
       memo,
       {
         completeStep: async (stepId, resultJson, durationMs, kind) => {
-          const result = await this.send({
+          const result = await this.deps.send({
             $case: 'completeStep',
             completeStep: {
               runId: task.runId,
@@ -125,7 +181,7 @@ export class Execution {
           this.throwUnlessOk(result)
         },
         suspend: async (stepId, wait) => {
-          const result = await this.send({
+          const result = await this.deps.send({
             $case: 'suspendRun',
             suspendRun: { runId: task.runId, leaseToken: task.leaseToken, stepId, wait },
           })
@@ -143,72 +199,6 @@ export class Execution {
       },
       () => this.abortReason,
     )
-    let state: StateStore | undefined
-    const context: JobContext<unknown> = {
-      payload: decodeJson(task.payloadJson),
-      step: steps,
-      // Built on first use, like signal: most handlers never touch it.
-      get state() {
-        state ??= execution.deps.runState({
-          runId: task.runId,
-          leaseToken: task.leaseToken,
-          attempt: task.attempt,
-          operation: (name) => steps.stateOperation(name),
-          throwIfAborted: () => steps.throwIfAborted(),
-        })
-        return state
-      },
-      get signal() {
-        return execution.signal
-      },
-      run: {
-        id: task.runId,
-        job: task.job,
-        queue: task.queue,
-        namespace: task.namespace,
-        attempt: task.attempt,
-        maxAttempts: task.maxAttempts,
-        createdAt: task.createdAt,
-      },
-      get logger() {
-        return withFields(execution.logger, execution.logFields)
-      },
-    }
-
-    let result: unknown
-    try {
-      result = await this.definition.handler(context)
-    } catch (error) {
-      this.settleHandler()
-      recordOutcome(span, this.abortReason ?? error)
-      await this.fail(error, steps.failedStep?.error === error ? steps.failedStep : undefined)
-      return
-    }
-    this.settleHandler()
-    // Suspended, cancelled, lost or handed back: this attempt reports nothing more.
-    if (this.abortReason) return recordOutcome(span, this.abortReason)
-    let resultJson: string | undefined
-    try {
-      resultJson = encodeJson(result, `the result of job "${task.job}"`)
-    } catch (error) {
-      const refused = new NonRetriableError((error as Error).message)
-      recordOutcome(span, refused)
-      await this.fail(refused, undefined)
-      return
-    }
-    const answer = await this.send({ $case: 'completeRun', completeRun: { runId: task.runId, leaseToken: task.leaseToken, resultJson } })
-    if (answer.code === status.OK) return
-    if (answer.code === status.FAILED_PRECONDITION) {
-      this.logger.info('run finished after its lease was lost; the result was not stored', this.logFields)
-    } else if (answer.code === status.RESOURCE_EXHAUSTED || answer.code === status.INVALID_ARGUMENT) {
-      await this.fail(new NonRetriableError(`the server refused the run's result: ${answer.message}`), undefined)
-    } else {
-      this.logger.warn('could not report the run as completed; its lease will expire and it will run again', {
-        ...this.logFields,
-        code: answer.code,
-        message: answer.message,
-      })
-    }
   }
 
   private async fail(error: unknown, failedStep: FailedStep | undefined): Promise<void> {
@@ -216,7 +206,7 @@ export class Execution {
     // write of this attempt; whoever holds the run now reports on it.
     if (this.abortReason) return
     const info = describeError(error)
-    const answer = await this.send({
+    const answer = await this.deps.send({
       $case: 'failRun',
       failRun: {
         runId: this.task.runId,
@@ -229,7 +219,7 @@ export class Execution {
       },
     })
     if (answer.code !== status.OK && answer.code !== status.FAILED_PRECONDITION) {
-      this.logger.warn('could not report the run as failed; its lease will expire and it will run again', {
+      this.deps.logger.warn('could not report the run as failed; its lease will expire and it will run again', {
         ...this.logFields,
         code: answer.code,
         message: answer.message,
@@ -245,6 +235,72 @@ export class Execution {
       throw error
     }
     throw errorFromStatus(result.code, result.message)
+  }
+}
+
+const noSteps: ReadonlyMap<string, string | undefined> = new Map()
+
+/**
+ * What a handler receives. One per attempt, so its parts most handlers never
+ * touch (steps, the State Store, the signal, the logger) are built on first
+ * use: at thousands of runs a second, per-run objects are what the worker
+ * spends its time collecting.
+ */
+class AttemptContext implements JobContext<unknown> {
+  private steps: StepRunner | undefined
+  private stateStore: StateStore | undefined
+  private runInfo: RunInfo | undefined
+
+  constructor(
+    private readonly execution: Execution,
+    readonly payload: unknown,
+  ) {}
+
+  get step(): StepRunner {
+    this.steps ??= this.execution.createSteps()
+    return this.steps
+  }
+
+  get state(): StateStore {
+    if (!this.stateStore) {
+      const { task, deps } = this.execution
+      const steps = this.step
+      this.stateStore = deps.runState({
+        runId: task.runId,
+        leaseToken: task.leaseToken,
+        attempt: task.attempt,
+        operation: (name) => steps.stateOperation(name),
+        throwIfAborted: () => steps.throwIfAborted(),
+      })
+    }
+    return this.stateStore
+  }
+
+  get signal(): AbortSignal {
+    return this.execution.signal
+  }
+
+  get run(): RunInfo {
+    const { task } = this.execution
+    this.runInfo ??= {
+      id: task.runId,
+      job: task.job,
+      queue: task.queue,
+      namespace: task.namespace,
+      attempt: task.attempt,
+      maxAttempts: task.maxAttempts,
+      createdAt: task.createdAt,
+    }
+    return this.runInfo
+  }
+
+  get logger(): Logger {
+    return withFields(this.execution.deps.logger, this.execution.logFields)
+  }
+
+  /** The steps, if the handler used any. */
+  get usedSteps(): StepRunner | undefined {
+    return this.steps
   }
 }
 

@@ -46,6 +46,11 @@ const defaultPrefetchMax = 1000
 /** The server's limit on the slots a worker stream may announce. */
 const slotsMax = 10_000
 
+/** Runs claimed together share a lease token: an attempt is its run id and token. */
+function executionKey(task: Task): string {
+  return `${task.runId}/${task.leaseToken}`
+}
+
 /**
  * Executes runs of registered jobs. Connected to the server by one stream, it
  * announces its free slots, receives that many runs, executes them
@@ -73,6 +78,8 @@ export class Worker {
   private stopping: Promise<void> | undefined
   private isHeartbeatPending = false
   private readonly concurrency: number
+  /** Set in `start()`, before any task can arrive. */
+  private executionDeps: ExecutionDeps | undefined
 
   /** @internal created by `StackShift.worker()` */
   constructor(
@@ -147,6 +154,7 @@ export class Worker {
           logger.error('the server refused this worker', { message: error.message })
         },
       })
+      this.executionDeps = this.createExecutionDeps(this.connection, jobs)
       this.connection.connect()
     })
     if (this.state === 'starting') this.state = 'running'
@@ -242,31 +250,36 @@ export class Worker {
   }
 
   private startReady(jobs: ReadonlyMap<string, JobDefinition<unknown, unknown>>): void {
-    const connection = this.connection!
     while (this.busySlots < this.concurrency && this.ready.length > 0) {
       const task = this.ready.shift()!
-      const execution = new Execution(task, jobs.get(task.job)!, {
-        send: (body) => connection.send(body),
-        sendEvent: this.internals.sendEvent,
-        runState: this.internals.runState,
-        logger: this.internals.logger,
-      })
-      const startedAt = performance.now()
-      this.executions.set(`${task.runId}/${task.leaseToken}`, execution)
+      const execution = new Execution(task, jobs.get(task.job)!, this.executionDeps!)
+      this.executions.set(executionKey(task), execution)
       this.busySlots++
+    }
+  }
+
+  /** Shared by every execution of this worker: what an attempt calls back is told which attempt it is. */
+  private createExecutionDeps(connection: WorkerConnection, jobs: ReadonlyMap<string, JobDefinition<unknown, unknown>>): ExecutionDeps {
+    const { sendEvent, runState, logger } = this.internals
+    return {
+      send: (body) => connection.send(body),
+      sendEvent,
+      runState,
+      logger,
       // The slot frees when the handler returns, so the next run starts (and
       // more are claimed) while this one's outcome is still being committed.
-      void execution.handlerSettled.then(() => {
+      onHandlerSettled: (execution) => {
         this.busySlots--
-        this.averageHandlerMs = this.averageHandlerMs * 0.9 + (performance.now() - startedAt) * 0.1
+        this.averageHandlerMs = this.averageHandlerMs * 0.9 + (performance.now() - execution.startedAt) * 0.1
         this.startReady(jobs)
         this.refill()
-      })
-      void execution.done
-        .catch((error: unknown) =>
-          this.internals.logger.error('run execution failed unexpectedly', { ...runLogFields(task), error: String(error) }),
-        )
-        .finally(() => this.executions.delete(`${task.runId}/${task.leaseToken}`))
+      },
+      onDone: (execution, unexpected) => {
+        if (unexpected !== undefined) {
+          logger.error('run execution failed unexpectedly', { ...runLogFields(execution.task), error: String(unexpected) })
+        }
+        this.executions.delete(executionKey(execution.task))
+      },
     }
   }
 
