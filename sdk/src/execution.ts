@@ -38,17 +38,28 @@ export class Execution {
   private controller: AbortController | undefined
   private abortReason: Error | undefined
   private isHandlerSettled = false
-  /** Settles when the handler has returned or thrown and the outcome was reported; never rejects. */
-  readonly done: Promise<void>
+  private finished: Promise<void> | undefined
   /** When the handler started (performance.now()). */
-  readonly startedAt = performance.now()
+  startedAt = 0
 
   constructor(
     readonly task: Task,
     private readonly definition: JobDefinition<unknown, unknown>,
     readonly deps: ExecutionDeps,
-  ) {
-    this.done = this.runToEnd()
+  ) {}
+
+  /**
+   * Runs the attempt. A handler that throws at once settles before this
+   * returns, so the caller counts the execution before starting it.
+   */
+  start(): void {
+    this.startedAt = performance.now()
+    this.finished = this.runToEnd()
+  }
+
+  /** Settles when the handler has returned or thrown and the outcome was reported; never rejects. */
+  get done(): Promise<void> {
+    return this.finished ?? notStarted
   }
 
   /** What every log line about this run carries. */
@@ -239,6 +250,7 @@ export class Execution {
 }
 
 const noSteps: ReadonlyMap<string, string | undefined> = new Map()
+const notStarted = Promise.resolve()
 
 /**
  * What a handler receives. One per attempt, so its parts most handlers never

@@ -255,6 +255,7 @@ export class Worker {
       const execution = new Execution(task, jobs.get(task.job)!, this.executionDeps!)
       this.executions.set(executionKey(task), execution)
       this.busySlots++
+      execution.start()
     }
   }
 
