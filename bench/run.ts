@@ -1,7 +1,13 @@
 /**
  * `npm run bench`: StackShift against graphile-worker and pg-boss on one
- * PostgreSQL, workload by workload, system after system (never two at once),
- * each run on a fresh database, each workload three times.
+ * PostgreSQL, one run at a time (never two systems at once), each run on a
+ * fresh database, each workload three times.
+ *
+ * Repetitions are interleaved: each one runs every system's workloads in turn,
+ * W4 right after W1. The machine's speed drifts over the hour a full run
+ * takes; this way a slow spell lands on every system and workload alike
+ * instead of on one cell, and W4's share of W1 compares two runs made minutes
+ * apart.
  *
  * Usage: npm run bench -- [--workloads W1,W1S,W2,W3,W4] [--systems a,b] [--repeat 3] [--concurrency 100]
  *
@@ -204,6 +210,14 @@ async function printStatements(databaseUrl: string): Promise<void> {
   }
 }
 
+/** W4 runs right after W1: its result is read as a share of W1's. */
+function runOrder(selected: readonly WorkloadName[]): WorkloadName[] {
+  if (!selected.includes('W1') || !selected.includes('W4')) return [...selected]
+  const rest: WorkloadName[] = selected.filter((workload) => workload !== 'W4')
+  rest.splice(rest.indexOf('W1') + 1, 0, 'W4')
+  return rest
+}
+
 async function packageVersion(path: string): Promise<string> {
   return JSON.parse(await readFile(`${repoRoot}${path}`, 'utf8')).version
 }
@@ -240,10 +254,10 @@ console.log(JSON.stringify(environment, null, 2))
 
 const records: RunRecord[] = []
 try {
-  for (const workload of workloads) {
+  for (let rep = 1; rep <= repeat; rep++) {
     for (const system of systems) {
-      if (system === 'transport-floor' && workload !== 'W2') continue
-      for (let rep = 1; rep <= repeat; rep++) {
+      for (const workload of runOrder(workloads)) {
+        if (system === 'transport-floor' && workload !== 'W2') continue
         const record = await runOnce(node, postgres, system, workload, rep)
         records.push(record)
         console.log(

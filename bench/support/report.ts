@@ -54,7 +54,8 @@ export function renderMarkdown(environment: Record<string, unknown>, records: re
     `Versions: ${Object.entries(environment.versions as Record<string, string>)
       .map(([k, v]) => `${k} ${v}`)
       .join(', ')}. Concurrency ${environment.concurrency}, database pool ${environment.poolSize}. ` +
-      `Each cell: median (min–max) of ${environment.repeat} runs, each on a fresh database. ⏱ = capped at ${sizes.drainCapSeconds} s, rate reached so far. ` +
+      `Each cell: median (min–max) of ${environment.repeat} runs, each on a fresh database; ` +
+      `the repetitions are interleaved (each runs every system's workloads in turn, W4 right after W1). ⏱ = capped at ${sizes.drainCapSeconds} s, rate reached so far. ` +
       `Commits per job and CPU-seconds per 1,000 jobs cover the whole workload (enqueue included), summed over PostgreSQL, the StackShift server and the worker process.`,
     '',
   )
@@ -127,11 +128,18 @@ export function renderMarkdown(environment: Record<string, unknown>, records: re
   const w4 = bySystem(records, 'W4')
   if (w4.size > 0) {
     lines.push(`**W4 history** — W1 on a database already holding ${integer.format(sizes.historyRuns as number)} finished runs`, '')
-    lines.push('| system | drain runs/s | share of W1 drain | commits/job | CPU-s / 1,000 jobs |', '| --- | ---: | ---: | ---: | ---: |')
+    lines.push(
+      '| system | drain runs/s | share of W1 drain (same repetition) | commits/job | CPU-s / 1,000 jobs |',
+      '| --- | ---: | ---: | ---: | ---: |',
+    )
     for (const [system, runs] of w4) {
-      const w1Median = w1.has(system) ? spread(w1.get(system)!.map((r) => r.result.drainPerSecond as number)).median : undefined
       const drain = runs.map((r) => r.result.drainPerSecond as number)
-      const share = w1Median ? `${Math.round((spread(drain).median / w1Median) * 100)}%` : '—'
+      // Each W4 run against the W1 run of its own repetition, made just before it.
+      const shares = runs.flatMap((run) => {
+        const w1Run = w1.get(system)?.find((r) => r.rep === run.rep)
+        return w1Run ? [((run.result.drainPerSecond as number) / (w1Run.result.drainPerSecond as number)) * 100] : []
+      })
+      const share = shares.length > 0 ? cell(shares, (n) => `${Math.round(n)}%`) : '—'
       lines.push(`| ${system} | ${cell(drain, integer.format)}${capped(runs)} | ${share} | ${cost(runs).join(' | ')} |`)
     }
     lines.push('')
