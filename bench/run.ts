@@ -253,10 +253,11 @@ const environment = {
 console.log(JSON.stringify(environment, null, 2))
 
 const records: RunRecord[] = []
+const orderedWorkloads = runOrder(workloads)
 try {
   for (let rep = 1; rep <= repeat; rep++) {
     for (const system of systems) {
-      for (const workload of runOrder(workloads)) {
+      for (const workload of orderedWorkloads) {
         if (system === 'transport-floor' && workload !== 'W2') continue
         const record = await runOnce(node, postgres, system, workload, rep)
         records.push(record)
