@@ -57,10 +57,21 @@ export function unaryHandler<Request, Response>(
 ) => void {
   return (call, callback) => {
     const controller = new AbortController()
-    call.on('cancelled', () => controller.abort())
+    // grpc-js reports 'cancelled' when a call's stream closes, answered or
+    // not; aborting an answered call would only build an AbortError for nobody.
+    let isAnswered = false
+    call.on('cancelled', () => {
+      if (!isAnswered) controller.abort()
+    })
     handle(call.request, controller.signal).then(
-      (response) => callback(null, response),
-      (error: unknown) => callback(toServiceError(toRpcStatus(error, logger))),
+      (response) => {
+        isAnswered = true
+        callback(null, response)
+      },
+      (error: unknown) => {
+        isAnswered = true
+        callback(toServiceError(toRpcStatus(error, logger)))
+      },
     )
   }
 }
