@@ -27,6 +27,8 @@ export interface BenchPostgres {
   dropDatabase(url: string): Promise<void>
   /** Transactions committed in a database so far (pg_stat_database). */
   commits(url: string): Promise<number>
+  /** Writes every dirty buffer and starts a new WAL segment of the checkpoint cycle (CHECKPOINT). */
+  checkpoint(): Promise<void>
   /** The effective values of the fixed settings, and the server version. */
   describe(): Promise<Record<string, string>>
   stop(): Promise<void>
@@ -68,6 +70,9 @@ export async function startBenchPostgres(workDir: string, extraSettings: Record<
         new URL(url).pathname.slice(1),
       ])
       return rows[0]?.n ?? 0
+    },
+    async checkpoint() {
+      await admin.query('CHECKPOINT')
     },
     async describe() {
       const { rows } = await admin.query('SELECT name, setting, unit FROM pg_settings WHERE name = ANY($1) ORDER BY name', [
