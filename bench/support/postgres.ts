@@ -27,7 +27,7 @@ export interface BenchPostgres {
   dropDatabase(url: string): Promise<void>
   /** Transactions committed in a database so far (pg_stat_database). */
   commits(url: string): Promise<number>
-  /** Writes every dirty buffer and starts a new WAL segment of the checkpoint cycle (CHECKPOINT). */
+  /** Writes every dirty buffer to disk now (CHECKPOINT). */
   checkpoint(): Promise<void>
   /** The effective values of the fixed settings, and the server version. */
   describe(): Promise<Record<string, string>>

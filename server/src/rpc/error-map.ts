@@ -63,15 +63,11 @@ export function unaryHandler<Request, Response>(
     call.on('cancelled', () => {
       if (!isAnswered) controller.abort()
     })
-    handle(call.request, controller.signal).then(
-      (response) => {
-        isAnswered = true
-        callback(null, response)
-      },
-      (error: unknown) => {
-        isAnswered = true
-        callback(toServiceError(toRpcStatus(error, logger)))
-      },
-    )
+    handle(call.request, controller.signal)
+      .finally(() => (isAnswered = true))
+      .then(
+        (response) => callback(null, response),
+        (error: unknown) => callback(toServiceError(toRpcStatus(error, logger))),
+      )
   }
 }
