@@ -90,33 +90,48 @@ async function drain(adapter: SystemAdapter, isAnalyzedBeforeDrain: boolean): Pr
   }
 }
 
-/** W2: enqueue-to-handler-start latency at open-loop arrival rates. */
-async function latency(adapter: SystemAdapter): Promise<Record<string, unknown>> {
+/**
+ * W2 and W2W: enqueue-to-handler-start latency at open-loop arrival rates.
+ * Each phase (the warm-up, then each rate) tags its jobs, so a late job of
+ * one phase is never counted in the next.
+ */
+async function latency(adapter: SystemAdapter, warmupRuns: number): Promise<Record<string, unknown>> {
+  let phase = 0
+  let executedInPhase = 0
   const samples: number[] = []
   await adapter.startWorker(probeJob, (payload) => {
-    if (payload.enqueuedAt !== undefined) samples.push(now() - payload.enqueuedAt)
+    if (payload.phase !== phase || payload.enqueuedAt === undefined) return
+    executedInPhase++
+    samples.push(now() - payload.enqueuedAt)
   })
   // Let the worker reach its idle state before the first arrival.
   await sleep(1000)
-  const byRate: Record<string, LatencySummary> = {}
   let sent = 0
-  for (const rate of sizes.latencyRates) {
+  /** Enqueues `total` jobs at `rate` per second, then waits (up to a minute) until they ran. */
+  async function arrivals(rate: number, total: number): Promise<boolean> {
+    phase++
+    executedInPhase = 0
     samples.length = 0
-    const total = rate * sizes.latencySeconds
     const started = now()
     for (let i = 0; i < total; i++) {
       const wait = started + (i * 1000) / rate - now()
       if (wait > 0) await sleep(wait)
       // Open loop: arrivals follow the clock, not the completion of earlier enqueues.
-      void adapter.enqueueOne(probeJob, { enqueuedAt: now() })
+      void adapter.enqueueOne(probeJob, { enqueuedAt: now(), phase })
       sent++
     }
     const deadline = now() + 60_000
-    while (samples.length < total && now() < deadline) await sleep(20)
+    while (executedInPhase < total && now() < deadline) await sleep(20)
+    return executedInPhase === total
+  }
+  const isWarmedUp = warmupRuns > 0 ? await arrivals(100, warmupRuns) : undefined
+  const byRate: Record<string, LatencySummary> = {}
+  for (const rate of sizes.latencyRates) {
+    await arrivals(rate, rate * sizes.latencySeconds)
     byRate[String(rate)] = summarizeLatency(samples)
   }
   await adapter.stopWorker()
-  return { jobs: sent, byRate }
+  return { jobs: sent, byRate, ...(isWarmedUp === undefined ? {} : { warmupRuns, isWarmedUp }) }
 }
 
 /** W3: jobs of three steps each. */
@@ -145,7 +160,11 @@ for await (const line of lines) if (line.trim() === 'go') break
 
 const cpuBefore = process.cpuUsage()
 const result =
-  workload === 'W2' ? await latency(adapter) : workload === 'W3' ? await steps(adapter) : await drain(adapter, workload === 'W1S')
+  workload === 'W2' || workload === 'W2W'
+    ? await latency(adapter, workload === 'W2W' ? sizes.warmupRuns : 0)
+    : workload === 'W3'
+      ? await steps(adapter)
+      : await drain(adapter, workload === 'W1S')
 const cpu = process.cpuUsage(cpuBefore)
 send({ event: 'result', result, cpuSeconds: (cpu.user + cpu.system) / 1e6 })
 await adapter.close()

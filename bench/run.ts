@@ -9,13 +9,13 @@
  * instead of on one cell, and W4's share of W1 compares two runs made minutes
  * apart.
  *
- * Usage: npm run bench -- [--workloads W1,W1S,W2,W3,W4] [--systems a,b] [--repeat 3] [--concurrency 100]
+ * Usage: npm run bench -- [--workloads W1,W1S,W2,W2W,W3,W4] [--systems a,b] [--repeat 3] [--concurrency 100]
  *
  * `--systems stackshift,stackshift-traced` measures what tracing costs: the
  * second runs the server and the worker with OpenTelemetry on, exporting every
  * span over OTLP to a sink in this process.
  *
- * `transport-floor` is not a job system: it runs W2 only, through a relay with
+ * `transport-floor` is not a job system: it runs W2 and W2W only, through a relay with
  * the same hops as a StackShift enqueue and nothing else (floor/relay.ts).
  */
 import { type ChildProcess, spawn } from 'node:child_process'
@@ -36,7 +36,7 @@ import { type WorkloadName, workloadSizes } from './workloads.js'
 const repoRoot = fileURLToPath(new URL('../..', import.meta.url))
 const workDir = `${repoRoot}bench/.work`
 const allSystems = ['stackshift', 'graphile-worker-default', 'graphile-worker-tuned', 'pg-boss-default', 'pg-boss-tuned', 'transport-floor']
-const allWorkloads: WorkloadName[] = ['W1', 'W1S', 'W2', 'W3', 'W4']
+const allWorkloads: WorkloadName[] = ['W1', 'W1S', 'W2', 'W2W', 'W3', 'W4']
 
 function option(name: string): string | undefined {
   const index = process.argv.indexOf(`--${name}`)
@@ -262,7 +262,7 @@ try {
   for (let rep = 1; rep <= repeat; rep++) {
     for (const system of systems) {
       for (const workload of orderedWorkloads) {
-        if (system === 'transport-floor' && workload !== 'W2') continue
+        if (system === 'transport-floor' && workload !== 'W2' && workload !== 'W2W') continue
         const record = await runOnce(node, postgres, system, workload, rep)
         records.push(record)
         console.log(

@@ -82,14 +82,14 @@ export function renderMarkdown(environment: Record<string, unknown>, records: re
     bySystem(records, 'W1S'),
     '**W1S drain with statistics** — W1 with `ANALYZE` between enqueue and drain (a table autovacuum has seen; a freshly bulk-loaded table has no statistics yet)',
   )
-  const w2 = bySystem(records, 'W2')
-  if (w2.size > 0) {
-    lines.push(`**W2 latency** — enqueue to handler start (ms), open-loop arrivals for ${sizes.latencySeconds} s per rate`, '')
+  const latencyTable = (runsBySystem: Map<string, RunRecord[]>, title: string) => {
+    if (runsBySystem.size === 0) return
+    lines.push(title, '')
     lines.push(
       '| system | rate | p50 | p90 | p99 | max | commits/job | CPU-s / 1,000 jobs |',
       '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
     )
-    for (const [system, runs] of w2) {
+    for (const [system, runs] of runsBySystem) {
       for (const rate of sizes.latencyRates as number[]) {
         const summaries = runs.map((r) => (r.result.byRate as Record<string, LatencySummary>)[String(rate)]!)
         const ms = (key: keyof LatencySummary) =>
@@ -97,10 +97,13 @@ export function renderMarkdown(environment: Record<string, unknown>, records: re
             summaries.map((s) => s[key]),
             decimal(2).format,
           )
-        lines.push(`| ${system} | ${rate}/s | ${ms('p50')} | ${ms('p90')} | ${ms('p99')} | ${ms('max')} | ${cost(runs).join(' | ')} |`)
+        const unwarmed = runs.some((r) => r.result.isWarmedUp === false) ? ' (warm-up unfinished)' : ''
+        lines.push(
+          `| ${system}${unwarmed} | ${rate}/s | ${ms('p50')} | ${ms('p90')} | ${ms('p99')} | ${ms('max')} | ${cost(runs).join(' | ')} |`,
+        )
       }
     }
-    if (w2.has('transport-floor')) {
+    if (runsBySystem.has('transport-floor')) {
       lines.push(
         '',
         'transport-floor is not a job system: a gRPC unary call to a relay process that commits one INSERT, then pushes the payload on a server stream to the worker process. It has the hops of a StackShift enqueue and nothing else: the least such a path takes on this machine.',
@@ -108,6 +111,14 @@ export function renderMarkdown(environment: Record<string, unknown>, records: re
     }
     lines.push('')
   }
+  latencyTable(
+    bySystem(records, 'W2'),
+    `**W2 latency** — enqueue to handler start (ms), open-loop arrivals for ${sizes.latencySeconds} s per rate, from freshly started processes`,
+  )
+  latencyTable(
+    bySystem(records, 'W2W'),
+    `**W2W latency after warm-up** — W2 after ${integer.format(sizes.warmupRuns as number)} unmeasured runs at 100/s (commits and CPU include them)`,
+  )
   const w3 = bySystem(records, 'W3')
   if (w3.size > 0) {
     lines.push(

@@ -11,8 +11,14 @@ export interface BenchConfig {
   stackshiftAddress?: string
 }
 
-/** A no-op handler that records when it started; the payload carries the enqueue time for latency runs. */
-export type ProbeHandler = (payload: { enqueuedAt?: number }) => void
+/** What a latency run's job carries: when it was enqueued, and the phase (warm-up or a rate) that sent it. */
+export interface ProbePayload {
+  enqueuedAt?: number
+  phase?: number
+}
+
+/** A no-op handler that records when it started. */
+export type ProbeHandler = (payload: ProbePayload) => void
 
 export interface SystemAdapter {
   /** Installs the system's schema. */

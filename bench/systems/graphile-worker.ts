@@ -1,6 +1,6 @@
 import { Logger, type Runner, type TaskList, type WorkerUtils, makeWorkerUtils, run, runMigrations } from 'graphile-worker'
 import pg from 'pg'
-import type { BenchConfig, ProbeHandler, SystemAdapter } from './adapter.js'
+import type { BenchConfig, ProbeHandler, ProbePayload, SystemAdapter } from './adapter.js'
 
 const silentLogger = new Logger(() => () => {})
 
@@ -57,7 +57,7 @@ export function createGraphileWorkerAdapter(config: BenchConfig, variant: 'defau
       await utils!.addJob(job, payload)
     },
     async startWorker(job, handler: ProbeHandler) {
-      await start({ [job]: async (payload) => handler(payload as { enqueuedAt?: number }) })
+      await start({ [job]: async (payload) => handler(payload as ProbePayload) })
     },
     async startThreeStepWorker(onDone) {
       await start({

@@ -1,6 +1,6 @@
 import { PgBoss, type WorkOptions } from 'pg-boss'
 import pg from 'pg'
-import type { BenchConfig, ProbeHandler, SystemAdapter } from './adapter.js'
+import type { BenchConfig, ProbeHandler, ProbePayload, SystemAdapter } from './adapter.js'
 
 const queues = ['noop', 'probe', 'step1', 'step2', 'step3']
 
@@ -66,7 +66,7 @@ export function createPgBossAdapter(config: BenchConfig, variant: 'default' | 't
       await boss.send(job, payload)
     },
     async startWorker(job, handler: ProbeHandler) {
-      await work(job, (data) => handler(data as { enqueuedAt?: number }))
+      await work(job, (data) => handler(data as ProbePayload))
     },
     async startThreeStepWorker(onDone) {
       await work('step1', () => {}, 'step2')

@@ -1,6 +1,6 @@
 import { StackShift, type Worker } from '@stackshift/sdk'
 import pg from 'pg'
-import type { BenchConfig, ProbeHandler, SystemAdapter } from './adapter.js'
+import type { BenchConfig, ProbeHandler, ProbePayload, SystemAdapter } from './adapter.js'
 
 const queue = 'bench'
 
@@ -41,7 +41,7 @@ export function createStackShiftAdapter(config: BenchConfig): SystemAdapter {
       await stackshift.queue(queue).enqueue(job, payload)
     },
     async startWorker(job, handler: ProbeHandler) {
-      stackshift.job<{ enqueuedAt?: number }>(job, ({ payload }) => handler(payload))
+      stackshift.job<ProbePayload>(job, ({ payload }) => handler(payload))
       await startWorker()
     },
     async startThreeStepWorker(onDone) {
