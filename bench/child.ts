@@ -124,14 +124,14 @@ async function latency(adapter: SystemAdapter, warmupRuns: number): Promise<Reco
     while (executedInPhase < total && now() < deadline) await sleep(20)
     return executedInPhase === total
   }
-  const isWarmedUp = warmupRuns > 0 ? await arrivals(100, warmupRuns) : undefined
+  const warmup = warmupRuns > 0 ? { warmupRuns, isWarmedUp: await arrivals(sizes.warmupRate, warmupRuns) } : {}
   const byRate: Record<string, LatencySummary> = {}
   for (const rate of sizes.latencyRates) {
     await arrivals(rate, rate * sizes.latencySeconds)
     byRate[String(rate)] = summarizeLatency(samples)
   }
   await adapter.stopWorker()
-  return { jobs: sent, byRate, ...(isWarmedUp === undefined ? {} : { warmupRuns, isWarmedUp }) }
+  return { jobs: sent, byRate, ...warmup }
 }
 
 /** W3: jobs of three steps each. */

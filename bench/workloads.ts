@@ -6,7 +6,7 @@ export const workloadDescriptions: Record<WorkloadName, string> = {
   W1: 'drain: no-op runs enqueued in bulk, then drained',
   W1S: 'W1 with planner statistics refreshed (ANALYZE) between enqueue and drain, as autovacuum would do in a steady state',
   W2: 'latency: enqueue to handler start at open-loop arrival rates',
-  W2W: 'W2 after an unmeasured warm-up at 100/s, so every process runs optimized code, as a long-running service does',
+  W2W: 'W2 after an unmeasured warm-up, so every process runs optimized code, as a long-running service does',
   W3: 'steps: jobs of three steps each',
   W4: 'history: W1 on a database already holding finished runs',
 }
@@ -19,8 +19,9 @@ export function workloadSizes() {
     bulkBatchSize: 10_000,
     latencyRates: (process.env.BENCH_LATENCY_RATES ?? '10,100').split(',').map(Number),
     latencySeconds: number('BENCH_LATENCY_SECONDS', 30),
-    /** W2W: runs enqueued at 100/s before W2's rates are measured. */
+    /** W2W: runs enqueued at `warmupRate` per second before W2's rates are measured. */
     warmupRuns: number('BENCH_WARMUP_RUNS', 6_000),
+    warmupRate: 100,
     stepJobs: number('BENCH_STEP_JOBS', 10_000),
     historyRuns: number('BENCH_HISTORY_RUNS', 1_000_000),
     /** A drain that has not finished by then is reported at the rate it reached. */

@@ -117,7 +117,7 @@ export function renderMarkdown(environment: Record<string, unknown>, records: re
   )
   latencyTable(
     bySystem(records, 'W2W'),
-    `**W2W latency after warm-up** — W2 after ${integer.format(sizes.warmupRuns as number)} unmeasured runs at 100/s (commits and CPU include them)`,
+    `**W2W latency after warm-up** — W2 after ${integer.format(sizes.warmupRuns as number)} unmeasured runs at ${sizes.warmupRate as number}/s (commits and CPU include them)`,
   )
   const w3 = bySystem(records, 'W3')
   if (w3.size > 0) {
