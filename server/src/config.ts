@@ -35,6 +35,7 @@ const settings = {
   STACKSHIFT_METRICS: z.enum(['on', 'off']).default('on'),
   STACKSHIFT_METRICS_HOST: z.string().min(1).default('0.0.0.0'),
   STACKSHIFT_METRICS_PORT: int(0, 65_535).default(9464),
+  STACKSHIFT_BACKGROUND_THREADS: z.enum(['idle', 'normal']).default('idle'),
 }
 
 type SettingName = keyof typeof settings
@@ -95,6 +96,8 @@ export interface ServerConfig {
   metricsHost: string
   /** Port of the Prometheus endpoint; 0 picks a free one. */
   metricsPort: number
+  /** Priority of V8's helper threads (compiler, garbage collector): `idle` keeps them from preempting request handling (Linux). */
+  backgroundThreads: z.infer<typeof settings.STACKSHIFT_BACKGROUND_THREADS>
 }
 
 /** Flag name for a setting: STACKSHIFT_LEASE_MS -> --lease-ms, DATABASE_URL -> --database-url. */
@@ -174,5 +177,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, argv: readonly 
     isMetricsEnabled: s.STACKSHIFT_METRICS === 'on',
     metricsHost: s.STACKSHIFT_METRICS_HOST,
     metricsPort: s.STACKSHIFT_METRICS_PORT,
+    backgroundThreads: s.STACKSHIFT_BACKGROUND_THREADS,
   }
 }

@@ -1,13 +1,18 @@
 #!/usr/bin/env node
+import { lowerBackgroundThreadPriority } from './background-threads.js'
 import { ConfigError, loadConfig } from './config.js'
 import type { EmbeddedPostgresHandle } from './db/embedded-postgres.js'
 import { createLogger } from './logger.js'
 import { startTracingFromEnvironment } from './tracing.js'
 
-/** Entry point: configuration -> tracing -> database -> migrate -> listen -> signals. */
+/** Entry point: configuration -> helper thread priority -> tracing -> database -> migrate -> listen -> signals. */
 async function main(): Promise<void> {
   const config = loadConfig(process.env, process.argv.slice(2))
   const logger = createLogger(config.logLevel)
+  if (config.backgroundThreads === 'idle') {
+    const lowered = await lowerBackgroundThreadPriority()
+    if (lowered) logger.info(lowered, 'helper threads lowered below the event loop thread')
+  }
   const tracing = startTracingFromEnvironment(process.env)
   if (tracing) logger.info('tracing on: exporting spans over OTLP')
   // Loaded after tracing starts, so its instrumentations see grpc-js and pg load.
