@@ -8,9 +8,9 @@ import { promisify } from 'node:util'
  * process. On Linux a helper woken by the event loop thread is often queued on
  * that thread's CPU and preempts it; the event loop thread then waits,
  * runnable, for up to a scheduler tick (4 ms) while another CPU may sit idle,
- * and every request it would have answered waits too. Helpers at idle
- * priority (SCHED_IDLE) never preempt it and still get every CPU cycle it
- * leaves free.
+ * and every request it would have answered waits too. A helper at idle
+ * priority (SCHED_IDLE) does not preempt it on waking, and still gets every
+ * CPU cycle the other threads leave free.
  *
  * Only the threads alive when this runs are changed: V8's helpers start with
  * the process. libuv's pool (DNS, file system) starts later, inherits the
@@ -18,8 +18,6 @@ import { promisify } from 'node:util'
  */
 
 const run = promisify(execFile)
-
-export type BackgroundThreadPriority = 'idle' | 'normal'
 
 /** What was done: how many threads, and how (`SCHED_IDLE`, or nice 19 where `chrt` is missing or refused). */
 export interface BackgroundThreadsLowered {
