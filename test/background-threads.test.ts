@@ -20,8 +20,9 @@ interface ThreadPriority {
 
 function threadPriorities(pid: number): ThreadPriority[] {
   return readdirSync(`/proc/${pid}/task`).map((task) => {
-    // Fields after the command name, which is in parentheses and may hold spaces: state is field 3.
-    const fields = readFileSync(`/proc/${pid}/task/${task}/stat`, 'utf8').split(') ')[1]!.split(' ')
+    // Fields after the command name, which is in parentheses and may hold spaces or ')': state is field 3.
+    const stat = readFileSync(`/proc/${pid}/task/${task}/stat`, 'utf8')
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
     return { id: Number(task), nice: Number(fields[19 - 3]), policy: Number(fields[41 - 3]) }
   })
 }
