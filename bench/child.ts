@@ -97,12 +97,10 @@ async function drain(adapter: SystemAdapter, isAnalyzedBeforeDrain: boolean): Pr
  */
 async function latency(adapter: SystemAdapter, warmupRuns: number): Promise<Record<string, unknown>> {
   let phase = 0
-  let executedInPhase = 0
+  /** Latencies of the current phase's jobs that have started. */
   const samples: number[] = []
   await adapter.startWorker(probeJob, (payload) => {
-    if (payload.phase !== phase || payload.enqueuedAt === undefined) return
-    executedInPhase++
-    samples.push(now() - payload.enqueuedAt)
+    if (payload.phase === phase && payload.enqueuedAt !== undefined) samples.push(now() - payload.enqueuedAt)
   })
   // Let the worker reach its idle state before the first arrival.
   await sleep(1000)
@@ -110,7 +108,6 @@ async function latency(adapter: SystemAdapter, warmupRuns: number): Promise<Reco
   /** Enqueues `total` jobs at `rate` per second, then waits (up to a minute) until they ran. */
   async function arrivals(rate: number, total: number): Promise<boolean> {
     phase++
-    executedInPhase = 0
     samples.length = 0
     const started = now()
     for (let i = 0; i < total; i++) {
@@ -121,8 +118,8 @@ async function latency(adapter: SystemAdapter, warmupRuns: number): Promise<Reco
       sent++
     }
     const deadline = now() + 60_000
-    while (executedInPhase < total && now() < deadline) await sleep(20)
-    return executedInPhase === total
+    while (samples.length < total && now() < deadline) await sleep(20)
+    return samples.length === total
   }
   const warmup = warmupRuns > 0 ? { warmupRuns, isWarmedUp: await arrivals(sizes.warmupRate, warmupRuns) } : {}
   const byRate: Record<string, LatencySummary> = {}
