@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process'
-import { readdirSync } from 'node:fs'
+import { existsSync, readdirSync } from 'node:fs'
 import { setPriority } from 'node:os'
 import { promisify } from 'node:util'
 
@@ -51,6 +51,8 @@ export async function lowerBackgroundThreadPriority(): Promise<BackgroundThreads
         threads++
         continue
       } catch {
+        // A thread that exited since it was listed says nothing about chrt.
+        if (!existsSync(`/proc/self/task/${id}`)) continue
         policy = 'nice 19'
       }
     }
