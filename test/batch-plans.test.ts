@@ -3,6 +3,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest'
 import { createDatabase, migrateDatabase } from '../server/src/db/database.js'
 import { runClaim, runComplete, runEndAttempts, runHeartbeat, runLockHeldLeases, runRelease } from '../server/src/db/queries/runs.js'
 import { stepCompleteMany } from '../server/src/db/queries/steps.js'
+import { waitPromoteDue } from '../server/src/db/queries/waits.js'
 import type { ClaimedRun } from '../server/src/core/run.js'
 import { createTestDatabase } from './support/database.js'
 
@@ -113,4 +114,28 @@ it('heartbeats, hand-backs and attempt endings find their runs by primary key', 
   const released = await scansOf((trx) => runRelease(trx, { leases }))
   expect(released.result).toHaveLength(batchSize)
   expect(released.seqScans).toBe(0)
+})
+
+it('promoting due runs finds them and their rows without scanning the runs table', async () => {
+  const trx = await db.transaction()
+  try {
+    // Made due after the statistics were taken: they say no run is scheduled.
+    const { rows: due } = await trx.raw(`
+      UPDATE stackshift.runs SET status = 'scheduled', available_at = now() - interval '1 second'
+      WHERE id IN (SELECT id FROM stackshift.runs WHERE status = 'queued' LIMIT ${batchSize}) RETURNING id
+    `)
+    const scans = async () =>
+      (await trx.raw(`SELECT seq_scan::int AS n FROM pg_stat_xact_user_tables WHERE schemaname = 'stackshift' AND relname = 'runs'`))
+        .rows[0].n as number
+    const seqScansBefore = await scans()
+    const promoted = await waitPromoteDue(trx, { limit: 1000 })
+    expect(promoted).toEqual([{ namespace: 'default', queue: 'plans', count: batchSize }])
+    expect(await scans()).toBe(seqScansBefore)
+    const { rows } = await trx.raw(`SELECT count(*)::int AS n FROM stackshift.runs WHERE id = ANY(?) AND status = 'queued'`, [
+      due.map((row: { id: string }) => row.id),
+    ])
+    expect(rows[0].n).toBe(batchSize)
+  } finally {
+    await trx.rollback()
+  }
 })
