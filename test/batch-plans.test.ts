@@ -3,7 +3,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest'
 import { createDatabase, migrateDatabase } from '../server/src/db/database.js'
 import { runClaim, runComplete, runEndAttempts, runHeartbeat, runLockHeldLeases, runRelease } from '../server/src/db/queries/runs.js'
 import { stepCompleteMany } from '../server/src/db/queries/steps.js'
-import { waitPromoteDue } from '../server/src/db/queries/waits.js'
+import { waitPromoteDue, waitResumeMatching } from '../server/src/db/queries/waits.js'
 import type { ClaimedRun } from '../server/src/core/run.js'
 import { createTestDatabase } from './support/database.js'
 
@@ -47,16 +47,21 @@ async function claimBatch(): Promise<ClaimedRun[]> {
   return runs
 }
 
+/** How the runs table has been read so far in `trx`. */
+async function runsScans(trx: Knex.Transaction): Promise<{ seqScans: number; indexScans: number }> {
+  const { rows } = await trx.raw(
+    `SELECT seq_scan::int AS "seqScans", idx_scan::int AS "indexScans" FROM pg_stat_xact_user_tables
+     WHERE schemaname = 'stackshift' AND relname = 'runs'`,
+  )
+  return rows[0]
+}
+
 /** Runs `write` in a transaction that is rolled back; returns what it returned and how the runs table was read. */
 async function scansOf<T>(write: (trx: Knex.Transaction) => Promise<T>): Promise<{ result: T; seqScans: number; indexScans: number }> {
   const trx = await db.transaction()
   try {
     const result = await write(trx)
-    const { rows } = await trx.raw(
-      `SELECT seq_scan::int AS "seqScans", idx_scan::int AS "indexScans" FROM pg_stat_xact_user_tables
-       WHERE schemaname = 'stackshift' AND relname = 'runs'`,
-    )
-    return { result, ...rows[0] }
+    return { result, ...(await runsScans(trx)) }
   } finally {
     await trx.rollback()
   }
@@ -116,24 +121,59 @@ it('heartbeats, hand-backs and attempt endings find their runs by primary key', 
   expect(released.seqScans).toBe(0)
 })
 
+/** Moves `batchSize` queued runs to `status` inside `trx`, after the statistics said none had it; returns their ids. */
+async function setStatus(trx: Knex.Transaction, status: 'scheduled' | 'waiting'): Promise<string[]> {
+  const { rows } = await trx.raw(
+    `UPDATE stackshift.runs SET status = ?, available_at = now() - interval '1 second'
+     WHERE id IN (SELECT id FROM stackshift.runs WHERE status = 'queued' LIMIT ${batchSize}) RETURNING id::text AS id`,
+    [status],
+  )
+  return rows.map((row: { id: string }) => row.id)
+}
+
+async function queuedCount(trx: Knex.Transaction, ids: string[]): Promise<number> {
+  const { rows } = await trx.raw(`SELECT count(*)::int AS n FROM stackshift.runs WHERE id = ANY(?) AND status = 'queued'`, [ids])
+  return rows[0].n
+}
+
 it('promoting due runs finds them and their rows without scanning the runs table', async () => {
   const trx = await db.transaction()
   try {
-    // Made due after the statistics were taken: they say no run is scheduled.
-    const { rows: due } = await trx.raw(`
-      UPDATE stackshift.runs SET status = 'scheduled', available_at = now() - interval '1 second'
-      WHERE id IN (SELECT id FROM stackshift.runs WHERE status = 'queued' LIMIT ${batchSize}) RETURNING id
-    `)
-    const scans = async () =>
-      (await trx.raw(`SELECT seq_scan::int AS n FROM pg_stat_xact_user_tables WHERE schemaname = 'stackshift' AND relname = 'runs'`))
-        .rows[0].n as number
-    const seqScansBefore = await scans()
+    const due = await setStatus(trx, 'scheduled')
+    const { seqScans } = await runsScans(trx)
     const promoted = await waitPromoteDue(trx, { limit: 1000 })
     expect(promoted).toEqual([{ namespace: 'default', queue: 'plans', count: batchSize }])
-    expect(await scans()).toBe(seqScansBefore)
-    const { rows } = await trx.raw(`SELECT count(*)::int AS n FROM stackshift.runs WHERE id = ANY(?) AND status = 'queued'`, [
-      due.map((row: { id: string }) => row.id),
-    ])
+    expect((await runsScans(trx)).seqScans).toBe(seqScans)
+    expect(await queuedCount(trx, due)).toBe(batchSize)
+  } finally {
+    await trx.rollback()
+  }
+})
+
+it('an event resumes its waiting runs without scanning the runs table', async () => {
+  const trx = await db.transaction()
+  try {
+    const waiting = await setStatus(trx, 'waiting')
+    await trx.raw(
+      `INSERT INTO stackshift.waits (run_id, namespace, event_name, step_id, match)
+       SELECT id, 'default', 'order.paid', 'paid', '{}' FROM unnest(?::uuid[]) AS id`,
+      [waiting],
+    )
+    await trx.raw(
+      `INSERT INTO stackshift.steps (run_id, step_id, status, attempt, started_at, finished_at)
+       SELECT id, 'paid', 'waiting', 1, now(), now() FROM unnest(?::uuid[]) AS id`,
+      [waiting],
+    )
+    const { seqScans } = await runsScans(trx)
+    const event = { id: 'evt_1', name: 'order.paid', dataJson: '{"orderId":"o_1"}', receivedAt: new Date() }
+    const resumed = await waitResumeMatching(trx, { namespace: 'default', event, resultJson: '{"resumed":true}' })
+    expect(resumed).toHaveLength(batchSize)
+    expect((await runsScans(trx)).seqScans).toBe(seqScans)
+    expect(await queuedCount(trx, waiting)).toBe(batchSize)
+    const { rows } = await trx.raw(
+      `SELECT count(*)::int AS n FROM stackshift.steps WHERE run_id = ANY(?::uuid[]) AND status = 'completed' AND result = '{"resumed":true}'`,
+      [waiting],
+    )
     expect(rows[0].n).toBe(batchSize)
   } finally {
     await trx.rollback()
