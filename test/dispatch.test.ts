@@ -1,6 +1,9 @@
+import { status } from '@grpc/grpc-js'
 import { expect, it } from 'vitest'
 import { connect } from './support/database.js'
 import { useTestEnvironment } from './support/environment.js'
+import { rejectionOf } from './support/raw-client.js'
+import { waitUntil } from './support/wait-until.js'
 
 // A minute-long backstop poll: anything that happens sooner was woken on purpose.
 const env = useTestEnvironment({ pollIntervalMs: 60_000 })
@@ -17,6 +20,47 @@ it('an enqueue wakes a waiting ClaimTask long-poll without polling', async () =>
 it('a ClaimTask long-poll that sees nothing returns no tasks when its wait ends', async () => {
   const { tasks } = await env.raw.workers('ClaimTask', { queues: ['empty'], jobs: ['j'], wait_ms: 300 })
   expect(tasks).toEqual([])
+})
+
+it('a ClaimTask whose caller goes away while its claim is running hands the run back, attempt uncounted', async () => {
+  const { run_id } = await env.raw.runs('Enqueue', { run: { queue: 'abandoned', job: 'j' } })
+  // Holding this lock makes the server's claim wait until the caller has gone.
+  const blocker = await connect(env.databaseUrl)
+  try {
+    await blocker.query('BEGIN')
+    await blocker.query('LOCK TABLE stackshift.runs IN EXCLUSIVE MODE')
+    const claim = rejectionOf(env.raw.workers('ClaimTask', { queues: ['abandoned'], jobs: ['j'], wait_ms: 0 }, 300))
+    await waitUntil(
+      async () =>
+        (await env.db.query(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%claim_runs%'`))
+          .rows[0].n,
+      (waiting) => waiting > 0,
+    )
+    expect((await claim).code).toBe(status.DEADLINE_EXCEEDED)
+    // The server sees the call end at the same deadline; let it get there before the claim can finish.
+    await new Promise((resolve) => setTimeout(resolve, 200))
+    await blocker.query('COMMIT')
+  } finally {
+    await blocker.end()
+  }
+  // Once the claim statement has finished, the run can only be leased to nobody or handed back.
+  await waitUntil(
+    async () =>
+      (
+        await env.db.query(
+          `SELECT count(*)::int AS n FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND state <> 'idle' AND query LIKE '%claim_runs%'`,
+        )
+      ).rows[0].n,
+    (running) => running === 0,
+  )
+  const stored = await waitUntil(
+    async () => (await env.db.query(`SELECT status::text, attempt FROM stackshift.runs WHERE id = $1`, [run_id])).rows[0],
+    (run) => run.status !== 'running',
+    10_000,
+  )
+  expect(stored).toEqual({ status: 'queued', attempt: 0 })
+  const { tasks } = await env.raw.workers('ClaimTask', { queues: ['abandoned'], jobs: ['j'], wait_ms: 5000 })
+  expect(tasks).toEqual([expect.objectContaining({ run_id, attempt: 1 })])
 })
 
 it('claims are sized to free slots: a worker with concurrency 3 and no prefetch holds 3 leases, not more', async () => {

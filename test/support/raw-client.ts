@@ -35,7 +35,8 @@ export interface RawCallError extends Error {
 /** A dynamic client: `call('Enqueue', {...})` on RunService or WorkerService. */
 export interface RawClient {
   runs(method: string, request: Record<string, unknown>, metadata?: grpc.Metadata): Promise<Record<string, any>>
-  workers(method: string, request: Record<string, unknown>): Promise<Record<string, any>>
+  /** `deadlineMs`: how long the call may take (30 s unless given). */
+  workers(method: string, request: Record<string, unknown>, deadlineMs?: number): Promise<Record<string, any>>
   state(method: string, request: Record<string, unknown>): Promise<Record<string, any>>
   /** Opens the worker stream. */
   connect(): grpc.ClientDuplexStream<Record<string, unknown>, Record<string, any>>
@@ -46,15 +47,18 @@ export function createRawClient(address: string): RawClient {
   const runService = new v1.RunService(address, grpc.credentials.createInsecure())
   const workerService = new v1.WorkerService(address, grpc.credentials.createInsecure())
   const stateService = new v1.StateService(address, grpc.credentials.createInsecure())
-  const call = (client: any, method: string, request: Record<string, unknown>, metadata = new grpc.Metadata()) =>
+  const call = (client: any, method: string, request: Record<string, unknown>, metadata = new grpc.Metadata(), deadlineMs = 30_000) =>
     new Promise<Record<string, any>>((resolve, reject) =>
-      client[method](request, metadata, { deadline: Date.now() + 30_000 }, (error: RawCallError | null, response: Record<string, any>) =>
-        error ? reject(error) : resolve(response),
+      client[method](
+        request,
+        metadata,
+        { deadline: Date.now() + deadlineMs },
+        (error: RawCallError | null, response: Record<string, any>) => (error ? reject(error) : resolve(response)),
       ),
     )
   return {
     runs: (method, request, metadata) => call(runService, method, request, metadata),
-    workers: (method, request) => call(workerService, method, request),
+    workers: (method, request, deadlineMs) => call(workerService, method, request, undefined, deadlineMs),
     state: (method, request) => call(stateService, method, request),
     connect: () => workerService.Connect(),
     close: () => {

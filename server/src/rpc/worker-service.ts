@@ -55,6 +55,13 @@ export function createWorkerService(deps: {
       const claim = parseClaimTask(request, config, generateWorkerId)
       if (claim.waitMs === 0) {
         const runs = await runClaim(deps.db, { ...claim, limit: claim.maxTasks })
+        if (signal.aborted && runs.length > 0) {
+          // The caller went away while its runs were being claimed: nobody
+          // will run them. Hand them back now, attempt uncounted, rather than
+          // leave them leased until the lease expires and count a lost attempt.
+          await Promise.all(runs.map((run) => leaseWrites.releaseRun({ runId: run.id, leaseToken: run.leaseToken })))
+          return { tasks: [] }
+        }
         deps.metrics.recordStarted(runs, claim.leaseMs)
         return { tasks: runs.map((run) => toTaskMessage(run, claim.leaseMs)) }
       }
