@@ -1,4 +1,5 @@
 import { type Client, type ClientReadableStream, credentials, makeGenericClientConstructor } from '@grpc/grpc-js'
+import { replaceAsyncResourceBind } from '@stackshift/sdk'
 import { relayService } from '../floor/relay.js'
 import type { BenchConfig, ProbeHandler, SystemAdapter } from './adapter.js'
 
@@ -12,6 +13,8 @@ interface RelayClient extends Client {
  * same harness as the systems. Only W2 runs it.
  */
 export function createTransportFloorAdapter(config: BenchConfig): SystemAdapter {
+  // The same client-side Node fix a StackShift client installs, so the floor stays the least the path takes.
+  replaceAsyncResourceBind()
   const RelayClient = makeGenericClientConstructor(relayService, 'Relay')
   const client = new RelayClient(config.stackshiftAddress!, credentials.createInsecure()) as unknown as RelayClient
   let listener: ClientReadableStream<Buffer> | undefined

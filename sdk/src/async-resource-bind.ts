@@ -1,0 +1,94 @@
+import { AsyncResource } from 'node:async_hooks'
+
+/*
+ * Node's HTTP/2 client calls `AsyncResource.prototype.bind` once for every
+ * request it starts, so once for every gRPC call this SDK makes. On Node 20
+ * and 22 that method gives each bound function an `asyncResource` accessor
+ * (deprecated, DEP0172) made of two new closures. The closures share a
+ * context with the bound target, which holds the HTTP/2 stream, and V8 keeps
+ * the accessor pair that references them in the old generation. A
+ * young-generation collection treats old-generation references as live, so
+ * every request's whole object graph (stream, call, buffers) survives it and
+ * is promoted, until a full collection frees it. Measured with gRPC unary
+ * calls at 350/s on Node 22: 20% of what a call allocates is promoted, each
+ * young-generation pause takes 2–9 ms and full collections follow; with the
+ * replacement below, 1.4% is promoted, pauses take 0.4–1.3 ms and no full
+ * collection runs. Per-call closures that do not share the target's context
+ * promote 2%: the shared context is what carries the request.
+ *
+ * The replacement behaves like Node's: the bound function runs `fn` in the
+ * resource's async scope, has `fn`'s length, and has the same deprecated
+ * `asyncResource` accessor, whose getter and setter are shared by every bound
+ * function (the resource is looked up by function), so nothing per call is
+ * reachable from a hidden class.
+ *
+ * On Node 24 and later it is not installed: there a request's objects are
+ * promoted with or without it (through another reference inside Node's HTTP/2
+ * client), so it would change Node for no measured gain.
+ */
+
+const deprecationMessage = 'The asyncResource property on bound functions is deprecated'
+const resourceOfBound = new WeakMap<object, AsyncResource>()
+let hasWarned = false
+
+function warnDeprecated(): void {
+  if (hasWarned) return
+  hasWarned = true
+  process.emitWarning(deprecationMessage, 'DeprecationWarning', 'DEP0172')
+}
+
+const asyncResourceAccessor: PropertyDescriptor = {
+  configurable: true,
+  enumerable: true,
+  get(this: object) {
+    warnDeprecated()
+    return resourceOfBound.get(this)
+  },
+  set(this: object, resource: AsyncResource) {
+    warnDeprecated()
+    resourceOfBound.set(this, resource)
+  },
+}
+
+type Callable = (...args: unknown[]) => unknown
+
+const nodeBind = AsyncResource.prototype.bind
+
+function bind(this: AsyncResource, fn: Callable, thisArg?: unknown): Callable {
+  // Node's own method throws its own error for a non-function.
+  if (typeof fn !== 'function') return (nodeBind as (fn: unknown, thisArg?: unknown) => Callable).call(this, fn, thisArg)
+  const resource = this
+  const bound: Callable =
+    thisArg === undefined
+      ? function (this: unknown, ...args: unknown[]) {
+          return resource.runInAsyncScope(fn, this, ...args)
+        }
+      : resource.runInAsyncScope.bind(resource, fn, thisArg)
+  Object.defineProperty(bound, 'length', { configurable: true, enumerable: false, value: fn.length, writable: false })
+  resourceOfBound.set(bound, resource)
+  Object.defineProperty(bound, 'asyncResource', asyncResourceAccessor)
+  return bound
+}
+
+/**
+ * Whether the process still has Node's own method, and it is the one
+ * described above. Another library's wrapper in its place is left alone.
+ */
+function isNodesPerCallAccessorBind(): boolean {
+  if (Number(process.versions.node.split('.')[0]) >= 24) return false
+  return Function.prototype.toString.call(AsyncResource.prototype.bind).includes("'DEP0172'")
+}
+
+/**
+ * Replaces `AsyncResource.prototype.bind` for the whole process, once, on
+ * Node releases whose own implementation makes every HTTP/2 request survive
+ * young-generation collections. `new StackShift()` calls it unless told not
+ * to; call it yourself in a process that makes gRPC calls without a StackShift
+ * client. Returns whether the replacement is in place.
+ */
+export function replaceAsyncResourceBind(): boolean {
+  if (AsyncResource.prototype.bind === bind) return true
+  if (!isNodesPerCallAccessorBind()) return false
+  AsyncResource.prototype.bind = bind as AsyncResource['bind']
+  return true
+}
