@@ -47,6 +47,7 @@ describe.runIf(replacesOnThisNode)('AsyncResource.prototype.bind on Node 20 and 
     const holder = { method }
     expect(holder.method(2, 3)).toEqual({ self: holder, sum: 5 })
     expect(method.length).toBe(2)
+    expect(method.name).toBe('bound')
     // The typings know only bind(fn); Node's method also takes thisArg.
     const bindTo = resource.bind as unknown as (fn: () => unknown, thisArg: unknown) => () => unknown
     const pinned = bindTo.call(

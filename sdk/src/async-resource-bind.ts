@@ -58,12 +58,13 @@ function bind(this: AsyncResource, fn: Callable, thisArg?: unknown): Callable {
   // Node's own method throws its own error for a non-function.
   if (typeof fn !== 'function') return (nodeBind as (fn: unknown, thisArg?: unknown) => Callable).call(this, fn, thisArg)
   const resource = this
-  const bound: Callable =
-    thisArg === undefined
-      ? function (this: unknown, ...args: unknown[]) {
-          return resource.runInAsyncScope(fn, this, ...args)
-        }
-      : resource.runInAsyncScope.bind(resource, fn, thisArg)
+  let bound: Callable
+  // Assigned, not chosen in one expression, so the first one is named "bound" as Node's is.
+  if (thisArg === undefined)
+    bound = function (this: unknown, ...args: unknown[]) {
+      return resource.runInAsyncScope(fn, this, ...args)
+    }
+  else bound = resource.runInAsyncScope.bind(resource, fn, thisArg)
   Object.defineProperty(bound, 'length', { configurable: true, enumerable: false, value: fn.length, writable: false })
   resourceOfBound.set(bound, resource)
   Object.defineProperty(bound, 'asyncResource', asyncResourceAccessor)
