@@ -19,8 +19,8 @@ import { AsyncResource } from 'node:async_hooks'
  * The replacement behaves like Node's: the bound function runs `fn` in the
  * resource's async scope, has `fn`'s length, and has the same deprecated
  * `asyncResource` accessor, whose getter and setter are shared by every bound
- * function (the resource is looked up by function), so nothing per call is
- * reachable from a hidden class.
+ * function (the resource is looked up by function), so no accessor pair
+ * leads from the old generation to a request.
  *
  * On Node 24 and later it is not installed: there a request's objects are
  * promoted with or without it (through another reference inside Node's HTTP/2
