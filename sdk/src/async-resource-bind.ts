@@ -1,4 +1,5 @@
 import { AsyncResource } from 'node:async_hooks'
+import { deprecate } from 'node:util'
 
 /*
  * Node's HTTP/2 client calls `AsyncResource.prototype.bind` once for every
@@ -29,25 +30,25 @@ import { AsyncResource } from 'node:async_hooks'
 
 const deprecationMessage = 'The asyncResource property on bound functions is deprecated'
 const resourceOfBound = new WeakMap<object, AsyncResource>()
-let hasWarned = false
 
-function warnDeprecated(): void {
-  if (hasWarned) return
-  hasWarned = true
-  process.emitWarning(deprecationMessage, 'DeprecationWarning', 'DEP0172')
-}
-
+// Made once and shared: Node's own deprecate, so --no-deprecation and the once-per-code warning apply as before.
 const asyncResourceAccessor: PropertyDescriptor = {
   configurable: true,
   enumerable: true,
-  get(this: object) {
-    warnDeprecated()
-    return resourceOfBound.get(this)
-  },
-  set(this: object, resource: AsyncResource) {
-    warnDeprecated()
-    resourceOfBound.set(this, resource)
-  },
+  get: deprecate(
+    function (this: object) {
+      return resourceOfBound.get(this)
+    },
+    deprecationMessage,
+    'DEP0172',
+  ),
+  set: deprecate(
+    function (this: object, resource: AsyncResource) {
+      resourceOfBound.set(this, resource)
+    },
+    deprecationMessage,
+    'DEP0172',
+  ),
 }
 
 type Callable = (...args: unknown[]) => unknown
