@@ -21,7 +21,7 @@
  * `npm run bench` starts this process with V8's memory reducer off. The process
  * allocates while it sets a run up and then sits idle while the run is
  * measured; a few seconds into that quiet, the memory reducer would run full
- * collections here (14-19 ms of one core each on a 2-core machine), inside
+ * collections here (up to 20 ms of one core each on a 2-core machine), inside
  * the measured window and on the cores the measured processes share.
  */
 import { type ChildProcess, spawn } from 'node:child_process'
