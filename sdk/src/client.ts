@@ -1,6 +1,7 @@
 import type { ChannelCredentials, ChannelOptions } from '@grpc/grpc-js'
 import { replaceAsyncResourceBind } from './async-resource-bind.js'
 import { fromEventMessage, fromRunMessage, toRunStatusMessage } from './convert.js'
+import { EnqueueStreamClient } from './enqueue-stream.js'
 import { InvalidArgumentError, WaitForRunTimeoutError } from './errors.js'
 import { type GrpcClients, callUnary, createGrpcClients, withRetries } from './grpc.js'
 import type { JobDefinition, JobHandler } from './job.js'
@@ -46,6 +47,7 @@ export class StackShift {
   /** The State Store of the namespace. */
   readonly state: StateStore
   private readonly clients: GrpcClients
+  private readonly enqueueStream: EnqueueStreamClient
   private readonly jobs = new Map<string, JobDefinition<unknown, unknown>>()
   private readonly callTimeoutMs: number
   private readonly logger: Logger
@@ -58,6 +60,7 @@ export class StackShift {
     this.logger = options.logger ?? defaultLogger
     if (options.replaceAsyncResourceBind !== false) replaceAsyncResourceBind()
     this.clients = createGrpcClients(options.address, options.credentials, options.channelOptions)
+    this.enqueueStream = new EnqueueStreamClient(this.clients.runs)
     this.state = new StateClient(this.clients.state, this.namespace, this.callTimeoutMs)
   }
 
@@ -66,7 +69,7 @@ export class StackShift {
     if (typeof name !== 'string' || name === '') throw new TypeError('queue name must be a non-empty string')
     return new Queue(name, {
       enqueue: (run, options: EnqueueOptions) => {
-        const call = () => callUnary(this.clients.runs, this.clients.runs.enqueue, { namespace: this.namespace, run }, this.callTimeoutMs)
+        const call = () => this.enqueueStream.enqueue({ namespace: this.namespace, run }, this.callTimeoutMs)
         // Without a key a repeated enqueue could store the run twice; with one it cannot.
         const response = options.idempotencyKey ? withRetries(call, retryBudgetMs) : call()
         return response.then((r): EnqueuedRun => ({ id: r.runId, deduplicated: r.deduplicated }))
@@ -225,6 +228,7 @@ export class StackShift {
 
   /** Closes the channel. Stop workers first. */
   close(): void {
+    this.enqueueStream.close()
     this.clients.close()
   }
 }

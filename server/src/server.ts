@@ -45,7 +45,8 @@ export interface StackShiftServer {
   stats(): { workers: number; freeSlots: number }
   /**
    * Graceful shutdown: stop taking work, end worker streams (they reconnect to
-   * another server), let in-flight requests finish within the grace period,
+   * another server) and enqueue streams (once what they carried is answered),
+   * let in-flight requests finish within the grace period,
    * commit pending writes, and close the database pool.
    */
   stop(): Promise<void>
@@ -119,7 +120,8 @@ export async function startServer(config: ServerConfig & { databaseUrl: string }
     'grpc.http2.min_ping_interval_without_data_ms': 5000,
     'grpc.keepalive_permit_without_calls': 1,
   })
-  grpcServer.addService(RunServiceService, createRunService({ config, logger, enqueuer, reads, events, canceller }))
+  const runService = createRunService({ config, logger, enqueuer, reads, events, canceller })
+  grpcServer.addService(RunServiceService, runService.service)
   grpcServer.addService(WorkerServiceService, workerService.service)
   grpcServer.addService(StateServiceService, createStateService({ config, logger, store: stateStore }))
   const health = new HealthImplementation(Object.fromEntries(serviceNames.map((name) => [name, 'SERVING' as const])))
@@ -190,6 +192,7 @@ export async function startServer(config: ServerConfig & { databaseUrl: string }
         clearInterval(healthProbe)
         setHealth('NOT_SERVING')
         workerService.shutdown()
+        runService.shutdown()
         await dispatcher.stop()
         await new Promise<void>((resolve) => {
           const force = setTimeout(() => {

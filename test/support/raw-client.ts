@@ -38,6 +38,8 @@ export interface RawClient {
   /** `deadlineMs`: how long the call may take (30 s unless given). */
   workers(method: string, request: Record<string, unknown>, deadlineMs?: number): Promise<Record<string, any>>
   state(method: string, request: Record<string, unknown>): Promise<Record<string, any>>
+  /** Opens an EnqueueStream. */
+  enqueueStream(): grpc.ClientDuplexStream<Record<string, unknown>, Record<string, any>>
   /** Opens the worker stream. */
   connect(): grpc.ClientDuplexStream<Record<string, unknown>, Record<string, any>>
   close(): void
@@ -60,6 +62,7 @@ export function createRawClient(address: string): RawClient {
     runs: (method, request, metadata) => call(runService, method, request, metadata),
     workers: (method, request, deadlineMs) => call(workerService, method, request, undefined, deadlineMs),
     state: (method, request) => call(stateService, method, request),
+    enqueueStream: () => runService.EnqueueStream(),
     connect: () => workerService.Connect(),
     close: () => {
       runService.close()

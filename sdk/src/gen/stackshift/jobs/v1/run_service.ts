@@ -7,8 +7,10 @@ import {
   type CallOptions,
   type ChannelCredentials,
   Client,
+  type ClientDuplexStream,
   type ClientOptions,
   type ClientUnaryCall,
+  type handleBidiStreamingCall,
   type handleUnaryCall,
   makeGenericClientConstructor,
   type Metadata,
@@ -102,6 +104,38 @@ export interface EnqueueResponse {
    * stored.
    */
   deduplicated: boolean;
+}
+
+/** EnqueueStreamRequest is one Enqueue on an EnqueueStream. */
+export interface EnqueueStreamRequest {
+  /**
+   * Chosen by the client to match the answer to this request (a counter
+   * from 1 will do); unique among the stream's requests that have no answer
+   * yet, and at most 2^53 - 1.
+   */
+  id: number;
+  /** The enqueue. Required. */
+  enqueue: EnqueueRequest | undefined;
+}
+
+/** EnqueueStreamResponse answers one EnqueueStreamRequest. */
+export interface EnqueueStreamResponse {
+  /** The id of the request this answers. */
+  id: number;
+  /**
+   * gRPC status code of the outcome, as Enqueue would return it: 0 OK, 3
+   * INVALID_ARGUMENT, 8 RESOURCE_EXHAUSTED, 14 UNAVAILABLE (also when the
+   * server is shutting down; nothing was stored), and so on.
+   */
+  code: number;
+  /**
+   * Human-readable detail when `code` is not 0; for INVALID_ARGUMENT it names
+   * the offending field as Enqueue does, by its path in the EnqueueRequest
+   * (`run.job`).
+   */
+  message: string;
+  /** The outcome when `code` is 0. */
+  enqueue: EnqueueResponse | undefined;
 }
 
 /** EnqueueBatchRequest adds many runs at once. */
@@ -632,6 +666,168 @@ export const EnqueueResponse: MessageFns<EnqueueResponse> = {
     const message = createBaseEnqueueResponse();
     message.runId = object.runId ?? "";
     message.deduplicated = object.deduplicated ?? false;
+    return message;
+  },
+};
+
+function createBaseEnqueueStreamRequest(): EnqueueStreamRequest {
+  return { id: 0, enqueue: undefined };
+}
+
+export const EnqueueStreamRequest: MessageFns<EnqueueStreamRequest> = {
+  encode(message: EnqueueStreamRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== 0) {
+      writer.uint32(8).uint64(message.id);
+    }
+    if (message.enqueue !== undefined) {
+      EnqueueRequest.encode(message.enqueue, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): EnqueueStreamRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseEnqueueStreamRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.id = longToNumber(reader.uint64());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.enqueue = EnqueueRequest.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create(base?: DeepPartial<EnqueueStreamRequest>): EnqueueStreamRequest {
+    return EnqueueStreamRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<EnqueueStreamRequest>): EnqueueStreamRequest {
+    const message = createBaseEnqueueStreamRequest();
+    message.id = object.id ?? 0;
+    message.enqueue = (object.enqueue !== undefined && object.enqueue !== null)
+      ? EnqueueRequest.fromPartial(object.enqueue)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseEnqueueStreamResponse(): EnqueueStreamResponse {
+  return { id: 0, code: 0, message: "", enqueue: undefined };
+}
+
+export const EnqueueStreamResponse: MessageFns<EnqueueStreamResponse> = {
+  encode(message: EnqueueStreamResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== 0) {
+      writer.uint32(8).uint64(message.id);
+    }
+    if (message.code !== 0) {
+      writer.uint32(16).int32(message.code);
+    }
+    if (message.message !== "") {
+      writer.uint32(26).string(message.message);
+    }
+    if (message.enqueue !== undefined) {
+      EnqueueResponse.encode(message.enqueue, writer.uint32(34).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): EnqueueStreamResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseEnqueueStreamResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.id = longToNumber(reader.uint64());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.code = reader.int32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.message = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.enqueue = EnqueueResponse.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create(base?: DeepPartial<EnqueueStreamResponse>): EnqueueStreamResponse {
+    return EnqueueStreamResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<EnqueueStreamResponse>): EnqueueStreamResponse {
+    const message = createBaseEnqueueStreamResponse();
+    message.id = object.id ?? 0;
+    message.code = object.code ?? 0;
+    message.message = object.message ?? "";
+    message.enqueue = (object.enqueue !== undefined && object.enqueue !== null)
+      ? EnqueueResponse.fromPartial(object.enqueue)
+      : undefined;
     return message;
   },
 };
@@ -1635,6 +1831,27 @@ export const RunServiceService = {
     responseDeserialize: (value: Buffer): EnqueueResponse => EnqueueResponse.decode(value),
   },
   /**
+   * EnqueueStream is Enqueue over one long-lived call: each request message
+   * is one Enqueue, answered by a response with the same id, in the order the
+   * runs are stored (not necessarily request order). It spares a client that
+   * enqueues often the cost of a call per run (a new HTTP/2 stream, its headers
+   * and trailers), on both sides. Each answer carries the status Enqueue would
+   * have returned. The server answers every request it received before it ends
+   * the stream with OK (after the client half-closes, or when the server shuts
+   * down): a request without an answer when the stream ends OK was not
+   * stored, and can be sent again on a new stream.
+   */
+  enqueueStream: {
+    path: "/stackshift.jobs.v1.RunService/EnqueueStream" as const,
+    requestStream: true as const,
+    responseStream: true as const,
+    requestSerialize: (value: EnqueueStreamRequest): Buffer => Buffer.from(EnqueueStreamRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): EnqueueStreamRequest => EnqueueStreamRequest.decode(value),
+    responseSerialize: (value: EnqueueStreamResponse): Buffer =>
+      Buffer.from(EnqueueStreamResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): EnqueueStreamResponse => EnqueueStreamResponse.decode(value),
+  },
+  /**
    * EnqueueBatch adds many runs in one transaction: all are stored or none.
    * Results come back in request order.
    */
@@ -1720,6 +1937,18 @@ export interface RunServiceServer extends UntypedServiceImplementation {
    */
   enqueue: handleUnaryCall<EnqueueRequest, EnqueueResponse>;
   /**
+   * EnqueueStream is Enqueue over one long-lived call: each request message
+   * is one Enqueue, answered by a response with the same id, in the order the
+   * runs are stored (not necessarily request order). It spares a client that
+   * enqueues often the cost of a call per run (a new HTTP/2 stream, its headers
+   * and trailers), on both sides. Each answer carries the status Enqueue would
+   * have returned. The server answers every request it received before it ends
+   * the stream with OK (after the client half-closes, or when the server shuts
+   * down): a request without an answer when the stream ends OK was not
+   * stored, and can be sent again on a new stream.
+   */
+  enqueueStream: handleBidiStreamingCall<EnqueueStreamRequest, EnqueueStreamResponse>;
+  /**
    * EnqueueBatch adds many runs in one transaction: all are stored or none.
    * Results come back in request order.
    */
@@ -1769,6 +1998,23 @@ export interface RunServiceClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: EnqueueResponse) => void,
   ): ClientUnaryCall;
+  /**
+   * EnqueueStream is Enqueue over one long-lived call: each request message
+   * is one Enqueue, answered by a response with the same id, in the order the
+   * runs are stored (not necessarily request order). It spares a client that
+   * enqueues often the cost of a call per run (a new HTTP/2 stream, its headers
+   * and trailers), on both sides. Each answer carries the status Enqueue would
+   * have returned. The server answers every request it received before it ends
+   * the stream with OK (after the client half-closes, or when the server shuts
+   * down): a request without an answer when the stream ends OK was not
+   * stored, and can be sent again on a new stream.
+   */
+  enqueueStream(): ClientDuplexStream<EnqueueStreamRequest, EnqueueStreamResponse>;
+  enqueueStream(options: Partial<CallOptions>): ClientDuplexStream<EnqueueStreamRequest, EnqueueStreamResponse>;
+  enqueueStream(
+    metadata: Metadata,
+    options?: Partial<CallOptions>,
+  ): ClientDuplexStream<EnqueueStreamRequest, EnqueueStreamResponse>;
   /**
    * EnqueueBatch adds many runs in one transaction: all are stored or none.
    * Results come back in request order.
