@@ -2,7 +2,7 @@
  * Runs the W2 transport floor's relay (see relay.ts) on DATABASE_URL, with the
  * StackShift server's pool size; prints {"event":"listening","port":n}.
  */
-import { Server, ServerCredentials, type ServerWritableStream } from '@grpc/grpc-js'
+import { Server, ServerCredentials, type ServerDuplexStream, type ServerWritableStream } from '@grpc/grpc-js'
 import pg from 'pg'
 import { relayService, relayTable } from './relay.js'
 
@@ -12,14 +12,18 @@ const listeners = new Set<ServerWritableStream<Buffer, Buffer>>()
 
 const server = new Server()
 server.addService(relayService, {
-  send: (call: { request: Buffer }, callback: (error: Error | null, response?: Buffer) => void) => {
-    pool.query({ name: 'relay_insert', text: `INSERT INTO ${relayTable} (payload) VALUES ($1)`, values: [call.request] }).then(
-      () => {
-        for (const listener of listeners) listener.write(call.request)
-        callback(null, Buffer.alloc(0))
-      },
-      (error: Error) => callback(error),
-    )
+  send: (call: ServerDuplexStream<Buffer, Buffer>) => {
+    call.on('data', (message: Buffer) => {
+      const payload = message.subarray(4)
+      pool.query({ name: 'relay_insert', text: `INSERT INTO ${relayTable} (payload) VALUES ($1)`, values: [payload] }).then(
+        () => {
+          for (const listener of listeners) listener.write(payload)
+          call.write(message.subarray(0, 4))
+        },
+        (error: Error) => call.destroy(error),
+      )
+    })
+    call.on('end', () => call.end())
   },
   listen: (call: ServerWritableStream<Buffer, Buffer>) => {
     listeners.add(call)

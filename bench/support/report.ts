@@ -106,7 +106,7 @@ export function renderMarkdown(environment: Record<string, unknown>, records: re
     if (runsBySystem.has('transport-floor')) {
       lines.push(
         '',
-        'transport-floor is not a job system: a gRPC unary call to a relay process that commits one INSERT, then pushes the payload on a server stream to the worker process. It has the hops of a StackShift enqueue and nothing else: the least such a path takes on this machine.',
+        'transport-floor is not a job system: a message on a long-lived gRPC stream to a relay process that commits one INSERT, then pushes the payload on a server stream to the worker process and answers on the first stream. It has the hops of a StackShift enqueue and nothing else: the least such a path takes on this machine.',
       )
     }
     lines.push('')

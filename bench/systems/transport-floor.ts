@@ -1,10 +1,10 @@
-import { type Client, type ClientReadableStream, credentials, makeGenericClientConstructor } from '@grpc/grpc-js'
+import { type Client, type ClientDuplexStream, type ClientReadableStream, credentials, makeGenericClientConstructor } from '@grpc/grpc-js'
 import { replaceAsyncResourceBind } from '@stackshift/sdk'
 import { relayService } from '../floor/relay.js'
 import type { BenchConfig, ProbeHandler, SystemAdapter } from './adapter.js'
 
 interface RelayClient extends Client {
-  send(request: Buffer, done: (error: Error | null) => void): void
+  send(): ClientDuplexStream<Buffer, Buffer>
   listen(request: Buffer): ClientReadableStream<Buffer>
 }
 
@@ -18,6 +18,16 @@ export function createTransportFloorAdapter(config: BenchConfig): SystemAdapter 
   const RelayClient = makeGenericClientConstructor(relayService, 'Relay')
   const client = new RelayClient(config.stackshiftAddress!, credentials.createInsecure()) as unknown as RelayClient
   let listener: ClientReadableStream<Buffer> | undefined
+  // One Send stream for every enqueue, as a StackShift client has one EnqueueStream.
+  const sender = client.send()
+  const answers = new Map<number, () => void>()
+  let nextId = 0
+  sender.on('data', (id: Buffer) => {
+    const answered = answers.get(id.readUInt32BE(0))
+    answers.delete(id.readUInt32BE(0))
+    answered?.()
+  })
+  sender.on('error', () => {})
   const onlyW2 = () => Promise.reject(new Error('the transport floor only runs W2'))
 
   return {
@@ -26,9 +36,13 @@ export function createTransportFloorAdapter(config: BenchConfig): SystemAdapter 
     preloadHistory: onlyW2,
     enqueueBulk: onlyW2,
     async enqueueOne(_job, payload) {
-      await new Promise<void>((resolve, reject) =>
-        client.send(Buffer.from(JSON.stringify(payload)), (error) => (error ? reject(error) : resolve())),
-      )
+      const id = nextId++ >>> 0
+      const message = Buffer.concat([Buffer.alloc(4), Buffer.from(JSON.stringify(payload))])
+      message.writeUInt32BE(id, 0)
+      await new Promise<void>((resolve) => {
+        answers.set(id, resolve)
+        sender.write(message)
+      })
     },
     async startWorker(_job, handler: ProbeHandler) {
       listener = client.listen(Buffer.alloc(0))
@@ -45,6 +59,7 @@ export function createTransportFloorAdapter(config: BenchConfig): SystemAdapter 
       listener = undefined
     },
     async close() {
+      sender.end()
       client.close()
     },
   }
