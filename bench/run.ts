@@ -25,6 +25,7 @@
  * the measured window and on the cores the measured processes share.
  */
 import { type ChildProcess, spawn } from 'node:child_process'
+import { once } from 'node:events'
 import { mkdir, readFile } from 'node:fs/promises'
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
@@ -151,11 +152,23 @@ async function stopProcess(child: ChildProcess): Promise<void> {
   await exited
 }
 
+/** Loads W4's finished runs from a process of its own (see child.ts), and waits for it to exit. */
+async function preloadHistory(node: string, system: string, config: BenchConfig): Promise<void> {
+  const loader = spawn(node, ['bench/dist/child.js', system, 'W4', 'preload'], {
+    cwd: repoRoot,
+    env: { ...process.env, BENCH_CONFIG: JSON.stringify(config) },
+    stdio: ['ignore', 'inherit', 'inherit'],
+  })
+  const [code, signal] = (await once(loader, 'exit')) as [number | null, NodeJS.Signals | null]
+  if (code !== 0) throw new Error(`loading W4's history for ${system} failed (${signal ?? `exit code ${code}`})`)
+}
+
 async function runOnce(node: string, postgres: BenchPostgres, system: string, workload: WorkloadName, rep: number): Promise<RunRecord> {
   const databaseUrl = await postgres.createDatabase()
   const hasServer = system.startsWith('stackshift') || system === 'transport-floor'
   const server = hasServer ? await startServer(node, databaseUrl, system) : undefined
   const config: BenchConfig = { databaseUrl, concurrency, poolSize, stackshiftAddress: server?.address }
+  if (workload === 'W4') await preloadHistory(node, system, config)
   // The README's setup itself (examples/tracing.ts, loaded through tsx).
   const tracingFlags = system === 'stackshift-traced' ? ['--import', 'tsx', '--import', './examples/tracing.ts'] : []
   const child = spawn(node, [...profileFlags(system), ...tracingFlags, 'bench/dist/child.js', system, workload], {

@@ -35,6 +35,9 @@ export function createGraphileWorkerAdapter(config: BenchConfig, variant: 'defau
       await db.connect()
       await runMigrations({ connectionString: config.databaseUrl, logger: silentLogger })
       utils = await makeWorkerUtils({ connectionString: config.databaseUrl, logger: silentLogger })
+      // W4's history was loaded by another process (see child.ts): jobs up to here are history.
+      const { rows } = await db.query('SELECT coalesce(max(id), 0) AS id FROM graphile_worker._private_jobs')
+      firstWorkloadId = Number(rows[0].id)
     },
     async preloadHistory(job, count) {
       // graphile-worker deletes completed jobs; what it keeps is jobs that
@@ -47,8 +50,6 @@ export function createGraphileWorkerAdapter(config: BenchConfig, variant: 'defau
         [job, count],
       )
       await db.query('VACUUM ANALYZE graphile_worker._private_jobs')
-      const { rows } = await db.query('SELECT coalesce(max(id), 0) AS id FROM graphile_worker._private_jobs')
-      firstWorkloadId = Number(rows[0].id)
     },
     async enqueueBulk(job, payloads) {
       await utils!.addJobs(payloads.map((payload) => ({ identifier: job, payload })))
