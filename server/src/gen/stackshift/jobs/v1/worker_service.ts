@@ -168,7 +168,10 @@ export interface WorkerWelcome {
 
 /** WorkerOperation is one write about a leased run, sent on the Connect stream. */
 export interface WorkerOperation {
-  /** Worker-chosen id, unique within the stream, echoed in the OperationResult. */
+  /**
+   * Worker-chosen id, unique within the stream, echoed in the OperationResult;
+   * at most 2^53 - 1 (a counter from 1 will do).
+   */
   id: number;
   /** The write. Exactly one must be set. */
   operation:
