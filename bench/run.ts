@@ -168,15 +168,17 @@ async function runOnce(node: string, postgres: BenchPostgres, system: string, wo
   const hasServer = system.startsWith('stackshift') || system === 'transport-floor'
   const server = hasServer ? await startServer(node, databaseUrl, system) : undefined
   const config: BenchConfig = { databaseUrl, concurrency, poolSize, stackshiftAddress: server?.address }
-  if (workload === 'W4') await preloadHistory(node, system, config)
-  // The README's setup itself (examples/tracing.ts, loaded through tsx).
-  const tracingFlags = system === 'stackshift-traced' ? ['--import', 'tsx', '--import', './examples/tracing.ts'] : []
-  const child = spawn(node, [...profileFlags(system), ...tracingFlags, 'bench/dist/child.js', system, workload], {
-    cwd: repoRoot,
-    env: { ...process.env, ...tracingEnv(system), BENCH_CONFIG: JSON.stringify(config) },
-    stdio: ['pipe', 'pipe', 'inherit'],
-  })
+  let measured: ChildProcess | undefined
   try {
+    if (workload === 'W4') await preloadHistory(node, system, config)
+    // The README's setup itself (examples/tracing.ts, loaded through tsx).
+    const tracingFlags = system === 'stackshift-traced' ? ['--import', 'tsx', '--import', './examples/tracing.ts'] : []
+    const child = spawn(node, [...profileFlags(system), ...tracingFlags, 'bench/dist/child.js', system, workload], {
+      cwd: repoRoot,
+      env: { ...process.env, ...tracingEnv(system), BENCH_CONFIG: JSON.stringify(config) },
+      stdio: ['pipe', 'pipe', 'inherit'],
+    })
+    measured = child
     const events = jsonLines(child)
     await nextEvent(events, 'ready', child)
     // The setup's writes (W4's million finished runs, above all) are flushed
@@ -210,7 +212,7 @@ async function runOnce(node: string, postgres: BenchPostgres, system: string, wo
       cpuSeconds: cpu,
     }
   } finally {
-    await stopProcess(child)
+    if (measured) await stopProcess(measured)
     if (server) await stopProcess(server.process)
     await postgres.dropDatabase(databaseUrl)
   }

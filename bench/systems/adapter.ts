@@ -21,7 +21,7 @@ export interface ProbePayload {
 export type ProbeHandler = (payload: ProbePayload) => void
 
 export interface SystemAdapter {
-  /** Installs the system's schema. */
+  /** Installs the system's schema, and notes what an earlier process (W4's history loader) left in it. */
   install(): Promise<void>
   /** Adds `count` finished jobs of `job` straight in the database, as kept history, then vacuums and analyzes. */
   preloadHistory(job: string, count: number): Promise<void>
