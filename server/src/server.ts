@@ -23,6 +23,7 @@ import { ReadyAnnouncer } from './operations/ready-announcer.js'
 import { RunReads, RunWaiters } from './operations/run-reads.js'
 import { StateStore } from './operations/state-store.js'
 import { Suspensions } from './operations/suspensions.js'
+import { withDecodeErrors } from './rpc/decode-errors.js'
 import { addReflection } from './rpc/reflection.js'
 import { createRunService } from './rpc/run-service.js'
 import { createStateService } from './rpc/state-service.js'
@@ -121,9 +122,9 @@ export async function startServer(config: ServerConfig & { databaseUrl: string }
     'grpc.keepalive_permit_without_calls': 1,
   })
   const runService = createRunService({ config, logger, enqueuer, reads, events, canceller })
-  grpcServer.addService(RunServiceService, runService.service)
-  grpcServer.addService(WorkerServiceService, workerService.service)
-  grpcServer.addService(StateServiceService, createStateService({ config, logger, store: stateStore }))
+  grpcServer.addService(withDecodeErrors(RunServiceService), runService.service)
+  grpcServer.addService(withDecodeErrors(WorkerServiceService), workerService.service)
+  grpcServer.addService(withDecodeErrors(StateServiceService), createStateService({ config, logger, store: stateStore }))
   const health = new HealthImplementation(Object.fromEntries(serviceNames.map((name) => [name, 'SERVING' as const])))
   health.addToServer(grpcServer)
   addReflection(grpcServer, logger)

@@ -4,7 +4,8 @@ import { InvalidArgumentError } from '../core/errors.js'
 import type { Logger } from '../logger.js'
 import type { RunEnqueuer } from '../operations/enqueue.js'
 import type { EnqueueStreamRequest, EnqueueStreamResponse } from '../gen/stackshift/jobs/v1/run_service.js'
-import { toRpcStatus } from './error-map.js'
+import { decodeFailureOf } from './decode-errors.js'
+import { type RpcStatus, toRpcStatus, toServiceError } from './error-map.js'
 import { parseEnqueue } from './requests.js'
 
 export interface EnqueueStreamDeps {
@@ -18,10 +19,13 @@ export interface EnqueueStreamDeps {
  * One client's EnqueueStream: every request is an Enqueue, answered under its
  * id as soon as its run is stored (or refused). The stream ends with OK only
  * once every request received has its answer, so a request left unanswered
- * at an OK end was never stored.
+ * at an OK end was never stored. A request the server cannot decode (its id
+ * may be what is wrong) ends the stream with INVALID_ARGUMENT instead, once
+ * the requests before it are answered; requests after it are not read.
  */
 export class EnqueueStream {
   private state: 'open' | 'ending' | 'closed' = 'open'
+  private failure: RpcStatus | undefined
   private unanswered = 0
   private readonly logger: Logger
 
@@ -44,7 +48,14 @@ export class EnqueueStream {
   }
 
   private receive(request: EnqueueStreamRequest): void {
-    if (this.state === 'closed') return
+    if (this.state === 'closed' || this.failure) return
+    const decodeFailure = decodeFailureOf(request)
+    if (decodeFailure) {
+      this.failure = toRpcStatus(decodeFailure, this.logger)
+      this.state = 'ending'
+      this.endIfAnswered()
+      return
+    }
     if (this.state === 'ending') {
       this.answer({
         id: request.id,
@@ -81,7 +92,8 @@ export class EnqueueStream {
   private endIfAnswered(): void {
     if (this.state !== 'ending' || this.unanswered > 0) return
     this.close()
-    this.call.end()
+    if (this.failure) this.call.emit('error', toServiceError(this.failure))
+    else this.call.end()
   }
 
   private close(): void {

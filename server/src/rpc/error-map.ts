@@ -10,6 +10,7 @@ import {
 } from '../core/errors.js'
 import { isConflictError, isUnavailableError } from '../db/errors.js'
 import type { Logger } from '../logger.js'
+import { decodeFailureOf } from './decode-errors.js'
 
 /** A gRPC status code and the message sent with it. */
 export interface RpcStatus {
@@ -46,7 +47,8 @@ export function toServiceError(rpcStatus: RpcStatus): ServerErrorResponse & Part
 
 /**
  * Wraps an async unary handler: resolves become responses, throws go through
- * the error map. Handlers never build status errors themselves.
+ * the error map, and a request that could not be decoded is refused before
+ * the handler sees it. Handlers never build status errors themselves.
  */
 export function unaryHandler<Request, Response>(
   logger: Logger,
@@ -56,6 +58,11 @@ export function unaryHandler<Request, Response>(
   callback: (error: ServerErrorResponse | null, response?: Response) => void,
 ) => void {
   return (call, callback) => {
+    const decodeFailure = decodeFailureOf(call.request)
+    if (decodeFailure) {
+      callback(toServiceError(toRpcStatus(decodeFailure, logger)))
+      return
+    }
     const controller = new AbortController()
     // grpc-js reports 'cancelled' when a call's stream closes, answered or
     // not; aborting an answered call would only build an AbortError for nobody.

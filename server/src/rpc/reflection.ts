@@ -1,6 +1,5 @@
 import { existsSync } from 'node:fs'
 import { dirname, join, relative, resolve } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { fromBinary, toBinary } from '@bufbuild/protobuf'
 import { type DescriptorProto, type FileDescriptorProto, FileDescriptorProtoSchema } from '@bufbuild/protobuf/wkt'
 import type { Server } from '@grpc/grpc-js'
@@ -8,20 +7,7 @@ import * as protoLoader from '@grpc/proto-loader'
 import { ReflectionService } from '@grpc/reflection'
 import { protoPath as healthProtoPath } from 'grpc-health-check'
 import type { Logger } from '../logger.js'
-
-/**
- * The .proto files: `proto/` at the repository root, three levels up from
- * this module both as source (server/src/rpc) and built (server/dist/rpc).
- * The container image copies them to the same place (deploy/Dockerfile).
- */
-export const protoDir = fileURLToPath(new URL('../../../proto/', import.meta.url))
-
-/** The services' files, relative to `protoDir`; they import the rest. */
-const serviceProtoFiles = [
-  'stackshift/jobs/v1/run_service.proto',
-  'stackshift/jobs/v1/worker_service.proto',
-  'stackshift/jobs/v1/state_service.proto',
-]
+import { protoDir, serviceProtoFiles } from './proto-files.js'
 
 /** grpc-health-check ships health.proto under proto/health/v1/. */
 const healthProtoRoot = resolve(dirname(healthProtoPath), '../..')

@@ -16,6 +16,7 @@ import type {
   WorkerOperation,
 } from '../gen/stackshift/jobs/v1/worker_service.js'
 import { toFailRunResponse, toRevokedLease, toSuspendRunResponse, toTaskMessage } from './convert.js'
+import { decodeFailureOf } from './decode-errors.js'
 import { type RpcStatus, toRpcStatus, toServiceError } from './error-map.js'
 import {
   parseCompleteRun,
@@ -110,6 +111,9 @@ export class WorkerStream implements TaskConsumer {
 
   private receive(message: ConnectRequest): void {
     try {
+      // Its operations cannot be answered under their ids: the stream ends.
+      const decodeFailure = decodeFailureOf(message)
+      if (decodeFailure) throw decodeFailure
       if (this.state === 'awaiting-hello') this.open(message)
       else if (message.hello) throw new InvalidArgumentError('hello', 'is only allowed on the first message of the stream')
     } catch (error) {
