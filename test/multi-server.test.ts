@@ -3,6 +3,7 @@ import type pg from 'pg'
 import { afterAll, beforeAll, expect, it } from 'vitest'
 import { connect, createTestDatabase } from './support/database.js'
 import { ChildScript } from './support/processes.js'
+import { createRawClient } from './support/raw-client.js'
 import { waitUntil } from './support/wait-until.js'
 
 /*
@@ -100,6 +101,34 @@ it('a run enqueued on one server wakes a worker connected only to the other, and
     expect(doneLater.attemptHistory[0]!.startedAt!.getTime()).toBeGreaterThanOrEqual(doneLater.availableAt!.getTime())
   } finally {
     await worker.stop()
+    onA.close()
+    onB.close()
+  }
+})
+
+it('a run handed back on one server is taken at once by a worker connected only to the other', async () => {
+  const [addressA, addressB] = addresses as [string, string]
+  const raw = createRawClient(addressA)
+  const onA = new StackShift({ address: addressA })
+  const onB = new StackShift({ address: addressB })
+  onB.job('handedBack', () => 'done on B')
+  try {
+    const { run_id } = await raw.runs('Enqueue', { run: { queue: 'handed-back', job: 'handedBack' } })
+    const { tasks } = await raw.workers('ClaimTask', { queues: ['handed-back'], jobs: ['handedBack'], wait_ms: 5000 })
+    expect(tasks.map((task: { run_id: string }) => task.run_id)).toEqual([run_id])
+    const worker = onB.worker({ queues: ['handed-back'] })
+    await worker.start()
+    try {
+      // B's worker finds nothing until the release on A, and only A's NOTIFY can tell it before the poll.
+      await raw.workers('ReleaseRun', { run_id, lease_token: tasks[0].lease_token })
+      const done = await onA.waitForRun(run_id, { timeoutMs: 20_000 })
+      expect(done.result).toBe('done on B')
+      expect(done.attemptHistory.map((attempt) => attempt.outcome)).toEqual(['completed'])
+    } finally {
+      await worker.stop()
+    }
+  } finally {
+    raw.close()
     onA.close()
     onB.close()
   }

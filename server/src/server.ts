@@ -5,7 +5,7 @@ import type { Knex } from 'knex'
 import type { ServerConfig } from './config.js'
 import type { ClaimedRun } from './core/run.js'
 import { createDatabase, migrateDatabase, sql } from './db/database.js'
-import { runCountUnfinished, runRelease } from './db/queries/runs.js'
+import { runCountUnfinished } from './db/queries/runs.js'
 import { Dispatcher } from './dispatch/dispatcher.js'
 import { NotificationListener } from './dispatch/notification-listener.js'
 import type { Logger } from './logger.js'
@@ -74,11 +74,8 @@ export async function startServer(config: ServerConfig & { databaseUrl: string }
     wakeTimers: (dueInMs) => promoter.wakeWithin(dueInMs),
   })
   const leaseWrites = new LeaseWrites({ db, announcer, backoff, metrics, logger, writeConcurrency: config.writeConcurrency })
-  // Runs claimed for a consumer that went away before they reached it.
-  const release = async (runs: readonly ClaimedRun[]) => {
-    const released = await runRelease(db, { leases: runs.map((run) => ({ runId: run.id, leaseToken: run.leaseToken })) })
-    for (const run of released) announcer.announceLocally(run.namespace, [run.queue])
-  }
+  const release = (runs: readonly ClaimedRun[]) =>
+    leaseWrites.releaseUndelivered(runs.map((run) => ({ runId: run.id, leaseToken: run.leaseToken })))
   const dispatcher: Dispatcher = new Dispatcher({ db, logger, metrics, pollIntervalMs: config.pollIntervalMs, release })
   const promoter: ScheduledRunPromoter = new ScheduledRunPromoter({ db, logger, announcer, pollIntervalMs: config.pollIntervalMs })
   const reaper = new LeaseReaper({ db, logger, announcer, backoff, metrics, intervalMs: config.reaperIntervalMs })

@@ -77,6 +77,15 @@ export class LeaseWrites {
     return this.releases.submit(lease)
   }
 
+  /**
+   * Hands back runs claimed for a consumer that went away before they reached
+   * it, telling workers on every server as releaseRun does. A run whose lease
+   * is no longer held is left as it is.
+   */
+  async releaseUndelivered(leases: readonly LeaseRef[]): Promise<void> {
+    await this.writeReleases([...leases])
+  }
+
   /** Extends leases; returns those that are no longer held, and why. */
   async heartbeat(leases: readonly LeaseRef[], leaseMs: number): Promise<RevokedLease[]> {
     const held = await Promise.all(leases.map((lease) => this.heartbeats.submit({ lease, leaseMs })))
