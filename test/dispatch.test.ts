@@ -123,6 +123,61 @@ it('a worker prefetches runs beyond its concurrency, and starts them only as slo
   expect(mostRunning).toBe(2)
 })
 
+/** Leased runs among `ids`, counted per lease token: runs claimed together share one. */
+async function leasesPerClaim(ids: readonly string[]): Promise<number[]> {
+  const { rows } = await env.db.query(
+    `SELECT count(*)::int AS n FROM stackshift.runs WHERE id = ANY($1) AND status = 'running' GROUP BY lease_token ORDER BY 1`,
+    [ids],
+  )
+  return rows.map((row: { n: number }) => row.n)
+}
+
+async function completedAmong(ids: readonly string[]): Promise<number> {
+  const { rows } = await env.db.query(`SELECT count(*)::int AS n FROM stackshift.runs WHERE id = ANY($1) AND status = 'completed'`, [ids])
+  return rows[0].n
+}
+
+/** A job whose handlers all wait until `release` is called. */
+function registerHeldJob(job: string): { release: () => void } {
+  let release!: () => void
+  const released = new Promise<void>((resolve) => (release = resolve))
+  env.stackshift.job(job, async () => {
+    await released
+  })
+  return { release }
+}
+
+it('by default a worker of short handlers holds nine runs ready per slot beyond its concurrency', async () => {
+  const { release } = registerHeldJob('heldByDefault')
+  const ids = (
+    await env.stackshift.queue('default-prefetch').enqueueMany(Array.from({ length: 150 }, () => ({ job: 'heldByDefault', payload: {} })))
+  ).map((r) => r.id)
+  // Concurrency 10 (the default): 10 running and 90 held ready.
+  await env.startWorker({ queues: ['default-prefetch'], jobs: ['heldByDefault'] })
+  await expect.poll(async () => (await leasesPerClaim(ids)).reduce((sum, n) => sum + n, 0)).toBe(100)
+  release()
+  await waitUntil(
+    () => completedAmong(ids),
+    (n) => n === ids.length,
+  )
+})
+
+it('a worker stream is claimed at most 500 runs at a time: a worker holding 1,000 gets them in two claims', async () => {
+  const { release } = registerHeldJob('heldInBatches')
+  const ids = (
+    await env.stackshift.queue('claim-size').enqueueMany(Array.from({ length: 1200 }, () => ({ job: 'heldInBatches', payload: {} })))
+  ).map((r) => r.id)
+  // Concurrency 100: the default prefetch (900) stops at 1,000 runs in hand.
+  await env.startWorker({ queues: ['claim-size'], jobs: ['heldInBatches'], concurrency: 100 })
+  await expect.poll(async () => (await leasesPerClaim(ids)).reduce((sum, n) => sum + n, 0)).toBe(1000)
+  expect(await leasesPerClaim(ids)).toEqual([500, 500])
+  release()
+  await waitUntil(
+    () => completedAmong(ids),
+    (n) => n === ids.length,
+  )
+})
+
 it('higher priority runs are claimed first, then the oldest', async () => {
   const order: string[] = []
   env.stackshift.job('ordered', ({ payload }) => {

@@ -18,8 +18,9 @@ export interface WorkerOptions {
    * here when a handler returns, and the server claims them in larger batches.
    * Held runs keep their lease by heartbeat like running ones. Not used while
    * handlers are slow, so slow runs are not kept from idle workers. Default:
-   * four times `concurrency`, at most 1,000 (a batch per claim that keeps the
-   * database's commits per run low, drained within 200 ms); 0 turns it off.
+   * nine times `concurrency`, with `concurrency + prefetch` at most 1,000: two
+   * of the server's claims of 500, so one batch is claimed while the worker
+   * executes the other (drained within 450 ms); 0 turns it off.
    * `concurrency + prefetch` may be at most 10,000.
    */
   prefetch?: number
@@ -40,9 +41,13 @@ const sdkName = 'stackshift-ts/0.1.0'
 /** Prefetch applies while the average handler takes less than this. */
 const shortHandlerMs = 50
 /** Runs held ready per slot while handlers are short (see WorkerOptions.prefetch). */
-const defaultPrefetchPerSlot = 4
-/** The server claims at most 1,000 runs at a time; holding more gains nothing. */
-const defaultPrefetchMax = 1000
+const defaultPrefetchPerSlot = 9
+/**
+ * Runs in hand (running and ready) that the default prefetch stops at: the
+ * server claims at most 500 runs at a time for a stream, and holding two
+ * claims' worth keeps a claim running while the worker executes.
+ */
+const defaultHeldMax = 1000
 /** The server's limit on the slots a worker stream may announce. */
 const slotsMax = 10_000
 
@@ -96,11 +101,12 @@ export class Worker {
     if (!Array.isArray(options.queues) || options.queues.length === 0)
       throw new TypeError('worker options.queues must name at least one queue')
     this.concurrency = options.concurrency ?? 10
-    this.prefetch = options.prefetch ?? Math.min(defaultPrefetchPerSlot * this.concurrency, defaultPrefetchMax)
-    if (!Number.isInteger(this.prefetch) || this.prefetch < 0)
-      throw new TypeError(`worker options.prefetch must be a non-negative integer, got ${options.prefetch}`)
+    // Checked first: the default prefetch is derived from it.
     if (!Number.isInteger(this.concurrency) || this.concurrency < 1)
       throw new TypeError(`worker options.concurrency must be a positive integer, got ${options.concurrency}`)
+    this.prefetch = options.prefetch ?? Math.max(0, Math.min(defaultPrefetchPerSlot * this.concurrency, defaultHeldMax - this.concurrency))
+    if (!Number.isInteger(this.prefetch) || this.prefetch < 0)
+      throw new TypeError(`worker options.prefetch must be a non-negative integer, got ${options.prefetch}`)
     if (this.concurrency + this.prefetch > slotsMax)
       throw new TypeError(
         `worker options.concurrency + options.prefetch must be at most ${slotsMax}, got ${this.concurrency + this.prefetch}`,

@@ -24,6 +24,12 @@ export const limits = {
   jobsPerWorkerMax: 1000,
   slotsMax: 10_000,
   claimBatchMax: 1000,
+  /**
+   * Most runs one claim leases for a worker stream. A worker that holds twice
+   * this (running and ready) executes one batch while the next is claimed;
+   * one claim of twice the size would make it wait for every claim.
+   */
+  streamClaimMax: 500,
   claimWaitMaxMs: 60_000,
   runWaitMaxMs: 300_000,
   leaseMinMs: 500,

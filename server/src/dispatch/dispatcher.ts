@@ -1,6 +1,5 @@
 import type { Knex } from 'knex'
 import type { ClaimedRun } from '../core/run.js'
-import { limits } from '../core/limits.js'
 import { runClaim } from '../db/queries/runs.js'
 import { type Logger, runLogFields } from '../logger.js'
 import type { QueueCapacitySample, ServerMetrics } from '../observability/metrics.js'
@@ -18,6 +17,8 @@ export interface TaskConsumer {
   readonly jobs: readonly string[]
   readonly leaseMs: number
   readonly workerId: string
+  /** Most runs one claim leases for it. */
+  readonly claimMax: number
   /** How many more runs it can take now. */
   freeSlots(): number
   /** Hands over claimed runs. Returns false if it can no longer take them; they are then released. */
@@ -232,7 +233,7 @@ export class Dispatcher {
     if (entry.claimsInFlight >= maxClaimsInFlight || entry.isClosed || !entry.mayHaveWork) return
     const { consumer } = entry
     // Slots promised to claims still in flight are not free for another claim.
-    const limit = Math.min(consumer.freeSlots() - entry.reservedSlots, limits.claimBatchMax)
+    const limit = Math.min(consumer.freeSlots() - entry.reservedSlots, consumer.claimMax)
     if (limit <= 0) return
     entry.claimsInFlight++
     entry.reservedSlots += limit

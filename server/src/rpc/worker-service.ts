@@ -71,6 +71,8 @@ export function createWorkerService(deps: {
         let isDone = false
         const consumer: TaskConsumer = {
           ...claim,
+          // The first delivery answers the call: one claim takes all it asked for.
+          claimMax: claim.maxTasks,
           freeSlots: () => (isDone ? 0 : claim.maxTasks),
           deliver: (claimed) => {
             if (isDone) return false

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto'
 import { type ServerDuplexStream, status } from '@grpc/grpc-js'
 import type { ServerConfig } from '../config.js'
 import { InvalidArgumentError } from '../core/errors.js'
+import { limits } from '../core/limits.js'
 import type { ClaimedRun } from '../core/run.js'
 import type { Dispatcher, Subscription, TaskConsumer } from '../dispatch/dispatcher.js'
 import type { Logger } from '../logger.js'
@@ -55,6 +56,7 @@ export class WorkerStream implements TaskConsumer {
   jobs: string[] = []
   leaseMs = 0
   workerId = ''
+  readonly claimMax = limits.streamClaimMax
   private slots = 0
   private state: 'awaiting-hello' | 'open' | 'draining' | 'closed' = 'awaiting-hello'
   private subscription: Subscription | undefined

@@ -142,7 +142,9 @@ export interface WorkerHello {
   /**
    * Free slots: how many runs the server may push right away. Usually the
    * worker's concurrency minus runs it is still executing from an earlier
-   * stream. 0 to 10,000.
+   * stream. 0 to 10,000. The server claims at most 500 runs at a time for a
+   * stream: a worker of many short runs does best holding about 1,000
+   * (running and ready), so it executes one batch while the next is claimed.
    */
   slots: number;
   /**
