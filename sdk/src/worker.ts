@@ -51,11 +51,6 @@ const defaultHeldMax = 1000
 /** The server's limit on the slots a worker stream may announce. */
 const slotsMax = 10_000
 
-/** Runs claimed together share a lease token: an attempt is its run id and token. */
-function executionKey(task: Task): string {
-  return `${task.runId}/${task.leaseToken}`
-}
-
 /**
  * Executes runs of registered jobs. Connected to the server by one stream, it
  * announces its free slots, receives that many runs, executes them
@@ -63,11 +58,8 @@ function executionKey(task: Task): string {
  * (to any server) if the stream breaks.
  */
 export class Worker {
-  /**
-   * Attempts not yet finished (handler running, or its outcome being reported),
-   * by run id and lease token: runs claimed together share a token.
-   */
-  private readonly executions = new Map<string, Execution>()
+  /** Attempts not yet finished (handler running, or its outcome being reported). */
+  private readonly executions = new Set<Execution>()
   /** Received runs not started yet (prefetched), oldest first. */
   private readonly ready: Task[] = []
   /** Handlers running now; each holds one slot. */
@@ -259,7 +251,7 @@ export class Worker {
     while (this.busySlots < this.concurrency && this.ready.length > 0) {
       const task = this.ready.shift()!
       const execution = new Execution(task, jobs.get(task.job)!, this.executionDeps!)
-      this.executions.set(executionKey(task), execution)
+      this.executions.add(execution)
       this.busySlots++
       execution.start()
     }
@@ -285,7 +277,7 @@ export class Worker {
         if (unexpected !== undefined) {
           logger.error('run execution failed unexpectedly', { ...runLogFields(execution.task), error: String(unexpected) })
         }
-        this.executions.delete(executionKey(execution.task))
+        this.executions.delete(execution)
       },
     }
   }
