@@ -24,7 +24,7 @@
  * collections here (up to 20 ms of one core each on a 2-core machine), inside
  * the measured window and on the cores the measured processes share.
  */
-import { type ChildProcess, spawn } from 'node:child_process'
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { mkdir, readFile } from 'node:fs/promises'
 import { createServer } from 'node:http'
@@ -247,6 +247,17 @@ async function packageVersion(path: string): Promise<string> {
   return JSON.parse(await readFile(`${repoRoot}${path}`, 'utf8')).version
 }
 
+/** The commit measured, marked when the work tree differs from it (results excepted), so a table can be traced to its code. */
+function codeRevision(): string {
+  const git = (args: string[]) => execFileSync('git', args, { cwd: repoRoot, encoding: 'utf8' }).trim()
+  try {
+    const changed = git(['status', '--porcelain', '--', '.', ':!bench/results'])
+    return `${git(['rev-parse', '--short', 'HEAD'])}${changed ? ' with uncommitted changes' : ''}`
+  } catch {
+    return 'unknown (not a git work tree)'
+  }
+}
+
 const node = ensureBenchNode(workDir)
 const nodeVersion = await new Promise<string>((resolve) => {
   const child = spawn(node, ['--version'])
@@ -264,6 +275,7 @@ const postgres = await startBenchPostgres(
 const environment = {
   machine: `${cpus().length} × ${cpus()[0]?.model ?? 'unknown CPU'}, ${Math.round(totalmem() / 2 ** 30)} GiB`,
   node: nodeVersion,
+  commit: codeRevision(),
   postgres: await postgres.describe(),
   versions: {
     stackshift: await packageVersion('sdk/package.json'),

@@ -47,7 +47,9 @@ export function renderMarkdown(environment: Record<string, unknown>, records: re
   const lines: string[] = []
   const postgres = environment.postgres as Record<string, string>
   lines.push(
-    `Machine: ${environment.machine}. Node ${environment.node}. PostgreSQL ${postgres.version} (${Object.entries(postgres)
+    `Machine: ${environment.machine}. Code: commit ${environment.commit}. Node ${environment.node}. PostgreSQL ${postgres.version} (${Object.entries(
+      postgres,
+    )
       .filter(([k]) => k !== 'version')
       .map(([k, v]) => `${k}=${v}`)
       .join(', ')}).`,
