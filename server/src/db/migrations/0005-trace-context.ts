@@ -1,16 +1,8 @@
 import type { Knex } from 'knex'
 import { claimRunsFunction as claimRunsWithoutTraceContext } from './0001-runs-and-steps.js'
 
-/**
- * The enqueuer's trace context (W3C carrier), kept with the run so every
- * attempt continues the enqueuer's trace. NULL for runs enqueued without one:
- * an untraced run pays one null bit. claim_runs returns it with the task.
- */
-export async function up(knex: Knex): Promise<void> {
-  await knex.raw(`
-    ALTER TABLE stackshift.runs ADD COLUMN trace_context jsonb;
-
-    DROP FUNCTION stackshift.claim_runs(text, text[], text[], integer, bigint, text);
+/** claim_runs as this migration creates it (0006 replaces it, and restores it on the way down). */
+export const claimRunsFunction = `
     -- As in 0001, with the trace context returned.
     CREATE FUNCTION stackshift.claim_runs(
       p_namespace text, p_queues text[], p_jobs text[], p_limit integer, p_lease_ms bigint, p_worker_id text
@@ -58,6 +50,19 @@ export async function up(knex: Knex): Promise<void> {
       ORDER BY c.priority DESC, c.available_at, c.id;
     END
     $$;
+`
+
+/**
+ * The enqueuer's trace context (W3C carrier), kept with the run so every
+ * attempt continues the enqueuer's trace. NULL for runs enqueued without one:
+ * an untraced run pays one null bit. claim_runs returns it with the task.
+ */
+export async function up(knex: Knex): Promise<void> {
+  await knex.raw(`
+    ALTER TABLE stackshift.runs ADD COLUMN trace_context jsonb;
+
+    DROP FUNCTION stackshift.claim_runs(text, text[], text[], integer, bigint, text);
+    ${claimRunsFunction}
   `)
 }
 

@@ -4,6 +4,7 @@ import * as leaseWhileRunning from './0002-lease-while-running.js'
 import * as waitsAndEvents from './0003-waits-and-events.js'
 import * as stateStore from './0004-state-store.js'
 import * as traceContext from './0005-trace-context.js'
+import * as claimOrderInServer from './0006-claim-order-in-server.js'
 
 /**
  * The schema migrations, in order. Listed in code rather than discovered on
@@ -16,6 +17,7 @@ const migrations: ReadonlyArray<readonly [name: string, migration: Knex.Migratio
   ['0003-waits-and-events', waitsAndEvents],
   ['0004-state-store', stateStore],
   ['0005-trace-context', traceContext],
+  ['0006-claim-order-in-server', claimOrderInServer],
 ]
 
 /** A Knex migration source over the list above. */

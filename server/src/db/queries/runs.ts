@@ -49,6 +49,7 @@ interface ClaimedRow {
   payload_json: string
   run_attempt: number
   run_max_attempts: number
+  run_priority: number
   run_lease_token: string
   lease_expires_ms: number
   available_ms: number
@@ -184,13 +185,18 @@ export async function runReleaseExpiredIdempotencyKeys(
   )
 }
 
+/** Claim order: higher priority first, then the time the run became ready, then its id (as the ready index orders them). */
+function compareClaimOrder(a: ClaimedRow, b: ClaimedRow): number {
+  return b.run_priority - a.run_priority || a.available_ms - b.available_ms || (a.run_id < b.run_id ? -1 : a.run_id > b.run_id ? 1 : 0)
+}
+
 /**
- * Leases up to `limit` ready runs of the given queues and jobs, in claim order
- * (priority, then readiness time), and returns them with the results of their
- * completed steps (the memo). The statement is the claim_runs function
- * (migration 0001), which pins its plan to the ready index. Instants come back
- * as epoch milliseconds, cheaper to read than timestamp text; the creation
- * time is the one in the run id.
+ * Leases up to `limit` ready runs of the given queues and jobs, and returns
+ * them in claim order with the results of their completed steps (the memo).
+ * The statement is the claim_runs function (migration 0006), which pins its
+ * plan to the ready index and leaves the sort to this function: it costs
+ * PostgreSQL less here. Instants come back as epoch milliseconds, cheaper to
+ * read than timestamp text; the creation time is the one in the run id.
  */
 export async function runClaim(
   db: Executor,
@@ -204,7 +210,7 @@ export async function runClaim(
     params.leaseMs,
     params.workerId,
   ])
-  return rows.map((row) => ({
+  return rows.sort(compareClaimOrder).map((row) => ({
     id: row.run_id,
     namespace: params.namespace,
     queue: row.run_queue,
