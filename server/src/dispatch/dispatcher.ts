@@ -4,16 +4,6 @@ import { runClaim } from '../db/queries/runs.js'
 import { type Logger, runLogFields } from '../logger.js'
 import type { QueueCapacitySample, ServerMetrics } from '../observability/metrics.js'
 
-/**
- * Claims one consumer may have in flight at once. One: a second claim for the
- * same consumer would scan the head of the same ready index and step over
- * every run the first one has locked but not yet committed. With two, a drain
- * of 100,000 runs cost PostgreSQL 34-37 µs a run in claims against 25-26 with
- * one, for the same rate; a worker keeps busy during a claim with the runs it
- * holds ready (its prefetch) instead.
- */
-const maxClaimsInFlight = 1
-
 /** Something that takes leased runs: a worker stream, or a ClaimTask long-poll. */
 export interface TaskConsumer {
   readonly namespace: string
@@ -54,8 +44,16 @@ class Entry implements Subscription {
   mayHaveWork = true
   /** Counts wakes, so a wake during a claim is not lost when that claim comes back short. */
   wakeCount = 0
-  /** Claims running now, and the free slots they may fill. */
-  claimsInFlight = 0
+  /**
+   * A claim for this consumer is running. One at a time: a second claim for
+   * the same consumer would scan the head of the same ready index and step
+   * over every run the first has locked but not yet committed. With two, a
+   * drain of 100,000 runs cost PostgreSQL 34-37 µs a run in claims against
+   * 25-26 with one, at the same rate; a worker keeps busy during a claim with
+   * the runs it holds ready (its prefetch).
+   */
+  isClaiming = false
+  /** Free slots held for runs being inserted already leased to this consumer (see Dispatcher.reserveIdle). */
   reservedSlots = 0
   isClosed = false
   rotation = 0
@@ -145,7 +143,7 @@ export class Dispatcher {
   reserveIdle(namespace: string, queue: string, job: string): Reservation | undefined {
     for (const entry of this.byNamespace.get(namespace) ?? []) {
       const { consumer } = entry
-      if (entry.isClosed || entry.mayHaveWork || entry.claimsInFlight > 0) continue
+      if (entry.isClosed || entry.mayHaveWork || entry.isClaiming) continue
       if (!entry.queues.has(queue) || !entry.jobs.has(job)) continue
       if (consumer.freeSlots() - entry.reservedSlots <= 0) continue
       entry.reservedSlots++
@@ -234,13 +232,12 @@ export class Dispatcher {
   }
 
   private async claimFor(entry: Entry): Promise<void> {
-    if (entry.claimsInFlight >= maxClaimsInFlight || entry.isClosed || !entry.mayHaveWork) return
+    if (entry.isClaiming || entry.isClosed || !entry.mayHaveWork) return
     const { consumer } = entry
-    // Slots promised to claims still in flight are not free for another claim.
+    // Slots held for handoffs are not free for a claim (none can start while it runs).
     const limit = Math.min(consumer.freeSlots() - entry.reservedSlots, consumer.claimMax)
     if (limit <= 0) return
-    entry.claimsInFlight++
-    entry.reservedSlots += limit
+    entry.isClaiming = true
     const wakeCount = entry.wakeCount
     let claimed: ClaimedRun[]
     try {
@@ -253,15 +250,13 @@ export class Dispatcher {
         workerId: consumer.workerId,
       })
     } catch (error) {
-      entry.claimsInFlight--
-      entry.reservedSlots -= limit
+      entry.isClaiming = false
       this.deps.logger.warn({ err: error, workerId: consumer.workerId }, 'claim failed; retrying')
       clearTimeout(entry.retryTimer)
       entry.retryTimer = setTimeout(() => this.pump(entry), 1000)
       return
     }
-    entry.claimsInFlight--
-    entry.reservedSlots -= limit
+    entry.isClaiming = false
     if (claimed.length > 0 && (entry.isClosed || !consumer.deliver(claimed))) {
       await this.deps
         .release(claimed)
