@@ -250,13 +250,13 @@ export class Dispatcher {
         workerId: consumer.workerId,
       })
     } catch (error) {
-      entry.isClaiming = false
       this.deps.logger.warn({ err: error, workerId: consumer.workerId }, 'claim failed; retrying')
       clearTimeout(entry.retryTimer)
       entry.retryTimer = setTimeout(() => this.pump(entry), 1000)
       return
+    } finally {
+      entry.isClaiming = false
     }
-    entry.isClaiming = false
     if (claimed.length > 0 && (entry.isClosed || !consumer.deliver(claimed))) {
       await this.deps
         .release(claimed)
