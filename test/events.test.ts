@@ -205,3 +205,33 @@ it('a loop of waits consumes events one by one, including events that arrived wh
   expect(done.result).toEqual([1, 2, 3])
   expect(done.steps.map((step) => step.id)).toEqual(['tick', 'tick:1', 'tick:2'])
 })
+
+it('a wait that takes an event received before it leaves the events received after that one to the next wait', async () => {
+  let reachedGate!: () => void
+  const atGate = new Promise<void>((resolve) => (reachedGate = resolve))
+  let openGate!: () => void
+  const gate = new Promise<void>((resolve) => (openGate = resolve))
+  env.stackshift.job('tally', async ({ step }) => {
+    const first = await step.waitForEvent<{ n: number }>('first', { event: 'tally.tick', timeout: '5m' })
+    // Resumed by the first event: the next two are received before the run
+    // reaches its next wait, which then takes the second at once.
+    reachedGate()
+    await gate
+    const second = await step.waitForEvent<{ n: number }>('second', { event: 'tally.tick', timeout: '5m' })
+    const third = await step.waitForEvent<{ n: number }>('third', { event: 'tally.tick', timeout: '5m' })
+    return [first, second, third].map((event) => event?.data.n)
+  })
+  await env.startWorker({ queues: ['tally'], jobs: ['tally'] })
+  const { id } = await env.stackshift.queue('tally').enqueue('tally', {})
+  await waitUntil(
+    () => countWaiting('tally'),
+    (n) => n === 1,
+  )
+  await env.stackshift.sendEvent('tally.tick', { n: 1 })
+  await atGate
+  await env.stackshift.sendEvent('tally.tick', { n: 2 })
+  await env.stackshift.sendEvent('tally.tick', { n: 3 })
+  openGate()
+  const done = await env.stackshift.waitForRun(id, { timeoutMs: 15_000 })
+  expect(done.result).toEqual([1, 2, 3])
+})

@@ -13,7 +13,10 @@ export interface SuspendingRun {
   attempt: number
   /**
    * Where an event wait's window starts: when the run's last completed step
-   * finished, or when the run was created if none has.
+   * finished, or when the run was created if none has. A wait step counts from
+   * the receipt of the event it took if that came first: a wait that took an
+   * event received before it finished later than that event, and the events
+   * received in between are the next wait's.
    */
   waitSince: Date
   /** The database clock at the start of the transaction. */
@@ -25,8 +28,10 @@ export async function waitLockLease(db: Executor, params: LeaseRef): Promise<Sus
   const rows = await sql<SuspendingRun>(
     db,
     `SELECT r.namespace, r.attempt, now() AS now,
-       greatest(r.created_at, (SELECT max(s.finished_at) FROM stackshift.steps AS s WHERE s.run_id = r.id AND s.status = 'completed'))
-         AS "waitSince"
+       greatest(r.created_at, (
+         SELECT max(CASE WHEN s.kind = 'wait' THEN least(s.finished_at, (s.result ->> 'receivedAt')::timestamptz) ELSE s.finished_at END)
+         FROM stackshift.steps AS s WHERE s.run_id = r.id AND s.status = 'completed'
+       )) AS "waitSince"
      FROM stackshift.runs AS r
      WHERE r.id = $1 AND r.lease_token = $2 AND r.lease_expires_at > now()
      FOR UPDATE OF r`,

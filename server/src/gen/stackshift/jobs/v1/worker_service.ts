@@ -474,8 +474,10 @@ export interface EventWait {
    * run's previous step completed (or since the run was created, before its
    * first step), so an event sent while the handler runs or while the wait is
    * being registered is never missed; and also those received up to
-   * `lookback_ms` before that. 0 to ten years. Events that already resumed a
-   * wait of this run do not match again.
+   * `lookback_ms` before that. 0 to ten years. A wait step that completed with
+   * an event received before it counts as completed when that event was
+   * received. Events that already resumed a wait of this run do not match
+   * again.
    */
   lookbackMs: number;
 }
