@@ -2,7 +2,10 @@
  * One system running one workload, in its own process (started by run.ts
  * under Node 22). Protocol on stdio, one JSON object per line: it prints
  * {"event":"ready"} once installed, waits for "go" on stdin, runs the
- * workload, prints {"event":"result",...}, exits.
+ * workload, prints {"event":"result",...}, waits for "stop", closes and exits.
+ * It keeps its connections open until "stop": a PostgreSQL backend that exits
+ * while the harness reads /proc can fall out of both of its readings (see
+ * support/cpu.ts), and the harness reads after the result.
  *
  * With a third argument `preload` it only installs, loads W4's history and
  * exits: the history is loaded by a process of its own, so the measured one
@@ -162,8 +165,8 @@ if (phase === 'preload') {
   process.exit(0)
 }
 send({ event: 'ready' })
-const lines = createInterface({ input: process.stdin })
-for await (const line of lines) if (line.trim() === 'go') break
+const lines = createInterface({ input: process.stdin })[Symbol.asyncIterator]()
+await nextLine('go')
 
 const cpuBefore = process.cpuUsage()
 const result =
@@ -174,5 +177,11 @@ const result =
       : await drain(adapter, workload === 'W1S')
 const cpu = process.cpuUsage(cpuBefore)
 send({ event: 'result', result, cpuSeconds: (cpu.user + cpu.system) / 1e6 })
+await nextLine('stop')
 await adapter.close()
 process.exit(0)
+
+async function nextLine(expected: string): Promise<void> {
+  for (let line = await lines.next(); !line.done; line = await lines.next()) if (line.value.trim() === expected) return
+  throw new Error(`stdin ended before "${expected}"`)
+}

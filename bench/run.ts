@@ -196,6 +196,7 @@ async function runOnce(node: string, postgres: BenchPostgres, system: string, wo
     child.stdin!.write('go\n')
     const message = await nextEvent(events, 'result', child)
     const after = { pg: treeCpuSeconds(pgPid), server: server ? treeCpuSeconds(server.process.pid!) : 0 }
+    child.stdin!.write('stop\n')
     await new Promise((resolve) => (child.exitCode === null ? child.once('exit', resolve) : resolve(undefined)))
     await sleep(1500)
     const commits = (await postgres.commits(databaseUrl)) - before.commits

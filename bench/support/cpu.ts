@@ -4,7 +4,9 @@ import { readFileSync, readdirSync } from 'node:fs'
  * CPU time of processes, from /proc (Linux). A process's own time is utime +
  * stime; a parent also accumulates cutime + cstime from children it has
  * reaped, which is how the time of PostgreSQL backends that already exited
- * stays counted (the postmaster reaps them).
+ * stays counted (the postmaster reaps them). A backend that exits and is
+ * reaped between the reading of its parent and its own is in neither: read
+ * while the measured process keeps its connections open.
  */
 
 const ticksPerSecond = 100
