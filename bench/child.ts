@@ -3,9 +3,8 @@
  * under Node 22). Protocol on stdio, one JSON object per line: it prints
  * {"event":"ready"} once installed, waits for "go" on stdin, runs the
  * workload, prints {"event":"result",...}, waits for "stop", closes and exits.
- * It keeps its connections open until "stop": a PostgreSQL backend that exits
- * while the harness reads /proc can fall out of both of its readings (see
- * support/cpu.ts), and the harness reads after the result.
+ * It keeps its connections open until "stop", so that its shutdown stays out
+ * of the CPU time the harness reads after the result.
  *
  * With a third argument `preload` it only installs, loads W4's history and
  * exits: the history is loaded by a process of its own, so the measured one
