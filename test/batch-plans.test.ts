@@ -1,9 +1,12 @@
 import type { Knex } from 'knex'
 import { afterAll, beforeAll, expect, it } from 'vitest'
 import { createDatabase, migrateDatabase } from '../server/src/db/database.js'
-import { runClaim, runComplete, runEndAttempts, runHeartbeat, runLockHeldLeases, runRelease } from '../server/src/db/queries/runs.js'
-import { stepCompleteMany } from '../server/src/db/queries/steps.js'
-import { waitPromoteDue, waitResumeMatching } from '../server/src/db/queries/waits.js'
+import { runEndAttempts, runLockHeldLeases } from '../server/src/db/queries/attempt-endings.js'
+import { runClaim } from '../server/src/db/queries/claim.js'
+import { runComplete, runHeartbeat, runRelease } from '../server/src/db/queries/lease-writes.js'
+import { stepCompleteMany } from '../server/src/db/queries/step-memo.js'
+import { runPromoteDue } from '../server/src/db/queries/timers.js'
+import { waitResumeMatching } from '../server/src/db/queries/waits.js'
 import type { ClaimedRun } from '../server/src/core/run.js'
 import { createTestDatabase } from './support/database.js'
 
@@ -141,7 +144,7 @@ it('promoting due runs finds them and their rows without scanning the runs table
   try {
     const due = await setStatus(trx, 'scheduled')
     const { seqScans } = await runsScans(trx)
-    const promoted = await waitPromoteDue(trx, { limit: 1000 })
+    const promoted = await runPromoteDue(trx, { limit: 1000 })
     expect(promoted).toEqual([{ namespace: 'default', queue: 'plans', count: batchSize }])
     expect((await runsScans(trx)).seqScans).toBe(seqScans)
     expect(await queuedCount(trx, due)).toBe(batchSize)

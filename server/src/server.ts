@@ -3,26 +3,26 @@ import { Server, ServerCredentials } from '@grpc/grpc-js'
 import { HealthImplementation } from 'grpc-health-check'
 import type { Knex } from 'knex'
 import type { ServerConfig } from './config.js'
-import type { ClaimedRun } from './core/run.js'
 import { createDatabase, migrateDatabase, sql } from './db/database.js'
-import { runCountUnfinished } from './db/queries/runs.js'
 import { Dispatcher } from './dispatch/dispatcher.js'
 import { NotificationListener } from './dispatch/notification-listener.js'
 import type { Logger } from './logger.js'
 import { LeaseReaper } from './maintenance/lease-reaper.js'
 import { RetentionSweeper } from './maintenance/retention.js'
-import { ScheduledRunPromoter } from './maintenance/scheduled-runs.js'
 import { StateSweeper } from './maintenance/state-sweeper.js'
+import { Timers } from './maintenance/timers.js'
 import { type MetricsEndpoint, startMetricsEndpoint } from './observability/metrics-endpoint.js'
 import { ServerMetrics } from './observability/metrics.js'
 import { RunCanceller } from './operations/cancellation.js'
+import { RunClaims } from './operations/claim.js'
 import { RunEnqueuer } from './operations/enqueue.js'
 import { EventSender } from './operations/events.js'
 import { LeaseWrites } from './operations/lease-writes.js'
 import { ReadyAnnouncer } from './operations/ready-announcer.js'
+import { QueueStats } from './operations/queue-stats.js'
 import { RunReads, RunWaiters } from './operations/run-reads.js'
 import { StateStore } from './operations/state-store.js'
-import { Suspensions } from './operations/suspensions.js'
+import { Suspensions } from './operations/waits.js'
 import { withDecodeErrors } from './rpc/decode-errors.js'
 import { addReflection } from './rpc/reflection.js'
 import { createRunService } from './rpc/run-service.js'
@@ -62,22 +62,22 @@ export async function startServer(config: ServerConfig & { databaseUrl: string }
   await migrateDatabase(db)
 
   const backoff = { baseMs: config.retryBaseMs, maxMs: config.retryMaxMs }
+  const queueStats = new QueueStats({ db })
   const metrics = new ServerMetrics({
     logger,
-    readQueueDepths: () => runCountUnfinished(db),
+    readQueueDepths: () => queueStats.depths(),
     readQueueCapacity: () => dispatcher.statsByQueue(),
   })
   // The announcer, dispatcher and timers refer to each other; late-bound closures break the cycle.
   const announcer = new ReadyAnnouncer({
     serverId,
     wakeWorkers: (namespace, queues) => dispatcher.wake(namespace, queues),
-    wakeTimers: (dueInMs) => promoter.wakeWithin(dueInMs),
+    wakeTimers: (dueInMs) => timers.wakeWithin(dueInMs),
   })
   const leaseWrites = new LeaseWrites({ db, announcer, backoff, metrics, logger, writeConcurrency: config.writeConcurrency })
-  const release = (runs: readonly ClaimedRun[]) =>
-    leaseWrites.releaseUndelivered(runs.map((run) => ({ runId: run.id, leaseToken: run.leaseToken })))
-  const dispatcher: Dispatcher = new Dispatcher({ db, logger, metrics, pollIntervalMs: config.pollIntervalMs, release })
-  const promoter: ScheduledRunPromoter = new ScheduledRunPromoter({ db, logger, announcer, pollIntervalMs: config.pollIntervalMs })
+  const claims = new RunClaims({ db, metrics, logger, release: (leases) => leaseWrites.releaseUndelivered(leases) })
+  const dispatcher: Dispatcher = new Dispatcher({ claims, logger, pollIntervalMs: config.pollIntervalMs })
+  const timers: Timers = new Timers({ db, logger, announcer, pollIntervalMs: config.pollIntervalMs })
   const reaper = new LeaseReaper({ db, logger, announcer, backoff, metrics, intervalMs: config.reaperIntervalMs })
   const retention = new RetentionSweeper({ db, logger, retentionMs: config.retentionMs, intervalMs: config.retentionIntervalMs })
   const stateSweeper = new StateSweeper({ db, logger, intervalMs: config.stateSweepIntervalMs })
@@ -95,7 +95,7 @@ export async function startServer(config: ServerConfig & { databaseUrl: string }
   const canceller = new RunCanceller({ db, metrics, logger })
   const stateStore = new StateStore({ db })
 
-  const workerService = createWorkerService({ config, logger, db, dispatcher, leaseWrites, suspensions, metrics })
+  const workerService = createWorkerService({ config, logger, claims, dispatcher, leaseWrites, suspensions })
   const listener = new NotificationListener({
     url: config.databaseUrl,
     logger,
@@ -144,7 +144,7 @@ export async function startServer(config: ServerConfig & { databaseUrl: string }
   }
 
   dispatcher.start()
-  promoter.start()
+  timers.start()
   reaper.start()
   retention.start()
   stateSweeper.start()
@@ -204,14 +204,7 @@ export async function startServer(config: ServerConfig & { databaseUrl: string }
           })
         })
         await Promise.all([enqueuer.drain(), leaseWrites.drain()])
-        await Promise.all([
-          promoter.stop(),
-          reaper.stop(),
-          retention.stop(),
-          stateSweeper.stop(),
-          listener.stop(),
-          metricsEndpoint?.close(),
-        ])
+        await Promise.all([timers.stop(), reaper.stop(), retention.stop(), stateSweeper.stop(), listener.stop(), metricsEndpoint?.close()])
         await db.destroy()
         logger.info('StackShift server stopped')
       })()

@@ -70,10 +70,30 @@ export interface LeaseRef {
   leaseToken: string
 }
 
+/** Identifies one lease: a run id alone is ambiguous when a stale and a current write meet in one batch. */
+export function leaseKey(runId: string, leaseToken: string): string {
+  return `${runId}/${leaseToken}`
+}
+
 export type StepStatus = 'completed' | 'failed' | 'waiting'
 
 /** Which step function recorded a step. */
 export type StepKind = 'run' | 'sleep' | 'wait' | 'send' | 'state'
+
+/** Identifies a step of a run. */
+export function stepKey(runId: string, stepId: string): string {
+  return `${runId}/${stepId}`
+}
+
+/** A step result a worker reports under its lease. */
+export interface StepCompletion extends LeaseRef {
+  stepId: string
+  /** JSON text; undefined when the step returned nothing. */
+  resultJson: string | undefined
+  durationMs: number
+  /** 'run' for step.run; 'send' for step.sendEvent. Sleeps and waits are recorded by suspensions. */
+  kind: 'run' | 'send'
+}
 
 export interface StepRecord {
   id: string

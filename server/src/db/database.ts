@@ -24,7 +24,7 @@ function statementName(text: string): string {
  * reuse its plan. JavaScript arrays bind as PostgreSQL arrays (for unnest and
  * ANY). Statements are written so that a generic plan is a good plan: a batch
  * of ids reaches its table through the primary key (`= ANY($n)`, or
- * runsOfBatch in queries/runs.ts when the batch is joined).
+ * runsOfBatch in queries/run-batch.ts when the batch is joined).
  */
 export async function sql<Row = never>(db: Executor, text: string, values: readonly unknown[] = []): Promise<Row[]> {
   // A transaction's client hands out the transaction's own connection.

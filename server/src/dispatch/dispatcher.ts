@@ -1,8 +1,7 @@
-import type { Knex } from 'knex'
 import type { ClaimedRun } from '../core/run.js'
-import { runClaim } from '../db/queries/runs.js'
-import { type Logger, runLogFields } from '../logger.js'
-import type { QueueCapacitySample, ServerMetrics } from '../observability/metrics.js'
+import type { Logger } from '../logger.js'
+import type { QueueCapacitySample } from '../observability/metrics.js'
+import type { RunClaims } from '../operations/claim.js'
 
 /** Something that takes leased runs: a worker stream, or a ClaimTask long-poll. */
 export interface TaskConsumer {
@@ -93,12 +92,9 @@ export class Dispatcher {
 
   constructor(
     private readonly deps: {
-      db: Knex
+      claims: RunClaims
       logger: Logger
-      metrics: ServerMetrics
       pollIntervalMs: number
-      /** Returns runs that were claimed for a consumer that went away. */
-      release: (runs: readonly ClaimedRun[]) => Promise<void>
     },
   ) {}
 
@@ -157,14 +153,7 @@ export class Dispatcher {
       return {
         consumer,
         deliver: (run) => {
-          if (!settle()) return
-          if (entry.isClosed || !consumer.deliver([run])) {
-            this.deps
-              .release([run])
-              .catch((error) =>
-                this.deps.logger.warn({ err: error, ...runLogFields(run) }, 'could not release a handed-off run; its lease will expire'),
-              )
-          } else this.deps.metrics.recordStarted([run], consumer.leaseMs)
+          if (settle()) void this.deps.claims.handOver([run], (runs) => !entry.isClosed && consumer.deliver(runs), consumer.leaseMs)
         },
         cancel: () => {
           if (settle()) this.pump(entry)
@@ -241,7 +230,7 @@ export class Dispatcher {
     const wakeCount = entry.wakeCount
     let claimed: ClaimedRun[]
     try {
-      claimed = await runClaim(this.deps.db, {
+      claimed = await this.deps.claims.claim({
         namespace: consumer.namespace,
         queues: rotate(consumer.queues, entry.rotation++),
         jobs: consumer.jobs,
@@ -257,18 +246,7 @@ export class Dispatcher {
     } finally {
       entry.isClaiming = false
     }
-    if (claimed.length > 0 && (entry.isClosed || !consumer.deliver(claimed))) {
-      await this.deps
-        .release(claimed)
-        .catch((error) =>
-          this.deps.logger.warn(
-            { err: error, runs: claimed.map(runLogFields) },
-            'could not release undeliverable runs; their leases will expire',
-          ),
-        )
-      return
-    }
-    if (claimed.length > 0) this.deps.metrics.recordStarted(claimed, consumer.leaseMs)
+    if (!(await this.deps.claims.handOver(claimed, (runs) => !entry.isClosed && consumer.deliver(runs), consumer.leaseMs))) return
     if (claimed.length < limit && entry.wakeCount === wakeCount) entry.mayHaveWork = false
     this.pump(entry)
   }

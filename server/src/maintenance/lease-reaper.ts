@@ -1,6 +1,6 @@
 import type { Knex } from 'knex'
 import type { RetryBackoff } from '../core/retry-policy.js'
-import { runLockExpiredLeases } from '../db/queries/runs.js'
+import { runLockExpiredLeases } from '../db/queries/attempt-endings.js'
 import type { Logger } from '../logger.js'
 import type { ServerMetrics } from '../observability/metrics.js'
 import { endFailedAttempts } from '../operations/attempt-endings.js'

@@ -1,7 +1,6 @@
 import type { Knex } from 'knex'
 import { runIdFloor } from '../core/run-id.js'
-import { eventDeleteOld } from '../db/queries/events.js'
-import { runDeleteFinished } from '../db/queries/runs.js'
+import { eventDeleteOld, runDeleteFinished } from '../db/queries/retention.js'
 import type { Logger } from '../logger.js'
 import { PeriodicTask } from './periodic-task.js'
 

@@ -1,5 +1,5 @@
 import type { Knex } from 'knex'
-import { stateDeleteExpired } from '../db/queries/state.js'
+import { stateDeleteExpired } from '../db/queries/state-entries.js'
 import type { Logger } from '../logger.js'
 import { PeriodicTask } from './periodic-task.js'
 

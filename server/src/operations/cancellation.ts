@@ -2,7 +2,7 @@ import type { Knex } from 'knex'
 import { FailedPreconditionError, NotFoundError } from '../core/errors.js'
 import { type RunRecord, finishedStatuses, publicStatus } from '../core/run.js'
 import { isUuid } from '../core/run-id.js'
-import { runCancel, runLockForCancel } from '../db/queries/runs.js'
+import { runCancel, runLockForCancel } from '../db/queries/cancellation.js'
 import { type Logger, runLogFields } from '../logger.js'
 import type { ServerMetrics } from '../observability/metrics.js'
 

@@ -9,7 +9,7 @@ import {
   runFindByIdempotencyKeys,
   runInsertMany,
   runReleaseExpiredIdempotencyKeys,
-} from '../db/queries/runs.js'
+} from '../db/queries/enqueue.js'
 import type { Reservation } from '../dispatch/dispatcher.js'
 import type { ServerMetrics } from '../observability/metrics.js'
 import { GroupCommit } from './group-commit.js'

@@ -1,10 +1,11 @@
 import type { Knex } from 'knex'
 import { LeaseLostError } from '../core/errors.js'
 import type { RetryBackoff } from '../core/retry-policy.js'
-import { type ErrorInfo, type LeaseRef, publicStatus } from '../core/run.js'
+import { type ErrorInfo, type LeaseRef, type StepCompletion, leaseKey, publicStatus, stepKey } from '../core/run.js'
 import { isDataError, isUniqueViolation } from '../db/errors.js'
-import { leaseKey, runComplete, runFindLeaseOutcomes, runHeartbeat, runLockHeldLeases, runRelease } from '../db/queries/runs.js'
-import { type StepCompletion, stepCompleteMany, stepKey } from '../db/queries/steps.js'
+import { runLockHeldLeases } from '../db/queries/attempt-endings.js'
+import { runComplete, runFindLeaseOutcomes, runHeartbeat, runRelease } from '../db/queries/lease-writes.js'
+import { stepCompleteMany } from '../db/queries/step-memo.js'
 import type { Logger } from '../logger.js'
 import type { ServerMetrics } from '../observability/metrics.js'
 import { type AttemptFailure, type FailureResult, endFailedAttempts } from './attempt-endings.js'
@@ -29,7 +30,7 @@ export interface RevokedLease {
  * Everything a worker writes about its leased runs. Each kind of write goes
  * through its own group commit, so a thousand workers completing steps at once
  * cost a handful of statements, and each write is answered after its batch
- * committed. Every statement checks the lease (see db/queries/runs.ts); a
+ * committed. Every statement checks the lease (see db/queries/lease-writes.ts); a
  * write without a held lease rejects with LeaseLostError and stores nothing.
  */
 export class LeaseWrites {

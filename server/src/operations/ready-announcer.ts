@@ -1,6 +1,6 @@
 import { encodeReadyNotice } from '../db/channels.js'
 import type { Executor } from '../db/database.js'
-import { runNotifyReady } from '../db/queries/runs.js'
+import { readyNotify } from '../db/queries/ready-notices.js'
 
 /**
  * Tells whoever waits for work that runs became ready: idle workers connected
@@ -37,7 +37,7 @@ export class ReadyAnnouncer {
    * notice goes out at commit; call announceLocally after the commit too.
    */
   async notifyOtherServers(db: Executor, namespace: string, queues: readonly string[]): Promise<void> {
-    if (queues.length > 0) await runNotifyReady(db, { notice: this.encodeNotice(namespace, queues) })
+    if (queues.length > 0) await readyNotify(db, { notice: this.encodeNotice(namespace, queues) })
   }
 
   /** Whether a notice came from this server (already acted on locally). */

@@ -2,9 +2,7 @@ import type { Knex } from 'knex'
 import { NotFoundError } from '../core/errors.js'
 import { type RunDetails, type RunFilter, type RunRecord, buildAttemptHistory, finishedStatuses, publicStatus } from '../core/run.js'
 import { isUuid } from '../core/run-id.js'
-import { attemptListForRun } from '../db/queries/attempts.js'
-import { runGet, runList, runMarkWaitedFor } from '../db/queries/runs.js'
-import { stepListForRun } from '../db/queries/steps.js'
+import { attemptListForRun, runGet, runList, runMarkWaitedFor, stepListForRun } from '../db/queries/run-reads.js'
 
 /**
  * Wakes WaitForRun calls when their run finishes. Fed by the notification

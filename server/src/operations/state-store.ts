@@ -3,22 +3,19 @@ import type { Knex } from 'knex'
 import { FailedPreconditionError, LeaseLostError } from '../core/errors.js'
 import type { LeaseRef, LockRecord, StateEntry } from '../core/run.js'
 import type { Executor } from '../db/database.js'
-import { runLockHeldLease } from '../db/queries/runs.js'
+import { runLockHeldLease } from '../db/queries/lease-writes.js'
 import {
-  lockExtend,
-  lockRelease,
-  lockTryAcquire,
   stateDelete,
   stateGet,
-  stateHoldFencingToken,
   stateIncrement,
   stateList,
   stateReplaceVersion,
   stateSet,
   stateSetIfAbsent,
   stateValueType,
-} from '../db/queries/state.js'
-import { stepFindResult, stepRecordState } from '../db/queries/steps.js'
+} from '../db/queries/state-entries.js'
+import { lockExtend, lockHoldFencingToken, lockRelease, lockTryAcquire } from '../db/queries/state-locks.js'
+import { stepFindResult, stepRecordState } from '../db/queries/step-memo.js'
 
 /** A value operation made inside a run: its lease and its id within the run. */
 export interface RunScope extends LeaseRef {
@@ -167,7 +164,7 @@ export class StateStore {
 
   private async checkFencing(db: Executor, namespace: string, fencingToken: number): Promise<void> {
     if (fencingToken === 0) return
-    if (!(await stateHoldFencingToken(db, { namespace, fencingToken }))) {
+    if (!(await lockHoldFencingToken(db, { namespace, fencingToken }))) {
       throw new FailedPreconditionError(`fencing token ${fencingToken} is stale: the lock that issued it is no longer held with it`)
     }
   }

@@ -6,7 +6,7 @@ import type { RunEnqueuer } from '../operations/enqueue.js'
 import type { EnqueueStreamRequest, EnqueueStreamResponse } from '../gen/stackshift/jobs/v1/run_service.js'
 import { decodeFailureOf } from './decode-errors.js'
 import { type RpcStatus, toRpcStatus, toServiceError } from './error-map.js'
-import { parseEnqueue } from './requests.js'
+import { parseEnqueue } from './run-requests.js'
 
 export interface EnqueueStreamDeps {
   config: ServerConfig

@@ -9,7 +9,15 @@ import type { EnqueueStreamRequest, EnqueueStreamResponse, RunServiceServer } fr
 import { runStatusFromProto, toEventMessage, toRunMessage } from './convert.js'
 import { EnqueueStream } from './enqueue-stream.js'
 import { unaryHandler } from './error-map.js'
-import { parseCancelRun, parseEnqueue, parseEnqueueBatch, parseListRuns, parseRunRef, parseSendEvent, parseWaitForRun } from './requests.js'
+import {
+  parseCancelRun,
+  parseEnqueue,
+  parseEnqueueBatch,
+  parseListRuns,
+  parseRunRef,
+  parseSendEvent,
+  parseWaitForRun,
+} from './run-requests.js'
 
 /** RunService plus what the server needs to shut it down. */
 export interface RunServiceHandle {

@@ -1,13 +1,11 @@
 import { type ServerDuplexStream, status } from '@grpc/grpc-js'
-import type { Knex } from 'knex'
 import type { ServerConfig } from '../config.js'
 import type { ClaimedRun } from '../core/run.js'
-import { runClaim } from '../db/queries/runs.js'
 import type { Dispatcher, TaskConsumer } from '../dispatch/dispatcher.js'
 import type { Logger } from '../logger.js'
-import type { ServerMetrics } from '../observability/metrics.js'
+import type { RunClaims } from '../operations/claim.js'
 import type { LeaseWrites, RevokedLease } from '../operations/lease-writes.js'
-import type { Suspensions } from '../operations/suspensions.js'
+import type { Suspensions } from '../operations/waits.js'
 import type { ConnectRequest, ConnectResponse, WorkerServiceServer } from '../gen/stackshift/jobs/v1/worker_service.js'
 import { toFailRunResponse, toRevokedLease, toSuspendRunResponse, toTaskMessage } from './convert.js'
 import { unaryHandler } from './error-map.js'
@@ -19,7 +17,7 @@ import {
   parseHeartbeat,
   parseReleaseRun,
   parseSuspendRun,
-} from './requests.js'
+} from './worker-requests.js'
 import { WorkerStream, generateWorkerId } from './worker-stream.js'
 
 /** WorkerService plus what the server needs to shut it down and observe it. */
@@ -36,11 +34,10 @@ export interface WorkerServiceHandle {
 export function createWorkerService(deps: {
   config: ServerConfig
   logger: Logger
-  db: Knex
+  claims: RunClaims
   dispatcher: Dispatcher
   leaseWrites: LeaseWrites
   suspensions: Suspensions
-  metrics: ServerMetrics
 }): WorkerServiceHandle {
   const { config, logger, leaseWrites } = deps
   const streams = new Set<WorkerStream>()
@@ -54,16 +51,10 @@ export function createWorkerService(deps: {
     claimTask: unaryHandler(logger, async (request, signal) => {
       const claim = parseClaimTask(request, config, generateWorkerId)
       if (claim.waitMs === 0) {
-        const runs = await runClaim(deps.db, { ...claim, limit: claim.maxTasks })
-        if (signal.aborted && runs.length > 0) {
-          // The caller went away while its runs were being claimed: nobody
-          // will run them. Hand them back now, attempt uncounted, rather than
-          // leave them leased until the lease expires and count a lost attempt.
-          await Promise.all(runs.map((run) => leaseWrites.releaseRun({ runId: run.id, leaseToken: run.leaseToken })))
-          return { tasks: [] }
-        }
-        deps.metrics.recordStarted(runs, claim.leaseMs)
-        return { tasks: runs.map((run) => toTaskMessage(run, claim.leaseMs)) }
+        const runs = await deps.claims.claim({ ...claim, limit: claim.maxTasks })
+        // A caller that went away while its runs were being claimed will not run them.
+        const isTaken = await deps.claims.handOver(runs, () => !signal.aborted, claim.leaseMs)
+        return { tasks: isTaken ? runs.map((run) => toTaskMessage(run, claim.leaseMs)) : [] }
       }
       // Long-poll: subscribe like a worker with `maxTasks` free slots, until
       // runs arrive, the wait ends, the client goes away, or the server stops.

@@ -7,7 +7,7 @@ import type { ClaimedRun } from '../core/run.js'
 import type { Dispatcher, Subscription, TaskConsumer } from '../dispatch/dispatcher.js'
 import type { Logger } from '../logger.js'
 import type { LeaseWrites, RevokedLease as DomainRevokedLease } from '../operations/lease-writes.js'
-import type { Suspensions } from '../operations/suspensions.js'
+import type { Suspensions } from '../operations/waits.js'
 import type {
   ConnectRequest,
   ConnectResponse,
@@ -27,7 +27,7 @@ import {
   parseReleaseRun,
   parseSuspendRun,
   parseWorkerHello,
-} from './requests.js'
+} from './worker-requests.js'
 
 export interface WorkerStreamDeps {
   config: ServerConfig

@@ -17,70 +17,9 @@ import type { Knex } from 'knex'
  * - No foreign keys from steps/attempts to runs: a foreign key would take a
  *   share lock on the run row for every step insert. Retention deletes the
  *   three tables together.
+ * The claim itself is the stored function claim_runs, installed from
+ * db/functions/claim-runs.ts by migration 0007.
  */
-/** claim_runs as this migration creates it (0005 replaces it, and restores it on the way down). */
-export const claimRunsFunction = `
-    -- Leases up to p_limit ready runs of the given queues and jobs, in claim
-    -- order, with the memo of their completed steps. One ordered scan of
-    -- runs_ready per queue (LATERAL); SKIP LOCKED lets concurrent claimers take
-    -- disjoint runs. The planner cannot see which queue a LATERAL row names, and
-    -- its statistics can make a job look absent, so it may think a whole-table
-    -- scan is cheaper than reading the head of the index; for this statement it
-    -- never is, so the function forbids it. Ids are matched with = ANY(ARRAY())
-    -- so the update probes the primary key whatever the row estimates.
-    CREATE FUNCTION stackshift.claim_runs(
-      p_namespace text, p_queues text[], p_jobs text[], p_limit integer, p_lease_ms bigint, p_worker_id text
-    ) RETURNS TABLE (
-      run_id text, run_queue text, run_job text, payload_json text, run_attempt integer, run_max_attempts integer,
-      run_lease_token text, lease_expires_ms float8, available_ms float8, memo json
-    )
-    LANGUAGE plpgsql VOLATILE
-    SET enable_seqscan = off
-    SET enable_bitmapscan = off
-    AS $$
-    DECLARE
-      -- One token for the runs of this claim: fencing checks (run id, token)
-      -- pairs, so it is still unique to each attempt of each run.
-      v_lease_token uuid := gen_random_uuid();
-    BEGIN
-      -- PL/pgSQL keeps this statement's plan for the session; a SQL function
-      -- with SET clauses would parse and plan it on every call. The update
-      -- returns rows in primary-key order, so they are sorted back into claim
-      -- order: workers start them in the order received.
-      RETURN QUERY
-      WITH claimed AS (
-        UPDATE stackshift.runs AS r
-        SET status = 'running', attempt = r.attempt + 1, lease_token = v_lease_token,
-            lease_expires_at = now() + p_lease_ms * interval '1 millisecond', started_at = now(), worker_id = p_worker_id
-        WHERE r.id = ANY(ARRAY(
-          SELECT picked.id
-          FROM unnest(p_queues) AS q(name)
-          CROSS JOIN LATERAL (
-            SELECT candidate.id FROM stackshift.runs AS candidate
-            WHERE candidate.namespace = p_namespace AND candidate.queue = q.name AND candidate.status = 'queued'
-              AND candidate.job = ANY(p_jobs)
-            ORDER BY candidate.priority DESC, candidate.available_at, candidate.id
-            LIMIT p_limit
-            FOR UPDATE SKIP LOCKED
-          ) AS picked
-          LIMIT p_limit
-        ))
-        RETURNING r.id, r.queue, r.job, r.payload, r.attempt, r.max_attempts, r.lease_expires_at, r.available_at, r.priority,
-          r.is_resumed
-      )
-      SELECT c.id::text, c.queue, c.job, c.payload::text, c.attempt, c.max_attempts, v_lease_token::text,
-        (extract(epoch FROM c.lease_expires_at) * 1000)::float8,
-        (extract(epoch FROM c.available_at) * 1000)::float8,
-        CASE WHEN c.is_resumed THEN
-          (SELECT json_agg(json_build_array(s.step_id, s.result::text))
-           FROM stackshift.steps AS s WHERE s.run_id = c.id AND s.status = 'completed')
-        END
-      FROM claimed AS c
-      ORDER BY c.priority DESC, c.available_at, c.id;
-    END
-    $$;
-`
-
 export async function up(knex: Knex): Promise<void> {
   await knex.raw(`
     CREATE TYPE stackshift.run_status AS ENUM
@@ -158,8 +97,6 @@ export async function up(knex: Knex): Promise<void> {
       PRIMARY KEY (run_id, attempt)
     );
 
-    ${claimRunsFunction}
-
     -- WaitForRun marks the runs it waits for; only those notify when they
     -- finish, so unobserved runs pay nothing. Every path that ends a run goes
     -- through an UPDATE of status, so none can forget to notify.
@@ -183,7 +120,7 @@ export async function down(knex: Knex): Promise<void> {
     DROP TABLE stackshift.steps;
     DROP TABLE stackshift.runs;
     DROP FUNCTION stackshift.notify_run_finished();
-    DROP FUNCTION stackshift.claim_runs(text, text[], text[], integer, bigint, text);
+    DROP FUNCTION IF EXISTS stackshift.claim_runs(text, text[], text[], integer, bigint, text);
     DROP TYPE stackshift.attempt_outcome;
     DROP TYPE stackshift.step_status;
     DROP TYPE stackshift.run_status;

@@ -5,11 +5,21 @@ import * as waitsAndEvents from './0003-waits-and-events.js'
 import * as stateStore from './0004-state-store.js'
 import * as traceContext from './0005-trace-context.js'
 import * as claimOrderInServer from './0006-claim-order-in-server.js'
+import * as claimRunsFromSource from './0007-claim-runs-from-source.js'
 
 /**
  * The schema migrations, in order. Listed in code rather than discovered on
  * disk, so they work the same from TypeScript sources and from the build.
- * Never edit a migration that has shipped; add the next number.
+ * Never change what a shipped migration does to the schema; add the next
+ * number.
+ *
+ * A stored function has one source file under db/functions/. A migration
+ * installs it from there with CREATE OR REPLACE; changing a function means
+ * editing its file and adding a migration that installs it again (dropping
+ * the old one first only when its result columns change). PL/pgSQL bodies
+ * are checked when they run, not when they are created, so an earlier
+ * migration installing today's source on a fresh database is harmless: the
+ * last one wins.
  */
 const migrations: ReadonlyArray<readonly [name: string, migration: Knex.Migration]> = [
   ['0001-runs-and-steps', runsAndSteps],
@@ -18,6 +28,7 @@ const migrations: ReadonlyArray<readonly [name: string, migration: Knex.Migratio
   ['0004-state-store', stateStore],
   ['0005-trace-context', traceContext],
   ['0006-claim-order-in-server', claimOrderInServer],
+  ['0007-claim-runs-from-source', claimRunsFromSource],
 ]
 
 /** A Knex migration source over the list above. */

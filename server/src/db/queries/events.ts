@@ -74,21 +74,3 @@ export async function eventFindMatch(
   )
   return rows[0] && toEventRecord(rows[0])
 }
-
-/** Deletes up to `limit` events received longer than `retentionMs` ago. Returns how many. */
-export async function eventDeleteOld(db: Executor, params: { retentionMs: number; limit: number }): Promise<number> {
-  const rows = await sql<{ deleted: number }>(
-    db,
-    `WITH doomed AS (
-       SELECT namespace, id FROM stackshift.events
-       WHERE received_at < now() - $1 * interval '1 millisecond'
-       ORDER BY received_at LIMIT $2
-     ),
-     deleted AS (
-       DELETE FROM stackshift.events AS e USING doomed WHERE e.namespace = doomed.namespace AND e.id = doomed.id RETURNING 1
-     )
-     SELECT count(*)::integer AS deleted FROM deleted`,
-    [params.retentionMs, params.limit],
-  )
-  return rows[0]?.deleted ?? 0
-}

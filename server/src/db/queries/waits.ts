@@ -5,6 +5,8 @@ import { type Executor, sql } from '../database.js'
  * Sleeps and event waits (see migration 0003). A suspended run is 'waiting'
  * with available_at = when its sleep ends or its wait times out; its pending
  * step is a row with status 'waiting'; an event wait also has a waits row.
+ * The timers (timers.ts) end sleeps and time waits out; an event resumes
+ * waits here (waitResumeMatching).
  */
 
 /** A leased run locked for suspending, if the lease is held. */
@@ -23,7 +25,7 @@ export interface SuspendingRun {
   now: Date
 }
 
-/** Locks the run of a held lease (see db/queries/runs.ts on fencing). */
+/** Locks the run of a held lease (see db/queries/lease-writes.ts on fencing). */
 export async function waitLockLease(db: Executor, params: LeaseRef): Promise<SuspendingRun | undefined> {
   const rows = await sql<SuspendingRun>(
     db,
@@ -113,53 +115,6 @@ export async function waitSuspend(
     ],
   )
   return rows[0]!.wake_at
-}
-
-/**
- * Ends due sleeps and times out due waits, and makes due scheduled runs
- * ready (delays, retry backoffs), in one statement: a timed-out wait's step
- * completes with null and its registration goes, so a later event cannot
- * resume the run again. Returns the queues that received ready runs.
- */
-export async function waitPromoteDue(
-  db: Executor,
-  params: { limit: number },
-): Promise<Array<{ namespace: string; queue: string; count: number }>> {
-  return sql<{ namespace: string; queue: string; count: number }>(
-    db,
-    `
-    WITH due AS (
-      SELECT id, status FROM stackshift.runs
-      WHERE status IN ('scheduled', 'waiting') AND available_at <= now()
-      ORDER BY available_at
-      LIMIT $1
-      FOR UPDATE SKIP LOCKED
-    ),
-    promoted AS (
-      UPDATE stackshift.runs AS r SET status = 'queued' FROM due WHERE r.id = due.id
-      RETURNING r.id, r.namespace, r.queue, due.status = 'waiting' AS was_waiting
-    ),
-    woken AS (
-      UPDATE stackshift.steps AS s SET status = 'completed', result = 'null'::jsonb, finished_at = now()
-      FROM promoted AS p WHERE p.was_waiting AND s.run_id = p.id AND s.status = 'waiting'
-    ),
-    timed_out AS (
-      DELETE FROM stackshift.waits AS w USING promoted AS p WHERE p.was_waiting AND w.run_id = p.id
-    )
-    SELECT namespace, queue, count(*)::integer AS count FROM promoted GROUP BY namespace, queue
-    `,
-    [params.limit],
-  )
-}
-
-/** Milliseconds until the next timer is due (negative if overdue), or undefined if none. */
-export async function waitNextDueInMs(db: Executor): Promise<number | undefined> {
-  const rows = await sql<{ due_in_ms: number | null }>(
-    db,
-    `SELECT (extract(epoch FROM min(available_at) - now()) * 1000)::float8 AS due_in_ms
-     FROM stackshift.runs WHERE status IN ('scheduled', 'waiting')`,
-  )
-  return rows[0]?.due_in_ms ?? undefined
 }
 
 /**

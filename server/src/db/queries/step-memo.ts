@@ -1,16 +1,12 @@
-import type { ErrorInfo, LeaseRef, StepKind, StepRecord, StepStatus } from '../../core/run.js'
+import { type ErrorInfo, type StepCompletion, stepKey } from '../../core/run.js'
 import { type Executor, sql } from '../database.js'
-import { runsOfBatch } from './runs.js'
+import { runsOfBatch } from './run-batch.js'
 
-/** A step result a worker reports under its lease. */
-export interface StepCompletion extends LeaseRef {
-  stepId: string
-  /** JSON text; undefined when the step returned nothing. */
-  resultJson: string | undefined
-  durationMs: number
-  /** 'run' for step.run; 'send' for step.sendEvent. Sleeps and waits are recorded by suspensions. */
-  kind: 'run' | 'send'
-}
+/*
+ * The step memo: results of completed steps, written under the run's lease
+ * and handed back with the run on its next attempt (claim_runs reads them), so
+ * a completed step never runs again.
+ */
 
 /**
  * Stores step results for held leases only: the lease check (token, status,
@@ -84,11 +80,6 @@ export async function stepCompleteMany(
   return new Map(rows.map((row) => [stepKey(row.run_id, row.step_id), { namespace: row.namespace, job: row.job }]))
 }
 
-/** Identifies a step of a run. */
-export function stepKey(runId: string, stepId: string): string {
-  return `${runId}/${stepId}`
-}
-
 /**
  * Records the steps that threw, as part of ending their attempts. A step that
  * completed earlier stays completed: its result is memoized.
@@ -117,40 +108,6 @@ export async function stepRecordFailures(
       failures.map((f) => JSON.stringify(f.error)),
     ],
   )
-}
-
-/** The steps of one run, in the order they were recorded. */
-export async function stepListForRun(db: Executor, params: { runId: string }): Promise<StepRecord[]> {
-  const rows = await sql<{
-    step_id: string
-    kind: StepKind
-    status: StepStatus
-    result_json: string | null
-    error: ErrorInfo | null
-    attempt: number
-    started_at: Date
-    finished_at: Date | null
-    wake_at: Date | null
-  }>(
-    db,
-    `
-    SELECT step_id, kind, status, result::text AS result_json, error, attempt, started_at, finished_at, wake_at
-    FROM stackshift.steps WHERE run_id = $1
-    ORDER BY finished_at NULLS LAST, step_id
-    `,
-    [params.runId],
-  )
-  return rows.map((row) => ({
-    id: row.step_id,
-    kind: row.kind,
-    status: row.status,
-    resultJson: row.result_json ?? undefined,
-    error: row.error ?? undefined,
-    attempt: row.attempt,
-    startedAt: row.started_at,
-    finishedAt: row.finished_at ?? undefined,
-    wakeAt: row.wake_at ?? undefined,
-  }))
 }
 
 /** The recorded result (JSON text) of a completed step, or undefined if it has none. */

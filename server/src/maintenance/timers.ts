@@ -1,5 +1,5 @@
 import type { Knex } from 'knex'
-import { waitNextDueInMs, waitPromoteDue } from '../db/queries/waits.js'
+import { runNextDueInMs, runPromoteDue } from '../db/queries/timers.js'
 import type { Logger } from '../logger.js'
 import type { ReadyAnnouncer } from '../operations/ready-announcer.js'
 import { PeriodicTask } from './periodic-task.js'
@@ -7,17 +7,18 @@ import { PeriodicTask } from './periodic-task.js'
 const promoteBatchSize = 1000
 
 /**
- * Timers: makes scheduled runs (delays, retry backoffs) ready when they are
- * due, ends sleeps and times out event waits. Sleeps until the next due run, as the database reports it, but never
- * longer than the poll interval, so runs scheduled by other servers are also
- * promoted on time if those servers are gone. Every server runs this; SKIP
- * LOCKED keeps them from promoting the same run twice.
+ * Timers: makes delayed runs and retry backoffs ready when they are due, ends
+ * sleeps and times out event waits. Sleeps until the next due run, as the
+ * database reports it, but never longer than the poll interval, so runs
+ * scheduled by other servers are also promoted on time if those servers are
+ * gone. Every server runs this; SKIP LOCKED keeps them from promoting the
+ * same run twice.
  */
-export class ScheduledRunPromoter {
+export class Timers {
   private readonly task: PeriodicTask
 
   constructor(private readonly deps: { db: Knex; logger: Logger; announcer: ReadyAnnouncer; pollIntervalMs: number }) {
-    this.task = new PeriodicTask({ name: 'scheduled-runs', logger: deps.logger, intervalMs: deps.pollIntervalMs, run: () => this.pass() })
+    this.task = new PeriodicTask({ name: 'timers', logger: deps.logger, intervalMs: deps.pollIntervalMs, run: () => this.pass() })
   }
 
   start(): void {
@@ -35,7 +36,7 @@ export class ScheduledRunPromoter {
 
   private async pass(): Promise<number> {
     for (;;) {
-      const promoted = await waitPromoteDue(this.deps.db, { limit: promoteBatchSize })
+      const promoted = await runPromoteDue(this.deps.db, { limit: promoteBatchSize })
       const byNamespace = new Map<string, string[]>()
       for (const group of promoted) byNamespace.set(group.namespace, [...(byNamespace.get(group.namespace) ?? []), group.queue])
       for (const [namespace, queues] of byNamespace) {
@@ -44,7 +45,7 @@ export class ScheduledRunPromoter {
       }
       if (promoted.reduce((sum, group) => sum + group.count, 0) < promoteBatchSize) break
     }
-    const dueInMs = await waitNextDueInMs(this.deps.db)
+    const dueInMs = await runNextDueInMs(this.deps.db)
     return dueInMs === undefined ? this.deps.pollIntervalMs : Math.max(0, Math.min(Math.ceil(dueInMs), this.deps.pollIntervalMs))
   }
 }

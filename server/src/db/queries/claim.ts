@@ -1,0 +1,62 @@
+import { runIdTime } from '../../core/run-id.js'
+import type { ClaimedRun, TraceContext } from '../../core/run.js'
+import { type Executor, sql } from '../database.js'
+
+/** A row of claim_runs (db/functions/claim-runs.ts). */
+interface ClaimedRow {
+  run_id: string
+  run_queue: string
+  run_job: string
+  payload_json: string
+  run_attempt: number
+  run_max_attempts: number
+  run_priority: number
+  run_lease_token: string
+  lease_expires_ms: number
+  available_ms: number
+  memo: Array<[string, string | null]> | null
+  trace_context: TraceContext | null
+}
+
+/** Claim order: higher priority first, then the time the run became ready, then its id (as the ready index orders them). */
+function compareClaimOrder(a: ClaimedRow, b: ClaimedRow): number {
+  return b.run_priority - a.run_priority || a.available_ms - b.available_ms || (a.run_id < b.run_id ? -1 : a.run_id > b.run_id ? 1 : 0)
+}
+
+/**
+ * Leases up to `limit` ready runs of the given queues and jobs, and returns
+ * them in claim order with the results of their completed steps (the memo).
+ * The statement is the stored function claim_runs (db/functions/claim-runs.ts,
+ * where the reasons for its shape are), which leaves the sort to this
+ * function: it costs PostgreSQL less here. Instants come back as epoch
+ * milliseconds, cheaper to read than timestamp text; the creation time is the
+ * one in the run id.
+ */
+export async function runClaim(
+  db: Executor,
+  params: { namespace: string; queues: readonly string[]; jobs: readonly string[]; limit: number; leaseMs: number; workerId: string },
+): Promise<ClaimedRun[]> {
+  const rows = await sql<ClaimedRow>(db, `SELECT * FROM stackshift.claim_runs($1, $2, $3, $4, $5, $6)`, [
+    params.namespace,
+    params.queues,
+    params.jobs,
+    params.limit,
+    params.leaseMs,
+    params.workerId,
+  ])
+  return rows.sort(compareClaimOrder).map((row) => ({
+    id: row.run_id,
+    namespace: params.namespace,
+    queue: row.run_queue,
+    job: row.run_job,
+    payloadJson: row.payload_json,
+    attempt: row.run_attempt,
+    maxAttempts: row.run_max_attempts,
+    leaseToken: row.run_lease_token,
+    leaseExpiresAt: new Date(row.lease_expires_ms),
+    createdAt: new Date(runIdTime(row.run_id)),
+    availableAt: new Date(row.available_ms),
+    memo: (row.memo ?? []).map(([stepId, resultJson]) => ({ stepId, resultJson: resultJson ?? undefined })),
+    traceContext: row.trace_context ?? undefined,
+  }))
+}

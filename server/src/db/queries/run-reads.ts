@@ -1,0 +1,115 @@
+import type { AttemptRecord, ErrorInfo, RunFilter, RunRecord, StepKind, StepRecord, StepStatus } from '../../core/run.js'
+import { type Executor, sql } from '../database.js'
+import { type RunRow, runColumns, toRunRecord } from './run-record.js'
+
+/** Reads of runs for clients: one run with its steps and attempts, pages of runs, and WaitForRun's mark. */
+
+/** One run, or undefined when the namespace has no run with that id. */
+export async function runGet(db: Executor, params: { namespace: string; runId: string }): Promise<RunRecord | undefined> {
+  const rows = await sql<RunRow>(db, `SELECT ${runColumns} FROM stackshift.runs WHERE id = $1 AND namespace = $2`, [
+    params.runId,
+    params.namespace,
+  ])
+  return rows[0] && toRunRecord(rows[0])
+}
+
+/**
+ * A page of runs, newest first (ids are time-ordered, so the primary key
+ * gives the order). Unset filters match everything.
+ */
+export async function runList(db: Executor, filter: RunFilter): Promise<RunRecord[]> {
+  const statuses = filter.status === 'queued' ? ['queued', 'scheduled'] : filter.status ? [filter.status] : null
+  const rows = await sql<RunRow>(
+    db,
+    `
+    SELECT ${runColumns} FROM stackshift.runs
+    WHERE namespace = $1
+      AND ($2::text IS NULL OR queue = $2)
+      AND ($3::text IS NULL OR job = $3)
+      AND ($4::stackshift.run_status[] IS NULL OR status = ANY($4::stackshift.run_status[]))
+      AND ($5::timestamptz IS NULL OR created_at >= $5)
+      AND ($6::timestamptz IS NULL OR created_at < $6)
+      AND ($7::uuid IS NULL OR id < $7::uuid)
+    ORDER BY id DESC
+    LIMIT $8
+    `,
+    [
+      filter.namespace,
+      filter.queue ?? null,
+      filter.job ?? null,
+      statuses,
+      filter.createdAfter ?? null,
+      filter.createdBefore ?? null,
+      filter.afterId ?? null,
+      filter.limit,
+    ],
+  )
+  return rows.map(toRunRecord)
+}
+
+/**
+ * Marks a run as waited for, so the trigger notifies when it finishes. Writes
+ * only while the flag is unset and the run unfinished.
+ */
+export async function runMarkWaitedFor(db: Executor, params: { namespace: string; runId: string }): Promise<void> {
+  await sql(
+    db,
+    `UPDATE stackshift.runs SET has_waiter = true
+     WHERE id = $1 AND namespace = $2 AND NOT has_waiter AND status NOT IN ('completed', 'failed', 'cancelled')`,
+    [params.runId, params.namespace],
+  )
+}
+
+/** The steps of one run, in the order they were recorded. */
+export async function stepListForRun(db: Executor, params: { runId: string }): Promise<StepRecord[]> {
+  const rows = await sql<{
+    step_id: string
+    kind: StepKind
+    status: StepStatus
+    result_json: string | null
+    error: ErrorInfo | null
+    attempt: number
+    started_at: Date
+    finished_at: Date | null
+    wake_at: Date | null
+  }>(
+    db,
+    `
+    SELECT step_id, kind, status, result::text AS result_json, error, attempt, started_at, finished_at, wake_at
+    FROM stackshift.steps WHERE run_id = $1
+    ORDER BY finished_at NULLS LAST, step_id
+    `,
+    [params.runId],
+  )
+  return rows.map((row) => ({
+    id: row.step_id,
+    kind: row.kind,
+    status: row.status,
+    resultJson: row.result_json ?? undefined,
+    error: row.error ?? undefined,
+    attempt: row.attempt,
+    startedAt: row.started_at,
+    finishedAt: row.finished_at ?? undefined,
+    wakeAt: row.wake_at ?? undefined,
+  }))
+}
+
+/** The ended attempts of one run, oldest first. */
+export async function attemptListForRun(db: Executor, params: { runId: string }): Promise<AttemptRecord[]> {
+  const rows = await sql<{
+    attempt: number
+    outcome: AttemptRecord['outcome']
+    started_at: Date | null
+    finished_at: Date
+    error: ErrorInfo | null
+  }>(db, `SELECT attempt, outcome, started_at, finished_at, error FROM stackshift.attempts WHERE run_id = $1 ORDER BY attempt`, [
+    params.runId,
+  ])
+  return rows.map((row) => ({
+    attempt: row.attempt,
+    outcome: row.outcome,
+    startedAt: row.started_at ?? undefined,
+    finishedAt: row.finished_at,
+    error: row.error ?? undefined,
+  }))
+}

@@ -1,0 +1,73 @@
+import { z } from 'zod'
+import type { ServerConfig } from '../config.js'
+import { InvalidArgumentError } from '../core/errors.js'
+import { defaultNamespace, limits } from '../core/limits.js'
+import { isUuid } from '../core/run-id.js'
+
+/*
+ * What the request parsers (run-requests.ts, worker-requests.ts,
+ * state-requests.ts) share. They turn protobuf requests into validated domain
+ * values; every rejection names the field as the client spelled it in the
+ * .proto file (snake_case, with indexes for repeated fields), so a client in
+ * any language can find it.
+ */
+
+/** The settings that bound what a request may hold. */
+export type RequestLimits = Pick<ServerConfig, 'defaultMaxAttempts' | 'idempotencyTtlMs' | 'maxPayloadBytes' | 'maxBatchSize' | 'leaseMs'>
+
+// Every schema is built once, at load: zod compiles a schema when it is
+// created, and that costs far more than using it.
+
+// eslint-disable-next-line no-control-regex
+const controlCharacters = /[\u0000-\u001f\u007f]/
+
+export function nameSchema(maxLength: number) {
+  return z
+    .string()
+    .min(1, 'must not be empty')
+    .max(maxLength, `must be at most ${maxLength} characters`)
+    .refine((value) => !controlCharacters.test(value), 'must not contain control characters')
+}
+
+export const namespaceSchema = z
+  .string()
+  .max(limits.namespaceMaxLength, `must be at most ${limits.namespaceMaxLength} characters`)
+  .regex(/^([A-Za-z0-9][A-Za-z0-9._-]*)?$/, 'must start with a letter or digit and contain only letters, digits, ".", "_" and "-"')
+  .transform((value) => value || defaultNamespace)
+
+export const uuidSchema = z.string().refine(isUuid, 'must be a UUID')
+
+/** A lease duration, or 0 for "the default", which the caller fills in. */
+export const leaseMsSchema = z
+  .number()
+  .int()
+  .refine(
+    (ms) => ms === 0 || (ms >= limits.leaseMinMs && ms <= limits.leaseMaxMs),
+    `must be 0 or ${limits.leaseMinMs} to ${limits.leaseMaxMs}`,
+  )
+
+export const nameListSchema = (maxLength: number, maxCount: number) =>
+  z
+    .array(nameSchema(maxLength))
+    .min(1, 'must name at least one')
+    .max(maxCount, `must name at most ${maxCount}`)
+    .transform((names) => [...new Set(names)])
+
+function snakeCase(segment: string): string {
+  return segment.replace(/[A-Z]/g, (letter) => '_' + letter.toLowerCase())
+}
+
+/** Validates `value`; on failure throws InvalidArgumentError naming the first offending field. */
+export function parse<T>(schema: z.ZodType<T>, value: unknown, prefix: string): T {
+  const result = schema.safeParse(value)
+  if (result.success) return result.data
+  const issue = result.error.issues[0]!
+  let field = prefix
+  for (const segment of issue.path)
+    field += typeof segment === 'number' ? `[${segment}]` : `${field ? '.' : ''}${snakeCase(String(segment))}`
+  throw new InvalidArgumentError(field || 'request', issue.message)
+}
+
+export function parseNamespace(namespace: string): string {
+  return parse(namespaceSchema, namespace, 'namespace')
+}

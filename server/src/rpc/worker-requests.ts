@@ -1,0 +1,215 @@
+import { z } from 'zod'
+import { InvalidArgumentError } from '../core/errors.js'
+import { checkJsonText } from '../core/json-text.js'
+import { limits } from '../core/limits.js'
+import type { ErrorInfo, LeaseRef, StepCompletion, Suspension } from '../core/run.js'
+import type { RunFailure } from '../operations/lease-writes.js'
+import { StepKind } from '../gen/stackshift/jobs/v1/run.js'
+import type {
+  ClaimTaskRequest,
+  CompleteRunRequest,
+  CompleteStepRequest,
+  FailRunRequest,
+  HeartbeatRequest,
+  LeaseRef as LeaseRefMessage,
+  ReleaseRunRequest,
+  SuspendRunRequest,
+  WorkerHello,
+} from '../gen/stackshift/jobs/v1/worker_service.js'
+import {
+  type RequestLimits as Limits,
+  leaseMsSchema,
+  nameListSchema,
+  nameSchema,
+  namespaceSchema,
+  parse,
+  uuidSchema,
+} from './validation.js'
+
+/** WorkerService requests (on the stream and unary alike) as validated domain values. */
+
+/** A validated WorkerHello. */
+export interface WorkerAnnouncement {
+  namespace: string
+  workerId: string
+  queues: string[]
+  jobs: string[]
+  slots: number
+  leaseMs: number
+  sdk: string
+}
+
+/** What a worker says about itself, on the stream (hello) and in ClaimTask alike. */
+const workerFields = {
+  namespace: namespaceSchema,
+  workerId: z.string().max(limits.workerIdMaxLength, `must be at most ${limits.workerIdMaxLength} characters`),
+  queues: nameListSchema(limits.queueMaxLength, limits.queuesPerWorkerMax),
+  jobs: nameListSchema(limits.jobMaxLength, limits.jobsPerWorkerMax),
+  leaseMs: leaseMsSchema,
+}
+
+const workerHelloSchema = z.object({
+  ...workerFields,
+  slots: z.number().int().max(limits.slotsMax, `must be at most ${limits.slotsMax}`),
+  sdk: z.string().max(200, 'must be at most 200 characters'),
+})
+
+export function parseWorkerHello(hello: WorkerHello, config: Limits, fallbackWorkerId: () => string): WorkerAnnouncement {
+  const parsed = parse(workerHelloSchema, hello, 'hello')
+  return { ...parsed, workerId: parsed.workerId || fallbackWorkerId(), leaseMs: parsed.leaseMs || config.leaseMs }
+}
+
+const claimTaskSchema = z.object({
+  ...workerFields,
+  maxTasks: z.number().int().max(limits.claimBatchMax, `must be at most ${limits.claimBatchMax}`),
+  waitMs: z.number().int().max(limits.claimWaitMaxMs, `must be at most ${limits.claimWaitMaxMs}`),
+})
+
+export function parseClaimTask(
+  request: ClaimTaskRequest,
+  config: Limits,
+  fallbackWorkerId: () => string,
+): Omit<WorkerAnnouncement, 'slots' | 'sdk'> & { maxTasks: number; waitMs: number } {
+  const parsed = parse(claimTaskSchema, request, '')
+  return {
+    ...parsed,
+    workerId: parsed.workerId || fallbackWorkerId(),
+    leaseMs: parsed.leaseMs || config.leaseMs,
+    maxTasks: parsed.maxTasks || 1,
+  }
+}
+
+const leaseRefSchema = z.object({ runId: uuidSchema, leaseToken: uuidSchema })
+
+function parseLeaseRef(request: LeaseRefMessage, prefix: string): LeaseRef {
+  return parse(leaseRefSchema, request, prefix)
+}
+
+const completeStepSchema = leaseRefSchema.extend({
+  stepId: nameSchema(limits.stepIdMaxLength),
+  durationMs: z.number().int(),
+  kind: z
+    .enum(StepKind)
+    .refine((kind) => kind === StepKind.STEP_KIND_UNSPECIFIED || kind === StepKind.STEP_KIND_RUN || kind === StepKind.STEP_KIND_SEND, {
+      message: 'must be STEP_KIND_RUN or STEP_KIND_SEND (sleeps and waits go through SuspendRun)',
+    }),
+})
+
+export function parseCompleteStep(request: CompleteStepRequest, config: Limits, prefix = ''): StepCompletion {
+  const parsed = parse(completeStepSchema, request, prefix)
+  const resultField = prefix ? `${prefix}.result_json` : 'result_json'
+  return {
+    runId: parsed.runId,
+    leaseToken: parsed.leaseToken,
+    stepId: parsed.stepId,
+    durationMs: parsed.durationMs,
+    kind: parsed.kind === StepKind.STEP_KIND_SEND ? 'send' : 'run',
+    resultJson: request.resultJson === undefined ? undefined : checkJsonText(resultField, request.resultJson, config.maxPayloadBytes),
+  }
+}
+
+const durationMsSchema = (minimum: number) =>
+  z
+    .number()
+    .int()
+    .min(minimum, minimum === 0 ? 'must not be negative' : `must be at least ${minimum}`)
+    .max(limits.delayMaxMs, `must be at most ${limits.delayMaxMs} (ten years)`)
+
+const suspendRunSchema = leaseRefSchema.extend({ stepId: nameSchema(limits.stepIdMaxLength) })
+
+const sleepUntilSchema = z.object({ wakeAt: z.date('is required') })
+
+const eventWaitSchema = z.object({
+  name: nameSchema(limits.eventNameMaxLength),
+  timeoutMs: durationMsSchema(1),
+  lookbackMs: durationMsSchema(0),
+})
+
+export function parseSuspendRun(request: SuspendRunRequest, config: Limits, prefix = ''): Suspension {
+  const lease = parse(suspendRunSchema, request, prefix)
+  const field = (name: string) => (prefix ? `${prefix}.${name}` : name)
+  const { wait } = request
+  // The oneof's members are fields of the request itself: errors name `sleep.…` or `event.…`.
+  if (!wait) throw new InvalidArgumentError(field('wait'), 'must set sleep or event')
+  if (wait.$case === 'sleep')
+    return { ...lease, wait: { kind: 'sleep', wakeAt: parse(sleepUntilSchema, wait.sleep, field('sleep')).wakeAt } }
+  const event = parse(eventWaitSchema, wait.event, field('event'))
+  return {
+    ...lease,
+    wait: {
+      kind: 'event',
+      name: event.name,
+      matchJson: checkJsonObject(field('event.match_json'), wait.event.matchJson, config.maxPayloadBytes),
+      timeoutMs: event.timeoutMs,
+      lookbackMs: event.lookbackMs,
+    },
+  }
+}
+
+/** JSON text that must be an object; empty means {}. */
+function checkJsonObject(field: string, text: string, maxBytes: number): string {
+  if (text === '') return '{}'
+  const checked = checkJsonText(field, text, maxBytes)
+  if (!/^\s*\{/.test(checked)) throw new InvalidArgumentError(field, 'must be a JSON object')
+  return checked
+}
+
+export function parseCompleteRun(request: CompleteRunRequest, config: Limits, prefix = ''): LeaseRef & { resultJson: string | undefined } {
+  const lease = parseLeaseRef(request, prefix)
+  const resultField = prefix ? `${prefix}.result_json` : 'result_json'
+  return {
+    ...lease,
+    resultJson: request.resultJson === undefined ? undefined : checkJsonText(resultField, request.resultJson, config.maxPayloadBytes),
+  }
+}
+
+function truncate(text: string, maxLength: number): string {
+  return text.length <= maxLength ? text : text.slice(0, maxLength - 1) + '…'
+}
+
+const failRunSchema = leaseRefSchema.extend({
+  error: z.object({ name: z.string(), message: z.string().min(1, 'must not be empty'), stack: z.string() }, 'is required'),
+  nonRetriable: z.boolean(),
+  retryDelayMs: z
+    .number()
+    .int()
+    .min(0, 'must not be negative')
+    .max(limits.retryDelayMaxMs, `must be at most ${limits.retryDelayMaxMs}`)
+    .optional(),
+  failedStepId: z.string().max(limits.stepIdMaxLength, `must be at most ${limits.stepIdMaxLength} characters`),
+  failedStepDurationMs: z.number().int(),
+})
+
+export function parseFailRun(request: FailRunRequest, prefix = ''): RunFailure {
+  const parsed = parse(failRunSchema, request, prefix)
+  const error: ErrorInfo = {
+    name: truncate(parsed.error.name || 'Error', 200),
+    message: truncate(parsed.error.message, limits.errorTextMaxLength),
+    ...(parsed.error.stack ? { stack: truncate(parsed.error.stack, limits.errorTextMaxLength) } : {}),
+  }
+  return {
+    runId: parsed.runId,
+    leaseToken: parsed.leaseToken,
+    error,
+    isRetriable: !parsed.nonRetriable,
+    retryDelayMs: parsed.retryDelayMs,
+    failedStep: parsed.failedStepId ? { stepId: parsed.failedStepId, durationMs: parsed.failedStepDurationMs } : undefined,
+  }
+}
+
+export function parseReleaseRun(request: ReleaseRunRequest, prefix = ''): LeaseRef {
+  return parseLeaseRef(request, prefix)
+}
+
+const heartbeatSchema = z.object({
+  leases: z
+    .array(leaseRefSchema)
+    .min(1, 'must name at least one lease')
+    .max(limits.heartbeatLeasesMax, `must name at most ${limits.heartbeatLeasesMax} leases`),
+  leaseMs: leaseMsSchema,
+})
+
+export function parseHeartbeat(request: HeartbeatRequest, defaultLeaseMs: number, prefix = ''): { leases: LeaseRef[]; leaseMs: number } {
+  const parsed = parse(heartbeatSchema, request, prefix)
+  return { leases: parsed.leases, leaseMs: parsed.leaseMs || defaultLeaseMs }
+}

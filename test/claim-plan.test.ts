@@ -1,0 +1,84 @@
+import type { Knex } from 'knex'
+import { afterAll, beforeAll, expect, it } from 'vitest'
+import { createDatabase, migrateDatabase } from '../server/src/db/database.js'
+import { claimRunsFunction } from '../server/src/db/functions/claim-runs.js'
+import { runClaim } from '../server/src/db/queries/claim.js'
+import { createTestDatabase } from './support/database.js'
+
+/*
+ * claim_runs forbids sequential and bitmap scans for its statement. These
+ * tests show why: a worker that takes some of a queue's jobs, right after a
+ * burst of them arrived, when the statistics were taken while the queue held
+ * only other jobs. The planner then believes the job is absent and prefers
+ * reading the whole table to reading the head of the ready index. The second
+ * test is the evidence for the settings: should a PostgreSQL release plan the
+ * unpinned function well, it fails, and the settings can go.
+ */
+
+const otherRuns = 20_000
+const wantedRuns = 300
+let db: Knex
+
+beforeAll(async () => {
+  db = createDatabase({ url: await createTestDatabase(), poolSize: 2 })
+  await migrateDatabase(db)
+  const insert = (count: number, job: string, priority: number) => `
+    INSERT INTO stackshift.runs (id, namespace, queue, job, payload, status, max_attempts, available_at, priority)
+    SELECT gen_random_uuid(), 'default', 'mixed', '${job}', '{}', 'queued', 3, now(), ${priority} FROM generate_series(1, ${count})`
+  await db.raw(insert(otherRuns, 'other', 0))
+  await db.raw('ANALYZE stackshift.runs')
+  await db.raw(insert(wantedRuns, 'wanted', 5))
+  // The same function without its SET clauses, beside the real one.
+  await db.raw(
+    claimRunsFunction.replace('stackshift.claim_runs(', 'stackshift.claim_runs_unpinned(').replace(/^SET enable_\w+ = off\n/gm, ''),
+  )
+}, 60_000)
+
+afterAll(async () => {
+  await db?.destroy()
+})
+
+/** Runs `claim` in a transaction that is rolled back; returns how many runs it claimed and how it read the runs table. */
+async function scansOf(claim: (trx: Knex.Transaction) => Promise<number>): Promise<{ claimed: number; seqScans: number }> {
+  const trx = await db.transaction()
+  const seqScans = async () =>
+    (await trx.raw(`SELECT seq_scan::int AS n FROM pg_stat_xact_user_tables WHERE schemaname = 'stackshift' AND relname = 'runs'`)).rows[0]
+      .n as number
+  try {
+    const before = await seqScans()
+    const claimed = await claim(trx)
+    return { claimed, seqScans: (await seqScans()) - before }
+  } finally {
+    await trx.rollback()
+  }
+}
+
+it('a claim reads the head of the ready index even when the statistics say its job is absent', async () => {
+  const { claimed, seqScans } = await scansOf(
+    async (trx) =>
+      (
+        await runClaim(trx, {
+          namespace: 'default',
+          queues: ['mixed'],
+          jobs: ['wanted'],
+          limit: wantedRuns,
+          leaseMs: 60_000,
+          workerId: 'w',
+        })
+      ).length,
+  )
+  expect(claimed).toBe(wantedRuns)
+  expect(seqScans).toBe(0)
+})
+
+it('without its plan settings the same claim scans the whole runs table', async () => {
+  const { claimed, seqScans } = await scansOf(async (trx) => {
+    const { rows } = await trx.raw(
+      `SELECT count(*)::int AS n FROM stackshift.claim_runs_unpinned('default', ARRAY['mixed'], ARRAY['wanted'], ?, 60000, 'w')`,
+      [wantedRuns],
+    )
+    return rows[0].n as number
+  })
+  expect(claimed).toBe(wantedRuns)
+  expect(seqScans).toBeGreaterThan(0)
+})
