@@ -9,7 +9,8 @@ import { z } from 'zod'
  * uses (`config.leaseMs`), its JSDoc what it means (one sentence for users),
  * and its entry the environment variable (the flag is derived from it), the
  * default and the schema that parses it. `ServerConfig` is derived from
- * `settings`. The README's configuration table mirrors this list.
+ * `settings`, and so is the README's Configuration table: `npm run gen:docs`
+ * rewrites it, and a test fails when it is out of date.
  */
 
 /** An integer from `min` to `max`, inclusive. */
@@ -28,7 +29,7 @@ export interface Setting {
   schema: z.ZodType
 }
 
-/** Every setting, keyed by the name the code uses; the JSDoc of each is its meaning. */
+/** Every setting, keyed by the name the code uses; the JSDoc of each is its meaning in the README. */
 export const settings = {
   /** PostgreSQL connection string. Unset: start an embedded PostgreSQL under `STACKSHIFT_DATA_DIR`. */
   databaseUrl: { env: 'DATABASE_URL', schema: z.string().min(1).optional() },
