@@ -88,10 +88,11 @@ export const settings = {
   /** Port of the metrics endpoint; `0` picks a free one. */
   metricsPort: { env: 'STACKSHIFT_METRICS_PORT', default: 9464, schema: int(0, 65_535) },
   /**
-   * `idle`: on Linux, V8's helper threads (compiler, garbage collector) run at idle priority (`SCHED_IDLE` through
-   * `chrt`, else nice 19), so they do not preempt the thread that serves requests; `normal` leaves them alone.
+   * Process-wide tuning, opt-in: `idle` puts V8's helper threads (compiler, garbage collector) at idle priority on
+   * Linux, so they do not preempt the thread that serves requests; `normal` leaves thread priorities alone. See
+   * [Tuning](#tuning).
    */
-  backgroundThreads: { env: 'STACKSHIFT_BACKGROUND_THREADS', default: 'idle', schema: z.enum(['idle', 'normal']) },
+  backgroundThreads: { env: 'STACKSHIFT_BACKGROUND_THREADS', default: 'normal', schema: z.enum(['idle', 'normal']) },
 } satisfies Record<string, Setting>
 
 type SettingName = keyof typeof settings

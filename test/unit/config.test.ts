@@ -49,9 +49,9 @@ it('serves metrics on 9464 unless turned off, and probes health every 5 s unless
   expect(() => loadConfig({ STACKSHIFT_METRICS: 'yes' })).toThrow(/STACKSHIFT_METRICS/)
 })
 
-it("lowers V8's helper threads unless told to leave them at normal priority", () => {
-  expect(loadConfig({}).backgroundThreads).toBe('idle')
-  expect(loadConfig({}, ['--background-threads', 'normal']).backgroundThreads).toBe('normal')
+it("leaves V8's helper threads at normal priority unless told to lower them", () => {
+  expect(loadConfig({}).backgroundThreads).toBe('normal')
+  expect(loadConfig({}, ['--background-threads', 'idle']).backgroundThreads).toBe('idle')
   expect(() => loadConfig({ STACKSHIFT_BACKGROUND_THREADS: 'low' })).toThrow(/STACKSHIFT_BACKGROUND_THREADS/)
 })
 
