@@ -5,9 +5,10 @@ import { createTestDatabase } from './support/database.js'
 import { ChildScript } from './support/processes.js'
 
 /*
- * The server process keeps V8's helper threads (compiler, garbage collector)
- * below the thread that serves requests, unless told not to. Read from
- * /proc, so Linux only.
+ * Told to (STACKSHIFT_BACKGROUND_THREADS=idle), the server process keeps V8's
+ * helper threads (compiler, garbage collector) below the thread that serves
+ * requests; by default it leaves thread priorities alone. Read from /proc, so
+ * Linux only.
  */
 
 const SCHED_IDLE = 5
@@ -52,8 +53,8 @@ afterAll(async () => {
 })
 
 describe.runIf(process.platform === 'linux')('helper thread priority', () => {
-  it('by default the helper threads alive at start are lowered and the event loop thread is not, and runs still complete', async () => {
-    const { process: server, address } = await startServerProcess({})
+  it('with STACKSHIFT_BACKGROUND_THREADS=idle the helper threads alive at start are lowered and the event loop thread is not, and runs still complete', async () => {
+    const { process: server, address } = await startServerProcess({ STACKSHIFT_BACKGROUND_THREADS: 'idle' })
     const pid = server.process.pid!
     const logged = JSON.parse(await server.waitForLine(/helper threads lowered/)) as { threads: number; policy: string }
     expect(['SCHED_IDLE', 'nice 19']).toContain(logged.policy)
@@ -79,8 +80,8 @@ describe.runIf(process.platform === 'linux')('helper thread priority', () => {
     }
   })
 
-  it('STACKSHIFT_BACKGROUND_THREADS=normal leaves every thread at normal priority', async () => {
-    const { process: server } = await startServerProcess({ STACKSHIFT_BACKGROUND_THREADS: 'normal' })
+  it('by default every thread stays at normal priority', async () => {
+    const { process: server } = await startServerProcess({})
     for (const thread of threadPriorities(server.process.pid!)) expect(thread).toMatchObject({ policy: 0, nice: 0 })
     expect(server.lines.some((line) => line.includes('helper threads lowered'))).toBe(false)
   })

@@ -3,115 +3,116 @@ import { z } from 'zod'
 /**
  * Every server setting, parsed once from environment variables, with
  * command-line flags as overrides (`--lease-ms 10000` overrides
- * STACKSHIFT_LEASE_MS). The README's configuration table mirrors this list.
+ * STACKSHIFT_LEASE_MS).
+ *
+ * Each setting is written once, in `settings`: its key is the name the code
+ * uses (`config.leaseMs`), its JSDoc what it means (one sentence for users),
+ * and its entry the environment variable (the flag is derived from it), the
+ * default and the schema that parses it. `ServerConfig` is derived from
+ * `settings`, and so is the README's Configuration table: `npm run gen:docs`
+ * rewrites it, and a test fails when it is out of date.
  */
 
+/** An integer from `min` to `max`, inclusive. */
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max)
 
-const settings = {
-  DATABASE_URL: z.string().min(1).optional(),
-  STACKSHIFT_HOST: z.string().min(1).default('0.0.0.0'),
-  STACKSHIFT_PORT: int(0, 65_535).default(50_051),
-  STACKSHIFT_DATA_DIR: z.string().min(1).default('.stackshift'),
-  STACKSHIFT_EMBEDDED_PG_PORT: int(0, 65_535).default(54_329),
-  STACKSHIFT_DB_POOL_SIZE: int(2, 1000).default(10),
-  STACKSHIFT_LEASE_MS: int(500, 3_600_000).default(30_000),
-  STACKSHIFT_DEFAULT_MAX_ATTEMPTS: int(1, 1000).default(5),
-  STACKSHIFT_RETRY_BASE_MS: int(0, 86_400_000).default(1000),
-  STACKSHIFT_RETRY_MAX_MS: int(0, 31_536_000_000).default(3_600_000),
-  STACKSHIFT_IDEMPOTENCY_TTL_MS: int(1000, 31_536_000_000).default(86_400_000),
-  STACKSHIFT_MAX_PAYLOAD_BYTES: int(1024, 64 * 1024 * 1024).default(1024 * 1024),
-  STACKSHIFT_MAX_MESSAGE_BYTES: int(64 * 1024, 512 * 1024 * 1024).default(16 * 1024 * 1024),
-  STACKSHIFT_MAX_BATCH_SIZE: int(1, 100_000).default(10_000),
-  STACKSHIFT_POLL_INTERVAL_MS: int(50, 600_000).default(2000),
-  STACKSHIFT_REAPER_INTERVAL_MS: int(50, 600_000).default(1000),
-  STACKSHIFT_RETENTION_MS: int(0, 3_153_600_000_000).default(30 * 86_400_000),
-  STACKSHIFT_RETENTION_INTERVAL_MS: int(1000, 86_400_000).default(60_000),
-  STACKSHIFT_STATE_SWEEP_INTERVAL_MS: int(50, 86_400_000).default(10_000),
-  STACKSHIFT_WRITE_CONCURRENCY: int(1, 64).default(2),
-  STACKSHIFT_SHUTDOWN_GRACE_MS: int(0, 600_000).default(10_000),
-  STACKSHIFT_LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
-  STACKSHIFT_HEALTH_PROBE_INTERVAL_MS: int(50, 600_000).default(5000),
-  STACKSHIFT_METRICS: z.enum(['on', 'off']).default('on'),
-  STACKSHIFT_METRICS_HOST: z.string().min(1).default('0.0.0.0'),
-  STACKSHIFT_METRICS_PORT: int(0, 65_535).default(9464),
-  STACKSHIFT_BACKGROUND_THREADS: z.enum(['idle', 'normal']).default('idle'),
+/** A switch, `on` or `off`, read as a boolean. */
+const onOff = z.enum(['on', 'off']).transform((value) => value === 'on')
+
+/** How one setting is read. */
+export interface Setting {
+  /** Environment variable; the flag that overrides it is derived from it (`flagName`). */
+  env: string
+  /** Value when neither the variable nor the flag is given, written as a user would; omitted: unset. */
+  default?: string | number
+  /** Parses the value; its output is the type of the setting's `ServerConfig` field. */
+  schema: z.ZodType
 }
+
+/** Every setting, keyed by the name the code uses; the JSDoc of each is its meaning in the README. */
+export const settings = {
+  /** PostgreSQL connection string. Unset: start an embedded PostgreSQL under `STACKSHIFT_DATA_DIR`. */
+  databaseUrl: { env: 'DATABASE_URL', schema: z.string().min(1).optional() },
+  /** Interface the gRPC server binds to. */
+  host: { env: 'STACKSHIFT_HOST', default: '0.0.0.0', schema: z.string().min(1) },
+  /** gRPC port; `0` picks a free one. */
+  port: { env: 'STACKSHIFT_PORT', default: 50_051, schema: int(0, 65_535) },
+  /** Directory of the embedded PostgreSQL's data (kept across restarts). */
+  dataDir: { env: 'STACKSHIFT_DATA_DIR', default: '.stackshift', schema: z.string().min(1) },
+  /** Port of the embedded PostgreSQL (on 127.0.0.1); `0` picks a free one. */
+  embeddedPostgresPort: { env: 'STACKSHIFT_EMBEDDED_PG_PORT', default: 54_329, schema: int(0, 65_535) },
+  /** Database connections per server process (plus one for LISTEN). */
+  dbPoolSize: { env: 'STACKSHIFT_DB_POOL_SIZE', default: 10, schema: int(2, 1000) },
+  /** Default lease duration in ms; workers may ask for 500 ms to 1 hour. */
+  leaseMs: { env: 'STACKSHIFT_LEASE_MS', default: 30_000, schema: int(500, 3_600_000) },
+  /** Attempts per run unless the enqueue says otherwise. */
+  defaultMaxAttempts: { env: 'STACKSHIFT_DEFAULT_MAX_ATTEMPTS', default: 5, schema: int(1, 1000) },
+  /** Backoff before a run's second attempt, in ms. */
+  retryBaseMs: { env: 'STACKSHIFT_RETRY_BASE_MS', default: 1000, schema: int(0, 86_400_000) },
+  /** Upper bound of any backoff, in ms. */
+  retryMaxMs: { env: 'STACKSHIFT_RETRY_MAX_MS', default: 3_600_000, schema: int(0, 31_536_000_000) },
+  /** How long an idempotency key deduplicates, in ms (24 h). */
+  idempotencyTtlMs: { env: 'STACKSHIFT_IDEMPOTENCY_TTL_MS', default: 86_400_000, schema: int(1000, 31_536_000_000) },
+  /** Largest payload, step result, run result, event data or State Store value, in bytes of JSON text. */
+  maxPayloadBytes: { env: 'STACKSHIFT_MAX_PAYLOAD_BYTES', default: 1024 * 1024, schema: int(1024, 64 * 1024 * 1024) },
+  /** Largest gRPC message the server accepts, in bytes. */
+  maxMessageBytes: { env: 'STACKSHIFT_MAX_MESSAGE_BYTES', default: 16 * 1024 * 1024, schema: int(64 * 1024, 512 * 1024 * 1024) },
+  /** Most runs in one `enqueueMany` (one `EnqueueBatch` call). */
+  maxBatchSize: { env: 'STACKSHIFT_MAX_BATCH_SIZE', default: 10_000, schema: int(1, 100_000) },
+  /** How often idle workers and timers poll, in ms, as a backstop should a notification be missed. */
+  pollIntervalMs: { env: 'STACKSHIFT_POLL_INTERVAL_MS', default: 2000, schema: int(50, 600_000) },
+  /** How often expired leases are returned to the queue, in ms. */
+  reaperIntervalMs: { env: 'STACKSHIFT_REAPER_INTERVAL_MS', default: 1000, schema: int(50, 600_000) },
+  /** Finished runs are deleted after this long, in ms (30 days); `0` keeps them forever. */
+  retentionMs: { env: 'STACKSHIFT_RETENTION_MS', default: 30 * 86_400_000, schema: int(0, 3_153_600_000_000) },
+  /** How often the retention sweep runs, in ms. */
+  retentionIntervalMs: { env: 'STACKSHIFT_RETENTION_INTERVAL_MS', default: 60_000, schema: int(1000, 86_400_000) },
+  /** How often expired State Store entries and locks are deleted, in ms (they are invisible from the moment they expire). */
+  stateSweepIntervalMs: { env: 'STACKSHIFT_STATE_SWEEP_INTERVAL_MS', default: 10_000, schema: int(50, 86_400_000) },
+  /** Group-commit batches of one kind in flight at once. */
+  writeConcurrency: { env: 'STACKSHIFT_WRITE_CONCURRENCY', default: 2, schema: int(1, 64) },
+  /** On SIGTERM, how long in-flight calls may take before connections are cut, in ms. */
+  shutdownGraceMs: { env: 'STACKSHIFT_SHUTDOWN_GRACE_MS', default: 10_000, schema: int(0, 600_000) },
+  /** Log level: `trace`, `debug`, `info`, `warn`, `error`, `fatal` or `silent`. Logs are JSON lines on stdout. */
+  logLevel: {
+    env: 'STACKSHIFT_LOG_LEVEL',
+    default: 'info',
+    schema: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']),
+  },
+  /** How often the database is probed for the gRPC health status, in ms. */
+  healthProbeIntervalMs: { env: 'STACKSHIFT_HEALTH_PROBE_INTERVAL_MS', default: 5000, schema: int(50, 600_000) },
+  /** `on` serves Prometheus metrics over HTTP at `/metrics`; `off` serves none. */
+  isMetricsEnabled: { env: 'STACKSHIFT_METRICS', default: 'on', schema: onOff },
+  /** Interface the metrics endpoint binds to. */
+  metricsHost: { env: 'STACKSHIFT_METRICS_HOST', default: '0.0.0.0', schema: z.string().min(1) },
+  /** Port of the metrics endpoint; `0` picks a free one. */
+  metricsPort: { env: 'STACKSHIFT_METRICS_PORT', default: 9464, schema: int(0, 65_535) },
+  /**
+   * Process-wide tuning, opt-in: `idle` puts V8's helper threads (compiler, garbage collector) at idle priority on
+   * Linux, so they do not preempt the thread that serves requests; `normal` leaves thread priorities alone. See
+   * [Tuning](#tuning).
+   */
+  backgroundThreads: { env: 'STACKSHIFT_BACKGROUND_THREADS', default: 'normal', schema: z.enum(['idle', 'normal']) },
+} satisfies Record<string, Setting>
 
 type SettingName = keyof typeof settings
 
-const envSchema = z.object(settings)
+/** The parsed configuration, in the names the code uses: one field per setting, typed by its schema. */
+export type ServerConfig = { [Name in SettingName]: z.output<(typeof settings)[Name]['schema']> }
 
-/** The parsed configuration, in the names the code uses. */
-export interface ServerConfig {
-  /** PostgreSQL connection string. Unset: start an embedded PostgreSQL under `dataDir`. */
-  databaseUrl: string | undefined
-  /** Interface the gRPC server binds to. */
-  host: string
-  /** gRPC port; 0 picks a free one. */
-  port: number
-  /** Directory for the embedded PostgreSQL's data (kept across restarts). */
-  dataDir: string
-  /** Port of the embedded PostgreSQL; 0 picks a free one. */
-  embeddedPostgresPort: number
-  /** Database connections per server process. */
-  dbPoolSize: number
-  /** Default lease duration, ms; workers may ask for another. */
-  leaseMs: number
-  /** Attempts per run unless the enqueue says otherwise. */
-  defaultMaxAttempts: number
-  /** Retry backoff: delay before the second attempt, ms. */
-  retryBaseMs: number
-  /** Retry backoff: upper bound, ms. */
-  retryMaxMs: number
-  /** How long an idempotency key deduplicates, ms. */
-  idempotencyTtlMs: number
-  /** Largest payload, step result or run result, in bytes of JSON text. */
-  maxPayloadBytes: number
-  /** Largest gRPC message the server accepts, bytes. */
-  maxMessageBytes: number
-  /** Most runs in one EnqueueBatch. */
-  maxBatchSize: number
-  /** Backstop poll: how often idle workers look for work without a notification, ms. */
-  pollIntervalMs: number
-  /** How often expired leases are returned to the queue, ms. */
-  reaperIntervalMs: number
-  /** Finished runs older than this are deleted, ms; 0 keeps them forever. */
-  retentionMs: number
-  /** How often the retention sweep runs, ms. */
-  retentionIntervalMs: number
-  /** How often expired State Store entries and locks are deleted, ms. */
-  stateSweepIntervalMs: number
-  /** Group-commit batches of one kind that may be in flight at once. */
-  writeConcurrency: number
-  /** On SIGTERM, how long in-flight requests may take before connections are cut, ms. */
-  shutdownGraceMs: number
-  /** Log level. */
-  logLevel: z.infer<typeof settings.STACKSHIFT_LOG_LEVEL>
-  /** How often the database is probed for the gRPC health status, ms. */
-  healthProbeIntervalMs: number
-  /** Whether the Prometheus endpoint (`GET /metrics` over HTTP) is served. */
-  isMetricsEnabled: boolean
-  /** Interface the Prometheus endpoint binds to. */
-  metricsHost: string
-  /** Port of the Prometheus endpoint; 0 picks a free one. */
-  metricsPort: number
-  /** Priority of V8's helper threads (compiler, garbage collector): `idle` keeps them from preempting request handling (Linux). */
-  backgroundThreads: z.infer<typeof settings.STACKSHIFT_BACKGROUND_THREADS>
-}
-
-/** Flag name for a setting: STACKSHIFT_LEASE_MS -> --lease-ms, DATABASE_URL -> --database-url. */
-function flagName(setting: SettingName): string {
+/** The flag that overrides an environment variable: STACKSHIFT_LEASE_MS -> --lease-ms, DATABASE_URL -> --database-url. */
+export function flagName(env: string): string {
   return (
     '--' +
-    setting
+    env
       .replace(/^STACKSHIFT_/, '')
       .toLowerCase()
       .replaceAll('_', '-')
   )
 }
 
-const settingByFlag = new Map((Object.keys(settings) as SettingName[]).map((name) => [flagName(name), name]))
+const settingNames = Object.keys(settings) as SettingName[]
+const settingByFlag = new Map(settingNames.map((name) => [flagName(settings[name].env), name]))
 
 /** Turns `--flag value` and `--flag=value` arguments into setting overrides. */
 function parseFlags(argv: readonly string[]): Partial<Record<SettingName, string>> {
@@ -119,11 +120,11 @@ function parseFlags(argv: readonly string[]): Partial<Record<SettingName, string
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!
     const [flag, inline] = arg.includes('=') ? [arg.slice(0, arg.indexOf('=')), arg.slice(arg.indexOf('=') + 1)] : [arg, undefined]
-    const setting = settingByFlag.get(flag)
-    if (!setting) throw new ConfigError(`unknown flag ${flag}; known flags: ${[...settingByFlag.keys()].join(', ')}`)
+    const name = settingByFlag.get(flag)
+    if (!name) throw new ConfigError(`unknown flag ${flag}; known flags: ${[...settingByFlag.keys()].join(', ')}`)
     const value = inline ?? argv[++i]
     if (value === undefined) throw new ConfigError(`flag ${flag} needs a value`)
-    overrides[setting] = value
+    overrides[name] = value
   }
   return overrides
 }
@@ -138,45 +139,17 @@ export class ConfigError extends Error {
  * Empty environment variables count as unset.
  */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env, argv: readonly string[] = []): ServerConfig {
-  const raw: Record<string, string | undefined> = {}
-  for (const name of Object.keys(settings)) {
-    const value = env[name]
-    raw[name] = value === '' ? undefined : value
+  const overrides = parseFlags(argv)
+  const config: Record<string, unknown> = {}
+  const problems: string[] = []
+  for (const name of settingNames) {
+    const setting: Setting = settings[name]
+    const value = overrides[name] ?? (env[setting.env] || undefined) ?? setting.default
+    const parsed = setting.schema.safeParse(value)
+    if (parsed.success) config[name] = parsed.data
+    else problems.push(...parsed.error.issues.map((issue) => `${[setting.env, ...issue.path].join('.')}: ${issue.message}`))
   }
-  Object.assign(raw, parseFlags(argv))
-  const parsed = envSchema.safeParse(raw)
-  if (!parsed.success) {
-    const problems = parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`)
-    throw new ConfigError(`invalid configuration: ${problems.join('; ')}`)
-  }
-  const s = parsed.data
-  return {
-    databaseUrl: s.DATABASE_URL,
-    host: s.STACKSHIFT_HOST,
-    port: s.STACKSHIFT_PORT,
-    dataDir: s.STACKSHIFT_DATA_DIR,
-    embeddedPostgresPort: s.STACKSHIFT_EMBEDDED_PG_PORT,
-    dbPoolSize: s.STACKSHIFT_DB_POOL_SIZE,
-    leaseMs: s.STACKSHIFT_LEASE_MS,
-    defaultMaxAttempts: s.STACKSHIFT_DEFAULT_MAX_ATTEMPTS,
-    retryBaseMs: s.STACKSHIFT_RETRY_BASE_MS,
-    retryMaxMs: s.STACKSHIFT_RETRY_MAX_MS,
-    idempotencyTtlMs: s.STACKSHIFT_IDEMPOTENCY_TTL_MS,
-    maxPayloadBytes: s.STACKSHIFT_MAX_PAYLOAD_BYTES,
-    maxMessageBytes: s.STACKSHIFT_MAX_MESSAGE_BYTES,
-    maxBatchSize: s.STACKSHIFT_MAX_BATCH_SIZE,
-    pollIntervalMs: s.STACKSHIFT_POLL_INTERVAL_MS,
-    reaperIntervalMs: s.STACKSHIFT_REAPER_INTERVAL_MS,
-    retentionMs: s.STACKSHIFT_RETENTION_MS,
-    retentionIntervalMs: s.STACKSHIFT_RETENTION_INTERVAL_MS,
-    stateSweepIntervalMs: s.STACKSHIFT_STATE_SWEEP_INTERVAL_MS,
-    writeConcurrency: s.STACKSHIFT_WRITE_CONCURRENCY,
-    shutdownGraceMs: s.STACKSHIFT_SHUTDOWN_GRACE_MS,
-    logLevel: s.STACKSHIFT_LOG_LEVEL,
-    healthProbeIntervalMs: s.STACKSHIFT_HEALTH_PROBE_INTERVAL_MS,
-    isMetricsEnabled: s.STACKSHIFT_METRICS === 'on',
-    metricsHost: s.STACKSHIFT_METRICS_HOST,
-    metricsPort: s.STACKSHIFT_METRICS_PORT,
-    backgroundThreads: s.STACKSHIFT_BACKGROUND_THREADS,
-  }
+  if (problems.length > 0) throw new ConfigError(`invalid configuration: ${problems.join('; ')}`)
+  // Each field was parsed by its setting's schema, whose output type is the field's type.
+  return config as ServerConfig
 }

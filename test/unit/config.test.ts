@@ -1,5 +1,6 @@
-import { ConfigError, loadConfig } from '@stackshift/server'
-import { expect, it } from 'vitest'
+import { ConfigError, type ServerConfig, loadConfig } from '@stackshift/server'
+import { expect, expectTypeOf, it } from 'vitest'
+import { flagName, settings } from '../../server/src/config.js'
 
 it('uses documented defaults when nothing is set', () => {
   const config = loadConfig({})
@@ -48,8 +49,52 @@ it('serves metrics on 9464 unless turned off, and probes health every 5 s unless
   expect(() => loadConfig({ STACKSHIFT_METRICS: 'yes' })).toThrow(/STACKSHIFT_METRICS/)
 })
 
-it("lowers V8's helper threads unless told to leave them at normal priority", () => {
-  expect(loadConfig({}).backgroundThreads).toBe('idle')
-  expect(loadConfig({}, ['--background-threads', 'normal']).backgroundThreads).toBe('normal')
+it("leaves V8's helper threads at normal priority unless told to lower them", () => {
+  expect(loadConfig({}).backgroundThreads).toBe('normal')
+  expect(loadConfig({}, ['--background-threads', 'idle']).backgroundThreads).toBe('idle')
   expect(() => loadConfig({ STACKSHIFT_BACKGROUND_THREADS: 'low' })).toThrow(/STACKSHIFT_BACKGROUND_THREADS/)
+})
+
+it('derives each flag from its variable: the STACKSHIFT_ prefix dropped, lower case, dashes', () => {
+  expect(flagName('STACKSHIFT_LEASE_MS')).toBe('--lease-ms')
+  expect(flagName('DATABASE_URL')).toBe('--database-url')
+  expect(flagName('STACKSHIFT_EMBEDDED_PG_PORT')).toBe('--embedded-pg-port')
+  expect(loadConfig({}, ['--database-url', 'postgres://db/y', '--embedded-pg-port=0', '--metrics', 'off'])).toMatchObject({
+    databaseUrl: 'postgres://db/y',
+    embeddedPostgresPort: 0,
+    isMetricsEnabled: false,
+  })
+})
+
+it('gives every setting a variable and a flag of its own', () => {
+  const variables = Object.values(settings).map((setting) => setting.env)
+  expect(new Set(variables).size).toBe(variables.length)
+  expect(new Set(variables.map(flagName)).size).toBe(variables.length)
+})
+
+it('rejects an unknown flag and lists the known ones', () => {
+  expect(() => loadConfig({}, ['--lease', '1000'])).toThrow(ConfigError)
+  expect(() => loadConfig({}, ['--lease', '1000'])).toThrow(/^unknown flag --lease; known flags: --database-url, --host, .*--lease-ms, /)
+  // A value given where a flag belongs is not taken for one.
+  expect(() => loadConfig({}, ['--port', '7000', '7001'])).toThrow(/unknown flag 7001/)
+})
+
+it('names the variable of a bad value given by flag, and every bad setting at once', () => {
+  expect(() => loadConfig({}, ['--lease-ms', '100'])).toThrow(
+    new ConfigError('invalid configuration: STACKSHIFT_LEASE_MS: Too small: expected number to be >=500'),
+  )
+  expect(() => loadConfig({ STACKSHIFT_LOG_LEVEL: 'loud' }, ['--db-pool-size=1.5'])).toThrow(
+    /^invalid configuration: STACKSHIFT_DB_POOL_SIZE: .*; STACKSHIFT_LOG_LEVEL: .*"trace"/,
+  )
+})
+
+it('types each field by its setting: numbers, unions for choices, booleans for on/off, undefined when unset', () => {
+  // Checked by the compiler (tsc -b), not at run time.
+  expectTypeOf<ServerConfig['leaseMs']>().toEqualTypeOf<number>()
+  expectTypeOf<ServerConfig['host']>().toEqualTypeOf<string>()
+  expectTypeOf<ServerConfig['databaseUrl']>().toEqualTypeOf<string | undefined>()
+  expectTypeOf<ServerConfig['isMetricsEnabled']>().toEqualTypeOf<boolean>()
+  expectTypeOf<ServerConfig['backgroundThreads']>().toEqualTypeOf<'idle' | 'normal'>()
+  expectTypeOf<ServerConfig['logLevel']>().toEqualTypeOf<'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent'>()
+  expectTypeOf(loadConfig({})).toEqualTypeOf<ServerConfig>()
 })
