@@ -18,6 +18,11 @@
  * `transport-floor` is not a job system: it runs W2 and W2W only, through a relay with
  * the same hops as a StackShift enqueue and nothing else (floor/relay.ts).
  *
+ * StackShift runs with both of its opt-in tunings on (README "Tuning"), and the
+ * report's header says so: its server with STACKSHIFT_BACKGROUND_THREADS=idle,
+ * its client/worker process with the SDK's replaceAsyncResourceBind()
+ * (systems/stackshift.ts). The transport floor's client calls that too.
+ *
  * `npm run bench` starts this process with V8's memory reducer off. The process
  * allocates while it sets a run up and then sits idle while the run is
  * measured; a few seconds into that quiet, the memory reducer would run full
@@ -114,14 +119,24 @@ const otlpEndpoint = systems.includes('stackshift-traced') ? await startOtlpSink
 const tracingEnv = (system: string): Record<string, string> =>
   system === 'stackshift-traced' ? { OTEL_EXPORTER_OTLP_ENDPOINT: otlpEndpoint! } : {}
 
+/** What the header states StackShift and the floor ran with; startServer and the adapters apply it. */
+const tuning = {
+  StackShift:
+    "server with `STACKSHIFT_BACKGROUND_THREADS=idle` (V8's helper threads at SCHED_IDLE), client/worker process with `replaceAsyncResourceBind()`",
+  'transport floor': 'client process with `replaceAsyncResourceBind()`',
+}
+
 /** The StackShift server, or the transport floor's relay, in its own process. */
 async function startServer(node: string, databaseUrl: string, system: string): Promise<{ process: ChildProcess; address: string }> {
-  const script = system === 'transport-floor' ? 'bench/dist/floor/relay-server.js' : 'server/dist/main.js'
+  const isFloor = system === 'transport-floor'
+  const script = isFloor ? 'bench/dist/floor/relay-server.js' : 'server/dist/main.js'
   const child = spawn(node, [...profileFlags('server'), script], {
     cwd: repoRoot,
     env: {
       ...process.env,
       ...tracingEnv(system),
+      // The server's opt-in tuning (README "Tuning").
+      ...(isFloor ? {} : { STACKSHIFT_BACKGROUND_THREADS: 'idle' }),
       DATABASE_URL: databaseUrl,
       STACKSHIFT_HOST: '127.0.0.1',
       STACKSHIFT_PORT: '0',
@@ -132,10 +147,17 @@ async function startServer(node: string, databaseUrl: string, system: string): P
     stdio: ['ignore', 'pipe', 'inherit'],
   })
   const events = jsonLines(child)
+  let helperThreadPolicy: unknown
   for (;;) {
     const { value, done } = await events.next()
     if (done) throw new Error('server exited before listening')
+    // Logged before it listens; without it the header would state a tuning the server did not apply.
+    if (value.msg === 'helper threads lowered below the event loop thread') helperThreadPolicy = value.policy
     if (value.msg === 'StackShift server listening' || value.event === 'listening') {
+      if (!isFloor && helperThreadPolicy !== 'SCHED_IDLE')
+        throw new Error(
+          `the StackShift server did not put its helper threads at SCHED_IDLE (${String(helperThreadPolicy ?? 'not lowered')}): is util-linux's chrt installed?`,
+        )
       // Keep draining its log so it never blocks on a full pipe.
       void (async () => {
         while (!(await events.next()).done);
@@ -285,6 +307,7 @@ const environment = {
   },
   concurrency,
   poolSize,
+  tuning,
   sizes: workloadSizes(),
   repeat,
 }

@@ -59,6 +59,9 @@ export function renderMarkdown(environment: Record<string, unknown>, records: re
       `Each cell: median (min–max) of ${environment.repeat} runs, each on a fresh database; ` +
       `the repetitions are interleaved (each runs every system's workloads in turn, W4 right after W1). ⏱ = capped at ${sizes.drainCapSeconds} s, rate reached so far. ` +
       `Commits per job and CPU-seconds per 1,000 jobs cover the whole workload (enqueue included), summed over PostgreSQL, the StackShift server and the worker process.`,
+    `Tuning (opt-in, README "Tuning"): ${Object.entries(environment.tuning as Record<string, string>)
+      .map(([system, applied]) => `${system}: ${applied}`)
+      .join('; ')}. The peers run as their variant says (default or tuned).`,
     '',
   )
   const w1 = bySystem(records, 'W1')

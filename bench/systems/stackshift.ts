@@ -1,11 +1,17 @@
-import { StackShift, type Worker } from '@stackshift/sdk'
+import { StackShift, type Worker, replaceAsyncResourceBind } from '@stackshift/sdk'
 import pg from 'pg'
 import type { BenchConfig, ProbeHandler, ProbePayload, SystemAdapter } from './adapter.js'
 
 const queue = 'bench'
 
-/** StackShift: the SDK's client and worker, against a server process the harness runs. */
+/**
+ * StackShift: the SDK's client and worker, against a server process the
+ * harness runs (with its helper threads at idle priority, see run.ts). This
+ * process opts in to the SDK's tuning, as the report says: Node's
+ * AsyncResource.prototype.bind replaced (README "Tuning").
+ */
 export function createStackShiftAdapter(config: BenchConfig): SystemAdapter {
+  replaceAsyncResourceBind()
   const stackshift = new StackShift({ address: config.stackshiftAddress! })
   const db = new pg.Client({ connectionString: config.databaseUrl })
   let worker: Worker | undefined

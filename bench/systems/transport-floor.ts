@@ -13,7 +13,7 @@ interface RelayClient extends Client {
  * same harness as the systems. Only W2 runs it.
  */
 export function createTransportFloorAdapter(config: BenchConfig): SystemAdapter {
-  // The same client-side Node fix a StackShift client installs, so the floor stays the least the path takes.
+  // The same client-side tuning the StackShift adapter opts in to, so the floor stays the least the path takes.
   replaceAsyncResourceBind()
   const RelayClient = makeGenericClientConstructor(relayService, 'Relay')
   const client = new RelayClient(config.stackshiftAddress!, credentials.createInsecure()) as unknown as RelayClient

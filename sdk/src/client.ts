@@ -1,5 +1,4 @@
 import type { ChannelCredentials, ChannelOptions } from '@grpc/grpc-js'
-import { replaceAsyncResourceBind } from './async-resource-bind.js'
 import { fromEventMessage, fromRunMessage, toRunStatusMessage } from './convert.js'
 import { EnqueueStreamClient } from './enqueue-stream.js'
 import { InvalidArgumentError, WaitForRunTimeoutError } from './errors.js'
@@ -26,13 +25,6 @@ export interface StackShiftOptions {
   callTimeoutMs?: number
   /** Where background events (reconnects, lost leases) are reported. Default: warnings to stderr. */
   logger?: Logger
-  /**
-   * On Node 20 and 22, replace `AsyncResource.prototype.bind` for the whole
-   * process with an equivalent that does not make every gRPC call's objects
-   * survive young-generation garbage collections (see `replaceAsyncResourceBind`).
-   * Default true; false keeps Node's own.
-   */
-  replaceAsyncResourceBind?: boolean
 }
 
 // How long calls that are safe to repeat keep retrying while the server is unavailable.
@@ -58,7 +50,6 @@ export class StackShift {
     this.namespace = options.namespace ?? 'default'
     this.callTimeoutMs = options.callTimeoutMs ?? 30_000
     this.logger = options.logger ?? defaultLogger
-    if (options.replaceAsyncResourceBind !== false) replaceAsyncResourceBind()
     this.clients = createGrpcClients(options.address, options.credentials, options.channelOptions)
     this.enqueueStream = new EnqueueStreamClient(this.clients.runs)
     this.state = new StateClient(this.clients.state, this.namespace, this.callTimeoutMs)

@@ -1,6 +1,6 @@
 /** @stackshift/sdk: the TypeScript client and worker for StackShift Durable Jobs. */
 export { StackShift, type StackShiftOptions } from './client.js'
-export { replaceAsyncResourceBind } from './async-resource-bind.js'
+export { replaceAsyncResourceBind } from './tuning.js'
 export { Queue, type EnqueueItem, type EnqueueOptions } from './queue.js'
 export { Worker, type WorkerOptions } from './worker.js'
 export type { EventToSend, JobContext, JobDefinition, JobHandler, RunInfo, StepTools, WaitForEventOptions } from './job.js'

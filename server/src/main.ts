@@ -1,14 +1,15 @@
 #!/usr/bin/env node
-import { lowerBackgroundThreadPriority } from './background-threads.js'
 import { ConfigError, loadConfig } from './config.js'
 import type { EmbeddedPostgresHandle } from './db/embedded-postgres.js'
 import { createLogger } from './logger.js'
 import { startTracingFromEnvironment } from './tracing.js'
+import { lowerBackgroundThreadPriority } from './tuning.js'
 
 /** Entry point: configuration -> helper thread priority -> tracing -> database -> migrate -> listen -> signals. */
 async function main(): Promise<void> {
   const config = loadConfig(process.env, process.argv.slice(2))
   const logger = createLogger(config.logLevel)
+  // Opt-in: only when STACKSHIFT_BACKGROUND_THREADS (--background-threads) says idle.
   if (config.backgroundThreads === 'idle') {
     const lowered = await lowerBackgroundThreadPriority()
     if (lowered) logger.info(lowered, 'helper threads lowered below the event loop thread')

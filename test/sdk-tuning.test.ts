@@ -1,10 +1,14 @@
 import { AsyncLocalStorage, AsyncResource } from 'node:async_hooks'
-import { StackShift, replaceAsyncResourceBind } from '@stackshift/sdk'
-import { describe, expect, it } from 'vitest'
+import { replaceAsyncResourceBind } from '@stackshift/sdk'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { createTestDatabase } from './support/database.js'
 import { ChildScript } from './support/processes.js'
+import { type TestServer, startTestServer } from './support/server.js'
 
 /*
- * On Node 20 and 22 a StackShift client replaces AsyncResource.prototype.bind,
+ * The SDK's tuning (sdk/src/tuning.ts) is opt-in: a StackShift client leaves
+ * the process as Node made it. On Node 20 and 22 an application may call
+ * replaceAsyncResourceBind(), which replaces AsyncResource.prototype.bind,
  * which Node's HTTP/2 client calls for every gRPC call, with an equivalent
  * that does not keep each call's objects alive through young-generation
  * collections.
@@ -13,6 +17,16 @@ import { ChildScript } from './support/processes.js'
 const major = Number(process.versions.node.split('.')[0])
 const replacesOnThisNode = major < 24
 
+let server: TestServer
+
+beforeAll(async () => {
+  server = await startTestServer(await createTestDatabase())
+})
+
+afterAll(async () => {
+  await server.stop()
+})
+
 async function promotedBytes(replace: boolean): Promise<number> {
   const child = new ChildScript('test/fixtures/bound-function-garbage.ts', { REPLACE_BIND: replace ? '1' : '0' }, ['--expose-gc'])
   const line = await child.waitForLine(/promotedBytes/)
@@ -20,18 +34,40 @@ async function promotedBytes(replace: boolean): Promise<number> {
   return (JSON.parse(line) as { promotedBytes: number }).promotedBytes
 }
 
+it('a client and worker that run a job leave AsyncResource.prototype.bind as Node has it', async () => {
+  // In a process of its own: the tests below replace the method in this one.
+  const child = new ChildScript('test/fixtures/untuned-client.ts', { STACKSHIFT_ADDRESS: server.address })
+  try {
+    const line = await child.waitForLine(/isNodesBind/)
+    expect(JSON.parse(line)).toEqual({ status: 'completed', isNodesBind: true })
+  } finally {
+    await child.kill()
+  }
+})
+
 describe.runIf(replacesOnThisNode)('AsyncResource.prototype.bind on Node 20 and 22', () => {
-  it('a client created with replaceAsyncResourceBind: false leaves Node’s own method in place', () => {
+  it('a wrapper another library put in place of Node’s method is left alone', () => {
     const nodeBind = AsyncResource.prototype.bind
-    new StackShift({ address: '127.0.0.1:1', replaceAsyncResourceBind: false }).close()
-    expect(AsyncResource.prototype.bind).toBe(nodeBind)
+    const wrapper = function bind(this: AsyncResource, fn: (...args: unknown[]) => unknown, thisArg?: unknown) {
+      return (nodeBind as (fn: unknown, thisArg?: unknown) => unknown).call(this, fn, thisArg)
+    } as AsyncResource['bind']
+    AsyncResource.prototype.bind = wrapper
+    try {
+      expect(replaceAsyncResourceBind()).toBe(false)
+      expect(AsyncResource.prototype.bind).toBe(wrapper)
+    } finally {
+      AsyncResource.prototype.bind = nodeBind
+    }
   })
 
-  it('a client replaces it, and bound functions behave as with Node’s own', async () => {
+  it('replaceAsyncResourceBind() replaces it, and bound functions behave as with Node’s own', async () => {
     const nodeBind = AsyncResource.prototype.bind
-    new StackShift({ address: '127.0.0.1:1' }).close()
-    expect(AsyncResource.prototype.bind).not.toBe(nodeBind)
     expect(replaceAsyncResourceBind()).toBe(true)
+    expect(AsyncResource.prototype.bind).not.toBe(nodeBind)
+    const replacement = AsyncResource.prototype.bind
+    // A second call keeps the replacement and says it is in place.
+    expect(replaceAsyncResourceBind()).toBe(true)
+    expect(AsyncResource.prototype.bind).toBe(replacement)
 
     // The function runs in the async scope the resource was created in.
     const storage = new AsyncLocalStorage<string>()
@@ -93,7 +129,6 @@ describe.runIf(replacesOnThisNode)('AsyncResource.prototype.bind on Node 20 and 
 describe.runIf(!replacesOnThisNode)('AsyncResource.prototype.bind on Node 24 and later', () => {
   it('is left as Node has it', () => {
     const nodeBind = AsyncResource.prototype.bind
-    new StackShift({ address: '127.0.0.1:1' }).close()
     expect(replaceAsyncResourceBind()).toBe(false)
     expect(AsyncResource.prototype.bind).toBe(nodeBind)
   })

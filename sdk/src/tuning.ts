@@ -2,6 +2,9 @@ import { AsyncResource } from 'node:async_hooks'
 import { deprecate } from 'node:util'
 
 /*
+ * Tuning the SDK offers and never applies by itself: what is here changes
+ * the application's whole process, so the application opts in.
+ *
  * Node's HTTP/2 client calls `AsyncResource.prototype.bind` once for every
  * request it starts, so once for every gRPC call this SDK makes. On Node 20
  * and 22 that method gives each bound function an `asyncResource` accessor
@@ -74,7 +77,15 @@ function bind(this: AsyncResource, fn: Callable, thisArg?: unknown): Callable {
 
 /**
  * Whether the process still has Node's own method, and it is the one
- * described above. Another library's wrapper in its place is left alone.
+ * described above.
+ *
+ * Read from the method's source text because nothing else tells Node's own
+ * method from another library's wrapper around it: Node's library is plain
+ * JavaScript, so its method is not native code, and a wrapper (an APM agent's,
+ * say) may keep its name and length. A wrapper must be left alone, since
+ * replacing it would silently undo what that library does; only Node's own
+ * method names its deprecation code, DEP0172, in its body. The release is
+ * checked too: from Node 24 the replacement measured no gain.
  */
 function isNodesPerCallAccessorBind(): boolean {
   if (Number(process.versions.node.split('.')[0]) >= 24) return false
@@ -82,11 +93,19 @@ function isNodesPerCallAccessorBind(): boolean {
 }
 
 /**
- * Replaces `AsyncResource.prototype.bind` for the whole process, once, on
- * Node releases whose own implementation makes every HTTP/2 request survive
- * young-generation collections. `new StackShift()` calls it unless told not
- * to; call it yourself in a process that makes gRPC calls without a StackShift
- * client. Returns whether the replacement is in place.
+ * Opt-in tuning: replaces `AsyncResource.prototype.bind` for the whole
+ * process, on Node releases (20 and 22) whose own implementation makes every
+ * HTTP/2 request, so every gRPC call, survive young-generation garbage
+ * collections. Measured with gRPC unary calls at 350/s on Node 22: 1.4% of
+ * what a call allocates promoted instead of 20%, young-generation pauses of
+ * 0.4–1.3 ms instead of 2–9 ms, and no full collection. Bound functions behave
+ * as with Node's own method.
+ *
+ * The SDK never calls it. Call it once, early, in a process that makes many
+ * gRPC calls (a StackShift client or worker, or any other gRPC client); later
+ * calls do nothing. It leaves Node's method in place on Node 24 and later, and
+ * leaves alone a wrapper another library has put in its place. Returns
+ * whether the replacement is in place.
  */
 export function replaceAsyncResourceBind(): boolean {
   if (AsyncResource.prototype.bind === bind) return true
