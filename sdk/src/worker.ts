@@ -1,10 +1,10 @@
 import { hostname } from 'node:os'
+import { RevokeReason, type RevokedLease, type Task, type WorkerServiceClient } from '@stackshift/proto/worker-service'
 import { LeaseLostError, RunCancelledError, UnavailableError, WorkerShutdownError } from './errors.js'
 import { Execution, type ExecutionDeps, runLogFields } from './execution.js'
 import type { JobDefinition } from './job.js'
 import type { Logger } from './logger.js'
 import { WorkerConnection } from './worker-connection.js'
-import { RevokeReason, type RevokedLease, type Task, type WorkerServiceClient } from './gen/stackshift/jobs/v1/worker_service.js'
 
 /** Options of `stackshift.worker()`. */
 export interface WorkerOptions {

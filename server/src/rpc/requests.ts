@@ -1,15 +1,5 @@
-import { z } from 'zod'
-import type { ServerConfig } from '../config.js'
-import { InvalidArgumentError, ResourceExhaustedError } from '../core/errors.js'
-import { checkJsonText } from '../core/json-text.js'
-import { defaultNamespace, defaultQueue, limits } from '../core/limits.js'
-import { newRunId } from '../core/run-id.js'
-import type { ErrorInfo, LeaseRef, NewRun, RunFilter, RunStatus, Suspension } from '../core/run.js'
-import type { StepCompletion } from '../db/queries/steps.js'
-import type { NewEvent } from '../operations/events.js'
-import type { RunFailure } from '../operations/lease-writes.js'
-import { StepKind } from '../gen/stackshift/jobs/v1/run.js'
-import type { CancelRunRequest, ListRunsRequest, NewRun as NewRunMessage, SendEventRequest } from '../gen/stackshift/jobs/v1/run_service.js'
+import { StepKind } from '@stackshift/proto/run'
+import type { CancelRunRequest, ListRunsRequest, NewRun as NewRunMessage, SendEventRequest } from '@stackshift/proto/run-service'
 import type {
   ClaimTaskRequest,
   CompleteRunRequest,
@@ -20,7 +10,17 @@ import type {
   ReleaseRunRequest,
   SuspendRunRequest,
   WorkerHello,
-} from '../gen/stackshift/jobs/v1/worker_service.js'
+} from '@stackshift/proto/worker-service'
+import { z } from 'zod'
+import type { ServerConfig } from '../config.js'
+import { InvalidArgumentError, ResourceExhaustedError } from '../core/errors.js'
+import { checkJsonText } from '../core/json-text.js'
+import { defaultNamespace, defaultQueue, limits } from '../core/limits.js'
+import { newRunId } from '../core/run-id.js'
+import type { ErrorInfo, LeaseRef, NewRun, RunFilter, RunStatus, Suspension } from '../core/run.js'
+import type { StepCompletion } from '../db/queries/steps.js'
+import type { NewEvent } from '../operations/events.js'
+import type { RunFailure } from '../operations/lease-writes.js'
 
 /*
  * Turns protobuf requests into validated domain values. Every rejection names

@@ -1,4 +1,5 @@
 import { type ServerDuplexStream, status } from '@grpc/grpc-js'
+import type { ConnectRequest, ConnectResponse, WorkerServiceServer } from '@stackshift/proto/worker-service'
 import type { Knex } from 'knex'
 import type { ServerConfig } from '../config.js'
 import type { ClaimedRun } from '../core/run.js'
@@ -8,7 +9,6 @@ import type { Logger } from '../logger.js'
 import type { ServerMetrics } from '../observability/metrics.js'
 import type { LeaseWrites, RevokedLease } from '../operations/lease-writes.js'
 import type { Suspensions } from '../operations/suspensions.js'
-import type { ConnectRequest, ConnectResponse, WorkerServiceServer } from '../gen/stackshift/jobs/v1/worker_service.js'
 import { toFailRunResponse, toRevokedLease, toSuspendRunResponse, toTaskMessage } from './convert.js'
 import { unaryHandler } from './error-map.js'
 import {

@@ -1,5 +1,13 @@
 import { randomBytes } from 'node:crypto'
 import { type ServerDuplexStream, status } from '@grpc/grpc-js'
+import type {
+  ConnectRequest,
+  ConnectResponse,
+  OperationResult,
+  RevokedLease,
+  Task,
+  WorkerOperation,
+} from '@stackshift/proto/worker-service'
 import type { ServerConfig } from '../config.js'
 import { InvalidArgumentError } from '../core/errors.js'
 import { limits } from '../core/limits.js'
@@ -8,14 +16,6 @@ import type { Dispatcher, Subscription, TaskConsumer } from '../dispatch/dispatc
 import type { Logger } from '../logger.js'
 import type { LeaseWrites, RevokedLease as DomainRevokedLease } from '../operations/lease-writes.js'
 import type { Suspensions } from '../operations/suspensions.js'
-import type {
-  ConnectRequest,
-  ConnectResponse,
-  OperationResult,
-  RevokedLease,
-  Task,
-  WorkerOperation,
-} from '../gen/stackshift/jobs/v1/worker_service.js'
 import { toFailRunResponse, toRevokedLease, toSuspendRunResponse, toTaskMessage } from './convert.js'
 import { decodeFailureOf } from './decode-errors.js'
 import { type RpcStatus, toRpcStatus, toServiceError } from './error-map.js'
