@@ -124,7 +124,7 @@ export async function startServer(config: ServerConfig & { databaseUrl: string }
   grpcServer.addService(withDecodeErrors(StateServiceService), createStateService({ config, logger, store: stateStore }))
   const health = new HealthImplementation(Object.fromEntries(serviceNames.map((name) => [name, 'SERVING' as const])))
   health.addToServer(grpcServer)
-  addReflection(grpcServer, logger)
+  addReflection(grpcServer)
 
   const port = await new Promise<number>((resolve, reject) =>
     grpcServer.bindAsync(`${config.host}:${config.port}`, ServerCredentials.createInsecure(), (error, boundPort) =>
