@@ -1,4 +1,5 @@
 import { hostname } from 'node:os'
+import { protocolLimits } from '@stackshift/proto/limits'
 import { RevokeReason, type RevokedLease, type Task, type WorkerServiceClient } from '@stackshift/proto/worker-service'
 import { LeaseLostError, RunCancelledError, UnavailableError, WorkerShutdownError } from './errors.js'
 import { Execution, type ExecutionDeps, runLogFields } from './execution.js'
@@ -43,13 +44,14 @@ const shortHandlerMs = 50
 /** Runs held ready per slot while handlers are short (see WorkerOptions.prefetch). */
 const defaultPrefetchPerSlot = 9
 /**
- * Runs in hand (running and ready) that the default prefetch stops at: the
- * server claims at most 500 runs at a time for a stream, and holding two
- * claims' worth keeps a claim running while the worker executes.
+ * Runs in hand (running and ready) that the default prefetch stops at, 1,000:
+ * the server claims at most `streamClaimMax` (500) runs at a time for a
+ * stream, and holding two claims' worth keeps a claim running while the
+ * worker executes.
  */
-const defaultHeldMax = 1000
-/** The server's limit on the slots a worker stream may announce. */
-const slotsMax = 10_000
+const defaultHeldMax = 2 * protocolLimits.streamClaimMax
+/** The server's limit on the slots a worker stream may announce (10,000). */
+const slotsMax = protocolLimits.slotsMax
 
 /**
  * Executes runs of registered jobs. Connected to the server by one stream, it
