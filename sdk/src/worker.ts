@@ -5,6 +5,7 @@ import { LeaseLostError, RunCancelledError, UnavailableError, WorkerShutdownErro
 import { Execution, type ExecutionDeps, runLogFields } from './execution.js'
 import type { JobDefinition } from './job.js'
 import type { Logger } from './logger.js'
+import { sdkPackage } from './version.js'
 import { WorkerConnection } from './worker-connection.js'
 
 /** Options of `stackshift.worker()`. */
@@ -37,7 +38,8 @@ export interface WorkerOptions {
   connectTimeoutMs?: number
 }
 
-const sdkName = 'stackshift-ts/0.1.0'
+/** Sent in the hello, for the server's logs: `stackshift-ts/<version>`. */
+const sdkName = `stackshift-ts/${sdkPackage.version}`
 
 /** Prefetch applies while the average handler takes less than this. */
 const shortHandlerMs = 50
