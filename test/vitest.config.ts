@@ -10,6 +10,11 @@ export default defineConfig({
       '@stackshift/sdk': fileURLToPath(new URL('../sdk/src/index.ts', import.meta.url)),
     },
   },
+  ssr: {
+    // The same for what they import through package.json `exports` (@stackshift/proto/run and
+    // the like). Vitest adds its own server conditions to this list.
+    resolve: { conditions: ['@stackshift/source'] },
+  },
   test: {
     include: ['**/*.test.ts'],
     globalSetup: ['./support/global-setup.ts'],

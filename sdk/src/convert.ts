@@ -1,5 +1,3 @@
-import { decodeJson } from './json.js'
-import type { AttemptInfo, ReceivedEvent, Run, RunErrorInfo, RunStatus, StepInfo } from './types.js'
 import {
   AttemptOutcome,
   type Event as EventMessage,
@@ -8,7 +6,9 @@ import {
   RunStatus as RunStatusMessage,
   StepKind,
   StepStatus,
-} from './gen/stackshift/jobs/v1/run.js'
+} from '@stackshift/proto/run'
+import { decodeJson } from './json.js'
+import type { AttemptInfo, ReceivedEvent, Run, RunErrorInfo, RunStatus, StepInfo } from './types.js'
 
 /* Protobuf messages to the SDK's public types. */
 

@@ -1,13 +1,13 @@
 import { type ClientDuplexStream, type ServiceError, status } from '@grpc/grpc-js'
-import { DeadlineExceededError, errorFromStatus } from './errors.js'
-import { callUnary, toStackShiftError } from './grpc.js'
 import type {
   EnqueueRequest,
   EnqueueResponse,
   EnqueueStreamRequest,
   EnqueueStreamResponse,
   RunServiceClient,
-} from './gen/stackshift/jobs/v1/run_service.js'
+} from '@stackshift/proto/run-service'
+import { DeadlineExceededError, errorFromStatus } from './errors.js'
+import { callUnary, toStackShiftError } from './grpc.js'
 
 /**
  * An open call keeps the process alive; after this long with no enqueue

@@ -1,4 +1,6 @@
 import { status } from '@grpc/grpc-js'
+import { StepKind } from '@stackshift/proto/run'
+import type { OperationResult, Task } from '@stackshift/proto/worker-service'
 import { LeaseLostError, RunSuspendedError, errorFromStatus } from './errors.js'
 import { NonRetriableError, RetryAfterError } from './handler-errors.js'
 import type { JobContext, JobDefinition, RunInfo } from './job.js'
@@ -8,8 +10,6 @@ import { type FailedStep, StepRunner } from './step.js'
 import type { RunStateScope, StateStore } from './state.js'
 import { attributes, contextFrom, inSpan, recordOutcome, type Span, SpanKind, traceIdOf } from './tracing.js'
 import type { OperationBody } from './worker-connection.js'
-import { StepKind } from './gen/stackshift/jobs/v1/run.js'
-import type { OperationResult, Task } from './gen/stackshift/jobs/v1/worker_service.js'
 
 /** How an execution talks to the server. */
 export interface ExecutionDeps {

@@ -7,10 +7,10 @@ import {
   credentials,
   status,
 } from '@grpc/grpc-js'
+import { RunServiceClient } from '@stackshift/proto/run-service'
+import { StateServiceClient } from '@stackshift/proto/state-service'
+import { WorkerServiceClient } from '@stackshift/proto/worker-service'
 import { type StackShiftError, errorFromStatus } from './errors.js'
-import { RunServiceClient } from './gen/stackshift/jobs/v1/run_service.js'
-import { StateServiceClient } from './gen/stackshift/jobs/v1/state_service.js'
-import { WorkerServiceClient } from './gen/stackshift/jobs/v1/worker_service.js'
 
 /** The generated gRPC clients, sharing one channel. */
 export interface GrpcClients {

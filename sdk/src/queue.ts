@@ -1,8 +1,8 @@
+import type { NewRun } from '@stackshift/proto/run-service'
 import { type Duration, parseDurationMs } from './duration.js'
 import { encodeJson } from './json.js'
 import { attributes, currentTraceContext, inSpan, SpanKind } from './tracing.js'
 import type { EnqueuedRun } from './types.js'
-import type { NewRun } from './gen/stackshift/jobs/v1/run_service.js'
 
 /** Options of `enqueue`. */
 export interface EnqueueOptions {

@@ -1,14 +1,9 @@
+import type { Lock as LockMessage, RunScope, StateEntry as StateEntryMessage, StateServiceClient } from '@stackshift/proto/state-service'
 import { type Duration, parseDurationMs } from './duration.js'
 import { InvalidArgumentError } from './errors.js'
 import { type UnaryMethod, callUnary, withRetries } from './grpc.js'
 import { decodeJson, encodeJson } from './json.js'
 import { attributes, inSpan } from './tracing.js'
-import type {
-  Lock as LockMessage,
-  RunScope,
-  StateEntry as StateEntryMessage,
-  StateServiceClient,
-} from './gen/stackshift/jobs/v1/state_service.js'
 
 /** A State Store entry. */
 export interface StateEntryInfo<T = unknown> {

@@ -1,3 +1,5 @@
+import type { Event } from '@stackshift/proto/run'
+import type { SuspendRunRequest } from '@stackshift/proto/worker-service'
 import { fromEventJson, fromEventMessage } from './convert.js'
 import { type Duration, parseDurationMs } from './duration.js'
 import { InvalidArgumentError } from './errors.js'
@@ -5,8 +7,6 @@ import type { EventToSend, StepTools, WaitForEventOptions } from './job.js'
 import { decodeJson, encodeJson } from './json.js'
 import { attributes, inSpan, type Span } from './tracing.js'
 import type { ReceivedEvent } from './types.js'
-import type { Event } from './gen/stackshift/jobs/v1/run.js'
-import type { SuspendRunRequest } from './gen/stackshift/jobs/v1/worker_service.js'
 
 /** What a sleep or wait asks of the server. */
 export type Wait = NonNullable<SuspendRunRequest['wait']>

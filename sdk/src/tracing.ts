@@ -1,12 +1,13 @@
 import { type Attributes, type Context, context, propagation, type Span, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api'
 import { LeaseLostError, RunCancelledError, RunSuspendedError, WorkerShutdownError } from './errors.js'
+import { sdkPackage } from './version.js'
 
 /**
  * OpenTelemetry through the API package only: with no SDK registered every
  * call below is a no-op (non-recording spans, empty carriers), so tracing
  * costs nothing until the application turns it on.
  */
-export const tracer = trace.getTracer('@stackshift/sdk', '0.1.0')
+export const tracer = trace.getTracer(sdkPackage.name, sdkPackage.version)
 
 /** Attribute names, in the `stackshift.` namespace. */
 export const attributes = {

@@ -1,7 +1,4 @@
 import { type ClientDuplexStream, type ServiceError, status } from '@grpc/grpc-js'
-import { type StackShiftError } from './errors.js'
-import { toStackShiftError } from './grpc.js'
-import type { Logger } from './logger.js'
 import type {
   ConnectRequest,
   ConnectResponse,
@@ -12,7 +9,10 @@ import type {
   WorkerOperation,
   WorkerServiceClient,
   WorkerWelcome,
-} from './gen/stackshift/jobs/v1/worker_service.js'
+} from '@stackshift/proto/worker-service'
+import { type StackShiftError } from './errors.js'
+import { toStackShiftError } from './grpc.js'
+import type { Logger } from './logger.js'
 
 /** One write about a leased run. */
 export type OperationBody = NonNullable<WorkerOperation['operation']>

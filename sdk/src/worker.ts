@@ -1,10 +1,12 @@
 import { hostname } from 'node:os'
+import { protocolLimits } from '@stackshift/proto/limits'
+import { RevokeReason, type RevokedLease, type Task, type WorkerServiceClient } from '@stackshift/proto/worker-service'
 import { LeaseLostError, RunCancelledError, UnavailableError, WorkerShutdownError } from './errors.js'
 import { Execution, type ExecutionDeps, runLogFields } from './execution.js'
 import type { JobDefinition } from './job.js'
 import type { Logger } from './logger.js'
+import { sdkPackage } from './version.js'
 import { WorkerConnection } from './worker-connection.js'
-import { RevokeReason, type RevokedLease, type Task, type WorkerServiceClient } from './gen/stackshift/jobs/v1/worker_service.js'
 
 /** Options of `stackshift.worker()`. */
 export interface WorkerOptions {
@@ -36,20 +38,22 @@ export interface WorkerOptions {
   connectTimeoutMs?: number
 }
 
-const sdkName = 'stackshift-ts/0.1.0'
+/** Sent in the hello, for the server's logs: `stackshift-ts/<version>`. */
+const sdkName = `stackshift-ts/${sdkPackage.version}`
 
 /** Prefetch applies while the average handler takes less than this. */
 const shortHandlerMs = 50
 /** Runs held ready per slot while handlers are short (see WorkerOptions.prefetch). */
 const defaultPrefetchPerSlot = 9
 /**
- * Runs in hand (running and ready) that the default prefetch stops at: the
- * server claims at most 500 runs at a time for a stream, and holding two
- * claims' worth keeps a claim running while the worker executes.
+ * Runs in hand (running and ready) that the default prefetch stops at, 1,000:
+ * the server claims at most `streamClaimMax` (500) runs at a time for a
+ * stream, and holding two claims' worth keeps a claim running while the
+ * worker executes.
  */
-const defaultHeldMax = 1000
-/** The server's limit on the slots a worker stream may announce. */
-const slotsMax = 10_000
+const defaultHeldMax = 2 * protocolLimits.streamClaimMax
+/** The server's limit on the slots a worker stream may announce (10,000). */
+const slotsMax = protocolLimits.slotsMax
 
 /**
  * Executes runs of registered jobs. Connected to the server by one stream, it

@@ -1,5 +1,8 @@
 import { randomBytes } from 'node:crypto'
 import { Server, ServerCredentials } from '@grpc/grpc-js'
+import { RunServiceService } from '@stackshift/proto/run-service'
+import { StateServiceService } from '@stackshift/proto/state-service'
+import { WorkerServiceService } from '@stackshift/proto/worker-service'
 import { HealthImplementation } from 'grpc-health-check'
 import type { Knex } from 'knex'
 import type { ServerConfig } from './config.js'
@@ -28,9 +31,6 @@ import { addReflection } from './rpc/reflection.js'
 import { createRunService } from './rpc/run-service.js'
 import { createStateService } from './rpc/state-service.js'
 import { createWorkerService } from './rpc/worker-service.js'
-import { RunServiceService } from './gen/stackshift/jobs/v1/run_service.js'
-import { StateServiceService } from './gen/stackshift/jobs/v1/state_service.js'
-import { WorkerServiceService } from './gen/stackshift/jobs/v1/worker_service.js'
 
 /** A running StackShift server. */
 export interface StackShiftServer {
@@ -124,7 +124,7 @@ export async function startServer(config: ServerConfig & { databaseUrl: string }
   grpcServer.addService(withDecodeErrors(StateServiceService), createStateService({ config, logger, store: stateStore }))
   const health = new HealthImplementation(Object.fromEntries(serviceNames.map((name) => [name, 'SERVING' as const])))
   health.addToServer(grpcServer)
-  addReflection(grpcServer, logger)
+  addReflection(grpcServer)
 
   const port = await new Promise<number>((resolve, reject) =>
     grpcServer.bindAsync(`${config.host}:${config.port}`, ServerCredentials.createInsecure(), (error, boundPort) =>

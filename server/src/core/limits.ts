@@ -1,6 +1,10 @@
+import { protocolLimits } from '@stackshift/proto/limits'
+
 /**
  * Limits on names and sizes accepted from clients. One place, so the protocol
- * documentation, validation and tests agree.
+ * documentation, validation and tests agree. Those that clients plan around
+ * too are defined once with the protocol (`@stackshift/proto/limits`) and
+ * re-used here.
  */
 export const limits = {
   namespaceMaxLength: 100,
@@ -22,14 +26,9 @@ export const limits = {
   errorTextMaxLength: 16 * 1024,
   queuesPerWorkerMax: 100,
   jobsPerWorkerMax: 1000,
-  slotsMax: 10_000,
+  slotsMax: protocolLimits.slotsMax,
   claimBatchMax: 1000,
-  /**
-   * Most runs one claim leases for a worker stream. A worker that holds twice
-   * this (running and ready) executes one batch while the next is claimed;
-   * one claim of twice the size would make it wait for every claim.
-   */
-  streamClaimMax: 500,
+  streamClaimMax: protocolLimits.streamClaimMax,
   claimWaitMaxMs: 60_000,
   runWaitMaxMs: 300_000,
   leaseMinMs: 500,

@@ -1,3 +1,5 @@
+import { AttemptOutcome, type Event, type Run, type RunError, RunStatus, StepKind, StepStatus } from '@stackshift/proto/run'
+import { type FailRunResponse, RevokeReason, type RevokedLease, type SuspendRunResponse, type Task } from '@stackshift/proto/worker-service'
 import type {
   AttemptOutcome as DomainAttemptOutcome,
   ClaimedRun,
@@ -13,14 +15,6 @@ import type {
 import { publicStatus } from '../core/run.js'
 import type { FailureResult } from '../operations/attempt-endings.js'
 import type { RevokedLease as DomainRevokedLease } from '../operations/lease-writes.js'
-import { AttemptOutcome, type Event, type Run, type RunError, RunStatus, StepKind, StepStatus } from '../gen/stackshift/jobs/v1/run.js'
-import {
-  type FailRunResponse,
-  RevokeReason,
-  type RevokedLease,
-  type SuspendRunResponse,
-  type Task,
-} from '../gen/stackshift/jobs/v1/worker_service.js'
 
 /* Domain values to protobuf messages. The only module besides the services that touches generated types. */
 

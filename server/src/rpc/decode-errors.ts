@@ -1,9 +1,8 @@
-import { existsSync } from 'node:fs'
-import { join } from 'node:path'
+import { createFileRegistry, type DescMessage, fromBinary } from '@bufbuild/protobuf'
+import { isReflectMessage, reflect, type ReflectList, type ReflectMap, type ReflectMessage } from '@bufbuild/protobuf/reflect'
 import type { ServiceDefinition } from '@grpc/grpc-js'
-import protobuf from 'protobufjs'
+import { loadDescriptorSet } from '@stackshift/proto/descriptor-set'
 import { InvalidArgumentError } from '../core/errors.js'
-import { protoDir, serviceProtoFiles } from './proto-files.js'
 
 /*
  * grpc-js answers a request its deserializer throws on with INTERNAL and no
@@ -41,78 +40,65 @@ export function decodeFailureOf(request: unknown): InvalidArgumentError | undefi
 }
 
 const maxSafe = BigInt(Number.MAX_SAFE_INTEGER)
-const sixtyFourBitTypes = new Set(['int64', 'uint64', 'sint64', 'fixed64', 'sfixed64'])
 
 /**
- * Names the field: the request is decoded again by protobufjs from the .proto
- * files, which reads 64-bit integers whole, and searched for the one out of
- * range. Only this rare path loads the files; without them (a build that did
- * not ship them) the error names the request and quotes the decoder.
+ * Names the field: the request is decoded again with @bufbuild/protobuf from
+ * the protocol's descriptor set, which reads 64-bit integers whole (as
+ * bigint), and searched for the one out of range. Bytes that are not the
+ * message at all get an error naming the request type and quoting the
+ * generated decoder.
  */
 function explainDecodeFailure(methodPath: string, bytes: Buffer, error: unknown): InvalidArgumentError {
   const reason = error instanceof Error ? error.message : String(error)
-  const type = requestTypes()?.get(methodPath)
+  const type = requestTypes().get(methodPath)
   if (!type) return new InvalidArgumentError('request', `could not be decoded (${reason})`)
-  let message: protobuf.Message | undefined
+  let message: ReflectMessage | undefined
   try {
-    message = type.decode(bytes)
+    message = reflect(type, fromBinary(type, bytes))
   } catch {
     // Not protobuf at all: the generated decoder's reason says why.
   }
   return (
-    (message && findOutOfRange(type, message, '')) ??
-    new InvalidArgumentError('request', `is not a valid ${type.fullName.slice(1)} message (${reason})`)
+    (message && findOutOfRange(message, '')) ?? new InvalidArgumentError('request', `is not a valid ${type.typeName} message (${reason})`)
   )
 }
 
 /** The first 64-bit integer field of `message` (depth first, in field order) outside ±(2^53 - 1). */
-function findOutOfRange(type: protobuf.Type, message: protobuf.Message, prefix: string): InvalidArgumentError | undefined {
-  const values = message as unknown as Record<string, unknown>
-  for (const field of type.fieldsArray) {
-    const value = values[field.name]
-    if (value === undefined || value === null) continue
+function findOutOfRange(message: ReflectMessage, prefix: string): InvalidArgumentError | undefined {
+  for (const field of message.fields) {
+    if (!message.isSet(field)) continue
     const path = prefix ? `${prefix}.${field.name}` : field.name
-    const items: Array<[string, unknown]> = field.map
-      ? Object.entries(value as Record<string, unknown>).map(([key, item]) => [`${path}[${key}]`, item])
-      : field.repeated
-        ? (value as unknown[]).map((item, index) => [`${path}[${index}]`, item])
-        : [[path, value]]
-    const fieldType = field.resolve().resolvedType
+    const value: unknown = message.get(field)
+    const items: Array<[string, unknown]> =
+      field.fieldKind === 'map'
+        ? [...(value as ReflectMap)].map(([key, item]) => [`${path}[${String(key)}]`, item])
+        : field.fieldKind === 'list'
+          ? [...(value as ReflectList)].map((item, index) => [`${path}[${index}]`, item])
+          : [[path, value]]
     for (const [itemPath, item] of items) {
-      if (fieldType instanceof protobuf.Type) {
-        const found = findOutOfRange(fieldType, item as protobuf.Message, itemPath)
+      if (isReflectMessage(item)) {
+        const found = findOutOfRange(item, itemPath)
         if (found) return found
-      } else if (sixtyFourBitTypes.has(field.type)) {
-        // protobufjs gives a Long (or a number without the long package); both print whole.
-        const integer = typeof item === 'number' ? BigInt(item) : BigInt(String(item))
-        if (integer > maxSafe) return new InvalidArgumentError(itemPath, `must be at most ${maxSafe} (2^53 - 1)`)
-        if (integer < -maxSafe) return new InvalidArgumentError(itemPath, `must be at least -${maxSafe} (-(2^53 - 1))`)
+      } else if (typeof item === 'bigint') {
+        // Only 64-bit integer fields decode to bigint.
+        if (item > maxSafe) return new InvalidArgumentError(itemPath, `must be at most ${maxSafe} (2^53 - 1)`)
+        if (item < -maxSafe) return new InvalidArgumentError(itemPath, `must be at least -${maxSafe} (-(2^53 - 1))`)
       }
     }
   }
   return undefined
 }
 
-let loadedRequestTypes: Map<string, protobuf.Type> | null | undefined
+let loadedRequestTypes: Map<string, DescMessage> | undefined
 
-/** Request type by method path (`/stackshift.jobs.v1.RunService/Enqueue`); null without the .proto files. */
-function requestTypes(): Map<string, protobuf.Type> | null {
-  if (loadedRequestTypes !== undefined) return loadedRequestTypes
-  if (!serviceProtoFiles.every((file) => existsSync(join(protoDir, file)))) return (loadedRequestTypes = null)
-  const root = new protobuf.Root()
-  // Files and imports are named relative to protoDir; google/protobuf/* come with protobufjs.
-  root.resolvePath = (_origin, target) => join(protoDir, target)
-  root.loadSync([...serviceProtoFiles], { keepCase: true }).resolveAll()
-  const types = new Map<string, protobuf.Type>()
-  for (const service of root.nestedArray.flatMap(collectServices)) {
-    const serviceName = service.fullName.slice(1)
-    for (const method of service.methodsArray) types.set(`/${serviceName}/${method.name}`, method.resolvedRequestType!)
+/** Request type by method path (`/stackshift.jobs.v1.RunService/Enqueue`), from the descriptor set, built on first use. */
+function requestTypes(): Map<string, DescMessage> {
+  if (loadedRequestTypes) return loadedRequestTypes
+  const types = new Map<string, DescMessage>()
+  for (const file of createFileRegistry(loadDescriptorSet()).files) {
+    for (const service of file.services) {
+      for (const method of service.methods) types.set(`/${service.typeName}/${method.name}`, method.input)
+    }
   }
   return (loadedRequestTypes = types)
-}
-
-function collectServices(object: protobuf.ReflectionObject): protobuf.Service[] {
-  if (object instanceof protobuf.Service) return [object]
-  if (object instanceof protobuf.Namespace) return object.nestedArray.flatMap(collectServices)
-  return []
 }

@@ -5,7 +5,7 @@ import { defaultQueue, limits } from '../core/limits.js'
 import { isUuid, newRunId } from '../core/run-id.js'
 import type { NewRun, RunFilter, RunStatus } from '../core/run.js'
 import type { NewEvent } from '../operations/events.js'
-import type { CancelRunRequest, ListRunsRequest, NewRun as NewRunMessage, SendEventRequest } from '../gen/stackshift/jobs/v1/run_service.js'
+import type { CancelRunRequest, ListRunsRequest, NewRun as NewRunMessage, SendEventRequest } from '@stackshift/proto/run-service'
 import { type RequestLimits as Limits, nameSchema, namespaceSchema, parse, parseNamespace } from './validation.js'
 
 /** RunService requests as validated domain values (see validation.ts on how rejections name fields). */

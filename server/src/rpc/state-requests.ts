@@ -4,7 +4,7 @@ import { InvalidArgumentError } from '../core/errors.js'
 import { checkJsonText } from '../core/json-text.js'
 import { limits } from '../core/limits.js'
 import type { RunScope, StateTarget } from '../operations/state-store.js'
-import type { RunScope as RunScopeMessage } from '../gen/stackshift/jobs/v1/state_service.js'
+import type { RunScope as RunScopeMessage } from '@stackshift/proto/state-service'
 import { nameSchema, namespaceSchema, parse, uuidSchema } from './validation.js'
 
 /* Validation of StateService requests; see requests.ts for the conventions. */

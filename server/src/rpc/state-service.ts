@@ -1,8 +1,8 @@
+import type { Lock, StateEntry as StateEntryMessage, StateServiceServer } from '@stackshift/proto/state-service'
 import type { ServerConfig } from '../config.js'
 import type { LockRecord, StateEntry } from '../core/run.js'
 import type { Logger } from '../logger.js'
 import type { StateStore } from '../operations/state-store.js'
-import type { Lock, StateEntry as StateEntryMessage, StateServiceServer } from '../gen/stackshift/jobs/v1/state_service.js'
 import { unaryHandler } from './error-map.js'
 import {
   encodeStateCursor,

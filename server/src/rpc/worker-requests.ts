@@ -4,7 +4,7 @@ import { checkJsonText } from '../core/json-text.js'
 import { limits } from '../core/limits.js'
 import type { ErrorInfo, LeaseRef, StepCompletion, Suspension } from '../core/run.js'
 import type { RunFailure } from '../operations/lease-writes.js'
-import { StepKind } from '../gen/stackshift/jobs/v1/run.js'
+import { StepKind } from '@stackshift/proto/run'
 import type {
   ClaimTaskRequest,
   CompleteRunRequest,
@@ -15,7 +15,7 @@ import type {
   ReleaseRunRequest,
   SuspendRunRequest,
   WorkerHello,
-} from '../gen/stackshift/jobs/v1/worker_service.js'
+} from '@stackshift/proto/worker-service'
 import {
   type RequestLimits as Limits,
   leaseMsSchema,

@@ -6,7 +6,7 @@ import type { Logger } from '../logger.js'
 import type { RunClaims } from '../operations/claim.js'
 import type { LeaseWrites, RevokedLease } from '../operations/lease-writes.js'
 import type { Suspensions } from '../operations/waits.js'
-import type { ConnectRequest, ConnectResponse, WorkerServiceServer } from '../gen/stackshift/jobs/v1/worker_service.js'
+import type { ConnectRequest, ConnectResponse, WorkerServiceServer } from '@stackshift/proto/worker-service'
 import { toFailRunResponse, toRevokedLease, toSuspendRunResponse, toTaskMessage } from './convert.js'
 import { unaryHandler } from './error-map.js'
 import {

@@ -15,7 +15,7 @@ import type {
   RevokedLease,
   Task,
   WorkerOperation,
-} from '../gen/stackshift/jobs/v1/worker_service.js'
+} from '@stackshift/proto/worker-service'
 import { toFailRunResponse, toRevokedLease, toSuspendRunResponse, toTaskMessage } from './convert.js'
 import { decodeFailureOf } from './decode-errors.js'
 import { type RpcStatus, toRpcStatus, toServiceError } from './error-map.js'
