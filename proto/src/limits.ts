@@ -19,4 +19,15 @@ export const protocolLimits = {
    * one claim of twice the size would make it wait for every claim.
    */
   streamClaimMax: 500,
+  /**
+   * Most leases one heartbeat may name. A worker heartbeats every lease it
+   * holds in one message, and it holds at most as many as its slots.
+   */
+  heartbeatLeasesMax: 10_000,
+  /**
+   * How often clients ping an idle connection to notice that it died, in ms.
+   * Servers accept pings at up to twice this rate; a client that pings faster
+   * is disconnected by the server (GOAWAY, too_many_pings).
+   */
+  keepalivePingIntervalMs: 10_000,
 } as const

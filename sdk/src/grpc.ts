@@ -9,6 +9,7 @@ import {
 } from '@grpc/grpc-js'
 import { RunServiceClient } from '@stackshift/proto/run-service'
 import { StateServiceClient } from '@stackshift/proto/state-service'
+import { protocolLimits } from '@stackshift/proto/limits'
 import { WorkerServiceClient } from '@stackshift/proto/worker-service'
 import { type StackShiftError, errorFromStatus } from './errors.js'
 
@@ -22,7 +23,7 @@ export interface GrpcClients {
 
 const defaultChannelOptions: ChannelOptions = {
   // Ping idle connections so a dead server is noticed within seconds, not at the next write.
-  'grpc.keepalive_time_ms': 10_000,
+  'grpc.keepalive_time_ms': protocolLimits.keepalivePingIntervalMs,
   'grpc.keepalive_timeout_ms': 5_000,
   'grpc.keepalive_permit_without_calls': 1,
   'grpc.max_receive_message_length': 64 * 1024 * 1024,

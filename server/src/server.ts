@@ -1,9 +1,4 @@
 import { randomBytes } from 'node:crypto'
-import { Server, ServerCredentials } from '@grpc/grpc-js'
-import { RunServiceService } from '@stackshift/proto/run-service'
-import { StateServiceService } from '@stackshift/proto/state-service'
-import { WorkerServiceService } from '@stackshift/proto/worker-service'
-import { HealthImplementation } from 'grpc-health-check'
 import type { Knex } from 'knex'
 import type { ServerConfig } from './config.js'
 import { createDatabase, migrateDatabase, sql } from './db/database.js'
@@ -26,8 +21,7 @@ import { QueueStats } from './operations/queue-stats.js'
 import { RunReads, RunWaiters } from './operations/run-reads.js'
 import { StateStore } from './operations/state-store.js'
 import { Suspensions } from './operations/waits.js'
-import { withDecodeErrors } from './rpc/decode-errors.js'
-import { addReflection } from './rpc/reflection.js'
+import { bindGrpcServer, createGrpcServer } from './rpc/grpc-server.js'
 import { createRunService } from './rpc/run-service.js'
 import { createStateService } from './rpc/state-service.js'
 import { createWorkerService } from './rpc/worker-service.js'
@@ -52,8 +46,6 @@ export interface StackShiftServer {
    */
   stop(): Promise<void>
 }
-
-const serviceNames = ['', 'stackshift.jobs.v1.RunService', 'stackshift.jobs.v1.WorkerService', 'stackshift.jobs.v1.StateService']
 
 /** Connects to the database, migrates it, and serves gRPC. */
 export async function startServer(config: ServerConfig & { databaseUrl: string }, logger: Logger): Promise<StackShiftServer> {
@@ -111,26 +103,16 @@ export async function startServer(config: ServerConfig & { databaseUrl: string }
   })
   await listener.start()
 
-  const grpcServer = new Server({
-    'grpc.max_receive_message_length': config.maxMessageBytes,
-    'grpc.max_send_message_length': config.maxMessageBytes,
-    // Workers ping every 10 s to notice dead connections; allow it.
-    'grpc.http2.min_ping_interval_without_data_ms': 5000,
-    'grpc.keepalive_permit_without_calls': 1,
-  })
   const runService = createRunService({ config, logger, enqueuer, reads, events, canceller })
-  grpcServer.addService(withDecodeErrors(RunServiceService), runService.service)
-  grpcServer.addService(withDecodeErrors(WorkerServiceService), workerService.service)
-  grpcServer.addService(withDecodeErrors(StateServiceService), createStateService({ config, logger, store: stateStore }))
-  const health = new HealthImplementation(Object.fromEntries(serviceNames.map((name) => [name, 'SERVING' as const])))
-  health.addToServer(grpcServer)
-  addReflection(grpcServer)
-
-  const port = await new Promise<number>((resolve, reject) =>
-    grpcServer.bindAsync(`${config.host}:${config.port}`, ServerCredentials.createInsecure(), (error, boundPort) =>
-      error ? reject(error) : resolve(boundPort),
-    ),
-  )
+  const { server: grpcServer, setHealth } = createGrpcServer({
+    maxMessageBytes: config.maxMessageBytes,
+    services: {
+      runs: runService.service,
+      workers: workerService.service,
+      state: createStateService({ config, logger, store: stateStore }),
+    },
+  })
+  const port = await bindGrpcServer(grpcServer, config.host, config.port)
   let metricsEndpoint: MetricsEndpoint | undefined
   if (config.isMetricsEnabled) {
     try {
@@ -168,9 +150,6 @@ export async function startServer(config: ServerConfig & { databaseUrl: string }
       .finally(() => (isProbing = false))
   }, config.healthProbeIntervalMs)
   healthProbe.unref()
-  function setHealth(state: 'SERVING' | 'NOT_SERVING') {
-    for (const name of serviceNames) health.setStatus(name, state)
-  }
 
   logger.info({ port, host: config.host, serverId }, 'StackShift server listening')
 

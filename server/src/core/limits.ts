@@ -33,7 +33,7 @@ export const limits = {
   runWaitMaxMs: 300_000,
   leaseMinMs: 500,
   leaseMaxMs: 3_600_000,
-  heartbeatLeasesMax: 10_000,
+  heartbeatLeasesMax: protocolLimits.heartbeatLeasesMax,
   priorityMin: -1000,
   priorityMax: 1000,
   maxAttemptsMax: 1000,

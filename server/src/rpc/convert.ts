@@ -16,7 +16,7 @@ import { publicStatus } from '../core/run.js'
 import type { FailureResult } from '../operations/attempt-endings.js'
 import type { RevokedLease as DomainRevokedLease } from '../operations/lease-writes.js'
 
-/* Domain values to protobuf messages. The only module besides the services that touches generated types. */
+/* Domain values to protobuf messages and back; with the services, the request parsers and grpc-server.ts, the only modules that touch generated types. */
 
 const runStatusToProto: Record<DomainRunStatus, RunStatus> = {
   queued: RunStatus.RUN_STATUS_QUEUED,

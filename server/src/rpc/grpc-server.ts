@@ -1,0 +1,60 @@
+import { Server, ServerCredentials } from '@grpc/grpc-js'
+import { protocolLimits } from '@stackshift/proto/limits'
+import { RunServiceService, type RunServiceServer } from '@stackshift/proto/run-service'
+import { StateServiceService, type StateServiceServer } from '@stackshift/proto/state-service'
+import { WorkerServiceService, type WorkerServiceServer } from '@stackshift/proto/worker-service'
+import { HealthImplementation } from 'grpc-health-check'
+import { withDecodeErrors } from './decode-errors.js'
+import { addReflection } from './reflection.js'
+
+/** The implementations of StackShift's three services. */
+export interface StackShiftServices {
+  runs: RunServiceServer
+  workers: WorkerServiceServer
+  state: StateServiceServer
+}
+
+/** A gRPC server with StackShift's services, the health service and reflection. */
+export interface GrpcServer {
+  server: Server
+  /** Reports every service (and the server as a whole, '') as serving or not to health checks. */
+  setHealth(state: 'SERVING' | 'NOT_SERVING'): void
+}
+
+const healthNames = ['', 'stackshift.jobs.v1.RunService', 'stackshift.jobs.v1.WorkerService', 'stackshift.jobs.v1.StateService']
+
+/**
+ * Builds the gRPC server: the three services, each refusing requests it
+ * cannot decode with INVALID_ARGUMENT (decode-errors.ts), grpc.health.v1
+ * (serving from the start), and server reflection.
+ */
+export function createGrpcServer(options: { maxMessageBytes: number; services: StackShiftServices }): GrpcServer {
+  const server = new Server({
+    'grpc.max_receive_message_length': options.maxMessageBytes,
+    'grpc.max_send_message_length': options.maxMessageBytes,
+    // Clients ping idle connections to notice dead ones; allow it, with room for timer jitter.
+    'grpc.http2.min_ping_interval_without_data_ms': protocolLimits.keepalivePingIntervalMs / 2,
+    'grpc.keepalive_permit_without_calls': 1,
+  })
+  server.addService(withDecodeErrors(RunServiceService), options.services.runs)
+  server.addService(withDecodeErrors(WorkerServiceService), options.services.workers)
+  server.addService(withDecodeErrors(StateServiceService), options.services.state)
+  const health = new HealthImplementation(Object.fromEntries(healthNames.map((name) => [name, 'SERVING' as const])))
+  health.addToServer(server)
+  addReflection(server)
+  return {
+    server,
+    setHealth: (state) => {
+      for (const name of healthNames) health.setStatus(name, state)
+    },
+  }
+}
+
+/** Listens on `host:port` (port 0: a free one), without TLS. Resolves to the port bound. */
+export function bindGrpcServer(server: Server, host: string, port: number): Promise<number> {
+  return new Promise((resolve, reject) =>
+    server.bindAsync(`${host}:${port}`, ServerCredentials.createInsecure(), (error, boundPort) =>
+      error ? reject(error) : resolve(boundPort),
+    ),
+  )
+}
