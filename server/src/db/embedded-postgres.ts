@@ -7,11 +7,14 @@ import { dirname, join, resolve } from 'node:path'
 import pg from 'pg'
 import type { Logger } from '../logger.js'
 import {
+  defaultSharedDir,
   describeInstallation,
   ensurePostgresAccount,
   findPackagedInstallation,
   type PostgresAccount,
   type PostgresInstallation,
+  placeCluster,
+  placeInstallation,
 } from './embedded-postgres-placement.js'
 
 /** A running embedded PostgreSQL. */
@@ -33,6 +36,11 @@ export interface EmbeddedPostgresOptions {
   settings?: Record<string, string>
   /** Directory with PostgreSQL's `bin/`, `lib/` and `share/`. Default: `native/` of the `@embedded-postgres/<platform>-<arch>` package. */
   installDir?: string
+  /**
+   * As root only: where the binaries are copied, and clusters kept, when the
+   * user `postgres` cannot reach them in place. Default `/var/lib/stackshift/embedded-postgres`.
+   */
+  sharedDir?: string
 }
 
 const databaseName = 'stackshift'
@@ -46,22 +54,26 @@ const quotedLogLines = 30
  * Used when no DATABASE_URL is configured: `npm start` needs nothing installed
  * but Node.
  *
- * As root, PostgreSQL runs as the user `postgres` (created if missing). Until
- * the process exits or `stop()` is called, SIGINT, SIGTERM and SIGHUP stop the
- * cluster and then the process, unless the process took the first two over
- * (takeOverStopSignals).
+ * As root, PostgreSQL runs as the user `postgres` (created if missing); if that
+ * user cannot reach the binaries or the data directory, they are placed where
+ * it can (see embedded-postgres-placement.ts). Until the process exits or
+ * `stop()` is called, SIGINT, SIGTERM and SIGHUP stop the cluster and then the
+ * process, unless the process took the first two over (takeOverStopSignals).
  */
 export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): Promise<EmbeddedPostgresHandle> {
   const root = resolve(options.dataDir)
   const logger = options.logger.child({ component: 'embedded-postgres' })
   await mkdir(root, { recursive: true })
-  const installation = options.installDir ? describeInstallation(options.installDir) : await findPackagedInstallation()
-  const clusterDir = join(root, 'postgres')
+  let installation = options.installDir ? await describeInstallation(options.installDir) : await findPackagedInstallation()
+  let clusterDir = join(root, 'postgres')
   let account: PostgresAccount | undefined
   if (process.getuid?.() === 0) {
     account = await ensurePostgresAccount(logger)
     // PostgreSQL runs as `account`, which must be able to reach its directory.
     await chmod(root, (await stat(root)).mode | 0o711)
+    const sharedDir = options.sharedDir ?? defaultSharedDir
+    installation = await placeInstallation({ installation, account, sharedDir, logger })
+    clusterDir = await placeCluster({ dataDir: root, account, sharedDir, logger })
   }
   const password = await readOrCreatePassword(join(root, 'postgres-password'))
   const port = options.port === 0 ? await findFreePort() : options.port
@@ -155,7 +167,7 @@ async function initialiseCluster(options: {
   const { clusterDir, account } = options
   await mkdir(clusterDir, { recursive: true })
   if (account) await chown(clusterDir, account.uid, account.gid)
-  // Beside the cluster, where `account` can read it.
+  // Beside the cluster, where `account` can read it (the temporary directory may be out of its reach).
   const passwordFile = join(dirname(clusterDir), `.postgres-password-${randomBytes(6).toString('hex')}`)
   await writeFile(passwordFile, options.password + '\n', { mode: 0o600 })
   try {
