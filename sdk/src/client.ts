@@ -40,12 +40,13 @@ export class StackShift {
   readonly state: StateStore
   private readonly clients: GrpcClients
   private readonly enqueueStream: EnqueueStreamClient
-  private readonly jobs = new Map<string, JobDefinition<unknown, unknown>>()
+  private readonly jobs = new Map<string, JobDefinition>()
   private readonly callTimeoutMs: number
   private readonly logger: Logger
 
   constructor(options: StackShiftOptions) {
-    if (typeof options?.address !== 'string' || options.address === '')
+    // Checked as JavaScript callers may call it: with no options at all.
+    if (typeof (options as StackShiftOptions | undefined)?.address !== 'string' || options.address === '')
       throw new TypeError('StackShift options.address must be "host:port"')
     this.namespace = options.namespace ?? 'default'
     this.callTimeoutMs = options.callTimeoutMs ?? 30_000
@@ -67,8 +68,7 @@ export class StackShift {
       },
       enqueueBatch: async (runs) => {
         const response = await callUnary(
-          this.clients.runs,
-          this.clients.runs.enqueueBatch,
+          this.clients.runs.enqueueBatch.bind(this.clients.runs),
           { namespace: this.namespace, runs },
           this.callTimeoutMs,
         )
@@ -85,7 +85,7 @@ export class StackShift {
     if (typeof name !== 'string' || name === '') throw new TypeError('job name must be a non-empty string')
     if (typeof handler !== 'function') throw new TypeError(`job "${name}": handler must be a function`)
     const definition: JobDefinition<TPayload, TResult> = { name, handler }
-    this.jobs.set(name, definition as unknown as JobDefinition<unknown, unknown>)
+    this.jobs.set(name, definition as unknown as JobDefinition)
     return definition
   }
 
@@ -109,7 +109,7 @@ export class StackShift {
   /** The run as it is now, with its steps and attempt history. */
   async getRun<TResult = unknown, TPayload = unknown>(runId: string): Promise<Run<TResult, TPayload>> {
     const response = await withRetries(
-      () => callUnary(this.clients.runs, this.clients.runs.getRun, { namespace: this.namespace, runId }, this.callTimeoutMs),
+      () => callUnary(this.clients.runs.getRun.bind(this.clients.runs), { namespace: this.namespace, runId }, this.callTimeoutMs),
       retryBudgetMs,
     )
     return fromRunMessage(response.run!)
@@ -133,8 +133,7 @@ export class StackShift {
       const response = await withRetries(
         () =>
           callUnary(
-            this.clients.runs,
-            this.clients.runs.waitForRun,
+            this.clients.runs.waitForRun.bind(this.clients.runs),
             { namespace: this.namespace, runId, timeoutMs: waitMs },
             waitMs + this.callTimeoutMs,
           ),
@@ -179,8 +178,7 @@ export class StackShift {
     const response = await withRetries(
       () =>
         callUnary(
-          this.clients.runs,
-          this.clients.runs.cancelRun,
+          this.clients.runs.cancelRun.bind(this.clients.runs),
           { namespace: this.namespace, runId, reason: options.reason ?? '' },
           this.callTimeoutMs,
         ),
@@ -194,8 +192,7 @@ export class StackShift {
     const response = await withRetries(
       () =>
         callUnary(
-          this.clients.runs,
-          this.clients.runs.listRuns,
+          this.clients.runs.listRuns.bind(this.clients.runs),
           {
             namespace: this.namespace,
             queue: options.queue ?? '',
@@ -214,7 +211,11 @@ export class StackShift {
   }
 
   private callSendEvent(id: string, name: string, dataJson: string) {
-    return callUnary(this.clients.runs, this.clients.runs.sendEvent, { namespace: this.namespace, id, name, dataJson }, this.callTimeoutMs)
+    return callUnary(
+      this.clients.runs.sendEvent.bind(this.clients.runs),
+      { namespace: this.namespace, id, name, dataJson },
+      this.callTimeoutMs,
+    )
   }
 
   /** Closes the channel. Stop workers first. */

@@ -21,11 +21,20 @@ const runStatuses: Partial<Record<RunStatusMessage, RunStatus>> = {
   [RunStatusMessage.RUN_STATUS_CANCELLED]: 'cancelled',
 }
 
+const runStatusMessages = new Map<RunStatus, RunStatusMessage>([
+  ['queued', RunStatusMessage.RUN_STATUS_QUEUED],
+  ['running', RunStatusMessage.RUN_STATUS_RUNNING],
+  ['waiting', RunStatusMessage.RUN_STATUS_WAITING],
+  ['completed', RunStatusMessage.RUN_STATUS_COMPLETED],
+  ['failed', RunStatusMessage.RUN_STATUS_FAILED],
+  ['cancelled', RunStatusMessage.RUN_STATUS_CANCELLED],
+])
+
 /** A status as the protocol spells it, for filters. */
 export function toRunStatusMessage(status: RunStatus): RunStatusMessage {
-  const entry = Object.entries(runStatuses).find(([, value]) => value === status)
-  if (!entry) throw new TypeError(`unknown run status "${status}"`)
-  return Number(entry[0]) as RunStatusMessage
+  const message = runStatusMessages.get(status)
+  if (message === undefined) throw new TypeError(`unknown run status "${status}"`)
+  return message
 }
 
 const stepStatuses: Partial<Record<StepStatus, StepInfo['status']>> = {

@@ -6,7 +6,7 @@ import type {
   EnqueueStreamResponse,
   RunServiceClient,
 } from '@stackshift/proto/run-service'
-import { DeadlineExceededError, errorFromStatus } from './errors.js'
+import { DeadlineExceededError, errorFromStatus, statusOf } from './errors.js'
 import { callUnary, toStackShiftError } from './grpc.js'
 
 /**
@@ -85,7 +85,7 @@ export class EnqueueStreamClient {
   }
 
   private unary(request: EnqueueRequest, timeoutMs: number): Promise<EnqueueResponse> {
-    return callUnary(this.client, this.client.enqueue, request, timeoutMs)
+    return callUnary(this.client.enqueue.bind(this.client), request, timeoutMs)
   }
 }
 
@@ -102,7 +102,7 @@ class StreamCall {
   ) {
     call.on('data', (response: EnqueueStreamResponse) => this.receive(response))
     call.on('error', (error: ServiceError) => this.end(error))
-    call.on('status', (callStatus: { code: number }) => {
+    call.on('status', (callStatus: { code: status }) => {
       if (callStatus.code === status.OK) this.end(undefined)
     })
   }
@@ -131,7 +131,7 @@ class StreamCall {
   private receive(response: EnqueueStreamResponse): void {
     const pending = this.settle(response.id)
     if (!pending) return
-    if (response.code === status.OK) pending.resolve(response.enqueue!)
+    if (statusOf(response.code) === status.OK) pending.resolve(response.enqueue!)
     else pending.reject(errorFromStatus(response.code, response.message))
   }
 

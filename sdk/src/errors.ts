@@ -7,7 +7,7 @@ import { status } from '@grpc/grpc-js'
 export class StackShiftError extends Error {
   override name = 'StackShiftError'
   /** gRPC status code (see @grpc/grpc-js `status`). */
-  readonly code: number = status.UNKNOWN
+  readonly code: status = status.UNKNOWN
 
   /** Whether the same call may simply be made again (ABORTED, UNAVAILABLE). */
   get isRetryable(): boolean {
@@ -15,7 +15,7 @@ export class StackShiftError extends Error {
   }
 }
 
-function statusError(code: number, name: string) {
+function statusError(code: status, name: string) {
   return class extends StackShiftError {
     override name = name
     override readonly code = code
@@ -76,6 +76,21 @@ const classByCode = new Map<number, new (message: string) => StackShiftError>([
   [status.DATA_LOSS, DataLossError],
   [status.UNAUTHENTICATED, UnauthenticatedError],
 ])
+
+/**
+ * A status code as received in a message (a plain number on the wire: an
+ * operation's result, a stream's answer) as grpc-js's enum; a code outside
+ * the enum is UNKNOWN.
+ */
+export function statusOf(code: number): status {
+  return statusByCode.get(code) ?? status.UNKNOWN
+}
+
+const statusByCode = new Map(
+  Object.values(status)
+    .filter((value): value is status => typeof value === 'number')
+    .map((value) => [value as number, value]),
+)
 
 /** The typed error for a gRPC status code and message. */
 export function errorFromStatus(code: number, message: string): StackShiftError {

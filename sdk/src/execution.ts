@@ -1,10 +1,11 @@
+import { inspect } from 'node:util'
 import { status } from '@grpc/grpc-js'
 import { StepKind } from '@stackshift/proto/run'
 import type { OperationResult, Task } from '@stackshift/proto/worker-service'
-import { LeaseLostError, RunSuspendedError, errorFromStatus } from './errors.js'
+import { LeaseLostError, RunSuspendedError, errorFromStatus, statusOf } from './errors.js'
 import { NonRetriableError, RetryAfterError } from './handler-errors.js'
 import type { JobContext, JobDefinition, RunInfo } from './job.js'
-import { decodeJson, encodeJson } from './json.js'
+import { decodeJson, encodeJson, jsonText } from './json.js'
 import type { Logger } from './logger.js'
 import { type FailedStep, StepRunner } from './step.js'
 import type { RunStateScope, StateStore } from './state.js'
@@ -44,7 +45,7 @@ export class Execution {
 
   constructor(
     readonly task: Task,
-    private readonly definition: JobDefinition<unknown, unknown>,
+    private readonly definition: JobDefinition,
     readonly deps: ExecutionDeps,
   ) {}
 
@@ -140,7 +141,10 @@ export class Execution {
     }
     this.settleHandler()
     // Suspended, cancelled, lost or handed back: this attempt reports nothing more.
-    if (this.abortReason) return recordOutcome(span, this.abortReason)
+    if (this.abortReason) {
+      recordOutcome(span, this.abortReason)
+      return
+    }
     let resultJson: string | undefined
     try {
       resultJson = encodeJson(result, `the result of job "${task.job}"`)
@@ -154,10 +158,11 @@ export class Execution {
       $case: 'completeRun',
       completeRun: { runId: task.runId, leaseToken: task.leaseToken, resultJson },
     })
-    if (answer.code === status.OK) return
-    if (answer.code === status.FAILED_PRECONDITION) {
+    const code = statusOf(answer.code)
+    if (code === status.OK) return
+    if (code === status.FAILED_PRECONDITION) {
       this.deps.logger.info('run finished after its lease was lost; the result was not stored', this.logFields)
-    } else if (answer.code === status.RESOURCE_EXHAUSTED || answer.code === status.INVALID_ARGUMENT) {
+    } else if (code === status.RESOURCE_EXHAUSTED || code === status.INVALID_ARGUMENT) {
       await this.fail(new NonRetriableError(`the server refused the run's result: ${answer.message}`), undefined)
     } else {
       this.deps.logger.warn('could not report the run as completed; its lease will expire and it will run again', {
@@ -229,7 +234,8 @@ export class Execution {
         failedStepDurationMs: failedStep?.durationMs ?? 0,
       },
     })
-    if (answer.code !== status.OK && answer.code !== status.FAILED_PRECONDITION) {
+    const code = statusOf(answer.code)
+    if (code !== status.OK && code !== status.FAILED_PRECONDITION) {
       this.deps.logger.warn('could not report the run as failed; its lease will expire and it will run again', {
         ...this.logFields,
         code: answer.code,
@@ -239,8 +245,9 @@ export class Execution {
   }
 
   private throwUnlessOk(result: OperationResult): void {
-    if (result.code === status.OK) return
-    if (result.code === status.FAILED_PRECONDITION) {
+    const code = statusOf(result.code)
+    if (code === status.OK) return
+    if (code === status.FAILED_PRECONDITION) {
       const error = new LeaseLostError(result.message)
       this.abort(error)
       throw error
@@ -327,7 +334,7 @@ function isNonRetriable(error: unknown): boolean {
 
 function describeError(error: unknown): { name: string; message: string; stack: string } {
   if (error instanceof Error) return { name: error.name || 'Error', message: error.message || String(error), stack: error.stack ?? '' }
-  return { name: 'Error', message: typeof error === 'string' ? error : (JSON.stringify(error) ?? String(error)), stack: '' }
+  return { name: 'Error', message: typeof error === 'string' ? error : (jsonText(error) ?? inspect(error)), stack: '' }
 }
 
 function withFields(logger: Logger, fields: Record<string, unknown>): Logger {

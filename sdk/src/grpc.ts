@@ -1,12 +1,4 @@
-import {
-  type CallOptions,
-  type ChannelCredentials,
-  type ChannelOptions,
-  Metadata,
-  type ServiceError,
-  credentials,
-  status,
-} from '@grpc/grpc-js'
+import { type CallOptions, type ChannelCredentials, type ChannelOptions, Metadata, type ServiceError, credentials } from '@grpc/grpc-js'
 import { RunServiceClient } from '@stackshift/proto/run-service'
 import { StateServiceClient } from '@stackshift/proto/state-service'
 import { protocolLimits } from '@stackshift/proto/limits'
@@ -46,7 +38,7 @@ export function createGrpcClients(address: string, channelCredentials?: ChannelC
 
 /** The typed error for a failed call. */
 export function toStackShiftError(error: ServiceError): StackShiftError {
-  return errorFromStatus(error.code ?? status.UNKNOWN, error.details || error.message)
+  return errorFromStatus(error.code, error.details || error.message)
 }
 
 /** A generated client's unary method. */
@@ -57,15 +49,14 @@ export type UnaryMethod<Request, Response> = (
   callback: (error: ServiceError | null, response: Response) => void,
 ) => unknown
 
-/** Calls a unary method with a deadline; failures become typed errors. */
+/** Calls a unary method of a generated client (bound to it) with a deadline; failures become typed errors. */
 export function callUnary<Request, Response>(
-  client: object,
   method: UnaryMethod<Request, Response>,
   request: Request,
   timeoutMs: number,
 ): Promise<Response> {
   return new Promise((resolve, reject) => {
-    method.call(client, request, new Metadata(), { deadline: Date.now() + timeoutMs }, (error, response) =>
+    method(request, new Metadata(), { deadline: Date.now() + timeoutMs }, (error, response) =>
       error ? reject(toStackShiftError(error)) : resolve(response),
     )
   })
@@ -81,7 +72,7 @@ export async function withRetries<T>(call: () => Promise<T>, budgetMs: number): 
     try {
       return await call()
     } catch (error) {
-      const canRetry = (error as StackShiftError).isRetryable === true && Date.now() + delayMs < deadline
+      const canRetry = (error as StackShiftError).isRetryable && Date.now() + delayMs < deadline
       if (!canRetry) throw error
       await new Promise((done) => setTimeout(done, delayMs * (0.5 + Math.random() / 2)))
     }

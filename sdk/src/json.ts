@@ -7,11 +7,16 @@ import { InvalidArgumentError } from './errors.js'
  */
 
 /** JSON text for `value`, or undefined for undefined. Throws InvalidArgumentError naming `what` if it cannot be serialized. */
+/** JSON.stringify, typed as it behaves: undefined for undefined, functions and symbols. */
+export function jsonText(value: unknown): string | undefined {
+  return JSON.stringify(value)
+}
+
 export function encodeJson(value: unknown, what: string): string | undefined {
   if (value === undefined) return undefined
   let text: string | undefined
   try {
-    text = JSON.stringify(value)
+    text = jsonText(value)
   } catch (error) {
     throw new InvalidArgumentError(`${what} is not JSON-serializable: ${(error as Error).message}`)
   }

@@ -158,7 +158,7 @@ export class StateClient implements StateStore {
       key,
       (json) => entryFromRecord<T>(key, json),
       async (run) => {
-        const { entry } = await this.call(this.client.get, { namespace: this.namespace, key, run })
+        const { entry } = await this.call(this.client.get.bind(this.client), { namespace: this.namespace, key, run })
         return entry && toEntryInfo<T>(entry)
       },
       true,
@@ -178,7 +178,7 @@ export class StateClient implements StateStore {
       'set',
       key,
       (json) => JSON.parse(json!) as { version: number },
-      async (run) => ({ version: (await this.call(this.client.set, { ...request, run })).version }),
+      async (run) => ({ version: (await this.call(this.client.set.bind(this.client), { ...request, run })).version }),
     )
   }
 
@@ -189,7 +189,14 @@ export class StateClient implements StateStore {
       key,
       (json) => (JSON.parse(json!) as { deleted: boolean }).deleted,
       async (run) =>
-        (await this.call(this.client.delete, { namespace: this.namespace, key, fencingToken: options.fencingToken ?? 0, run })).deleted,
+        (
+          await this.call(this.client.delete.bind(this.client), {
+            namespace: this.namespace,
+            key,
+            fencingToken: options.fencingToken ?? 0,
+            run,
+          })
+        ).deleted,
     )
   }
 
@@ -203,7 +210,7 @@ export class StateClient implements StateStore {
       'increment',
       key,
       (json) => (JSON.parse(json!) as { value: number }).value,
-      async (run) => (await this.call(this.client.increment, { ...request, run })).value,
+      async (run) => (await this.call(this.client.increment.bind(this.client), { ...request, run })).value,
     )
   }
 
@@ -219,7 +226,7 @@ export class StateClient implements StateStore {
       'setIfAbsent',
       key,
       (json) => (JSON.parse(json!) as { set: boolean }).set,
-      async (run) => (await this.call(this.client.setIfAbsent, { ...request, run })).set,
+      async (run) => (await this.call(this.client.setIfAbsent.bind(this.client), { ...request, run })).set,
     )
   }
 
@@ -228,7 +235,7 @@ export class StateClient implements StateStore {
     options: { expectedVersion: number; value: unknown } & StateWriteOptions,
   ): Promise<{ swapped: boolean; version: number }> {
     checkKey(key)
-    if (!Number.isInteger(options?.expectedVersion) || options.expectedVersion < 0) {
+    if (!Number.isInteger((options as typeof options | undefined)?.expectedVersion) || options.expectedVersion < 0) {
       throw new InvalidArgumentError(`state.compareAndSet("${key}") expectedVersion must be a non-negative integer`)
     }
     const request = {
@@ -244,7 +251,7 @@ export class StateClient implements StateStore {
       key,
       (json) => JSON.parse(json!) as { swapped: boolean; version: number },
       async (run) => {
-        const response = await this.call(this.client.compareAndSet, { ...request, run })
+        const response = await this.call(this.client.compareAndSet.bind(this.client), { ...request, run })
         return { swapped: response.swapped, version: response.version }
       },
     )
@@ -254,15 +261,19 @@ export class StateClient implements StateStore {
     options: { prefix?: string; limit?: number; cursor?: string } = {},
   ): Promise<{ entries: Array<StateEntryInfo<T>>; nextCursor: string | undefined }> {
     const request = { namespace: this.namespace, prefix: options.prefix ?? '', limit: options.limit ?? 0, cursor: options.cursor ?? '' }
-    const response = await withRetries(() => this.call(this.client.list, request), retryBudgetMs)
+    const response = await withRetries(() => this.call(this.client.list.bind(this.client), request), retryBudgetMs)
     return { entries: response.entries.map((entry) => toEntryInfo<T>(entry)), nextCursor: response.nextCursor || undefined }
   }
 
   async lock(key: string, options: { ttl: Duration; waitMs?: number }): Promise<StateLock> {
     checkKey(key)
-    const lockTtlMs = ttlMs(options?.ttl, `state.lock("${key}") ttl`)
+    const lockTtlMs = ttlMs((options as typeof options | undefined)?.ttl, `state.lock("${key}") ttl`)
     const waitMs = options.waitMs ?? 0
-    const response = await this.call(this.client.acquireLock, { namespace: this.namespace, key, ttlMs: lockTtlMs, waitMs }, waitMs)
+    const response = await this.call(
+      this.client.acquireLock.bind(this.client),
+      { namespace: this.namespace, key, ttlMs: lockTtlMs, waitMs },
+      waitMs,
+    )
     if (!response.acquired || !response.lock) throw new LockUnavailableError(`lock "${key}" is held by someone else (waited ${waitMs} ms)`)
     return this.heldLock(response.lock, lockTtlMs)
   }
@@ -277,7 +288,6 @@ export class StateClient implements StateStore {
   }
 
   private heldLock(message: LockMessage, lockTtlMs: number): StateLock {
-    const store = this
     let expiresAt = message.expiresAt ?? new Date(Date.now() + lockTtlMs)
     return {
       key: message.key,
@@ -286,18 +296,22 @@ export class StateClient implements StateStore {
       get expiresAt() {
         return expiresAt
       },
-      async extend(ttl?: Duration) {
+      extend: async (ttl?: Duration) => {
         const extendMs = ttl === undefined ? lockTtlMs : ttlMs(ttl, `lock "${message.key}" extend ttl`)
-        const { lock } = await store.call(store.client.extendLock, {
-          namespace: store.namespace,
+        const { lock } = await this.call(this.client.extendLock.bind(this.client), {
+          namespace: this.namespace,
           key: message.key,
           lockId: message.lockId,
           ttlMs: extendMs,
         })
         expiresAt = lock?.expiresAt ?? expiresAt
       },
-      async release() {
-        await store.call(store.client.releaseLock, { namespace: store.namespace, key: message.key, lockId: message.lockId })
+      release: async () => {
+        await this.call(this.client.releaseLock.bind(this.client), {
+          namespace: this.namespace,
+          key: message.key,
+          lockId: message.lockId,
+        })
       },
     }
   }
@@ -329,6 +343,6 @@ export class StateClient implements StateStore {
   }
 
   private call<Request, Response>(method: UnaryMethod<Request, Response>, request: Request, extraMs = 0): Promise<Response> {
-    return callUnary(this.client, method, request, this.callTimeoutMs + extraMs)
+    return callUnary(method, request, this.callTimeoutMs + extraMs)
   }
 }

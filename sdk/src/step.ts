@@ -96,7 +96,10 @@ export class StepRunner implements StepTools {
 
   private suspendForSleep(stepId: string, wakeAt: () => Date): Promise<void> {
     return this.traced('sleep', stepId, async (span) => {
-      if (this.memo.has(stepId)) return this.memoized(span, undefined)
+      if (this.memo.has(stepId)) {
+        this.memoized(span, undefined)
+        return
+      }
       this.throwIfAborted()
       await this.sink.suspend(stepId, { $case: 'sleep', sleep: { wakeAt: wakeAt() } })
     })
@@ -105,16 +108,18 @@ export class StepRunner implements StepTools {
   async waitForEvent<TData = unknown>(id: string, options: WaitForEventOptions): Promise<ReceivedEvent<TData> | null> {
     const stepId = this.allocateId(id)
     const what = `step.waitForEvent("${stepId}")`
-    if (typeof options?.event !== 'string' || options.event === '') {
+    // Checked as JavaScript callers may call it: options missing, or of other types.
+    const given = options as Partial<Record<keyof WaitForEventOptions, unknown>> | undefined
+    if (typeof given?.event !== 'string' || given.event === '') {
       throw new InvalidArgumentError(`${what} needs options.event, the name of the event`)
     }
     const { match } = options
-    if (match !== undefined && (match === null || typeof match !== 'object' || Array.isArray(match))) {
+    if (given.match !== undefined && (given.match === null || typeof given.match !== 'object' || Array.isArray(given.match))) {
       throw new InvalidArgumentError(
-        `${what} options.match must be an object of fields to match, got ${Array.isArray(match) ? 'an array' : typeof match}`,
+        `${what} options.match must be an object of fields to match, got ${Array.isArray(given.match) ? 'an array' : typeof given.match}`,
       )
     }
-    if (options.timeout === undefined) throw new InvalidArgumentError(`${what} needs options.timeout, such as "1h"`)
+    if (given.timeout === undefined) throw new InvalidArgumentError(`${what} needs options.timeout, such as "1h"`)
     const timeoutMs = parseDurationMs(options.timeout, `${what} options.timeout`)
     if (timeoutMs < 1) throw new InvalidArgumentError(`${what} options.timeout must be at least 1 ms`)
     const lookbackMs = options.lookback === undefined ? 0 : parseDurationMs(options.lookback, `${what} options.lookback`)
@@ -133,7 +138,8 @@ export class StepRunner implements StepTools {
   async sendEvent(id: string, event: EventToSend): Promise<{ id: string }> {
     const stepId = this.allocateId(id)
     const what = `step.sendEvent("${stepId}")`
-    if (typeof event?.name !== 'string' || event.name === '') throw new InvalidArgumentError(`${what} needs event.name`)
+    if (typeof (event as EventToSend | undefined)?.name !== 'string' || event.name === '')
+      throw new InvalidArgumentError(`${what} needs event.name`)
     const dataJson = encodeJson(event.data ?? null, `${what} event.data`) ?? 'null'
     return this.traced('send', stepId, async (span) => {
       if (this.memo.has(stepId)) return this.memoized(span, decodeJson(this.memo.get(stepId)) as { id: string })

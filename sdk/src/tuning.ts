@@ -56,12 +56,22 @@ const asyncResourceAccessor: PropertyDescriptor = {
 
 type Callable = (...args: unknown[]) => unknown
 
-const nodeBind = AsyncResource.prototype.bind
+type BindMethod = (this: AsyncResource, fn: unknown, thisArg?: unknown) => Callable
+
+/** `AsyncResource.prototype.bind` as it is now, read as a plain function (it is called with a resource as `this`). */
+function currentBind(): BindMethod {
+  return Object.getOwnPropertyDescriptor(AsyncResource.prototype, 'bind')?.value as BindMethod
+}
+
+const nodeBind = currentBind()
 
 function bind(this: AsyncResource, fn: Callable, thisArg?: unknown): Callable {
   // Node's own method throws its own error for a non-function.
-  if (typeof fn !== 'function') return (nodeBind as (fn: unknown, thisArg?: unknown) => Callable).call(this, fn, thisArg)
-  const resource = this
+  if (typeof fn !== 'function') return nodeBind.call(this, fn, thisArg)
+  return bindToResource(this, fn, thisArg)
+}
+
+function bindToResource(resource: AsyncResource, fn: Callable, thisArg: unknown): Callable {
   let bound: Callable
   // Assigned, not chosen in one expression, so the first one is named "bound" as Node's is.
   if (thisArg === undefined)
@@ -89,7 +99,7 @@ function bind(this: AsyncResource, fn: Callable, thisArg?: unknown): Callable {
  */
 function isNodesPerCallAccessorBind(): boolean {
   if (Number(process.versions.node.split('.')[0]) >= 24) return false
-  return Function.prototype.toString.call(AsyncResource.prototype.bind).includes("'DEP0172'")
+  return Function.prototype.toString.call(currentBind()).includes("'DEP0172'")
 }
 
 /**
@@ -108,7 +118,7 @@ function isNodesPerCallAccessorBind(): boolean {
  * whether the replacement is in place.
  */
 export function replaceAsyncResourceBind(): boolean {
-  if (AsyncResource.prototype.bind === bind) return true
+  if (currentBind() === bind) return true
   if (!isNodesPerCallAccessorBind()) return false
   AsyncResource.prototype.bind = bind as AsyncResource['bind']
   return true

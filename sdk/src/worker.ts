@@ -1,3 +1,4 @@
+import { inspect } from 'node:util'
 import { hostname } from 'node:os'
 import { protocolLimits } from '@stackshift/proto/limits'
 import { RevokeReason, type RevokedLease, type Task, type WorkerServiceClient } from '@stackshift/proto/worker-service'
@@ -87,7 +88,7 @@ export class Worker {
     private readonly internals: {
       client: WorkerServiceClient
       namespace: string
-      jobs: ReadonlyMap<string, JobDefinition<unknown, unknown>>
+      jobs: ReadonlyMap<string, JobDefinition>
       logger: Logger
       sendEvent: ExecutionDeps['sendEvent']
       runState: ExecutionDeps['runState']
@@ -159,6 +160,11 @@ export class Worker {
       this.executionDeps = this.createExecutionDeps(this.connection, jobs)
       this.connection.connect()
     })
+    this.finishStarting()
+  }
+
+  /** A stop() during start() has moved the worker on; otherwise it is running now. */
+  private finishStarting(): void {
     if (this.state === 'starting') this.state = 'running'
   }
 
@@ -199,10 +205,10 @@ export class Worker {
     this.state = 'stopped'
   }
 
-  private selectJobs(): Map<string, JobDefinition<unknown, unknown>> {
+  private selectJobs(): Map<string, JobDefinition> {
     const all = this.internals.jobs
     const names = this.options.jobs ?? [...all.keys()]
-    const jobs = new Map<string, JobDefinition<unknown, unknown>>()
+    const jobs = new Map<string, JobDefinition>()
     for (const name of names) {
       const definition = all.get(name)
       if (!definition) throw new Error(`worker options.jobs names "${name}", which is not registered with stackshift.job()`)
@@ -232,7 +238,7 @@ export class Worker {
     this.connection.addSlots(missing)
   }
 
-  private accept(tasks: Task[], jobs: ReadonlyMap<string, JobDefinition<unknown, unknown>>): void {
+  private accept(tasks: Task[], jobs: ReadonlyMap<string, JobDefinition>): void {
     this.openCredits = Math.max(0, this.openCredits - tasks.length)
     for (const task of tasks) {
       if (this.state !== 'running' && this.state !== 'starting') {
@@ -251,7 +257,7 @@ export class Worker {
     this.refill()
   }
 
-  private startReady(jobs: ReadonlyMap<string, JobDefinition<unknown, unknown>>): void {
+  private startReady(jobs: ReadonlyMap<string, JobDefinition>): void {
     while (this.busySlots < this.concurrency && this.ready.length > 0) {
       const task = this.ready.shift()!
       const execution = new Execution(task, jobs.get(task.job)!, this.executionDeps!)
@@ -262,7 +268,7 @@ export class Worker {
   }
 
   /** Shared by every execution of this worker: what an attempt calls back is told which attempt it is. */
-  private createExecutionDeps(connection: WorkerConnection, jobs: ReadonlyMap<string, JobDefinition<unknown, unknown>>): ExecutionDeps {
+  private createExecutionDeps(connection: WorkerConnection, jobs: ReadonlyMap<string, JobDefinition>): ExecutionDeps {
     const { sendEvent, runState, logger } = this.internals
     return {
       send: (body) => connection.send(body),
@@ -279,7 +285,7 @@ export class Worker {
       },
       onDone: (execution, unexpected) => {
         if (unexpected !== undefined) {
-          logger.error('run execution failed unexpectedly', { ...runLogFields(execution.task), error: String(unexpected) })
+          logger.error('run execution failed unexpectedly', { ...runLogFields(execution.task), error: inspect(unexpected) })
         }
         this.executions.delete(execution)
       },

@@ -6,6 +6,20 @@ import { migrationSource } from './migrations/index.js'
 /** What every query function takes first: the pool, or a transaction from it. */
 export type Executor = Knex | Knex.Transaction
 
+/**
+ * Knex types its client `any`; this is the part of it used here: it hands
+ * out the pool's pg connections (a transaction's client, the transaction's
+ * own connection).
+ */
+interface ConnectionSource {
+  acquireConnection(): Promise<pg.PoolClient>
+  releaseConnection(connection: pg.PoolClient): Promise<void>
+}
+
+function connectionsOf(db: Executor): ConnectionSource {
+  return db.client as ConnectionSource
+}
+
 const statementNames = new Map<string, string>()
 
 /** A stable name per statement text: the connection parses and plans it once, then reuses it. */
@@ -27,13 +41,13 @@ function statementName(text: string): string {
  * runsOfBatch in queries/run-batch.ts when the batch is joined).
  */
 export async function sql<Row = never>(db: Executor, text: string, values: readonly unknown[] = []): Promise<Row[]> {
-  // A transaction's client hands out the transaction's own connection.
-  const connection: pg.ClientBase = await db.client.acquireConnection()
+  const connections = connectionsOf(db)
+  const connection = await connections.acquireConnection()
   try {
     const result = await connection.query<Row & pg.QueryResultRow>({ name: statementName(text), text, values: values as unknown[] })
     return result.rows
   } finally {
-    await db.client.releaseConnection(connection)
+    await connections.releaseConnection(connection)
   }
 }
 
@@ -60,7 +74,8 @@ const migrationLockKey = 0x5374_6b53_6866
  * left to do (Knex's own lock table would make them fail instead of wait).
  */
 export async function migrateDatabase(db: Knex): Promise<void> {
-  const connection = await db.client.acquireConnection()
+  const connections = connectionsOf(db)
+  const connection = await connections.acquireConnection()
   try {
     await connection.query('SELECT pg_advisory_lock($1)', [migrationLockKey])
     try {
@@ -70,6 +85,6 @@ export async function migrateDatabase(db: Knex): Promise<void> {
       await connection.query('SELECT pg_advisory_unlock($1)', [migrationLockKey])
     }
   } finally {
-    await db.client.releaseConnection(connection)
+    await connections.releaseConnection(connection)
   }
 }

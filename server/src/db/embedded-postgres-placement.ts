@@ -179,9 +179,10 @@ export async function placeInstallation(options: {
     const partialDir = join(sharedDir, `.${installation.buildName}.partial-${process.pid}-${randomBytes(4).toString('hex')}`)
     try {
       await copyForAll(installation.dir, partialDir)
-      await rename(partialDir, copyDir).catch(async (error: NodeJS.ErrnoException) => {
+      await rename(partialDir, copyDir).catch((error: unknown) => {
         // Another process finished its copy first; use that one.
-        if (error.code !== 'ENOTEMPTY' && error.code !== 'EEXIST') throw error
+        const code = (error as NodeJS.ErrnoException).code
+        if (code !== 'ENOTEMPTY' && code !== 'EEXIST') throw error
       })
     } finally {
       await rm(partialDir, { recursive: true, force: true })
@@ -242,8 +243,8 @@ export async function placeCluster(options: {
 }): Promise<string> {
   const { dataDir, account, logger } = options
   const link = join(dataDir, 'postgres')
-  const entry = await lstat(link).catch((error: NodeJS.ErrnoException) => {
-    if (error.code === 'ENOENT') return undefined
+  const entry = await lstat(link).catch((error: unknown) => {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined
     throw error
   })
   if (entry?.isSymbolicLink()) {

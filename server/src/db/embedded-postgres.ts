@@ -93,7 +93,7 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
   logger.info({ port, clusterDir }, 'embedded PostgreSQL ready')
   return {
     url: `postgres://${superuser}:${encodeURIComponent(password)}@127.0.0.1:${port}/${databaseName}`,
-    stop: postmaster.stop,
+    stop: () => postmaster.stop(),
   }
 }
 

@@ -85,7 +85,7 @@ export class RunEnqueuer {
       indexes.push(index)
       byNamespace.set(item.namespace, indexes)
     })
-    const outcomes: EnqueueOutcome[] = new Array(items.length)
+    const outcomes = new Array<EnqueueOutcome>(items.length)
     for (const [namespace, indexes] of byNamespace) {
       const runs = indexes.map((i) => items[i]!.run)
       const reservations = runs.map((run) => (isReadyNow(run) ? this.deps.reserveIdle(namespace, run.queue, run.job) : undefined))
@@ -122,7 +122,7 @@ export class RunEnqueuer {
     runs: readonly NewRun[],
     reservations: ReadonlyArray<Reservation | undefined>,
   ): Promise<WrittenRun[]> {
-    const written: Array<WrittenRun | undefined> = new Array(runs.length)
+    const written = new Array<WrittenRun | undefined>(runs.length)
     const firstIndexByKey = new Map<string, number>()
     const duplicateOf = new Map<number, number>()
     runs.forEach((run, index) => {
@@ -176,7 +176,10 @@ export class RunEnqueuer {
 
   /** Wakes workers for stored runs that wait to be claimed, and timers for delayed ones. */
   private announce(namespace: string, runs: readonly NewRun[], written: readonly WrittenRun[]): void {
-    const waiting = runs.filter((_, index) => written[index]!.inserted && !written[index]!.inserted!.lease)
+    const waiting = runs.filter((_, index) => {
+      const { inserted } = written[index]!
+      return inserted !== undefined && !inserted.lease
+    })
     this.deps.announcer.announceLocally(namespace, readyQueues(waiting))
     const delays = waiting.filter((run) => !isReadyNow(run)).map((run) => (run.runAt ? run.runAt.getTime() - Date.now() : run.delayMs))
     if (delays.length > 0) this.deps.announcer.announceScheduled(Math.min(...delays))

@@ -4,7 +4,7 @@ import type { RetryBackoff } from '../core/retry-policy.js'
 import { type ErrorInfo, type LeaseRef, type StepCompletion, leaseKey, publicStatus, stepKey } from '../core/run.js'
 import { isDataError, isUniqueViolation } from '../db/errors.js'
 import { runLockHeldLeases } from '../db/queries/attempt-endings.js'
-import { runComplete, runFindLeaseOutcomes, runHeartbeat, runRelease } from '../db/queries/lease-writes.js'
+import { type LeaseOutcome, runComplete, runFindLeaseOutcomes, runHeartbeat, runRelease } from '../db/queries/lease-writes.js'
 import { stepCompleteMany } from '../db/queries/step-memo.js'
 import type { Logger } from '../logger.js'
 import type { ServerMetrics } from '../observability/metrics.js'
@@ -34,10 +34,10 @@ export interface RevokedLease {
  * write without a held lease rejects with LeaseLostError and stores nothing.
  */
 export class LeaseWrites {
-  private readonly steps: GroupCommit<StepCompletion, void>
-  private readonly completions: GroupCommit<LeaseRef & { resultJson: string | undefined }, void>
+  private readonly steps: GroupCommit<StepCompletion, undefined>
+  private readonly completions: GroupCommit<LeaseRef & { resultJson: string | undefined }, undefined>
   private readonly failures: GroupCommit<RunFailure, FailureResult>
-  private readonly releases: GroupCommit<LeaseRef, void>
+  private readonly releases: GroupCommit<LeaseRef, undefined>
   private readonly heartbeats: GroupCommit<{ lease: LeaseRef; leaseMs: number }, boolean>
 
   constructor(
@@ -105,7 +105,7 @@ export class LeaseWrites {
     await Promise.all([this.steps.drain(), this.completions.drain(), this.failures.drain(), this.releases.drain(), this.heartbeats.drain()])
   }
 
-  private async writeSteps(items: StepCompletion[]): Promise<Array<void | Error>> {
+  private async writeSteps(items: StepCompletion[]): Promise<Array<undefined | Error>> {
     // A step sent twice under one lease in one batch (a retransmission) is
     // written once and answers both.
     const unique = [...new Map(items.map((item) => [`${stepKey(item.runId, item.stepId)}/${item.leaseToken}`, item])).values()]
@@ -126,7 +126,7 @@ export class LeaseWrites {
     return items.map((item) => (stored.has(stepKey(item.runId, item.stepId)) ? undefined : new LeaseLostError(item.runId)))
   }
 
-  private async writeCompletions(items: Array<LeaseRef & { resultJson: string | undefined }>): Promise<Array<void | Error>> {
+  private async writeCompletions(items: Array<LeaseRef & { resultJson: string | undefined }>): Promise<Array<undefined | Error>> {
     const unique = uniqueLeases(items)
     const counts = await runComplete(this.deps.db, { completions: unique })
     this.deps.metrics.recordCompleted(counts)
@@ -163,7 +163,7 @@ export class LeaseWrites {
     })
     afterCommit()
     const missed = items.filter((item) => !results.has(leaseKey(item.runId, item.leaseToken)))
-    const outcomes = missed.length > 0 ? await runFindLeaseOutcomes(this.deps.db, { runIds: missed.map((item) => item.runId) }) : new Map()
+    const outcomes = missed.length > 0 ? await runFindLeaseOutcomes(this.deps.db, { runIds: missed.map((item) => item.runId) }) : new Map<string, LeaseOutcome>()
     return items.map((item) => {
       const result = results.get(leaseKey(item.runId, item.leaseToken))
       if (result) return result
@@ -178,7 +178,7 @@ export class LeaseWrites {
     })
   }
 
-  private async writeReleases(items: LeaseRef[]): Promise<Array<void | Error>> {
+  private async writeReleases(items: LeaseRef[]): Promise<Array<undefined | Error>> {
     const released = await this.deps.db.transaction(async (trx) => {
       const rows = await runRelease(trx, { leases: uniqueLeases(items) })
       for (const [namespace, queues] of groupQueues(rows)) await this.deps.announcer.notifyOtherServers(trx, namespace, queues)

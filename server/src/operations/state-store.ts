@@ -31,8 +31,8 @@ export interface StateTarget {
 
 /** How an operation's result is recorded inside a run (the protocol documents each shape). */
 interface Codec<T> {
-  toRecord(result: T): string
-  fromRecord(record: string): T
+  toRecord: (result: T) => string
+  fromRecord: (record: string) => T
 }
 
 const plainJson = <T>(): Codec<T> => ({ toRecord: (result) => JSON.stringify(result), fromRecord: (record) => JSON.parse(record) as T })

@@ -18,7 +18,7 @@ export interface StackShiftServices {
 export interface GrpcServer {
   server: Server
   /** Reports every service (and the server as a whole, '') as serving or not to health checks. */
-  setHealth(state: 'SERVING' | 'NOT_SERVING'): void
+  setHealth: (state: 'SERVING' | 'NOT_SERVING') => void
 }
 
 const healthNames = ['', 'stackshift.jobs.v1.RunService', 'stackshift.jobs.v1.WorkerService', 'stackshift.jobs.v1.StateService']

@@ -33,7 +33,7 @@ const newRunSchema = z
         z.string().max(limits.traceContextValueMaxLength, `values must be at most ${limits.traceContextValueMaxLength} characters`),
       )
       .refine((carrier) => Object.keys(carrier).length <= limits.traceContextEntriesMax, {
-        message: `must hold at most ${limits.traceContextEntriesMax} entries`,
+        error: `must hold at most ${limits.traceContextEntriesMax} entries`,
       })
       .superRefine((carrier, context) => {
         for (const key of Object.keys(carrier)) {
@@ -43,7 +43,7 @@ const newRunSchema = z
         }
       }),
   })
-  .refine((run) => run.delayMs === 0 || run.runAt === undefined, { message: 'must not be set together with run_at', path: ['delayMs'] })
+  .refine((run) => run.delayMs === 0 || run.runAt === undefined, { error: 'must not be set together with run_at', path: ['delayMs'] })
 
 /** A validated NewRun message, with a fresh run id. */
 function toNewRun(message: NewRunMessage | undefined, config: Limits, prefix: string): NewRun {

@@ -91,7 +91,7 @@ const completeStepSchema = leaseRefSchema.extend({
   kind: z
     .enum(StepKind)
     .refine((kind) => kind === StepKind.STEP_KIND_UNSPECIFIED || kind === StepKind.STEP_KIND_RUN || kind === StepKind.STEP_KIND_SEND, {
-      message: 'must be STEP_KIND_RUN or STEP_KIND_SEND (sleeps and waits go through SuspendRun)',
+      error: 'must be STEP_KIND_RUN or STEP_KIND_SEND (sleeps and waits go through SuspendRun)',
     }),
 })
 

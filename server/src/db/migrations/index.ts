@@ -33,7 +33,7 @@ const migrations: ReadonlyArray<readonly [name: string, migration: Knex.Migratio
 
 /** A Knex migration source over the list above. */
 export const migrationSource: Knex.MigrationSource<readonly [string, Knex.Migration]> = {
-  getMigrations: async () => [...migrations],
+  getMigrations: () => Promise.resolve([...migrations]),
   getMigrationName: ([name]) => name,
-  getMigration: async ([, migration]) => migration,
+  getMigration: ([, migration]) => Promise.resolve(migration),
 }

@@ -73,14 +73,17 @@ export async function runComplete(
   return rows
 }
 
+/** A run's stored status and last lease token. */
+export interface LeaseOutcome {
+  status: StoredRunStatus
+  leaseToken: string | undefined
+}
+
 /**
  * Status and last lease token of runs, to tell a repeated write (its effect is
  * already stored under the same token) from a write of a lost lease.
  */
-export async function runFindLeaseOutcomes(
-  db: Executor,
-  params: { runIds: readonly string[] },
-): Promise<Map<string, { status: StoredRunStatus; leaseToken: string | undefined }>> {
+export async function runFindLeaseOutcomes(db: Executor, params: { runIds: readonly string[] }): Promise<Map<string, LeaseOutcome>> {
   const rows = await sql<{ id: string; status: StoredRunStatus; lease_token: string | null }>(
     db,
     `SELECT id::text AS id, status, lease_token::text AS lease_token FROM stackshift.runs WHERE id = ANY($1::uuid[])`,
