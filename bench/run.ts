@@ -42,7 +42,7 @@ import { type BenchConfig } from './systems/adapter.js'
 import { postmasterPid, treeCpuSeconds } from './support/cpu.js'
 import { ensureBenchNode } from './support/node22.js'
 import { type BenchPostgres, startBenchPostgres } from './support/postgres.js'
-import { writeReport, type RunRecord } from './support/report.js'
+import { type BenchEnvironment, writeReport, type RunRecord } from './support/report.js'
 import { type WorkloadName, workloadSizes } from './workloads.js'
 
 const repoRoot = fileURLToPath(new URL('../..', import.meta.url))
@@ -68,18 +68,37 @@ function profileFlags(name: string): string[] {
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
+/**
+ * A JSON line a child prints: child.ts's protocol ({"event":"ready"}, then
+ * {"event":"result",...}), or the relay's {"event":"listening","port":n}, or a
+ * line of the StackShift server's log. Only the fields the harness reads.
+ */
+interface ProtocolLine {
+  event?: string
+  /** A log line's message. */
+  msg?: string
+  /** The server's "helper threads lowered" line: the scheduling policy applied. */
+  policy?: string
+  /** The port the server or the relay listens on. */
+  port?: number
+  /** The "result" event's workload result, and the CPU seconds the child used for it. */
+  result?: RunRecord['result']
+  cpuSeconds?: number
+}
+
 /** Reads JSON lines from a child's stdout; other lines are ignored. */
-function jsonLines(child: ChildProcess): AsyncIterator<Record<string, unknown>> {
+function jsonLines(child: ChildProcess): AsyncIterator<ProtocolLine, undefined> {
   const lines = createInterface({ input: child.stdout! })
   const iterator = lines[Symbol.asyncIterator]()
   return {
     async next() {
       for (;;) {
-        const { value, done } = await iterator.next()
-        if (done) return { value: undefined, done: true }
-        if (value.startsWith('{')) {
+        const line = await iterator.next()
+        if (line.done) return { value: undefined, done: true }
+        if (line.value.startsWith('{')) {
           try {
-            return { value: JSON.parse(value), done: false }
+            // A line that starts with '{' and parses is an object.
+            return { value: JSON.parse(line.value) as ProtocolLine, done: false }
           } catch {
             // not a protocol line
           }
@@ -89,11 +108,7 @@ function jsonLines(child: ChildProcess): AsyncIterator<Record<string, unknown>> 
   }
 }
 
-async function nextEvent(
-  events: AsyncIterator<Record<string, unknown>>,
-  event: string,
-  child: ChildProcess,
-): Promise<Record<string, unknown>> {
+async function nextEvent(events: AsyncIterator<ProtocolLine, undefined>, event: string, child: ChildProcess): Promise<ProtocolLine> {
   const exited = new Promise<never>((_, reject) =>
     child.once('exit', (code) => reject(new Error(`process exited (${code}) before "${event}"`))),
   )
@@ -147,7 +162,7 @@ async function startServer(node: string, databaseUrl: string, system: string): P
     stdio: ['ignore', 'pipe', 'inherit'],
   })
   const events = jsonLines(child)
-  let helperThreadPolicy: unknown
+  let helperThreadPolicy: string | undefined
   for (;;) {
     const { value, done } = await events.next()
     if (done) throw new Error('server exited before listening')
@@ -156,13 +171,13 @@ async function startServer(node: string, databaseUrl: string, system: string): P
     if (value.msg === 'StackShift server listening' || value.event === 'listening') {
       if (!isFloor && helperThreadPolicy !== 'SCHED_IDLE')
         throw new Error(
-          `the StackShift server did not put its helper threads at SCHED_IDLE (${String(helperThreadPolicy ?? 'not lowered')}): is util-linux's chrt installed?`,
+          `the StackShift server did not put its helper threads at SCHED_IDLE (${helperThreadPolicy ?? 'not lowered'}): is util-linux's chrt installed?`,
         )
       // Keep draining its log so it never blocks on a full pipe.
       void (async () => {
         while (!(await events.next()).done);
       })()
-      return { process: child, address: `127.0.0.1:${value.port}` }
+      return { process: child, address: `127.0.0.1:${value.port!}` }
     }
   }
 }
@@ -215,16 +230,16 @@ async function runOnce(node: string, postgres: BenchPostgres, system: string, wo
       pg: treeCpuSeconds(pgPid),
       server: server ? treeCpuSeconds(server.process.pid!) : 0,
     }
-    child.stdin!.write('go\n')
+    child.stdin.write('go\n')
     const message = await nextEvent(events, 'result', child)
     const after = { pg: treeCpuSeconds(pgPid), server: server ? treeCpuSeconds(server.process.pid!) : 0 }
-    child.stdin!.write('stop\n')
+    child.stdin.write('stop\n')
     await new Promise((resolve) => (child.exitCode === null ? child.once('exit', resolve) : resolve(undefined)))
     await sleep(1500)
     const commits = (await postgres.commits(databaseUrl)) - before.commits
     if (isStatementReport) await printStatements(databaseUrl)
-    const result = message.result as Record<string, unknown> & { jobs: number }
-    const cpu = { postgres: after.pg - before.pg, server: after.server - before.server, worker: message.cpuSeconds as number }
+    const result = message.result!
+    const cpu = { postgres: after.pg - before.pg, server: after.server - before.server, worker: message.cpuSeconds! }
     return {
       system,
       workload,
@@ -267,7 +282,8 @@ function runOrder(selected: readonly WorkloadName[]): WorkloadName[] {
 }
 
 async function packageVersion(path: string): Promise<string> {
-  return JSON.parse(await readFile(`${repoRoot}${path}`, 'utf8')).version
+  const manifest = JSON.parse(await readFile(`${repoRoot}${path}`, 'utf8')) as { version: string }
+  return manifest.version
 }
 
 /** The commit measured, marked when the work tree differs from it (results excepted), so a table can be traced to its code. */
@@ -285,7 +301,7 @@ const node = ensureBenchNode(workDir)
 const nodeVersion = await new Promise<string>((resolve) => {
   const child = spawn(node, ['--version'])
   let out = ''
-  child.stdout.on('data', (chunk) => (out += chunk))
+  child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()))
   child.on('exit', () => resolve(out.trim()))
 })
 await mkdir(`${repoRoot}bench/results`, { recursive: true })
@@ -295,7 +311,7 @@ const postgres = await startBenchPostgres(
   `${workDir}/cluster`,
   isStatementReport ? { shared_preload_libraries: 'pg_stat_statements', 'pg_stat_statements.track': 'all' } : {},
 )
-const environment = {
+const environment: BenchEnvironment = {
   machine: `${cpus().length} × ${cpus()[0]?.model ?? 'unknown CPU'}, ${Math.round(totalmem() / 2 ** 30)} GiB`,
   node: nodeVersion,
   commit: codeRevision(),

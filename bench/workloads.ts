@@ -11,6 +11,8 @@ export const workloadDescriptions: Record<WorkloadName, string> = {
   W4: 'history: W1 on a database already holding finished runs',
 }
 
+export type WorkloadSizes = ReturnType<typeof workloadSizes>
+
 /** Sizes, from the issue; environment variables shrink them for quick checks. */
 export function workloadSizes() {
   const number = (name: string, fallback: number) => Number(process.env[name] ?? fallback)

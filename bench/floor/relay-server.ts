@@ -20,7 +20,7 @@ server.addService(relayService, {
           for (const listener of listeners) listener.write(payload)
           call.write(message.subarray(0, 4))
         },
-        (error: Error) => call.destroy(error),
+        (error: unknown) => call.destroy(error instanceof Error ? error : new Error(String(error))),
       )
     })
     call.on('end', () => call.end())

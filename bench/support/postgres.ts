@@ -66,7 +66,7 @@ export async function startBenchPostgres(workDir: string, extraSettings: Record<
       await admin.query(`DROP DATABASE IF EXISTS ${new URL(url).pathname.slice(1)} WITH (FORCE)`)
     },
     async commits(url) {
-      const { rows } = await admin.query('SELECT xact_commit::float8 AS n FROM pg_stat_database WHERE datname = $1', [
+      const { rows } = await admin.query<{ n: number }>('SELECT xact_commit::float8 AS n FROM pg_stat_database WHERE datname = $1', [
         new URL(url).pathname.slice(1),
       ])
       return rows[0]?.n ?? 0
@@ -75,12 +75,13 @@ export async function startBenchPostgres(workDir: string, extraSettings: Record<
       await admin.query('CHECKPOINT')
     },
     async describe() {
-      const { rows } = await admin.query('SELECT name, setting, unit FROM pg_settings WHERE name = ANY($1) ORDER BY name', [
-        Object.keys(postgresSettings),
-      ])
-      const version = await admin.query('SHOW server_version')
+      const { rows } = await admin.query<{ name: string; setting: string; unit: string | null }>(
+        'SELECT name, setting, unit FROM pg_settings WHERE name = ANY($1) ORDER BY name',
+        [Object.keys(postgresSettings)],
+      )
+      const version = await admin.query<{ server_version: string }>('SHOW server_version')
       return {
-        version: version.rows[0].server_version,
+        version: version.rows[0]!.server_version,
         ...Object.fromEntries(rows.map((row) => [row.name, row.unit ? `${row.setting} × ${row.unit}` : row.setting])),
       }
     },

@@ -1,5 +1,21 @@
 import { writeFile } from 'node:fs/promises'
+import type { WorkloadSizes } from '../workloads.js'
 import { type LatencySummary, type Spread, spread } from './stats.js'
+
+/** What the report's header states about a benchmark: the machine, the code and the settings run.ts used. */
+export interface BenchEnvironment {
+  machine: string
+  node: string
+  commit: string
+  /** The server version (`version`) and the effective values of the fixed settings. */
+  postgres: Record<string, string>
+  versions: Record<string, string>
+  concurrency: number
+  poolSize: number
+  tuning: Record<string, string>
+  sizes: WorkloadSizes
+  repeat: number
+}
 
 /** One run of one workload by one system. */
 export interface RunRecord {
@@ -12,8 +28,12 @@ export interface RunRecord {
   cpuSeconds: { postgres: number; server: number; worker: number }
 }
 
-const integer = new Intl.NumberFormat('en-US', { maximumFractionDigits: 0 })
-const decimal = (digits: number) => new Intl.NumberFormat('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits })
+const integerFormat = new Intl.NumberFormat('en-US', { maximumFractionDigits: 0 })
+const integer = (n: number) => integerFormat.format(n)
+const decimal = (digits: number) => {
+  const format = new Intl.NumberFormat('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits })
+  return (n: number) => format.format(n)
+}
 
 function cell(values: readonly number[], format: (n: number) => string): string {
   const s: Spread = spread(values)
@@ -31,21 +51,21 @@ function bySystem(records: readonly RunRecord[], workload: string): Map<string, 
 const cost = (runs: readonly RunRecord[]) => [
   cell(
     runs.map((r) => r.commitsPerJob),
-    decimal(3).format,
+    decimal(3),
   ),
   cell(
     runs.map((r) => r.cpuSecondsPer1000Jobs),
-    decimal(3).format,
+    decimal(3),
   ),
 ]
 
 const capped = (runs: readonly RunRecord[]) => (runs.some((r) => r.result.isCapped) ? ' ⏱' : '')
 
 /** The Markdown tables: medians with (min–max) over the repetitions. */
-export function renderMarkdown(environment: Record<string, unknown>, records: readonly RunRecord[]): string {
-  const sizes = environment.sizes as Record<string, number | number[]>
+export function renderMarkdown(environment: BenchEnvironment, records: readonly RunRecord[]): string {
+  const sizes = environment.sizes
   const lines: string[] = []
-  const postgres = environment.postgres as Record<string, string>
+  const postgres = environment.postgres
   lines.push(
     `Machine: ${environment.machine}. Code: commit ${environment.commit}. Node ${environment.node}. PostgreSQL ${postgres.version} (${Object.entries(
       postgres,
@@ -53,13 +73,13 @@ export function renderMarkdown(environment: Record<string, unknown>, records: re
       .filter(([k]) => k !== 'version')
       .map(([k, v]) => `${k}=${v}`)
       .join(', ')}).`,
-    `Versions: ${Object.entries(environment.versions as Record<string, string>)
+    `Versions: ${Object.entries(environment.versions)
       .map(([k, v]) => `${k} ${v}`)
       .join(', ')}. Concurrency ${environment.concurrency}, database pool ${environment.poolSize}. ` +
       `Each cell: median (min–max) of ${environment.repeat} runs, each on a fresh database; ` +
       `the repetitions are interleaved (each runs every system's workloads in turn, W4 right after W1). ⏱ = capped at ${sizes.drainCapSeconds} s, rate reached so far. ` +
       `Commits per job and CPU-seconds per 1,000 jobs cover the whole workload (enqueue included), summed over PostgreSQL, the StackShift server and the worker process.`,
-    `Tuning (opt-in, README "Tuning"): ${Object.entries(environment.tuning as Record<string, string>)
+    `Tuning (opt-in, README "Tuning"): ${Object.entries(environment.tuning)
       .map(([system, applied]) => `${system}: ${applied}`)
       .join('; ')}. The peers run as their variant says (default or tuned).`,
     '',
@@ -73,16 +93,16 @@ export function renderMarkdown(environment: Record<string, unknown>, records: re
       lines.push(
         `| ${system} | ${cell(
           runs.map((r) => r.result.enqueuePerSecond as number),
-          integer.format,
+          integer,
         )} | ${cell(
           runs.map((r) => r.result.drainPerSecond as number),
-          integer.format,
+          integer,
         )}${capped(runs)} | ${cost(runs).join(' | ')} |`,
       )
     }
     lines.push('')
   }
-  drainTable(w1, `**W1 drain** — ${integer.format(sizes.drainRuns as number)} no-op runs, bulk-enqueued, then drained`)
+  drainTable(w1, `**W1 drain** — ${integer(sizes.drainRuns)} no-op runs, bulk-enqueued, then drained`)
   drainTable(
     bySystem(records, 'W1S'),
     '**W1S drain with statistics** — W1 with `ANALYZE` between enqueue and drain (a table autovacuum has seen; a freshly bulk-loaded table has no statistics yet)',
@@ -95,12 +115,12 @@ export function renderMarkdown(environment: Record<string, unknown>, records: re
       '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
     )
     for (const [system, runs] of runsBySystem) {
-      for (const rate of sizes.latencyRates as number[]) {
+      for (const rate of sizes.latencyRates) {
         const summaries = runs.map((r) => (r.result.byRate as Record<string, LatencySummary>)[String(rate)]!)
         const ms = (key: keyof LatencySummary) =>
           cell(
             summaries.map((s) => s[key]),
-            decimal(2).format,
+            decimal(2),
           )
         const unwarmed = runs.some((r) => r.result.isWarmedUp === false) ? ' (warm-up unfinished)' : ''
         lines.push(
@@ -122,12 +142,12 @@ export function renderMarkdown(environment: Record<string, unknown>, records: re
   )
   latencyTable(
     bySystem(records, 'W2W'),
-    `**W2W latency after warm-up** — W2 after ${integer.format(sizes.warmupRuns as number)} unmeasured runs at ${sizes.warmupRate as number}/s (commits and CPU include them)`,
+    `**W2W latency after warm-up** — W2 after ${integer(sizes.warmupRuns)} unmeasured runs at ${sizes.warmupRate}/s (commits and CPU include them)`,
   )
   const w3 = bySystem(records, 'W3')
   if (w3.size > 0) {
     lines.push(
-      `**W3 steps** — ${integer.format(sizes.stepJobs as number)} jobs of three steps (StackShift: step.run; the others: one job per step, each enqueueing the next)`,
+      `**W3 steps** — ${integer(sizes.stepJobs)} jobs of three steps (StackShift: step.run; the others: one job per step, each enqueueing the next)`,
       '',
     )
     lines.push('| system | step executions/s | commits/job | CPU-s / 1,000 jobs |', '| --- | ---: | ---: | ---: |')
@@ -135,7 +155,7 @@ export function renderMarkdown(environment: Record<string, unknown>, records: re
       lines.push(
         `| ${system} | ${cell(
           runs.map((r) => r.result.stepExecutionsPerSecond as number),
-          integer.format,
+          integer,
         )}${capped(runs)} | ${cost(runs).join(' | ')} |`,
       )
     }
@@ -143,7 +163,7 @@ export function renderMarkdown(environment: Record<string, unknown>, records: re
   }
   const w4 = bySystem(records, 'W4')
   if (w4.size > 0) {
-    lines.push(`**W4 history** — W1 on a database already holding ${integer.format(sizes.historyRuns as number)} finished runs`, '')
+    lines.push(`**W4 history** — W1 on a database already holding ${integer(sizes.historyRuns)} finished runs`, '')
     lines.push(
       '| system | drain runs/s | share of W1 drain (same repetition) | commits/job | CPU-s / 1,000 jobs |',
       '| --- | ---: | ---: | ---: | ---: |',
@@ -156,7 +176,7 @@ export function renderMarkdown(environment: Record<string, unknown>, records: re
         return w1Run ? [((run.result.drainPerSecond as number) / (w1Run.result.drainPerSecond as number)) * 100] : []
       })
       const share = shares.length > 0 ? cell(shares, (n) => `${Math.round(n)}%`) : '—'
-      lines.push(`| ${system} | ${cell(drain, integer.format)}${capped(runs)} | ${share} | ${cost(runs).join(' | ')} |`)
+      lines.push(`| ${system} | ${cell(drain, integer)}${capped(runs)} | ${share} | ${cost(runs).join(' | ')} |`)
     }
     lines.push('')
   }
@@ -164,11 +184,7 @@ export function renderMarkdown(environment: Record<string, unknown>, records: re
 }
 
 /** Writes results/<date>.json and results/<date>.md; returns their paths. */
-export async function writeReport(
-  directory: string,
-  environment: Record<string, unknown>,
-  records: readonly RunRecord[],
-): Promise<string[]> {
+export async function writeReport(directory: string, environment: BenchEnvironment, records: readonly RunRecord[]): Promise<string[]> {
   const stamp = new Date().toISOString().slice(0, 19).replaceAll(':', '-')
   const json = `${directory}/${stamp}.json`
   const markdown = `${directory}/${stamp}.md`

@@ -36,8 +36,9 @@ export function createGraphileWorkerAdapter(config: BenchConfig, variant: 'defau
       await runMigrations({ connectionString: config.databaseUrl, logger: silentLogger })
       utils = await makeWorkerUtils({ connectionString: config.databaseUrl, logger: silentLogger })
       // W4's history was loaded by another process (see child.ts): jobs up to here are history.
-      const { rows } = await db.query('SELECT coalesce(max(id), 0) AS id FROM graphile_worker._private_jobs')
-      firstWorkloadId = Number(rows[0].id)
+      // bigint: pg returns it as a string.
+      const { rows } = await db.query<{ id: string }>('SELECT coalesce(max(id), 0) AS id FROM graphile_worker._private_jobs')
+      firstWorkloadId = Number(rows[0]!.id)
     },
     async preloadHistory(job, count) {
       // graphile-worker deletes completed jobs; what it keeps is jobs that
@@ -58,7 +59,7 @@ export function createGraphileWorkerAdapter(config: BenchConfig, variant: 'defau
       await utils!.addJob(job, payload)
     },
     async startWorker(job, handler: ProbeHandler) {
-      await start({ [job]: async (payload) => handler(payload as ProbePayload) })
+      await start({ [job]: (payload) => handler(payload as ProbePayload) })
     },
     async startThreeStepWorker(onDone) {
       await start({
@@ -68,7 +69,7 @@ export function createGraphileWorkerAdapter(config: BenchConfig, variant: 'defau
         step2: async (payload, helpers) => {
           await helpers.addJob('step3', payload)
         },
-        step3: async () => {
+        step3: () => {
           onDone()
         },
       })
@@ -81,8 +82,10 @@ export function createGraphileWorkerAdapter(config: BenchConfig, variant: 'defau
     },
     async unfinished() {
       // Completed jobs are deleted: what is left above the history is unfinished (a primary-key range).
-      const { rows } = await db.query('SELECT count(*) AS n FROM graphile_worker._private_jobs WHERE id > $1', [firstWorkloadId])
-      return Number(rows[0].n)
+      const { rows } = await db.query<{ n: string }>('SELECT count(*) AS n FROM graphile_worker._private_jobs WHERE id > $1', [
+        firstWorkloadId,
+      ])
+      return Number(rows[0]!.n)
     },
     async stopWorker() {
       await runner?.stop()

@@ -1,6 +1,6 @@
 import { PgBoss, type WorkOptions } from 'pg-boss'
 import pg from 'pg'
-import type { BenchConfig, ProbeHandler, ProbePayload, SystemAdapter } from './adapter.js'
+import type { BenchConfig, ProbeHandler, SystemAdapter } from './adapter.js'
 
 const queues = ['noop', 'probe', 'step1', 'step2', 'step3']
 
@@ -66,7 +66,7 @@ export function createPgBossAdapter(config: BenchConfig, variant: 'default' | 't
       await boss.send(job, payload)
     },
     async startWorker(job, handler: ProbeHandler) {
-      await work(job, (data) => handler(data as ProbePayload))
+      await work(job, (data) => handler(data))
     },
     async startThreeStepWorker(onDone) {
       await work('step1', () => {}, 'step2')
@@ -84,11 +84,11 @@ export function createPgBossAdapter(config: BenchConfig, variant: 'default' | 't
     },
     async unfinished() {
       // Reads pg-boss's own (name, state, ...) partial index.
-      const { rows } = await db.query(
+      const { rows } = await db.query<{ n: string }>(
         `SELECT count(*) AS n FROM pgboss.job WHERE name = ANY($1) AND state IN ('created', 'retry', 'active')`,
         [queues],
       )
-      return Number(rows[0].n)
+      return Number(rows[0]!.n)
     },
     async stopWorker() {
       for (const name of working.splice(0)) await boss.offWork(name, { wait: true })

@@ -69,12 +69,12 @@ export function createStackShiftAdapter(config: BenchConfig): SystemAdapter {
     },
     async unfinished() {
       // Both counts read partial indexes (runs_ready, runs_leased): no table scan.
-      const { rows } = await db.query(
+      const { rows } = await db.query<{ n: string }>(
         `SELECT (SELECT count(*) FROM stackshift.runs WHERE status = 'queued' AND namespace = 'default' AND queue = $1)
               + (SELECT count(*) FROM stackshift.runs WHERE status = 'running') AS n`,
         [queue],
       )
-      return Number(rows[0].n)
+      return Number(rows[0]!.n)
     },
     async stopWorker() {
       await worker?.stop()

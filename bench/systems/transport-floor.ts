@@ -1,7 +1,7 @@
 import { type Client, type ClientDuplexStream, type ClientReadableStream, credentials, makeGenericClientConstructor } from '@grpc/grpc-js'
 import { replaceAsyncResourceBind } from '@stackshift/sdk'
 import { relayService } from '../floor/relay.js'
-import type { BenchConfig, ProbeHandler, SystemAdapter } from './adapter.js'
+import type { BenchConfig, ProbeHandler, ProbePayload, SystemAdapter } from './adapter.js'
 
 interface RelayClient extends Client {
   send(): ClientDuplexStream<Buffer, Buffer>
@@ -46,7 +46,7 @@ export function createTransportFloorAdapter(config: BenchConfig): SystemAdapter 
     },
     async startWorker(_job, handler: ProbeHandler) {
       listener = client.listen(Buffer.alloc(0))
-      listener.on('data', (message: Buffer) => handler(JSON.parse(message.toString('utf8'))))
+      listener.on('data', (message: Buffer) => handler(JSON.parse(message.toString('utf8')) as ProbePayload))
       listener.on('error', () => {})
       // Connected before the workload starts its one-second settle and its first arrival.
       await new Promise((resolve) => client.waitForReady(Date.now() + 10_000, resolve))
@@ -54,13 +54,15 @@ export function createTransportFloorAdapter(config: BenchConfig): SystemAdapter 
     startThreeStepWorker: onlyW2,
     enqueueThreeStepJobs: onlyW2,
     unfinished: onlyW2,
-    async stopWorker() {
+    stopWorker() {
       listener?.cancel()
       listener = undefined
+      return Promise.resolve()
     },
-    async close() {
+    close() {
       sender.end()
       client.close()
+      return Promise.resolve()
     },
   }
 }
