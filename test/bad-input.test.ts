@@ -136,7 +136,7 @@ describe('reads and worker writes refuse bad input', () => {
       'error.message: must not be empty',
     ],
     ['Heartbeat without leases', 'Heartbeat', { leases: [] }, 'leases: must name at least one lease'],
-  ])('%s', async (_, method, request, message) => {
+  ] as const)('%s', async (_, method, request, message) => {
     const rejection = await rejectionOf(env.raw.workers(method, request))
     expect(rejection).toEqual({ code: status.INVALID_ARGUMENT, details: message })
   })
@@ -145,7 +145,7 @@ describe('reads and worker writes refuse bad input', () => {
     const { run_id } = await env.raw.runs('Enqueue', { run: { queue: 'steps-q', job: 'j' } })
     const { tasks } = await env.raw.workers('ClaimTask', { queues: ['steps-q'], jobs: ['j'], wait_ms: 5000 })
     const rejection = await rejectionOf(
-      env.raw.workers('CompleteStep', { run_id, lease_token: tasks[0].lease_token, step_id: 's', result_json: 'NaN' }),
+      env.raw.workers('CompleteStep', { run_id, lease_token: tasks[0]!.lease_token, step_id: 's', result_json: 'NaN' }),
     )
     expect(rejection.code).toBe(status.INVALID_ARGUMENT)
     expect(rejection.details).toMatch(/^result_json: is not valid JSON/)

@@ -232,7 +232,7 @@ describe('bad input to waits and events: clear errors, nothing stored', () => {
   it('through the protocol: a match_json that is not an object, a negative timeout and a missing wait are INVALID_ARGUMENT', async () => {
     await env.raw.runs('Enqueue', { run: { queue: 'raw-waits', job: 'rawWait', payload_json: '{}' } })
     const { tasks } = await env.raw.workers('ClaimTask', { queues: ['raw-waits'], jobs: ['rawWait'], max_tasks: 1 })
-    const lease = { run_id: tasks[0].run_id, lease_token: tasks[0].lease_token, step_id: 'w' }
+    const lease = { run_id: tasks[0]!.run_id, lease_token: tasks[0]!.lease_token, step_id: 'w' }
     const cases: Array<[Record<string, unknown>, string]> = [
       [{ event: { name: 'x', match_json: '[1]', timeout_ms: 1000 } }, 'event.match_json: must be a JSON object'],
       [{ event: { name: 'x', match_json: '{}', timeout_ms: -5 } }, 'event.timeout_ms: must be at least 1'],

@@ -14,7 +14,7 @@ it('an enqueue wakes a waiting ClaimTask long-poll without polling', async () =>
   await new Promise((resolve) => setTimeout(resolve, 200))
   const { run_id } = await env.raw.runs('Enqueue', { run: { queue: 'wake', job: 'j' } })
   const { tasks } = await claim
-  expect(tasks.map((task: { run_id: string }) => task.run_id)).toEqual([run_id])
+  expect(tasks.map((task) => task.run_id)).toEqual([run_id])
 })
 
 it('a ClaimTask long-poll that sees nothing returns no tasks when its wait ends', async () => {

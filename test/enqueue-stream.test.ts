@@ -5,24 +5,18 @@ import { expect, it } from 'vitest'
 import { connect, createTestDatabase } from './support/database.js'
 import { useTestEnvironment } from './support/environment.js'
 import { ChildScript } from './support/processes.js'
-import { createRawClient } from './support/raw-client.js'
+import { type RawStream, createRawClient } from './support/raw-client.js'
+import type { EnqueueStreamResponse } from './support/raw-messages.js'
 import { startTestServer } from './support/server.js'
 
 // The smallest message limit the server accepts: a large payload is over it, a small one far under.
 const env = useTestEnvironment({ maxMessageBytes: 64 * 1024 })
 
-interface Answer {
-  id: number
-  code: number
-  message: string
-  enqueue: { run_id: string; deduplicated: boolean } | null
-}
-
 /** Collects a raw EnqueueStream's answers until the server ends it; resolves with them and the final status. */
-function collect(stream: ReturnType<ReturnType<typeof createRawClient>['enqueueStream']>) {
-  const answers: Answer[] = []
-  stream.on('data', (answer: Answer) => answers.push(answer))
-  const ended = new Promise<{ answers: Answer[]; code: number }>((resolve) => {
+function collect(stream: RawStream<EnqueueStreamResponse>) {
+  const answers: EnqueueStreamResponse[] = []
+  stream.on('data', (answer: EnqueueStreamResponse) => answers.push(answer))
+  const ended = new Promise<{ answers: EnqueueStreamResponse[]; code: number }>((resolve) => {
     stream.on('status', (final: { code: number }) => resolve({ answers, code: final.code }))
     stream.on('error', () => {})
   })

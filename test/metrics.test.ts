@@ -162,7 +162,7 @@ it('a lease that runs out without a heartbeat is counted, and so is the run it f
   const { run_id } = await env.raw.runs('Enqueue', { run: { queue, job: 'crash', max_attempts: 1 } })
   // A worker that claims and then goes silent.
   const { tasks } = await env.raw.workers('ClaimTask', { queues: [queue], jobs: ['crash'], lease_ms: 500 })
-  expect(tasks.map((task: { run_id: string }) => task.run_id)).toEqual([run_id])
+  expect(tasks.map((task) => task.run_id)).toEqual([run_id])
 
   const labels = { queue, job: 'crash' }
   const metrics = await waitUntil(scrape, (m) => m.value('stackshift_leases_expired_total', labels) === 1)

@@ -115,12 +115,12 @@ it('a run handed back on one server is taken at once by a worker connected only 
   try {
     const { run_id } = await raw.runs('Enqueue', { run: { queue: 'handed-back', job: 'handedBack' } })
     const { tasks } = await raw.workers('ClaimTask', { queues: ['handed-back'], jobs: ['handedBack'], wait_ms: 5000 })
-    expect(tasks.map((task: { run_id: string }) => task.run_id)).toEqual([run_id])
+    expect(tasks.map((task) => task.run_id)).toEqual([run_id])
     const worker = onB.worker({ queues: ['handed-back'] })
     await worker.start()
     try {
       // B's worker finds nothing until the release on A, and only A's NOTIFY can tell it before the poll.
-      await raw.workers('ReleaseRun', { run_id, lease_token: tasks[0].lease_token })
+      await raw.workers('ReleaseRun', { run_id, lease_token: tasks[0]!.lease_token })
       const done = await onA.waitForRun(run_id, { timeoutMs: 20_000 })
       expect(done.result).toBe('done on B')
       expect(done.attemptHistory.map((attempt) => attempt.outcome)).toEqual(['completed'])

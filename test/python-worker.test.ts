@@ -127,7 +127,7 @@ describe.skipIf(missingTools.length > 0)('a Python worker on the Connect stream'
     const { run_id: tracedRunId } = await env.raw.runs('Enqueue', {
       run: { queue: 'py-orders', job: 'processOrder', payload_json: '{"orderId":"A-3","amountCents":300}', trace_context: { traceparent } },
     })
-    const runIds = [...enqueued.map((run) => run.id), tracedRunId as string]
+    const runIds = [...enqueued.map((run) => run.id), tracedRunId]
 
     for (const [index, runId] of runIds.entries()) {
       const run = await env.stackshift.waitForRun<Record<string, unknown>>(runId, { timeoutMs: 60_000 })

@@ -121,7 +121,7 @@ describe('counters', () => {
   it('inside a run, through the protocol: an operation id applies once, and a lost lease refuses the write', async () => {
     await env.raw.runs('Enqueue', { run: { queue: 'raw-state', job: 'rawState', payload_json: '{}' } })
     const { tasks } = await env.raw.workers('ClaimTask', { queues: ['raw-state'], jobs: ['rawState'], max_tasks: 1 })
-    const run = { run_id: tasks[0].run_id, lease_token: tasks[0].lease_token }
+    const run = { run_id: tasks[0]!.run_id, lease_token: tasks[0]!.lease_token }
     const first = await env.raw.state('Increment', { key: 'raw:count', delta: 5, run: { ...run, op_id: 'state.increment:raw:count' } })
     const repeat = await env.raw.state('Increment', { key: 'raw:count', delta: 5, run: { ...run, op_id: 'state.increment:raw:count' } })
     expect([first.value, repeat.value]).toEqual([5, 5])

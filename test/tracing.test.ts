@@ -133,7 +133,7 @@ describe('OpenTelemetry', () => {
     const { rows } = await env.db.query(`SELECT trace_context FROM stackshift.runs WHERE id = $1`, [run.id])
     expect(rows).toEqual([{ trace_context: null }])
     const fetched = await env.raw.runs('GetRun', { run_id: run.id })
-    expect(fetched.run.trace_context).toEqual({})
+    expect(fetched.run!.trace_context).toEqual({})
   })
 
   it('a trace context is stored as given and handed to the worker; an oversized one is refused and nothing is stored', async () => {
@@ -142,9 +142,7 @@ describe('OpenTelemetry', () => {
       run: { queue: 'carried', job: 'carry', trace_context: { traceparent, tracestate: 'vendor=1' } },
     })
     const claimed = await env.raw.workers('ClaimTask', { queues: ['carried'], jobs: ['carry'], max_tasks: 1, wait_ms: 5000 })
-    expect(claimed.tasks.map((task: { run_id: string; trace_context: unknown }) => [task.run_id, task.trace_context])).toEqual([
-      [runId, { traceparent, tracestate: 'vendor=1' }],
-    ])
+    expect(claimed.tasks.map((task) => [task.run_id, task.trace_context])).toEqual([[runId, { traceparent, tracestate: 'vendor=1' }]])
 
     const tooMany = Object.fromEntries(Array.from({ length: 17 }, (_, i) => [`key${i}`, 'v']))
     const refusals = [
