@@ -8,8 +8,8 @@ import { useTestEnvironment } from './support/environment.js'
 const env = useTestEnvironment()
 
 async function storedRuns(): Promise<number> {
-  const { rows } = await env.db.query('SELECT count(*)::int AS n FROM stackshift.runs')
-  return rows[0].n
+  const { rows } = await env.db.query<{ n: number }>('SELECT count(*)::int AS n FROM stackshift.runs')
+  return rows[0]!.n
 }
 
 const validRun = { queue: 'q', job: 'j', payload_json: '{}' }
@@ -149,8 +149,8 @@ describe('reads and worker writes refuse bad input', () => {
     )
     expect(rejection.code).toBe(status.INVALID_ARGUMENT)
     expect(rejection.details).toMatch(/^result_json: is not valid JSON/)
-    const { rows } = await env.db.query('SELECT count(*)::int AS n FROM stackshift.steps WHERE run_id = $1', [run_id])
-    expect(rows[0].n).toBe(0)
+    const { rows } = await env.db.query<{ n: number }>('SELECT count(*)::int AS n FROM stackshift.steps WHERE run_id = $1', [run_id])
+    expect(rows[0]!.n).toBe(0)
   })
 })
 

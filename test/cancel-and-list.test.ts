@@ -8,8 +8,8 @@ import { waitUntil } from './support/wait-until.js'
 const env = useTestEnvironment()
 
 async function count(sqlText: string, values: unknown[] = []): Promise<number> {
-  const { rows } = await env.db.query(sqlText, values)
-  return rows[0].n
+  const { rows } = await env.db.query<{ n: number }>(sqlText, values)
+  return rows[0]!.n
 }
 
 describe('cancelRun', () => {
@@ -81,8 +81,8 @@ describe('cancelRun', () => {
       () => env.stackshift.getRun(run.id),
       (current) => current.steps.length === 1,
     )
-    const { rows } = await env.db.query(`SELECT lease_token::text AS token FROM stackshift.runs WHERE id = $1`, [run.id])
-    const leaseToken = rows[0].token as string
+    const { rows } = await env.db.query<{ token: string }>(`SELECT lease_token::text AS token FROM stackshift.runs WHERE id = $1`, [run.id])
+    const leaseToken = rows[0]!.token
 
     const cancelled = await env.stackshift.cancelRun(run.id, { reason: 'no longer needed' })
     expect(cancelled.status).toBe('cancelled')

@@ -24,8 +24,8 @@ function collect(stream: RawStream<EnqueueStreamResponse>) {
 }
 
 async function storedRunIds(queue: string): Promise<string[]> {
-  const { rows } = await env.db.query('SELECT id::text FROM stackshift.runs WHERE queue = $1 ORDER BY id', [queue])
-  return rows.map((row) => row.id as string)
+  const { rows } = await env.db.query<{ id: string }>('SELECT id::text FROM stackshift.runs WHERE queue = $1 ORDER BY id', [queue])
+  return rows.map((row) => row.id)
 }
 
 it('a client built from the .proto files enqueues over EnqueueStream: each request answered under its id, errors per request, the stream ends OK after the half-close', async () => {
@@ -84,7 +84,7 @@ it('concurrent SDK enqueues share the stream: each gets its own run, and one inv
 
   expect(new Set(fulfilled).size).toBe(200)
   expect(await storedRunIds('shared-stream')).toEqual([...fulfilled].sort())
-  const { rows } = await env.db.query(`SELECT payload FROM stackshift.runs WHERE queue = 'shared-stream'`)
+  const { rows } = await env.db.query<{ payload: { image: number } }>(`SELECT payload FROM stackshift.runs WHERE queue = 'shared-stream'`)
   expect(rows.map((row) => row.payload.image).sort((a, b) => a - b)).toEqual(Array.from({ length: 200 }, (_, i) => i))
 })
 
@@ -131,8 +131,8 @@ it('a server shutting down answers every request it received before it ends the 
     expect(new Set(answers.map((answer) => answer.id)).size).toBe(answers.length)
     const db = await connect(databaseUrl)
     try {
-      const { rows } = await db.query(`SELECT id::text FROM stackshift.runs WHERE queue = 'closing' ORDER BY id`)
-      expect(rows.map((row) => row.id as string)).toEqual(ok.map((answer) => answer.enqueue!.run_id).sort())
+      const { rows } = await db.query<{ id: string }>(`SELECT id::text FROM stackshift.runs WHERE queue = 'closing' ORDER BY id`)
+      expect(rows.map((row) => row.id)).toEqual(ok.map((answer) => answer.enqueue!.run_id).sort())
     } finally {
       await db.end()
     }

@@ -12,7 +12,9 @@ async function expireLease(runId: string): Promise<void> {
 }
 
 async function storedSteps(runId: string): Promise<string[]> {
-  const { rows } = await env.db.query('SELECT step_id FROM stackshift.steps WHERE run_id = $1 ORDER BY step_id', [runId])
+  const { rows } = await env.db.query<{ step_id: string }>('SELECT step_id FROM stackshift.steps WHERE run_id = $1 ORDER BY step_id', [
+    runId,
+  ])
   return rows.map((row) => row.step_id)
 }
 
@@ -91,10 +93,11 @@ it('a heartbeat extends the lease, on the database clock', async () => {
   const lease = { run_id, lease_token: tasks[0]!.lease_token }
   const remaining = async () =>
     (
-      await env.db.query(`SELECT (extract(epoch FROM lease_expires_at - now()) * 1000)::float8 AS ms FROM stackshift.runs WHERE id = $1`, [
-        run_id,
-      ])
-    ).rows[0].ms as number
+      await env.db.query<{ ms: number }>(
+        `SELECT (extract(epoch FROM lease_expires_at - now()) * 1000)::float8 AS ms FROM stackshift.runs WHERE id = $1`,
+        [run_id],
+      )
+    ).rows[0]!.ms
   expect(await remaining()).toBeLessThanOrEqual(1000)
   expect(await env.raw.workers('Heartbeat', { leases: [lease], lease_ms: 60_000 })).toEqual({ revoked: [] })
   expect(await remaining()).toBeGreaterThan(50_000)

@@ -166,8 +166,8 @@ it('a lease that runs out without a heartbeat is counted, and so is the run it f
 
   const labels = { queue, job: 'crash' }
   const metrics = await waitUntil(scrape, (m) => m.value('stackshift_leases_expired_total', labels) === 1)
-  const { rows } = await env.db.query(`SELECT status::text FROM stackshift.runs WHERE id = $1`, [run_id])
-  expect(rows[0].status).toBe('failed')
+  const { rows } = await env.db.query<{ status: string }>(`SELECT status::text FROM stackshift.runs WHERE id = $1`, [run_id])
+  expect(rows[0]!.status).toBe('failed')
   expect(metrics.value('stackshift_runs_failed_total', labels)).toBe(1)
   expect(metrics.value('stackshift_run_start_latency_seconds_count', labels)).toBe(1)
   expect(metrics.value('stackshift_step_duration_seconds_count', { job: 'crash' })).toBeUndefined()

@@ -66,7 +66,7 @@ it('2,000 runs enqueued across two servers, with workers on each, are each compl
     expect(new Set(ids).size).toBe(2000)
 
     await waitUntil(
-      async () => (await db.query(`SELECT count(*)::int AS n FROM stackshift.runs WHERE status = 'completed'`)).rows[0].n as number,
+      async () => (await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM stackshift.runs WHERE status = 'completed'`)).rows[0]!.n,
       (n) => n === 2000,
     )
     expect(executions.size).toBe(2000)

@@ -9,7 +9,10 @@ import { waitUntil } from './support/wait-until.js'
 const env = useTestEnvironment({ stateSweepIntervalMs: 200 })
 
 async function storedRow(key: string): Promise<{ value: unknown; version: string } | undefined> {
-  const { rows } = await env.db.query(`SELECT value, version::text AS version FROM stackshift.state WHERE key = $1`, [key])
+  const { rows } = await env.db.query<{ value: unknown; version: string }>(
+    `SELECT value, version::text AS version FROM stackshift.state WHERE key = $1`,
+    [key],
+  )
   return rows[0]
 }
 
@@ -222,7 +225,7 @@ describe('bad input: clear errors, nothing changed', () => {
     expect((await rejectionOf(env.raw.state('AcquireLock', { key: 'lock:x', ttl_ms: 0 }))).details).toBe('ttl_ms: must be at least 100')
 
     expect(await storedRow('bad:text')).toEqual({ value: 'hello', version: '1' })
-    const { rows } = await env.db.query(`SELECT count(*)::int AS n FROM stackshift.state WHERE key LIKE 'bad:%' OR key = ''`)
-    expect(rows[0].n).toBe(1)
+    const { rows } = await env.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM stackshift.state WHERE key LIKE 'bad:%' OR key = ''`)
+    expect(rows[0]!.n).toBe(1)
   })
 })

@@ -154,8 +154,8 @@ describe('OpenTelemetry', () => {
       const refused = await rejectionOf(env.raw.runs('Enqueue', { run: { queue: 'refused', job: 'carry', ...fields } }))
       expect([refused.code, refused.details]).toEqual([status.INVALID_ARGUMENT, message])
     }
-    const { rows } = await env.db.query(`SELECT count(*)::int AS n FROM stackshift.runs WHERE queue = 'refused'`)
-    expect(rows[0].n).toBe(0)
+    const { rows } = await env.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM stackshift.runs WHERE queue = 'refused'`)
+    expect(rows[0]!.n).toBe(0)
   })
 })
 

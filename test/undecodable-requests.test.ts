@@ -18,8 +18,8 @@ const twoToThe54 = '18014398509481984'
 const tooLarge = 'must be at most 9007199254740991 (2^53 - 1)'
 
 async function storedRuns(): Promise<number> {
-  const { rows } = await env.db.query('SELECT count(*)::int AS n FROM stackshift.runs')
-  return rows[0].n
+  const { rows } = await env.db.query<{ n: number }>('SELECT count(*)::int AS n FROM stackshift.runs')
+  return rows[0]!.n
 }
 
 /** Resolves with a raw stream's answers and final status once the server ends it. */
