@@ -115,7 +115,7 @@ describe('cancelRun', () => {
     await env.startWorker({ queues: ['cancel-held'], jobs: ['heldBack'], concurrency: 1, prefetch: 3 })
     const first = await env.stackshift.queue('cancel-held').enqueue('heldBack', { n: 0 })
     await waitUntil(
-      async () => executed.length,
+      () => executed.length,
       (n) => n === 1,
     )
     const held = await env.stackshift.queue('cancel-held').enqueueMany([1, 2, 3].map((n) => ({ job: 'heldBack', payload: { n } })))

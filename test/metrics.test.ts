@@ -67,7 +67,7 @@ it('counts runs enqueued, completed and failed by queue and job, and observes th
 
 it('the start latency counts from when the run became ready, on the database clock', async () => {
   const queue = 'metrics-backlog'
-  env.stackshift.job('catchUp', async () => 'done')
+  env.stackshift.job('catchUp', () => 'done')
   const runs = await env.stackshift.queue(queue).enqueueMany([
     { job: 'catchUp', payload: {} },
     { job: 'catchUp', payload: {} },
@@ -88,7 +88,7 @@ it('the start latency counts from when the run became ready, on the database clo
 
 it('a run handed to an idle worker as it is enqueued is observed once, like a claimed one', async () => {
   const queue = 'metrics-handoff'
-  env.stackshift.job('instant', async () => 'done')
+  env.stackshift.job('instant', () => 'done')
   await env.startWorker({ queues: [queue], jobs: ['instant'] })
   // Let the worker's first claim find the queue empty, so it waits idle for a handoff.
   await waitUntil(scrape, (metrics) => metrics.value('stackshift_workers_connected', { queue }) === 1)
@@ -113,7 +113,7 @@ it('queue depth counts ready, delayed, waiting and running runs per queue, and t
   env.stackshift.job('nap', async ({ step }) => {
     await step.sleep('nap', '1h')
   })
-  env.stackshift.job('quick', async () => 'done')
+  env.stackshift.job('quick', () => 'done')
   const depthQueue = env.stackshift.queue(queue)
   // A finished run counts in no state.
   const quick = await depthQueue.enqueue('quick', {})

@@ -130,7 +130,7 @@ it('a worker that half-closes right after its last operations still gets every a
   // Operations of one message run concurrently: the step is answered before the run is completed.
   stream.write({ operations: [{ id: 1, complete_step: { run_id, lease_token: task.lease_token, step_id: 'only', result_json: '1' } }] })
   await waitUntil(
-    async () => messages.flatMap((message) => message.results).length,
+    () => messages.flatMap((message) => message.results).length,
     (count) => count === 1,
   )
   stream.write({ operations: [{ id: 2, complete_run: { run_id, lease_token: task.lease_token, result_json: '"done"' } }] })
@@ -151,12 +151,12 @@ it('drain is answered with drained, after which no task arrives on the stream', 
   stream.write({ hello: { worker_id: 'drainer', queues: ['drain-q'], jobs: ['drainJob'], slots: 5 } })
   const { run_id: before } = await env.raw.runs('Enqueue', { run: { queue: 'drain-q', job: 'drainJob' } })
   await waitUntil(
-    async () => messages.flatMap((message) => message.tasks),
+    () => messages.flatMap((message) => message.tasks),
     (tasks) => tasks.length === 1,
   )
   stream.write({ drain: true })
   await waitUntil(
-    async () => messages.filter((message) => message.drained).length,
+    () => messages.filter((message) => message.drained).length,
     (count) => count === 1,
   )
   const { run_id: after } = await env.raw.runs('Enqueue', { run: { queue: 'drain-q', job: 'drainJob' } })
@@ -185,7 +185,7 @@ it('tasks with large payloads reach a client with the common 4 MiB receive limit
   stream.on('error', (error: Error) => (failure = error))
   stream.write({ hello: { worker_id: 'small-receiver', queues: ['large'], jobs: ['largeJob'], slots: 8 } })
   const tasks = await waitUntil(
-    async () => {
+    () => {
       if (failure) throw failure
       return messages.flatMap((message) => message.tasks)
     },

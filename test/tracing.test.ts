@@ -118,7 +118,7 @@ describe('OpenTelemetry', () => {
       await client.runs('Enqueue', { run: { queue: 'exported', job: 'exportedJob' } }, metadata)
       client.close()
       const exported = await waitUntil(
-        async () => collector.exported(),
+        () => collector.exported(),
         (bytes) => bytes.includes('RunService/Enqueue') && bytes.includes('pg.query') && bytes.includes(Buffer.from(traceId, 'hex')),
       )
       expect(exported.includes(Buffer.from(traceId, 'hex'))).toBe(true)

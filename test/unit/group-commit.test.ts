@@ -60,10 +60,10 @@ it('an error for one item fails only that caller', async () => {
 it('a batch that throws is retried item by item when the error may come from one item', async () => {
   const written: number[][] = []
   const commit = new GroupCommit(
-    async (items: number[]) => {
+    (items: number[]) => {
       written.push(items)
-      if (items.includes(13)) throw new Error('value 13 violates a constraint')
-      return items.map((n) => n)
+      if (items.includes(13)) return Promise.reject(new Error('value 13 violates a constraint'))
+      return Promise.resolve(items.map((n) => n))
     },
     { maxBatchSize: 100, maxInFlight: 1, isItemError: () => true },
   )
@@ -82,9 +82,9 @@ it('a batch that throws is retried item by item when the error may come from one
 it('a batch that throws for a reason outside the items fails every caller at once', async () => {
   let writes = 0
   const commit = new GroupCommit(
-    async () => {
+    () => {
       writes++
-      throw new Error('connection refused')
+      return Promise.reject(new Error('connection refused'))
     },
     { maxBatchSize: 100, maxInFlight: 1, isItemError: () => false },
   )
@@ -96,9 +96,9 @@ it('a batch that throws for a reason outside the items fails every caller at onc
 it('never puts more than maxBatchSize items in one batch', async () => {
   const sizes: number[] = []
   const commit = new GroupCommit(
-    async (items: number[]) => {
+    (items: number[]) => {
       sizes.push(items.length)
-      return items
+      return Promise.resolve(items)
     },
     { maxBatchSize: 4, maxInFlight: 1, isItemError: () => true },
   )
