@@ -35,7 +35,8 @@ beforeAll(async () => {
 }, 60_000)
 
 afterAll(async () => {
-  await db?.destroy()
+  // Unset when beforeAll failed before creating it.
+  await (db as Knex | undefined)?.destroy()
 })
 
 async function claimBatch(): Promise<ClaimedRun[]> {

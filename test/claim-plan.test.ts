@@ -36,7 +36,8 @@ beforeAll(async () => {
 }, 60_000)
 
 afterAll(async () => {
-  await db?.destroy()
+  // Unset when beforeAll failed before creating it.
+  await (db as Knex | undefined)?.destroy()
 })
 
 /** Runs `claim` in a transaction that is rolled back; returns how many runs it claimed and how it read the runs table. */

@@ -250,7 +250,9 @@ it('an enqueue batch sends one notification for the whole batch', async () => {
     await env.stackshift.queue('notify-b').enqueueMany(Array.from({ length: 30 }, () => ({ job: 'j', payload: {}, delay: '1h' })))
     // A round trip on the listening connection delivers anything already sent.
     await listener.query('SELECT 1')
-    expect(notices.map((notice) => JSON.parse(notice))).toEqual([expect.objectContaining({ namespace: 'default', queues: ['notify-a'] })])
+    expect(notices.map((notice) => JSON.parse(notice) as unknown)).toEqual([
+      expect.objectContaining({ namespace: 'default', queues: ['notify-a'] }),
+    ])
   } finally {
     await listener.end()
   }

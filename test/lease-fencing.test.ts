@@ -113,7 +113,6 @@ it('an SDK worker that loses its lease sees its signal abort, and the step it co
   let lateStepError: unknown
   let endAttemptOne!: () => void
   const attemptOneEnded = new Promise<void>((resolve) => (endAttemptOne = resolve))
-  let runId = ''
 
   env.stackshift.job('pausesForTooLong', async ({ step, signal, run }) => {
     await step.run('before', () => 'kept')
@@ -134,7 +133,7 @@ it('an SDK worker that loses its lease sees its signal abort, and the step it co
     return `finished by attempt ${run.attempt}`
   })
   await env.startWorker({ queues: ['pauses'], jobs: ['pausesForTooLong'], leaseMs: 1500 })
-  runId = (await env.stackshift.queue('pauses').enqueue('pausesForTooLong', {})).id
+  const runId = (await env.stackshift.queue('pauses').enqueue('pausesForTooLong', {})).id
   await isPaused
   await expireLease(runId)
   // The handler waits for its signal: the next heartbeat learns the lease is gone and aborts it.

@@ -13,7 +13,7 @@ const traceparent = `00-${traceId}-00f067aa0ba902b7-01`
 const serverLines: Array<Record<string, unknown>> = []
 const capture = new Writable({
   write(chunk: Buffer, _encoding, done) {
-    for (const line of chunk.toString().split('\n')) if (line) serverLines.push(JSON.parse(line))
+    for (const line of chunk.toString().split('\n')) if (line) serverLines.push(JSON.parse(line) as Record<string, unknown>)
     done()
   },
 })

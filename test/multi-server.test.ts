@@ -25,7 +25,7 @@ async function startServerProcess(databaseUrl: string): Promise<{ process: Child
     STACKSHIFT_LOG_LEVEL: 'info',
   })
   const line = await process.waitForLine(/StackShift server listening/)
-  return { process, address: `127.0.0.1:${JSON.parse(line).port}` }
+  return { process, address: `127.0.0.1:${(JSON.parse(line) as { port: number }).port}` }
 }
 
 beforeAll(async () => {
@@ -37,7 +37,8 @@ beforeAll(async () => {
 })
 
 afterAll(async () => {
-  await db?.end()
+  // Unset when beforeAll failed before connecting.
+  await (db as pg.Client | undefined)?.end()
   await Promise.all(servers.map((server) => server.kill('SIGTERM')))
 })
 

@@ -188,7 +188,7 @@ describe('bad input: clear errors, nothing changed', () => {
     const errorOf = (promise: Promise<unknown>) =>
       promise.then(
         () => undefined,
-        (error: StackShiftError) => [error.constructor.name, error.message],
+        (error: unknown) => [(error as StackShiftError).constructor.name, (error as StackShiftError).message],
       )
     expect(await errorOf(state.set('', 1))).toEqual(['InvalidArgumentError', 'state key must be a non-empty string'])
     expect(await errorOf(state.set('k'.repeat(10 * 1024), 1))).toEqual(['InvalidArgumentError', 'key: must be at most 400 characters'])

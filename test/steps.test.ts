@@ -40,7 +40,7 @@ it('0, "", false, null and undefined come back from a step as they went in, firs
       await step.run('empty', () => ''),
       await step.run('false', () => false),
       await step.run('null', () => null),
-      await step.run('undefined', () => undefined),
+      await step.run<unknown>('undefined', () => undefined),
       await step.run('date', () => new Date('2026-01-02T03:04:05.000Z')),
     ]
     seen.push(values)

@@ -1,5 +1,5 @@
 import { Metadata, status } from '@grpc/grpc-js'
-import { SpanKind, SpanStatusCode } from '@opentelemetry/api'
+import { type Attributes, SpanKind, SpanStatusCode } from '@opentelemetry/api'
 import { describe, expect, it } from 'vitest'
 import { useTestEnvironment } from './support/environment.js'
 import { startOtlpCollector } from './support/otlp-collector.js'
@@ -15,7 +15,7 @@ interface ExportedSpan {
   traceId: string
   spanId: string
   parentSpanId: string | undefined
-  attributes: Record<string, unknown>
+  attributes: Attributes
   status: { code: SpanStatusCode; message?: string }
   events: string[]
   startTime: [number, number]
@@ -110,7 +110,8 @@ describe('OpenTelemetry', () => {
       OTEL_BSP_SCHEDULE_DELAY: '100',
     })
     try {
-      const address = `127.0.0.1:${JSON.parse(await server.waitForLine(/StackShift server listening/)).port}`
+      const listening = JSON.parse(await server.waitForLine(/StackShift server listening/)) as { port: number }
+      const address = `127.0.0.1:${listening.port}`
       const traceId = '5b8efff798038103d269b633813fc60c'
       const metadata = new Metadata()
       metadata.set('traceparent', `00-${traceId}-eee19b7ec3c1b174-01`)

@@ -49,7 +49,7 @@ it('an error for one item fails only that caller', async () => {
   const results = [commit.submit(1), commit.submit(-1), commit.submit(2)].map((p) =>
     p.then(
       (n) => n,
-      (e: Error) => e.message,
+      (e: unknown) => (e as Error).message,
     ),
   )
   await tick()
@@ -71,7 +71,7 @@ it('a batch that throws is retried item by item when the error may come from one
     [11, 12, 13].map((n) =>
       commit.submit(n).then(
         (v) => v,
-        (e: Error) => e.message,
+        (e: unknown) => (e as Error).message,
       ),
     ),
   )
@@ -88,7 +88,7 @@ it('a batch that throws for a reason outside the items fails every caller at onc
     },
     { maxBatchSize: 100, maxInFlight: 1, isItemError: () => false },
   )
-  const results = await Promise.all([1, 2, 3].map((n) => commit.submit(n).catch((e: Error) => e.message)))
+  const results = await Promise.all([1, 2, 3].map((n) => commit.submit(n).catch((e: unknown) => (e as Error).message)))
   expect(results).toEqual(['connection refused', 'connection refused', 'connection refused'])
   expect(writes).toBe(1)
 })
