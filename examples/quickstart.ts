@@ -3,8 +3,8 @@ import { NonRetriableError, StackShift } from '@stackshift/sdk'
 const stackshift = new StackShift({ address: process.env.STACKSHIFT_ADDRESS ?? 'localhost:50051' })
 
 // Stand-ins for your own services.
-const verifyPayment = async (paymentId: string) => ({ paymentId, status: 'paid' })
-const provisionCustomerResources = async (customerId: string) => ({ customerId, database: 'db_1' })
+const verifyPayment = (paymentId: string) => ({ paymentId, status: 'paid' })
+const provisionCustomerResources = (customerId: string) => ({ customerId, database: 'db_1' })
 
 stackshift.job<{ paymentId: string; customerId: string }>('provisionAfterPayment', async ({ payload, step }) => {
   const payment = await step.run('verify-payment', () => verifyPayment(payload.paymentId))

@@ -9,4 +9,4 @@ register('@opentelemetry/instrumentation/hook.mjs', import.meta.url) // lets the
 const provider = new NodeTracerProvider({ spanProcessors: [new BatchSpanProcessor(new OTLPTraceExporter())] })
 provider.register()
 registerInstrumentations({ instrumentations: [new GrpcInstrumentation()] })
-process.once('beforeExit', () => provider.shutdown()) // flush the last spans
+process.once('beforeExit', () => void provider.shutdown()) // flush the last spans

@@ -8,8 +8,8 @@ import { useTestEnvironment } from './support/environment.js'
 const env = useTestEnvironment()
 
 async function storedRuns(): Promise<number> {
-  const { rows } = await env.db.query('SELECT count(*)::int AS n FROM stackshift.runs')
-  return rows[0].n
+  const { rows } = await env.db.query<{ n: number }>('SELECT count(*)::int AS n FROM stackshift.runs')
+  return rows[0]!.n
 }
 
 const validRun = { queue: 'q', job: 'j', payload_json: '{}' }
@@ -136,7 +136,7 @@ describe('reads and worker writes refuse bad input', () => {
       'error.message: must not be empty',
     ],
     ['Heartbeat without leases', 'Heartbeat', { leases: [] }, 'leases: must name at least one lease'],
-  ])('%s', async (_, method, request, message) => {
+  ] as const)('%s', async (_, method, request, message) => {
     const rejection = await rejectionOf(env.raw.workers(method, request))
     expect(rejection).toEqual({ code: status.INVALID_ARGUMENT, details: message })
   })
@@ -145,12 +145,12 @@ describe('reads and worker writes refuse bad input', () => {
     const { run_id } = await env.raw.runs('Enqueue', { run: { queue: 'steps-q', job: 'j' } })
     const { tasks } = await env.raw.workers('ClaimTask', { queues: ['steps-q'], jobs: ['j'], wait_ms: 5000 })
     const rejection = await rejectionOf(
-      env.raw.workers('CompleteStep', { run_id, lease_token: tasks[0].lease_token, step_id: 's', result_json: 'NaN' }),
+      env.raw.workers('CompleteStep', { run_id, lease_token: tasks[0]!.lease_token, step_id: 's', result_json: 'NaN' }),
     )
     expect(rejection.code).toBe(status.INVALID_ARGUMENT)
     expect(rejection.details).toMatch(/^result_json: is not valid JSON/)
-    const { rows } = await env.db.query('SELECT count(*)::int AS n FROM stackshift.steps WHERE run_id = $1', [run_id])
-    expect(rows[0].n).toBe(0)
+    const { rows } = await env.db.query<{ n: number }>('SELECT count(*)::int AS n FROM stackshift.steps WHERE run_id = $1', [run_id])
+    expect(rows[0]!.n).toBe(0)
   })
 })
 

@@ -1,4 +1,5 @@
 import type { Knex } from 'knex'
+import type pg from 'pg'
 import { afterAll, beforeAll, expect, it } from 'vitest'
 import { createDatabase, migrateDatabase } from '../server/src/db/database.js'
 import { runEndAttempts, runLockHeldLeases } from '../server/src/db/queries/attempt-endings.js'
@@ -34,7 +35,8 @@ beforeAll(async () => {
 }, 60_000)
 
 afterAll(async () => {
-  await db?.destroy()
+  // Unset when beforeAll failed before creating it.
+  await (db as Knex | undefined)?.destroy()
 })
 
 async function claimBatch(): Promise<ClaimedRun[]> {
@@ -52,11 +54,11 @@ async function claimBatch(): Promise<ClaimedRun[]> {
 
 /** How the runs table has been read so far in `trx`. */
 async function runsScans(trx: Knex.Transaction): Promise<{ seqScans: number; indexScans: number }> {
-  const { rows } = await trx.raw(
+  const { rows } = await trx.raw<pg.QueryResult<{ seqScans: number; indexScans: number }>>(
     `SELECT seq_scan::int AS "seqScans", idx_scan::int AS "indexScans" FROM pg_stat_xact_user_tables
      WHERE schemaname = 'stackshift' AND relname = 'runs'`,
   )
-  return rows[0]
+  return rows[0]!
 }
 
 /** Runs `write` in a transaction that is rolled back; returns what it returned and how the runs table was read. */
@@ -76,10 +78,11 @@ it('a batch of completions finds its runs by primary key and completes every one
   const runs = await claimBatch()
   const { result, seqScans, indexScans } = await scansOf(async (trx) => {
     const counts = await runComplete(trx, { completions: runs.map((run, i) => ({ ...leasesOf([run])[0]!, resultJson: String(i) })) })
-    const stored = await trx.raw(`SELECT count(*)::int AS n FROM stackshift.runs WHERE id = ANY(?) AND status = 'completed'`, [
-      runs.map((run) => run.id),
-    ])
-    return { counts, completed: stored.rows[0].n }
+    const stored = await trx.raw<pg.QueryResult<{ n: number }>>(
+      `SELECT count(*)::int AS n FROM stackshift.runs WHERE id = ANY(?) AND status = 'completed'`,
+      [runs.map((run) => run.id)],
+    )
+    return { counts, completed: stored.rows[0]!.n }
   })
   expect(result.counts).toEqual([{ namespace: 'default', queue: 'plans', job: 'j', count: batchSize }])
   expect(result.completed).toBe(batchSize)
@@ -126,17 +129,20 @@ it('heartbeats, hand-backs and attempt endings find their runs by primary key', 
 
 /** Moves `batchSize` queued runs to `status` inside `trx`, after the statistics said none had it; returns their ids. */
 async function setStatus(trx: Knex.Transaction, status: 'scheduled' | 'waiting'): Promise<string[]> {
-  const { rows } = await trx.raw(
+  const { rows } = await trx.raw<pg.QueryResult<{ id: string }>>(
     `UPDATE stackshift.runs SET status = ?, available_at = now() - interval '1 second'
      WHERE id IN (SELECT id FROM stackshift.runs WHERE status = 'queued' LIMIT ${batchSize}) RETURNING id::text AS id`,
     [status],
   )
-  return rows.map((row: { id: string }) => row.id)
+  return rows.map((row) => row.id)
 }
 
 async function queuedCount(trx: Knex.Transaction, ids: string[]): Promise<number> {
-  const { rows } = await trx.raw(`SELECT count(*)::int AS n FROM stackshift.runs WHERE id = ANY(?) AND status = 'queued'`, [ids])
-  return rows[0].n
+  const { rows } = await trx.raw<pg.QueryResult<{ n: number }>>(
+    `SELECT count(*)::int AS n FROM stackshift.runs WHERE id = ANY(?) AND status = 'queued'`,
+    [ids],
+  )
+  return rows[0]!.n
 }
 
 it('promoting due runs finds them and their rows without scanning the runs table', async () => {
@@ -173,11 +179,11 @@ it('an event resumes its waiting runs without scanning the runs table', async ()
     expect(resumed).toHaveLength(batchSize)
     expect((await runsScans(trx)).seqScans).toBe(seqScans)
     expect(await queuedCount(trx, waiting)).toBe(batchSize)
-    const { rows } = await trx.raw(
+    const { rows } = await trx.raw<pg.QueryResult<{ n: number }>>(
       `SELECT count(*)::int AS n FROM stackshift.steps WHERE run_id = ANY(?::uuid[]) AND status = 'completed' AND result = '{"resumed":true}'`,
       [waiting],
     )
-    expect(rows[0].n).toBe(batchSize)
+    expect(rows[0]!.n).toBe(batchSize)
   } finally {
     await trx.rollback()
   }

@@ -8,8 +8,8 @@ import { waitUntil } from './support/wait-until.js'
 const env = useTestEnvironment()
 
 async function count(sqlText: string, values: unknown[] = []): Promise<number> {
-  const { rows } = await env.db.query(sqlText, values)
-  return rows[0].n
+  const { rows } = await env.db.query<{ n: number }>(sqlText, values)
+  return rows[0]!.n
 }
 
 describe('cancelRun', () => {
@@ -81,8 +81,8 @@ describe('cancelRun', () => {
       () => env.stackshift.getRun(run.id),
       (current) => current.steps.length === 1,
     )
-    const { rows } = await env.db.query(`SELECT lease_token::text AS token FROM stackshift.runs WHERE id = $1`, [run.id])
-    const leaseToken = rows[0].token as string
+    const { rows } = await env.db.query<{ token: string }>(`SELECT lease_token::text AS token FROM stackshift.runs WHERE id = $1`, [run.id])
+    const leaseToken = rows[0]!.token
 
     const cancelled = await env.stackshift.cancelRun(run.id, { reason: 'no longer needed' })
     expect(cancelled.status).toBe('cancelled')
@@ -115,7 +115,7 @@ describe('cancelRun', () => {
     await env.startWorker({ queues: ['cancel-held'], jobs: ['heldBack'], concurrency: 1, prefetch: 3 })
     const first = await env.stackshift.queue('cancel-held').enqueue('heldBack', { n: 0 })
     await waitUntil(
-      async () => executed.length,
+      () => executed.length,
       (n) => n === 1,
     )
     const held = await env.stackshift.queue('cancel-held').enqueueMany([1, 2, 3].map((n) => ({ job: 'heldBack', payload: { n } })))
@@ -232,7 +232,7 @@ describe('bad input to waits and events: clear errors, nothing stored', () => {
   it('through the protocol: a match_json that is not an object, a negative timeout and a missing wait are INVALID_ARGUMENT', async () => {
     await env.raw.runs('Enqueue', { run: { queue: 'raw-waits', job: 'rawWait', payload_json: '{}' } })
     const { tasks } = await env.raw.workers('ClaimTask', { queues: ['raw-waits'], jobs: ['rawWait'], max_tasks: 1 })
-    const lease = { run_id: tasks[0].run_id, lease_token: tasks[0].lease_token, step_id: 'w' }
+    const lease = { run_id: tasks[0]!.run_id, lease_token: tasks[0]!.lease_token, step_id: 'w' }
     const cases: Array<[Record<string, unknown>, string]> = [
       [{ event: { name: 'x', match_json: '[1]', timeout_ms: 1000 } }, 'event.match_json: must be a JSON object'],
       [{ event: { name: 'x', match_json: '{}', timeout_ms: -5 } }, 'event.timeout_ms: must be at least 1'],

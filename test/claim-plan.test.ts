@@ -1,4 +1,5 @@
 import type { Knex } from 'knex'
+import type pg from 'pg'
 import { afterAll, beforeAll, expect, it } from 'vitest'
 import { createDatabase, migrateDatabase } from '../server/src/db/database.js'
 import { claimRunsFunction } from '../server/src/db/functions/claim-runs.js'
@@ -35,15 +36,19 @@ beforeAll(async () => {
 }, 60_000)
 
 afterAll(async () => {
-  await db?.destroy()
+  // Unset when beforeAll failed before creating it.
+  await (db as Knex | undefined)?.destroy()
 })
 
 /** Runs `claim` in a transaction that is rolled back; returns how many runs it claimed and how it read the runs table. */
 async function scansOf(claim: (trx: Knex.Transaction) => Promise<number>): Promise<{ claimed: number; seqScans: number }> {
   const trx = await db.transaction()
   const seqScans = async () =>
-    (await trx.raw(`SELECT seq_scan::int AS n FROM pg_stat_xact_user_tables WHERE schemaname = 'stackshift' AND relname = 'runs'`)).rows[0]
-      .n as number
+    (
+      await trx.raw<pg.QueryResult<{ n: number }>>(
+        `SELECT seq_scan::int AS n FROM pg_stat_xact_user_tables WHERE schemaname = 'stackshift' AND relname = 'runs'`,
+      )
+    ).rows[0]!.n
   try {
     const before = await seqScans()
     const claimed = await claim(trx)
@@ -73,11 +78,11 @@ it('a claim reads the head of the ready index even when the statistics say its j
 
 it('without its plan settings the same claim scans the whole runs table', async () => {
   const { claimed, seqScans } = await scansOf(async (trx) => {
-    const { rows } = await trx.raw(
+    const { rows } = await trx.raw<pg.QueryResult<{ n: number }>>(
       `SELECT count(*)::int AS n FROM stackshift.claim_runs_unpinned('default', ARRAY['mixed'], ARRAY['wanted'], ?, 60000, 'w')`,
       [wantedRuns],
     )
-    return rows[0].n as number
+    return rows[0]!.n
   })
   expect(claimed).toBe(wantedRuns)
   expect(seqScans).toBeGreaterThan(0)

@@ -14,7 +14,7 @@ it('an enqueue wakes a waiting ClaimTask long-poll without polling', async () =>
   await new Promise((resolve) => setTimeout(resolve, 200))
   const { run_id } = await env.raw.runs('Enqueue', { run: { queue: 'wake', job: 'j' } })
   const { tasks } = await claim
-  expect(tasks.map((task: { run_id: string }) => task.run_id)).toEqual([run_id])
+  expect(tasks.map((task) => task.run_id)).toEqual([run_id])
 })
 
 it('a ClaimTask long-poll that sees nothing returns no tasks when its wait ends', async () => {
@@ -32,8 +32,11 @@ it('a ClaimTask whose caller goes away while its claim is running hands the run 
     const claim = rejectionOf(env.raw.workers('ClaimTask', { queues: ['abandoned'], jobs: ['j'], wait_ms: 0 }, 300))
     await waitUntil(
       async () =>
-        (await env.db.query(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%claim_runs%'`))
-          .rows[0].n,
+        (
+          await env.db.query<{ n: number }>(
+            `SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%claim_runs%'`,
+          )
+        ).rows[0]!.n,
       (waiting) => waiting > 0,
     )
     expect((await claim).code).toBe(status.DEADLINE_EXCEEDED)
@@ -47,14 +50,16 @@ it('a ClaimTask whose caller goes away while its claim is running hands the run 
   await waitUntil(
     async () =>
       (
-        await env.db.query(
+        await env.db.query<{ n: number }>(
           `SELECT count(*)::int AS n FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND state <> 'idle' AND query LIKE '%claim_runs%'`,
         )
-      ).rows[0].n,
+      ).rows[0]!.n,
     (running) => running === 0,
   )
   const stored = await waitUntil(
-    async () => (await env.db.query(`SELECT status::text, attempt FROM stackshift.runs WHERE id = $1`, [run_id])).rows[0],
+    async () =>
+      (await env.db.query<{ status: string; attempt: number }>(`SELECT status::text, attempt FROM stackshift.runs WHERE id = $1`, [run_id]))
+        .rows[0]!,
     (run) => run.status !== 'running',
     10_000,
   )
@@ -114,7 +119,11 @@ it('a worker prefetches runs beyond its concurrency, and starts them only as slo
   await expect
     .poll(
       async () =>
-        (await env.db.query(`SELECT count(*)::int AS n FROM stackshift.runs WHERE id = ANY($1) AND status = 'running'`, [ids])).rows[0].n,
+        (
+          await env.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM stackshift.runs WHERE id = ANY($1) AND status = 'running'`, [
+            ids,
+          ])
+        ).rows[0]!.n,
     )
     .toBe(5)
   expect(started).toBe(2)
@@ -125,16 +134,19 @@ it('a worker prefetches runs beyond its concurrency, and starts them only as slo
 
 /** Leased runs among `ids`, counted per lease token: runs claimed together share one. */
 async function leasesPerClaim(ids: readonly string[]): Promise<number[]> {
-  const { rows } = await env.db.query(
+  const { rows } = await env.db.query<{ n: number }>(
     `SELECT count(*)::int AS n FROM stackshift.runs WHERE id = ANY($1) AND status = 'running' GROUP BY lease_token ORDER BY 1`,
     [ids],
   )
-  return rows.map((row: { n: number }) => row.n)
+  return rows.map((row) => row.n)
 }
 
 async function completedAmong(ids: readonly string[]): Promise<number> {
-  const { rows } = await env.db.query(`SELECT count(*)::int AS n FROM stackshift.runs WHERE id = ANY($1) AND status = 'completed'`, [ids])
-  return rows[0].n
+  const { rows } = await env.db.query<{ n: number }>(
+    `SELECT count(*)::int AS n FROM stackshift.runs WHERE id = ANY($1) AND status = 'completed'`,
+    [ids],
+  )
+  return rows[0]!.n
 }
 
 /** A job whose handlers all wait until `release` is called. */
@@ -238,7 +250,9 @@ it('an enqueue batch sends one notification for the whole batch', async () => {
     await env.stackshift.queue('notify-b').enqueueMany(Array.from({ length: 30 }, () => ({ job: 'j', payload: {}, delay: '1h' })))
     // A round trip on the listening connection delivers anything already sent.
     await listener.query('SELECT 1')
-    expect(notices.map((notice) => JSON.parse(notice))).toEqual([expect.objectContaining({ namespace: 'default', queues: ['notify-a'] })])
+    expect(notices.map((notice) => JSON.parse(notice) as unknown)).toEqual([
+      expect.objectContaining({ namespace: 'default', queues: ['notify-a'] }),
+    ])
   } finally {
     await listener.end()
   }

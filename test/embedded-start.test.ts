@@ -31,7 +31,7 @@ async function startServerProcess(): Promise<{ process: ChildScript; address: st
     STACKSHIFT_PORT: '0',
   })
   const line = await process.waitForLine(/StackShift server listening/, 60_000)
-  return { process, address: `127.0.0.1:${JSON.parse(line).port}` }
+  return { process, address: `127.0.0.1:${(JSON.parse(line) as { port: number }).port}` }
 }
 
 it('without DATABASE_URL the server starts an embedded PostgreSQL whose data survives a restart and a SIGKILL', async () => {

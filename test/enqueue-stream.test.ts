@@ -5,24 +5,18 @@ import { expect, it } from 'vitest'
 import { connect, createTestDatabase } from './support/database.js'
 import { useTestEnvironment } from './support/environment.js'
 import { ChildScript } from './support/processes.js'
-import { createRawClient } from './support/raw-client.js'
+import { type RawStream, createRawClient } from './support/raw-client.js'
+import type { EnqueueStreamResponse } from './support/raw-messages.js'
 import { startTestServer } from './support/server.js'
 
 // The smallest message limit the server accepts: a large payload is over it, a small one far under.
 const env = useTestEnvironment({ maxMessageBytes: 64 * 1024 })
 
-interface Answer {
-  id: number
-  code: number
-  message: string
-  enqueue: { run_id: string; deduplicated: boolean } | null
-}
-
 /** Collects a raw EnqueueStream's answers until the server ends it; resolves with them and the final status. */
-function collect(stream: ReturnType<ReturnType<typeof createRawClient>['enqueueStream']>) {
-  const answers: Answer[] = []
-  stream.on('data', (answer: Answer) => answers.push(answer))
-  const ended = new Promise<{ answers: Answer[]; code: number }>((resolve) => {
+function collect(stream: RawStream<EnqueueStreamResponse>) {
+  const answers: EnqueueStreamResponse[] = []
+  stream.on('data', (answer: EnqueueStreamResponse) => answers.push(answer))
+  const ended = new Promise<{ answers: EnqueueStreamResponse[]; code: number }>((resolve) => {
     stream.on('status', (final: { code: number }) => resolve({ answers, code: final.code }))
     stream.on('error', () => {})
   })
@@ -30,8 +24,8 @@ function collect(stream: ReturnType<ReturnType<typeof createRawClient>['enqueueS
 }
 
 async function storedRunIds(queue: string): Promise<string[]> {
-  const { rows } = await env.db.query('SELECT id::text FROM stackshift.runs WHERE queue = $1 ORDER BY id', [queue])
-  return rows.map((row) => row.id as string)
+  const { rows } = await env.db.query<{ id: string }>('SELECT id::text FROM stackshift.runs WHERE queue = $1 ORDER BY id', [queue])
+  return rows.map((row) => row.id)
 }
 
 it('a client built from the .proto files enqueues over EnqueueStream: each request answered under its id, errors per request, the stream ends OK after the half-close', async () => {
@@ -53,8 +47,9 @@ it('a client built from the .proto files enqueues over EnqueueStream: each reque
   expect(byId.get(1)).toMatchObject({ code: status.OK, enqueue: { deduplicated: false } })
   expect(byId.get(2)).toMatchObject({ code: status.INVALID_ARGUMENT, enqueue: null })
   expect(byId.get(2)!.message).toMatch(/^run\.job: /)
-  expect(byId.get(3)).toMatchObject({ code: status.INVALID_ARGUMENT, message: expect.stringMatching(/^enqueue: /) })
-  expect(byId.get(6)).toMatchObject({ code: status.INVALID_ARGUMENT, message: expect.stringMatching(/^run\.payload_json: /) })
+  // Vitest types matchers as any; `as unknown` keeps the any out of the expected object.
+  expect(byId.get(3)).toMatchObject({ code: status.INVALID_ARGUMENT, message: expect.stringMatching(/^enqueue: /) as unknown })
+  expect(byId.get(6)).toMatchObject({ code: status.INVALID_ARGUMENT, message: expect.stringMatching(/^run\.payload_json: /) as unknown })
   // The same key twice on one stream is one run.
   const [first, second] = [byId.get(4)!, byId.get(5)!]
   expect(first.code).toBe(status.OK)
@@ -79,7 +74,9 @@ it('concurrent SDK enqueues share the stream: each gets its own run, and one inv
     // Over the server's 64 KiB message limit: refused by the transport, not by a field check.
     queue.enqueue('resizeImage', { image: 'x'.repeat(70 * 1024) }),
   ])
-  const fulfilled = outcomes.slice(0, 200).map((outcome) => (outcome.status === 'fulfilled' ? outcome.value.id : outcome.reason))
+  const fulfilled = outcomes
+    .slice(0, 200)
+    .map((outcome) => (outcome.status === 'fulfilled' ? outcome.value.id : (outcome.reason as unknown)))
   const badPriority = outcomes[200]!
   const oversized = outcomes[201]!
   expect(badPriority.status).toBe('rejected')
@@ -90,13 +87,13 @@ it('concurrent SDK enqueues share the stream: each gets its own run, and one inv
 
   expect(new Set(fulfilled).size).toBe(200)
   expect(await storedRunIds('shared-stream')).toEqual([...fulfilled].sort())
-  const { rows } = await env.db.query(`SELECT payload FROM stackshift.runs WHERE queue = 'shared-stream'`)
+  const { rows } = await env.db.query<{ payload: { image: number } }>(`SELECT payload FROM stackshift.runs WHERE queue = 'shared-stream'`)
   expect(rows.map((row) => row.payload.image).sort((a, b) => a - b)).toEqual(Array.from({ length: 200 }, (_, i) => i))
 })
 
 it('a script that enqueues and does not close its client still exits', async () => {
   const script = new ChildScript('test/fixtures/enqueue-and-exit.ts', { STACKSHIFT_ADDRESS: env.server.address })
-  const exited = once(script.process, 'exit')
+  const exited = once(script.process, 'exit') as Promise<[code: number | null, signal: NodeJS.Signals | null]>
   try {
     const line = await script.waitForLine(/^ENQUEUED /)
     const runId = line.slice('ENQUEUED '.length)
@@ -133,12 +130,12 @@ it('a server shutting down answers every request it received before it ends the 
     const ok = answers.filter((answer) => answer.code === status.OK)
     expect(ok.length).toBeGreaterThanOrEqual(50)
     for (const answer of answers.filter((a) => a.code !== status.OK))
-      expect(answer).toMatchObject({ code: status.UNAVAILABLE, message: expect.stringMatching(/shutting down/) })
+      expect(answer).toMatchObject({ code: status.UNAVAILABLE, message: expect.stringMatching(/shutting down/) as unknown })
     expect(new Set(answers.map((answer) => answer.id)).size).toBe(answers.length)
     const db = await connect(databaseUrl)
     try {
-      const { rows } = await db.query(`SELECT id::text FROM stackshift.runs WHERE queue = 'closing' ORDER BY id`)
-      expect(rows.map((row) => row.id as string)).toEqual(ok.map((answer) => answer.enqueue!.run_id).sort())
+      const { rows } = await db.query<{ id: string }>(`SELECT id::text FROM stackshift.runs WHERE queue = 'closing' ORDER BY id`)
+      expect(rows.map((row) => row.id)).toEqual(ok.map((answer) => answer.enqueue!.run_id).sort())
     } finally {
       await db.end()
     }

@@ -6,8 +6,11 @@ import { waitUntil } from './support/wait-until.js'
 const env = useTestEnvironment()
 
 async function countWaiting(job: string): Promise<number> {
-  const { rows } = await env.db.query(`SELECT count(*)::int AS n FROM stackshift.runs WHERE job = $1 AND status = 'waiting'`, [job])
-  return rows[0].n
+  const { rows } = await env.db.query<{ n: number }>(
+    `SELECT count(*)::int AS n FROM stackshift.runs WHERE job = $1 AND status = 'waiting'`,
+    [job],
+  )
+  return rows[0]!.n
 }
 
 it('race: an event sent while the wait is being registered resumes the run exactly once (500 trials)', async () => {
@@ -37,8 +40,8 @@ it('race: an event sent while the wait is being registered resumes the run exact
   expect(done.map((run) => run.result)).toEqual(runs.map((_, trial) => `race-${trial}`))
   expect([...afterWait.values()].every((count) => count === 1)).toBe(true)
   expect(afterWait.size).toBe(trials)
-  const { rows } = await env.db.query(`SELECT count(*)::int AS n FROM stackshift.waits`)
-  expect(rows[0].n).toBe(0)
+  const { rows } = await env.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM stackshift.waits`)
+  expect(rows[0]!.n).toBe(0)
 })
 
 it('match correlates: 100 runs wait, 100 events arrive in random order, each run receives its own', async () => {
@@ -143,8 +146,8 @@ it('the same event id sent twice is stored once and resumes a waiting run once',
   const done = await env.stackshift.waitForRun(id)
   expect(done.result).toEqual(first.event.data)
   expect(resumed).toBe(1)
-  const { rows } = await env.db.query(`SELECT count(*)::int AS n FROM stackshift.events WHERE id = 'evt_123'`)
-  expect(rows[0].n).toBe(1)
+  const { rows } = await env.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM stackshift.events WHERE id = 'evt_123'`)
+  expect(rows[0]!.n).toBe(1)
 })
 
 it('step.sendEvent is memoized: a run retried after a failure does not send again, and the event resumes its waiter once', async () => {
@@ -181,8 +184,8 @@ it('step.sendEvent is memoized: a run retried after a failure does not send agai
   expect(heard.result).toBe((done.result as { id: string }).id)
   expect(received).toHaveLength(1)
   expect(received[0]!.receivedAt).toBeInstanceOf(Date)
-  const { rows } = await env.db.query(`SELECT count(*)::int AS n FROM stackshift.events WHERE name = 'order.fulfilled'`)
-  expect(rows[0].n).toBe(1)
+  const { rows } = await env.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM stackshift.events WHERE name = 'order.fulfilled'`)
+  expect(rows[0]!.n).toBe(1)
 })
 
 it('a loop of waits consumes events one by one, including events that arrived while the run was executing', async () => {

@@ -5,8 +5,8 @@ import { useTestEnvironment } from './support/environment.js'
 const env = useTestEnvironment()
 
 async function runsWithKey(key: string): Promise<number> {
-  const { rows } = await env.db.query(`SELECT count(*)::int AS n FROM stackshift.runs WHERE payload->>'key' = $1`, [key])
-  return rows[0].n
+  const { rows } = await env.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM stackshift.runs WHERE payload->>'key' = $1`, [key])
+  return rows[0]!.n
 }
 
 it('1,000 concurrent enqueues with one idempotency key create exactly one run, and every caller gets its id', async () => {
@@ -47,11 +47,11 @@ it('a key whose TTL ran out no longer deduplicates', async () => {
   const first = await env.stackshift
     .queue('signups')
     .enqueue('sendVerificationEmail', { key: 'ttl' }, { idempotencyKey: 'verify:ttl', idempotencyTtl: '1h' })
-  const { rows } = await env.db.query(
+  const { rows } = await env.db.query<{ ttl: number }>(
     `SELECT extract(epoch FROM idempotency_expires_at - created_at)::int AS ttl FROM stackshift.runs WHERE id = $1`,
     [first.id],
   )
-  expect(rows[0].ttl).toBe(3600)
+  expect(rows[0]!.ttl).toBe(3600)
   // Move time instead of waiting for it: the key expired a second ago.
   await env.db.query(`UPDATE stackshift.runs SET idempotency_expires_at = now() - interval '1 second' WHERE id = $1`, [first.id])
 
@@ -66,11 +66,11 @@ it('the default TTL is 24 hours', async () => {
   const run = await env.stackshift
     .queue('signups')
     .enqueue('sendVerificationEmail', { key: 'default-ttl' }, { idempotencyKey: 'verify:default-ttl' })
-  const { rows } = await env.db.query(
+  const { rows } = await env.db.query<{ ttl: number }>(
     `SELECT extract(epoch FROM idempotency_expires_at - created_at)::int AS ttl FROM stackshift.runs WHERE id = $1`,
     [run.id],
   )
-  expect(rows[0].ttl).toBe(24 * 3600)
+  expect(rows[0]!.ttl).toBe(24 * 3600)
 })
 
 it('a run that fails releases its key, so the next enqueue creates a new run', async () => {

@@ -12,14 +12,16 @@ async function expireLease(runId: string): Promise<void> {
 }
 
 async function storedSteps(runId: string): Promise<string[]> {
-  const { rows } = await env.db.query('SELECT step_id FROM stackshift.steps WHERE run_id = $1 ORDER BY step_id', [runId])
+  const { rows } = await env.db.query<{ step_id: string }>('SELECT step_id FROM stackshift.steps WHERE run_id = $1 ORDER BY step_id', [
+    runId,
+  ])
   return rows.map((row) => row.step_id)
 }
 
 it('a worker whose lease expired cannot complete a step or the run: its writes are rejected and nothing is stored', async () => {
   const { run_id } = await env.raw.runs('Enqueue', { run: { queue: 'fenced', job: 'j', max_attempts: 3 } })
   const { tasks } = await env.raw.workers('ClaimTask', { queues: ['fenced'], jobs: ['j'], wait_ms: 5000 })
-  const stale = { run_id, lease_token: tasks[0].lease_token }
+  const stale = { run_id, lease_token: tasks[0]!.lease_token }
   await env.raw.workers('CompleteStep', { ...stale, step_id: 'before-pause', result_json: '1' })
 
   await expireLease(run_id)
@@ -42,7 +44,7 @@ it('a worker whose lease expired cannot complete a step or the run: its writes a
     expect.objectContaining({ run_id, attempt: 2, steps: [expect.objectContaining({ step_id: 'before-pause', result_json: '1' })] }),
   ])
   expect((await rejectionOf(env.raw.workers('CompleteRun', { ...stale, result_json: '"stale"' }))).code).toBe(status.FAILED_PRECONDITION)
-  await env.raw.workers('CompleteRun', { run_id, lease_token: next.tasks[0].lease_token, result_json: '"fresh"' })
+  await env.raw.workers('CompleteRun', { run_id, lease_token: next.tasks[0]!.lease_token, result_json: '"fresh"' })
 
   const run = await env.stackshift.getRun(run_id)
   expect(run.status).toBe('completed')
@@ -54,7 +56,7 @@ it('a worker whose lease expired cannot complete a step or the run: its writes a
 it('a step or completion sent again under the same lease (its answer was lost) is accepted and stored once', async () => {
   const { run_id } = await env.raw.runs('Enqueue', { run: { queue: 'repeats', job: 'j' } })
   const { tasks } = await env.raw.workers('ClaimTask', { queues: ['repeats'], jobs: ['j'], wait_ms: 5000 })
-  const lease = { run_id, lease_token: tasks[0].lease_token }
+  const lease = { run_id, lease_token: tasks[0]!.lease_token }
   await env.raw.workers('CompleteStep', { ...lease, step_id: 'charge', result_json: '{"chargeId":"ch_1"}' })
   await env.raw.workers('CompleteStep', { ...lease, step_id: 'charge', result_json: '{"chargeId":"ch_1"}' })
   await env.raw.workers('CompleteRun', { ...lease, result_json: '"done"' })
@@ -88,13 +90,14 @@ it('runs claimed together each keep their lease by heartbeat while they run long
 it('a heartbeat extends the lease, on the database clock', async () => {
   const { run_id } = await env.raw.runs('Enqueue', { run: { queue: 'beats', job: 'j' } })
   const { tasks } = await env.raw.workers('ClaimTask', { queues: ['beats'], jobs: ['j'], wait_ms: 5000, lease_ms: 1000 })
-  const lease = { run_id, lease_token: tasks[0].lease_token }
+  const lease = { run_id, lease_token: tasks[0]!.lease_token }
   const remaining = async () =>
     (
-      await env.db.query(`SELECT (extract(epoch FROM lease_expires_at - now()) * 1000)::float8 AS ms FROM stackshift.runs WHERE id = $1`, [
-        run_id,
-      ])
-    ).rows[0].ms as number
+      await env.db.query<{ ms: number }>(
+        `SELECT (extract(epoch FROM lease_expires_at - now()) * 1000)::float8 AS ms FROM stackshift.runs WHERE id = $1`,
+        [run_id],
+      )
+    ).rows[0]!.ms
   expect(await remaining()).toBeLessThanOrEqual(1000)
   expect(await env.raw.workers('Heartbeat', { leases: [lease], lease_ms: 60_000 })).toEqual({ revoked: [] })
   expect(await remaining()).toBeGreaterThan(50_000)
@@ -110,7 +113,6 @@ it('an SDK worker that loses its lease sees its signal abort, and the step it co
   let lateStepError: unknown
   let endAttemptOne!: () => void
   const attemptOneEnded = new Promise<void>((resolve) => (endAttemptOne = resolve))
-  let runId = ''
 
   env.stackshift.job('pausesForTooLong', async ({ step, signal, run }) => {
     await step.run('before', () => 'kept')
@@ -131,7 +133,7 @@ it('an SDK worker that loses its lease sees its signal abort, and the step it co
     return `finished by attempt ${run.attempt}`
   })
   await env.startWorker({ queues: ['pauses'], jobs: ['pausesForTooLong'], leaseMs: 1500 })
-  runId = (await env.stackshift.queue('pauses').enqueue('pausesForTooLong', {})).id
+  const runId = (await env.stackshift.queue('pauses').enqueue('pausesForTooLong', {})).id
   await isPaused
   await expireLease(runId)
   // The handler waits for its signal: the next heartbeat learns the lease is gone and aborts it.

@@ -13,7 +13,7 @@ const traceparent = `00-${traceId}-00f067aa0ba902b7-01`
 const serverLines: Array<Record<string, unknown>> = []
 const capture = new Writable({
   write(chunk: Buffer, _encoding, done) {
-    for (const line of chunk.toString().split('\n')) if (line) serverLines.push(JSON.parse(line))
+    for (const line of chunk.toString().split('\n')) if (line) serverLines.push(JSON.parse(line) as Record<string, unknown>)
     done()
   },
 })
@@ -45,7 +45,7 @@ describe('JSON logs', () => {
     const keep = (message: string, fields?: Record<string, unknown>) => handlerLines.push({ message, fields })
     const logger: Logger = { debug: keep, info: keep, warn: keep, error: keep }
     const stackshift = new StackShift({ address, logger })
-    stackshift.job('flaky', async ({ logger: runLogger }) => {
+    stackshift.job('flaky', ({ logger: runLogger }) => {
       runLogger.info('trying')
       throw new Error('always fails')
     })
@@ -62,7 +62,7 @@ describe('JSON logs', () => {
       const cancelled = await enqueueTraced('cancelled', 'unwanted', 3)
       await stackshift.cancelRun(cancelled, { reason: 'not needed' })
       await waitUntil(
-        async () => linesAbout(abandoned).length,
+        () => linesAbout(abandoned).length,
         (count) => count > 0,
       )
 

@@ -67,7 +67,7 @@ it('counts runs enqueued, completed and failed by queue and job, and observes th
 
 it('the start latency counts from when the run became ready, on the database clock', async () => {
   const queue = 'metrics-backlog'
-  env.stackshift.job('catchUp', async () => 'done')
+  env.stackshift.job('catchUp', () => 'done')
   const runs = await env.stackshift.queue(queue).enqueueMany([
     { job: 'catchUp', payload: {} },
     { job: 'catchUp', payload: {} },
@@ -88,7 +88,7 @@ it('the start latency counts from when the run became ready, on the database clo
 
 it('a run handed to an idle worker as it is enqueued is observed once, like a claimed one', async () => {
   const queue = 'metrics-handoff'
-  env.stackshift.job('instant', async () => 'done')
+  env.stackshift.job('instant', () => 'done')
   await env.startWorker({ queues: [queue], jobs: ['instant'] })
   // Let the worker's first claim find the queue empty, so it waits idle for a handoff.
   await waitUntil(scrape, (metrics) => metrics.value('stackshift_workers_connected', { queue }) === 1)
@@ -113,7 +113,7 @@ it('queue depth counts ready, delayed, waiting and running runs per queue, and t
   env.stackshift.job('nap', async ({ step }) => {
     await step.sleep('nap', '1h')
   })
-  env.stackshift.job('quick', async () => 'done')
+  env.stackshift.job('quick', () => 'done')
   const depthQueue = env.stackshift.queue(queue)
   // A finished run counts in no state.
   const quick = await depthQueue.enqueue('quick', {})
@@ -162,12 +162,12 @@ it('a lease that runs out without a heartbeat is counted, and so is the run it f
   const { run_id } = await env.raw.runs('Enqueue', { run: { queue, job: 'crash', max_attempts: 1 } })
   // A worker that claims and then goes silent.
   const { tasks } = await env.raw.workers('ClaimTask', { queues: [queue], jobs: ['crash'], lease_ms: 500 })
-  expect(tasks.map((task: { run_id: string }) => task.run_id)).toEqual([run_id])
+  expect(tasks.map((task) => task.run_id)).toEqual([run_id])
 
   const labels = { queue, job: 'crash' }
   const metrics = await waitUntil(scrape, (m) => m.value('stackshift_leases_expired_total', labels) === 1)
-  const { rows } = await env.db.query(`SELECT status::text FROM stackshift.runs WHERE id = $1`, [run_id])
-  expect(rows[0].status).toBe('failed')
+  const { rows } = await env.db.query<{ status: string }>(`SELECT status::text FROM stackshift.runs WHERE id = $1`, [run_id])
+  expect(rows[0]!.status).toBe('failed')
   expect(metrics.value('stackshift_runs_failed_total', labels)).toBe(1)
   expect(metrics.value('stackshift_run_start_latency_seconds_count', labels)).toBe(1)
   expect(metrics.value('stackshift_step_duration_seconds_count', { job: 'crash' })).toBeUndefined()

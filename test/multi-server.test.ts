@@ -25,7 +25,7 @@ async function startServerProcess(databaseUrl: string): Promise<{ process: Child
     STACKSHIFT_LOG_LEVEL: 'info',
   })
   const line = await process.waitForLine(/StackShift server listening/)
-  return { process, address: `127.0.0.1:${JSON.parse(line).port}` }
+  return { process, address: `127.0.0.1:${(JSON.parse(line) as { port: number }).port}` }
 }
 
 beforeAll(async () => {
@@ -37,7 +37,8 @@ beforeAll(async () => {
 })
 
 afterAll(async () => {
-  await db?.end()
+  // Unset when beforeAll failed before connecting.
+  await (db as pg.Client | undefined)?.end()
   await Promise.all(servers.map((server) => server.kill('SIGTERM')))
 })
 
@@ -66,7 +67,7 @@ it('2,000 runs enqueued across two servers, with workers on each, are each compl
     expect(new Set(ids).size).toBe(2000)
 
     await waitUntil(
-      async () => (await db.query(`SELECT count(*)::int AS n FROM stackshift.runs WHERE status = 'completed'`)).rows[0].n as number,
+      async () => (await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM stackshift.runs WHERE status = 'completed'`)).rows[0]!.n,
       (n) => n === 2000,
     )
     expect(executions.size).toBe(2000)
@@ -115,12 +116,12 @@ it('a run handed back on one server is taken at once by a worker connected only 
   try {
     const { run_id } = await raw.runs('Enqueue', { run: { queue: 'handed-back', job: 'handedBack' } })
     const { tasks } = await raw.workers('ClaimTask', { queues: ['handed-back'], jobs: ['handedBack'], wait_ms: 5000 })
-    expect(tasks.map((task: { run_id: string }) => task.run_id)).toEqual([run_id])
+    expect(tasks.map((task) => task.run_id)).toEqual([run_id])
     const worker = onB.worker({ queues: ['handed-back'] })
     await worker.start()
     try {
       // B's worker finds nothing until the release on A, and only A's NOTIFY can tell it before the poll.
-      await raw.workers('ReleaseRun', { run_id, lease_token: tasks[0].lease_token })
+      await raw.workers('ReleaseRun', { run_id, lease_token: tasks[0]!.lease_token })
       const done = await onA.waitForRun(run_id, { timeoutMs: 20_000 })
       expect(done.result).toBe('done on B')
       expect(done.attemptHistory.map((attempt) => attempt.outcome)).toEqual(['completed'])

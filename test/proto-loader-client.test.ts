@@ -1,6 +1,7 @@
 import { status } from '@grpc/grpc-js'
 import { expect, it } from 'vitest'
-import { rejectionOf } from './support/raw-client.js'
+import { type RawStream, rejectionOf } from './support/raw-client.js'
+import type { ConnectResponse, OperationResult } from './support/raw-messages.js'
 import { useTestEnvironment } from './support/environment.js'
 import { waitUntil } from './support/wait-until.js'
 
@@ -22,7 +23,7 @@ it('a client built from the .proto files alone enqueues, claims, completes a ste
     wait_ms: 5000,
   })
   expect(tasks).toHaveLength(1)
-  const [task] = tasks
+  const task = tasks[0]!
   expect(task).toMatchObject({
     run_id,
     job: 'buildReport',
@@ -33,7 +34,7 @@ it('a client built from the .proto files alone enqueues, claims, completes a ste
     lease_ms: 30_000,
   })
   // The deadline is on the database clock, lease_ms after the claim.
-  const leaseSeconds = task.lease_expires_at.seconds - task.available_at.seconds
+  const leaseSeconds = task.lease_expires_at!.seconds - task.available_at!.seconds
   expect(leaseSeconds).toBeGreaterThanOrEqual(29)
   expect(leaseSeconds).toBeLessThanOrEqual(31)
 
@@ -70,13 +71,17 @@ it('the Connect stream works from the .proto files alone: hello, task, operation
     run: { queue: 'stream-q', job: 'streamJob', payload_json: '[1,2]' },
   })
   const stream = env.raw.connect()
-  const messages: Array<Record<string, any>> = []
+  const messages: ConnectResponse[] = []
   const next = () =>
-    new Promise<Record<string, any>>((resolve) => {
+    new Promise<ConnectResponse>((resolve) => {
       const take = () => {
         const message = messages.shift()
         if (message) resolve(message)
-        else stream.once('data', (m: Record<string, any>) => (messages.push(m), take()))
+        else
+          stream.once('data', (m: ConnectResponse) => {
+            messages.push(m)
+            take()
+          })
       }
       take()
     })
@@ -84,7 +89,7 @@ it('the Connect stream works from the .proto files alone: hello, task, operation
   const welcome = await next()
   expect(welcome.welcome).toMatchObject({ worker_id: 'raw-stream', lease_ms: 30_000, heartbeat_interval_ms: 10_000 })
   const withTask = welcome.tasks.length > 0 ? welcome : await next()
-  const [task] = withTask.tasks
+  const task = withTask.tasks[0]!
   expect(task).toMatchObject({ run_id, payload_json: '[1, 2]', attempt: 1 })
 
   stream.write({
@@ -93,7 +98,7 @@ it('the Connect stream works from the .proto files alone: hello, task, operation
       { id: 2, complete_step: { run_id, lease_token: 'not-a-token', step_id: 's2' } },
     ],
   })
-  const results = new Map<number, Record<string, any>>()
+  const results = new Map<number, OperationResult>()
   while (results.size < 2) for (const result of (await next()).results) results.set(result.id, result)
   expect(results.get(1)).toMatchObject({ code: status.OK, result: 'complete_step' })
   expect(results.get(2)).toMatchObject({ code: status.INVALID_ARGUMENT, message: 'complete_step.lease_token: must be a UUID' })
@@ -108,24 +113,24 @@ it('the Connect stream works from the .proto files alone: hello, task, operation
 })
 
 /** The stream's messages, in order, and whether the server has ended it. */
-function record(stream: ReturnType<typeof env.raw.connect>) {
-  const messages: Array<Record<string, any>> = []
+function record(stream: RawStream<ConnectResponse>) {
+  const messages: ConnectResponse[] = []
   const ended = new Promise<void>((resolve) => stream.on('end', resolve))
-  stream.on('data', (message: Record<string, any>) => messages.push(message))
+  stream.on('data', (message: ConnectResponse) => messages.push(message))
   stream.on('error', () => {})
   return { messages, ended }
 }
 
 it('a worker that half-closes right after its last operations still gets every answer before the stream ends', async () => {
   const { run_id } = await env.raw.runs('Enqueue', { run: { queue: 'half-close', job: 'halfJob' } })
-  const [task] = (await env.raw.workers('ClaimTask', { queues: ['half-close'], jobs: ['halfJob'], max_tasks: 1, wait_ms: 5000 })).tasks
+  const task = (await env.raw.workers('ClaimTask', { queues: ['half-close'], jobs: ['halfJob'], max_tasks: 1, wait_ms: 5000 })).tasks[0]!
   const stream = env.raw.connect()
   const { messages, ended } = record(stream)
   stream.write({ hello: { worker_id: 'half-closer', queues: ['half-close'], jobs: ['halfJob'], slots: 0 } })
   // Operations of one message run concurrently: the step is answered before the run is completed.
   stream.write({ operations: [{ id: 1, complete_step: { run_id, lease_token: task.lease_token, step_id: 'only', result_json: '1' } }] })
   await waitUntil(
-    async () => messages.flatMap((message) => message.results).length,
+    () => messages.flatMap((message) => message.results).length,
     (count) => count === 1,
   )
   stream.write({ operations: [{ id: 2, complete_run: { run_id, lease_token: task.lease_token, result_json: '"done"' } }] })
@@ -146,17 +151,17 @@ it('drain is answered with drained, after which no task arrives on the stream', 
   stream.write({ hello: { worker_id: 'drainer', queues: ['drain-q'], jobs: ['drainJob'], slots: 5 } })
   const { run_id: before } = await env.raw.runs('Enqueue', { run: { queue: 'drain-q', job: 'drainJob' } })
   await waitUntil(
-    async () => messages.flatMap((message) => message.tasks),
+    () => messages.flatMap((message) => message.tasks),
     (tasks) => tasks.length === 1,
   )
   stream.write({ drain: true })
   await waitUntil(
-    async () => messages.filter((message) => message.drained).length,
+    () => messages.filter((message) => message.drained).length,
     (count) => count === 1,
   )
   const { run_id: after } = await env.raw.runs('Enqueue', { run: { queue: 'drain-q', job: 'drainJob' } })
   // The run enqueued after the drain stays queued for another worker; the held one is handed back.
-  const [held] = messages.flatMap((message) => message.tasks)
+  const held = messages.flatMap((message) => message.tasks)[0]!
   expect(held.run_id).toBe(before)
   stream.write({ operations: [{ id: 1, release_run: { run_id: before, lease_token: held.lease_token } }] })
   stream.end()
@@ -166,7 +171,7 @@ it('drain is answered with drained, after which no task arrives on the stream', 
   expect(messages.flatMap((message) => message.results).map((result) => [result.id, result.code])).toEqual([[1, status.OK]])
   for (const runId of [before, after]) {
     const { run } = await env.raw.runs('GetRun', { run_id: runId })
-    expect([runId, run.status, run.attempts]).toEqual([runId, 'RUN_STATUS_QUEUED', 0])
+    expect([runId, run!.status, run!.attempts]).toEqual([runId, 'RUN_STATUS_QUEUED', 0])
   }
 })
 
@@ -180,16 +185,16 @@ it('tasks with large payloads reach a client with the common 4 MiB receive limit
   stream.on('error', (error: Error) => (failure = error))
   stream.write({ hello: { worker_id: 'small-receiver', queues: ['large'], jobs: ['largeJob'], slots: 8 } })
   const tasks = await waitUntil(
-    async () => {
+    () => {
       if (failure) throw failure
       return messages.flatMap((message) => message.tasks)
     },
     (received) => received.length === 8,
   )
-  expect(tasks.map((task: { run_id: string }) => task.run_id).sort()).toEqual(enqueued.map((run: { run_id: string }) => run.run_id).sort())
+  expect(tasks.map((task) => task.run_id).sort()).toEqual(enqueued.map((run) => run.run_id).sort())
   expect(messages.filter((message) => message.tasks.length > 0).length).toBeGreaterThan(1)
   stream.write({
-    operations: tasks.map((task: { run_id: string; lease_token: string }, i: number) => ({
+    operations: tasks.map((task, i) => ({
       id: i + 1,
       release_run: { run_id: task.run_id, lease_token: task.lease_token },
     })),

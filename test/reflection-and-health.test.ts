@@ -23,19 +23,33 @@ const env = useTestEnvironment()
 const reflectionProto = fileURLToPath(
   new URL('../node_modules/@grpc/reflection/build/proto/grpc/reflection/v1/reflection.proto', import.meta.url),
 )
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-const reflectionV1 = (grpc.loadPackageDefinition(protoLoader.loadSync(reflectionProto, { keepCase: true, oneofs: true })) as any).grpc
-  .reflection.v1
+
+/** A ServerReflectionInfo response as proto-loader decodes it: one of these is set. */
+interface ReflectionResponse {
+  list_services_response?: { service: Array<{ name: string }> }
+  file_descriptor_response?: { file_descriptor_proto: Buffer[] }
+  error_response?: { error_code: number; error_message: string }
+}
+
+/** A client of grpc.reflection.v1.ServerReflection, as loadPackageDefinition makes it. */
+interface ReflectionClient {
+  ServerReflectionInfo(options: grpc.CallOptions): grpc.ClientDuplexStream<Record<string, unknown>, ReflectionResponse>
+  close(): void
+}
+
+const reflectionV1 = (
+  grpc.loadPackageDefinition(protoLoader.loadSync(reflectionProto, { keepCase: true, oneofs: true })) as unknown as {
+    grpc: { reflection: { v1: { ServerReflection: new (address: string, credentials: grpc.ChannelCredentials) => ReflectionClient } } }
+  }
+).grpc.reflection.v1
 
 /** Sends reflection requests on one ServerReflectionInfo stream; resolves with the responses in order. */
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-function reflect(address: string, requests: Array<Record<string, unknown>>): Promise<any[]> {
+function reflect(address: string, requests: Array<Record<string, unknown>>): Promise<ReflectionResponse[]> {
   const client = new reflectionV1.ServerReflection(address, grpc.credentials.createInsecure())
   return new Promise((resolve, reject) => {
-    // eslint-disable-next-line @typescript-eslint/no-explicit-any
-    const responses: any[] = []
+    const responses: ReflectionResponse[] = []
     const call = client.ServerReflectionInfo({ deadline: Date.now() + 10_000 })
-    call.on('data', (response: unknown) => responses.push(response))
+    call.on('data', (response: ReflectionResponse) => responses.push(response))
     call.on('error', (error: Error) => {
       client.close()
       reject(error)
@@ -50,10 +64,9 @@ function reflect(address: string, requests: Array<Record<string, unknown>>): Pro
 }
 
 /** The files a reflection response carries, decoded. */
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-function filesOf(response: any): FileDescriptorProto[] {
+function filesOf(response: ReflectionResponse): FileDescriptorProto[] {
   if (response.error_response) throw new Error(`reflection error: ${response.error_response.error_message}`)
-  return response.file_descriptor_response.file_descriptor_proto.map((bytes: Buffer) => fromBinary(FileDescriptorProtoSchema, bytes))
+  return response.file_descriptor_response!.file_descriptor_proto.map((bytes) => fromBinary(FileDescriptorProtoSchema, bytes))
 }
 
 /**
@@ -62,12 +75,12 @@ function filesOf(response: any): FileDescriptorProto[] {
  */
 async function fetchFilesFor(address: string, symbol: string): Promise<Map<string, FileDescriptorProto>> {
   const files = new Map<string, FileDescriptorProto>()
-  const [declaring] = filesOf((await reflect(address, [{ file_containing_symbol: symbol }]))[0])
+  const [declaring] = filesOf((await reflect(address, [{ file_containing_symbol: symbol }]))[0]!)
   files.set(declaring!.name, declaring!)
   for (let pending = [...declaring!.dependency]; pending.length > 0;) {
     const name = pending.shift()!
     if (files.has(name)) continue
-    const fetched = filesOf((await reflect(address, [{ file_by_filename: name }]))[0]).find((file) => file.name === name)
+    const fetched = filesOf((await reflect(address, [{ file_by_filename: name }]))[0]!).find((file) => file.name === name)
     if (!fetched) throw new Error(`reflection has no file ${name}`)
     files.set(name, fetched)
     pending.push(...fetched.dependency)
@@ -110,7 +123,7 @@ function encodeFileDescriptorSet(encodedFiles: readonly Uint8Array[]): Buffer {
 
 it('reflection lists the StackShift services and the health service', async () => {
   const [response] = await reflect(env.server.address, [{ list_services: '*' }])
-  const names = response.list_services_response.service.map((service: { name: string }) => service.name)
+  const names = response!.list_services_response!.service.map((service) => service.name)
   expect(names).toEqual(
     expect.arrayContaining([
       'stackshift.jobs.v1.RunService',
@@ -148,13 +161,23 @@ it("reflection serves RunService's file with its dependencies named, so every ty
   expect(references.filter((reference) => !visible.has(reference))).toEqual([])
 })
 
+/** RunService's client class as loadPackageDefinition makes it from the files reflection served. */
+type ReflectedRunServiceClass = new (
+  address: string,
+  credentials: grpc.ChannelCredentials,
+) => {
+  Enqueue(request: Record<string, unknown>, callback: (error: Error | null, response: { run_id: string }) => void): void
+  close(): void
+}
+
 it('a client built from reflection alone enqueues a run', async () => {
   const files = await fetchFilesFor(env.server.address, 'stackshift.jobs.v1.RunService')
   const { toBinary } = await import('@bufbuild/protobuf')
   const descriptorSet = encodeFileDescriptorSet([...files.values()].map((file) => toBinary(FileDescriptorProtoSchema, file)))
   const definition = protoLoader.loadFileDescriptorSetFromBuffer(descriptorSet, { keepCase: true, longs: Number })
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
-  const v1 = (grpc.loadPackageDefinition(definition) as any).stackshift.jobs.v1
+  const v1 = (
+    grpc.loadPackageDefinition(definition) as unknown as { stackshift: { jobs: { v1: { RunService: ReflectedRunServiceClass } } } }
+  ).stackshift.jobs.v1
   const client = new v1.RunService(env.server.address, grpc.credentials.createInsecure())
   try {
     const response = await new Promise<{ run_id: string }>((resolve, reject) =>

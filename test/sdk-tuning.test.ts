@@ -17,6 +17,9 @@ import { type TestServer, startTestServer } from './support/server.js'
 const major = Number(process.versions.node.split('.')[0])
 const replacesOnThisNode = major < 24
 
+/** AsyncResource.prototype, with the `bind` these tests read, compare and replace typed as a value rather than a method. */
+const resourcePrototype: { bind: AsyncResource['bind'] } = AsyncResource.prototype
+
 let server: TestServer
 
 beforeAll(async () => {
@@ -47,27 +50,27 @@ it('a client and worker that run a job leave AsyncResource.prototype.bind as Nod
 
 describe.runIf(replacesOnThisNode)('AsyncResource.prototype.bind on Node 20 and 22', () => {
   it('a wrapper another library put in place of Node’s method is left alone', () => {
-    const nodeBind = AsyncResource.prototype.bind
+    const nodeBind = resourcePrototype.bind
     const wrapper = function bind(this: AsyncResource, fn: (...args: unknown[]) => unknown, thisArg?: unknown) {
       return (nodeBind as (fn: unknown, thisArg?: unknown) => unknown).call(this, fn, thisArg)
     } as AsyncResource['bind']
-    AsyncResource.prototype.bind = wrapper
+    resourcePrototype.bind = wrapper
     try {
       expect(replaceAsyncResourceBind()).toBe(false)
-      expect(AsyncResource.prototype.bind).toBe(wrapper)
+      expect(resourcePrototype.bind).toBe(wrapper)
     } finally {
-      AsyncResource.prototype.bind = nodeBind
+      resourcePrototype.bind = nodeBind
     }
   })
 
   it('replaceAsyncResourceBind() replaces it, and bound functions behave as with Node’s own', async () => {
-    const nodeBind = AsyncResource.prototype.bind
+    const nodeBind = resourcePrototype.bind
     expect(replaceAsyncResourceBind()).toBe(true)
-    expect(AsyncResource.prototype.bind).not.toBe(nodeBind)
-    const replacement = AsyncResource.prototype.bind
+    expect(resourcePrototype.bind).not.toBe(nodeBind)
+    const replacement = resourcePrototype.bind
     // A second call keeps the replacement and says it is in place.
     expect(replaceAsyncResourceBind()).toBe(true)
-    expect(AsyncResource.prototype.bind).toBe(replacement)
+    expect(resourcePrototype.bind).toBe(replacement)
 
     // The function runs in the async scope the resource was created in.
     const storage = new AsyncLocalStorage<string>()
@@ -85,14 +88,10 @@ describe.runIf(replacesOnThisNode)('AsyncResource.prototype.bind on Node 20 and 
     expect(method.length).toBe(2)
     expect(method.name).toBe('bound')
     // The typings know only bind(fn); Node's method also takes thisArg.
-    const bindTo = resource.bind as unknown as (fn: () => unknown, thisArg: unknown) => () => unknown
-    const pinned = bindTo.call(
-      resource,
-      function (this: unknown) {
-        return this
-      },
-      target,
-    )
+    const withThisArg = resource as { bind(fn: () => unknown, thisArg: unknown): () => unknown }
+    const pinned = withThisArg.bind(function (this: unknown) {
+      return this
+    }, target)
     expect(pinned.call({ other: true })).toBe(target)
 
     // The deprecated asyncResource property still reads and writes the resource, with DEP0172.
@@ -113,8 +112,9 @@ describe.runIf(replacesOnThisNode)('AsyncResource.prototype.bind on Node 20 and 
 
   it('a function that is not one is refused with Node’s own error', () => {
     replaceAsyncResourceBind()
+    // Vitest types matchers as any; toThrow takes this one as the Error it stands in for.
     expect(() => new AsyncResource('Test').bind(42 as unknown as () => void)).toThrow(
-      expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }),
+      expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }) as Error,
     )
   })
 
@@ -128,8 +128,8 @@ describe.runIf(replacesOnThisNode)('AsyncResource.prototype.bind on Node 20 and 
 
 describe.runIf(!replacesOnThisNode)('AsyncResource.prototype.bind on Node 24 and later', () => {
   it('is left as Node has it', () => {
-    const nodeBind = AsyncResource.prototype.bind
+    const nodeBind = resourcePrototype.bind
     expect(replaceAsyncResourceBind()).toBe(false)
-    expect(AsyncResource.prototype.bind).toBe(nodeBind)
+    expect(resourcePrototype.bind).toBe(nodeBind)
   })
 })

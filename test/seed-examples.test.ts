@@ -47,20 +47,20 @@ describe('payment to provisioning workflow', () => {
   it('retries a failing enable-plan step without repeating verify-payment or provision-customer-resources', async () => {
     const calls = { verifyPayment: 0, provisionCustomerResources: 0, enablePaidPlan: 0, sendReceipt: 0 }
     const receipts: string[] = []
-    const verifyPayment = async (paymentId: string) => {
+    const verifyPayment = (paymentId: string) => {
       calls.verifyPayment++
       return { paymentId, status: 'paid', customerEmail: 'ada@example.com' }
     }
-    const provisionCustomerResources = async (customerId: string) => {
+    const provisionCustomerResources = (customerId: string) => {
       calls.provisionCustomerResources++
       return { customerId, database: 'db_1' }
     }
-    const enablePaidPlan = async (customerId: string) => {
+    const enablePaidPlan = (customerId: string) => {
       calls.enablePaidPlan++
       if (calls.enablePaidPlan === 1) throw new Error('billing API timed out')
       return { customerId, plan: 'pro' }
     }
-    const sendReceipt = async (email: string) => {
+    const sendReceipt = (email: string) => {
       calls.sendReceipt++
       receipts.push(email)
     }
@@ -110,12 +110,13 @@ describe('file processing pipeline', () => {
     const totalRows = batches.reduce((sum, batch) => sum + batch.length, 0)
     const imported: string[][] = []
     let completions = 0
-    const downloadFile = async (fileId: string) => `csv of ${fileId}`
+    const downloadFile = (fileId: string) => `csv of ${fileId}`
     const parseCsv = (file: string) => ({ file, batches, totalRows })
-    const importRows = async (batch: Array<{ id: string }>) => {
+    const importRows = (batch: Array<{ id: string }>) => {
       imported.push(batch.map((row) => row.id))
+      return Promise.resolve()
     }
-    const markFileComplete = async (fileId: string) => {
+    const markFileComplete = (fileId: string) => {
       completions++
       if (completions === 1) throw new Error(`storage unavailable while marking ${fileId}`)
     }

@@ -42,7 +42,7 @@ async function startServerProcess(env: Record<string, string>): Promise<{ proces
   })
   servers.push(process)
   const line = await process.waitForLine(/StackShift server listening/)
-  return { process, address: `127.0.0.1:${JSON.parse(line).port}` }
+  return { process, address: `127.0.0.1:${(JSON.parse(line) as { port: number }).port}` }
 }
 
 beforeAll(async () => {

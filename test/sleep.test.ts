@@ -109,7 +109,7 @@ function serverRestartTests(): void {
       const db = await connect(databaseUrl)
       try {
         await waitUntil(
-          async () => (await db.query(`SELECT count(*)::int AS n FROM stackshift.runs WHERE status = 'waiting'`)).rows[0].n as number,
+          async () => (await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM stackshift.runs WHERE status = 'waiting'`)).rows[0]!.n,
           (n) => n === runs.length,
         )
       } finally {

@@ -9,7 +9,10 @@ import { waitUntil } from './support/wait-until.js'
 const env = useTestEnvironment({ stateSweepIntervalMs: 200 })
 
 async function storedRow(key: string): Promise<{ value: unknown; version: string } | undefined> {
-  const { rows } = await env.db.query(`SELECT value, version::text AS version FROM stackshift.state WHERE key = $1`, [key])
+  const { rows } = await env.db.query<{ value: unknown; version: string }>(
+    `SELECT value, version::text AS version FROM stackshift.state WHERE key = $1`,
+    [key],
+  )
   return rows[0]
 }
 
@@ -121,7 +124,7 @@ describe('counters', () => {
   it('inside a run, through the protocol: an operation id applies once, and a lost lease refuses the write', async () => {
     await env.raw.runs('Enqueue', { run: { queue: 'raw-state', job: 'rawState', payload_json: '{}' } })
     const { tasks } = await env.raw.workers('ClaimTask', { queues: ['raw-state'], jobs: ['rawState'], max_tasks: 1 })
-    const run = { run_id: tasks[0].run_id, lease_token: tasks[0].lease_token }
+    const run = { run_id: tasks[0]!.run_id, lease_token: tasks[0]!.lease_token }
     const first = await env.raw.state('Increment', { key: 'raw:count', delta: 5, run: { ...run, op_id: 'state.increment:raw:count' } })
     const repeat = await env.raw.state('Increment', { key: 'raw:count', delta: 5, run: { ...run, op_id: 'state.increment:raw:count' } })
     expect([first.value, repeat.value]).toEqual([5, 5])
@@ -185,7 +188,7 @@ describe('bad input: clear errors, nothing changed', () => {
     const errorOf = (promise: Promise<unknown>) =>
       promise.then(
         () => undefined,
-        (error: StackShiftError) => [error.constructor.name, error.message],
+        (error: unknown) => [(error as StackShiftError).constructor.name, (error as StackShiftError).message],
       )
     expect(await errorOf(state.set('', 1))).toEqual(['InvalidArgumentError', 'state key must be a non-empty string'])
     expect(await errorOf(state.set('k'.repeat(10 * 1024), 1))).toEqual(['InvalidArgumentError', 'key: must be at most 400 characters'])
@@ -222,7 +225,7 @@ describe('bad input: clear errors, nothing changed', () => {
     expect((await rejectionOf(env.raw.state('AcquireLock', { key: 'lock:x', ttl_ms: 0 }))).details).toBe('ttl_ms: must be at least 100')
 
     expect(await storedRow('bad:text')).toEqual({ value: 'hello', version: '1' })
-    const { rows } = await env.db.query(`SELECT count(*)::int AS n FROM stackshift.state WHERE key LIKE 'bad:%' OR key = ''`)
-    expect(rows[0].n).toBe(1)
+    const { rows } = await env.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM stackshift.state WHERE key LIKE 'bad:%' OR key = ''`)
+    expect(rows[0]!.n).toBe(1)
   })
 })

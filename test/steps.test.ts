@@ -40,7 +40,7 @@ it('0, "", false, null and undefined come back from a step as they went in, firs
       await step.run('empty', () => ''),
       await step.run('false', () => false),
       await step.run('null', () => null),
-      await step.run('undefined', () => undefined),
+      await step.run<unknown>('undefined', () => undefined),
       await step.run('date', () => new Date('2026-01-02T03:04:05.000Z')),
     ]
     seen.push(values)
@@ -88,7 +88,7 @@ it('an explicit step id that collides with a repeat suffix fails the attempt wit
 })
 
 it('steps run in parallel get distinct ids in call order', async () => {
-  env.stackshift.job('fansOut', async ({ step }) => Promise.all([1, 2, 3].map((n) => step.run('square', async () => n * n))))
+  env.stackshift.job('fansOut', async ({ step }) => Promise.all([1, 2, 3].map((n) => step.run('square', () => n * n))))
   await env.startWorker({ queues: ['steps'], jobs: ['fansOut'] })
   const done = await env.stackshift.waitForRun((await env.stackshift.queue('steps').enqueue('fansOut', {})).id)
   expect(done.result).toEqual([1, 4, 9])

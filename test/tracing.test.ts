@@ -1,5 +1,5 @@
 import { Metadata, status } from '@grpc/grpc-js'
-import { SpanKind, SpanStatusCode } from '@opentelemetry/api'
+import { type Attributes, SpanKind, SpanStatusCode } from '@opentelemetry/api'
 import { describe, expect, it } from 'vitest'
 import { useTestEnvironment } from './support/environment.js'
 import { startOtlpCollector } from './support/otlp-collector.js'
@@ -15,7 +15,7 @@ interface ExportedSpan {
   traceId: string
   spanId: string
   parentSpanId: string | undefined
-  attributes: Record<string, unknown>
+  attributes: Attributes
   status: { code: SpanStatusCode; message?: string }
   events: string[]
   startTime: [number, number]
@@ -110,7 +110,8 @@ describe('OpenTelemetry', () => {
       OTEL_BSP_SCHEDULE_DELAY: '100',
     })
     try {
-      const address = `127.0.0.1:${JSON.parse(await server.waitForLine(/StackShift server listening/)).port}`
+      const listening = JSON.parse(await server.waitForLine(/StackShift server listening/)) as { port: number }
+      const address = `127.0.0.1:${listening.port}`
       const traceId = '5b8efff798038103d269b633813fc60c'
       const metadata = new Metadata()
       metadata.set('traceparent', `00-${traceId}-eee19b7ec3c1b174-01`)
@@ -118,7 +119,7 @@ describe('OpenTelemetry', () => {
       await client.runs('Enqueue', { run: { queue: 'exported', job: 'exportedJob' } }, metadata)
       client.close()
       const exported = await waitUntil(
-        async () => collector.exported(),
+        () => collector.exported(),
         (bytes) => bytes.includes('RunService/Enqueue') && bytes.includes('pg.query') && bytes.includes(Buffer.from(traceId, 'hex')),
       )
       expect(exported.includes(Buffer.from(traceId, 'hex'))).toBe(true)
@@ -133,7 +134,7 @@ describe('OpenTelemetry', () => {
     const { rows } = await env.db.query(`SELECT trace_context FROM stackshift.runs WHERE id = $1`, [run.id])
     expect(rows).toEqual([{ trace_context: null }])
     const fetched = await env.raw.runs('GetRun', { run_id: run.id })
-    expect(fetched.run.trace_context).toEqual({})
+    expect(fetched.run!.trace_context).toEqual({})
   })
 
   it('a trace context is stored as given and handed to the worker; an oversized one is refused and nothing is stored', async () => {
@@ -142,9 +143,7 @@ describe('OpenTelemetry', () => {
       run: { queue: 'carried', job: 'carry', trace_context: { traceparent, tracestate: 'vendor=1' } },
     })
     const claimed = await env.raw.workers('ClaimTask', { queues: ['carried'], jobs: ['carry'], max_tasks: 1, wait_ms: 5000 })
-    expect(claimed.tasks.map((task: { run_id: string; trace_context: unknown }) => [task.run_id, task.trace_context])).toEqual([
-      [runId, { traceparent, tracestate: 'vendor=1' }],
-    ])
+    expect(claimed.tasks.map((task) => [task.run_id, task.trace_context])).toEqual([[runId, { traceparent, tracestate: 'vendor=1' }]])
 
     const tooMany = Object.fromEntries(Array.from({ length: 17 }, (_, i) => [`key${i}`, 'v']))
     const refusals = [
@@ -156,8 +155,8 @@ describe('OpenTelemetry', () => {
       const refused = await rejectionOf(env.raw.runs('Enqueue', { run: { queue: 'refused', job: 'carry', ...fields } }))
       expect([refused.code, refused.details]).toEqual([status.INVALID_ARGUMENT, message])
     }
-    const { rows } = await env.db.query(`SELECT count(*)::int AS n FROM stackshift.runs WHERE queue = 'refused'`)
-    expect(rows[0].n).toBe(0)
+    const { rows } = await env.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM stackshift.runs WHERE queue = 'refused'`)
+    expect(rows[0]!.n).toBe(0)
   })
 })
 

@@ -1,7 +1,7 @@
 import * as grpc from '@grpc/grpc-js'
 import { describe, expect, it } from 'vitest'
 import { useTestEnvironment } from './support/environment.js'
-import { rejectionOf } from './support/raw-client.js'
+import { type RawStream, rejectionOf } from './support/raw-client.js'
 
 /*
  * Requests the server's decoders cannot read: 64-bit integers beyond 2^53 - 1
@@ -18,14 +18,14 @@ const twoToThe54 = '18014398509481984'
 const tooLarge = 'must be at most 9007199254740991 (2^53 - 1)'
 
 async function storedRuns(): Promise<number> {
-  const { rows } = await env.db.query('SELECT count(*)::int AS n FROM stackshift.runs')
-  return rows[0].n
+  const { rows } = await env.db.query<{ n: number }>('SELECT count(*)::int AS n FROM stackshift.runs')
+  return rows[0]!.n
 }
 
 /** Resolves with a raw stream's answers and final status once the server ends it. */
-function collect(stream: grpc.ClientDuplexStream<Record<string, unknown>, Record<string, any>>) {
-  const answers: Array<Record<string, any>> = []
-  stream.on('data', (answer: Record<string, any>) => answers.push(answer))
+function collect<Response>(stream: RawStream<Response>) {
+  const answers: Response[] = []
+  stream.on('data', (answer: Response) => answers.push(answer))
   stream.on('error', () => {})
   return new Promise<{ answers: typeof answers; code: grpc.status; details: string }>((resolve) =>
     stream.on('status', (final: grpc.StatusObject) => resolve({ answers, code: final.code, details: final.details })),
@@ -94,8 +94,8 @@ describe('streams', () => {
     expect({ code, details }).toEqual({ code: grpc.status.INVALID_ARGUMENT, details: `id: ${tooLarge}` })
     expect(answers).toHaveLength(1)
     expect(answers[0]).toMatchObject({ id: 1, code: grpc.status.OK })
-    const { rows } = await env.db.query('SELECT id::text FROM stackshift.runs WHERE queue = $1', ['streamed'])
-    expect(rows.map((row) => row.id)).toEqual([answers[0]!.enqueue.run_id])
+    const { rows } = await env.db.query<{ id: string }>('SELECT id::text FROM stackshift.runs WHERE queue = $1', ['streamed'])
+    expect(rows.map((row) => row.id)).toEqual([answers[0]!.enqueue!.run_id])
     expect(await storedRuns()).toBe(before + 1)
   })
 
@@ -114,5 +114,5 @@ describe('streams', () => {
 
 it('after all of that the server still serves every client', async () => {
   const { run_id } = await env.raw.runs('Enqueue', { run: { queue: 'after', job: 'j' } })
-  expect((await env.raw.runs('GetRun', { run_id })).run.status).toBe('RUN_STATUS_QUEUED')
+  expect((await env.raw.runs('GetRun', { run_id })).run!.status).toBe('RUN_STATUS_QUEUED')
 })

@@ -49,10 +49,12 @@ export function useTestEnvironment(overrides: Partial<ServerConfig> = {}): TestE
   })
 
   afterAll(async () => {
-    environment.stackshift?.close()
-    environment.raw?.close()
-    await environment.db?.end()
-    await environment.server?.stop()
+    // beforeAll may have failed before making some of these.
+    const made: Partial<TestEnvironment> = environment
+    made.stackshift?.close()
+    made.raw?.close()
+    await made.db?.end()
+    await made.server?.stop()
   })
 
   return environment

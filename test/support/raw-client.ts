@@ -1,6 +1,13 @@
 import { fileURLToPath } from 'node:url'
 import * as grpc from '@grpc/grpc-js'
 import * as protoLoader from '@grpc/proto-loader'
+import type {
+  ConnectResponse,
+  EnqueueStreamResponse,
+  RunServiceResponses,
+  StateServiceResponses,
+  WorkerServiceResponses,
+} from './raw-messages.js'
 
 /*
  * A client built the way a developer in another language would: from the
@@ -22,26 +29,61 @@ const definition = protoLoader.loadSync(
   },
 )
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-const loaded = grpc.loadPackageDefinition(definition) as any
-const v1 = loaded.stackshift.jobs.v1
-
 /** What a failed call rejects with. */
 export interface RawCallError extends Error {
   code: grpc.status
   details: string
 }
 
-/** A dynamic client: `call('Enqueue', {...})` on RunService or WorkerService. */
+/** A bidirectional stream of the raw client: requests written as plain objects, `Response`s read. */
+export type RawStream<Response> = grpc.ClientDuplexStream<Record<string, unknown>, Response>
+
+/** A unary method of a loaded client, called by its name in the .proto file. */
+type UnaryMethod = (
+  request: Record<string, unknown>,
+  metadata: grpc.Metadata,
+  options: grpc.CallOptions,
+  callback: (error: RawCallError | null, response: unknown) => void,
+) => void
+
+/** A client of a service, as loadPackageDefinition makes it: a method per RPC, named as in the .proto file. */
+interface LoadedClient {
+  [method: string]: UnaryMethod
+  close(): void
+}
+
+type LoadedClass<Client> = new (address: string, credentials: grpc.ChannelCredentials) => Client
+
+/** The client classes loadPackageDefinition makes from the three services. */
+interface LoadedServices {
+  RunService: LoadedClass<LoadedClient & { EnqueueStream(): RawStream<EnqueueStreamResponse> }>
+  WorkerService: LoadedClass<LoadedClient & { Connect(): RawStream<ConnectResponse> }>
+  StateService: LoadedClass<LoadedClient>
+}
+
+const v1 = (grpc.loadPackageDefinition(definition) as unknown as { stackshift: { jobs: { v1: LoadedServices } } }).stackshift.jobs.v1
+
+/** A dynamic client: `runs('Enqueue', {...})` on RunService, `workers(...)` on WorkerService, `state(...)` on StateService. */
 export interface RawClient {
-  runs(method: string, request: Record<string, unknown>, metadata?: grpc.Metadata): Promise<Record<string, any>>
+  runs<Method extends keyof RunServiceResponses>(
+    method: Method,
+    request: Record<string, unknown>,
+    metadata?: grpc.Metadata,
+  ): Promise<RunServiceResponses[Method]>
   /** `deadlineMs`: how long the call may take (30 s unless given). */
-  workers(method: string, request: Record<string, unknown>, deadlineMs?: number): Promise<Record<string, any>>
-  state(method: string, request: Record<string, unknown>): Promise<Record<string, any>>
+  workers<Method extends keyof WorkerServiceResponses>(
+    method: Method,
+    request: Record<string, unknown>,
+    deadlineMs?: number,
+  ): Promise<WorkerServiceResponses[Method]>
+  state<Method extends keyof StateServiceResponses>(
+    method: Method,
+    request: Record<string, unknown>,
+  ): Promise<StateServiceResponses[Method]>
   /** Opens an EnqueueStream. */
-  enqueueStream(): grpc.ClientDuplexStream<Record<string, unknown>, Record<string, any>>
+  enqueueStream(): RawStream<EnqueueStreamResponse>
   /** Opens the worker stream. */
-  connect(): grpc.ClientDuplexStream<Record<string, unknown>, Record<string, any>>
+  connect(): RawStream<ConnectResponse>
   close(): void
 }
 
@@ -49,13 +91,17 @@ export function createRawClient(address: string): RawClient {
   const runService = new v1.RunService(address, grpc.credentials.createInsecure())
   const workerService = new v1.WorkerService(address, grpc.credentials.createInsecure())
   const stateService = new v1.StateService(address, grpc.credentials.createInsecure())
-  const call = (client: any, method: string, request: Record<string, unknown>, metadata = new grpc.Metadata(), deadlineMs = 30_000) =>
-    new Promise<Record<string, any>>((resolve, reject) =>
-      client[method](
-        request,
-        metadata,
-        { deadline: Date.now() + deadlineMs },
-        (error: RawCallError | null, response: Record<string, any>) => (error ? reject(error) : resolve(response)),
+  /** Calls `method` of `client`; the caller says what its `Response` is. */
+  const call = <Response>(
+    client: LoadedClient,
+    method: string,
+    request: Record<string, unknown>,
+    metadata = new grpc.Metadata(),
+    deadlineMs = 30_000,
+  ) =>
+    new Promise<Response>((resolve, reject) =>
+      client[method]!(request, metadata, { deadline: Date.now() + deadlineMs }, (error, response) =>
+        error ? reject(error) : resolve(response as Response),
       ),
     )
   return {

@@ -2,7 +2,7 @@
  * Polls `read` until `isDone` accepts its value, and returns that value.
  * Rejects after `timeoutMs` with the last value seen.
  */
-export async function waitUntil<T>(read: () => Promise<T>, isDone: (value: T) => boolean, timeoutMs = 30_000): Promise<T> {
+export async function waitUntil<T>(read: () => T | Promise<T>, isDone: (value: T) => boolean, timeoutMs = 30_000): Promise<T> {
   const deadline = Date.now() + timeoutMs
   for (;;) {
     const value = await read()

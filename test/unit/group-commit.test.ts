@@ -49,7 +49,7 @@ it('an error for one item fails only that caller', async () => {
   const results = [commit.submit(1), commit.submit(-1), commit.submit(2)].map((p) =>
     p.then(
       (n) => n,
-      (e: Error) => e.message,
+      (e: unknown) => (e as Error).message,
     ),
   )
   await tick()
@@ -60,10 +60,10 @@ it('an error for one item fails only that caller', async () => {
 it('a batch that throws is retried item by item when the error may come from one item', async () => {
   const written: number[][] = []
   const commit = new GroupCommit(
-    async (items: number[]) => {
+    (items: number[]) => {
       written.push(items)
-      if (items.includes(13)) throw new Error('value 13 violates a constraint')
-      return items.map((n) => n)
+      if (items.includes(13)) return Promise.reject(new Error('value 13 violates a constraint'))
+      return Promise.resolve(items.map((n) => n))
     },
     { maxBatchSize: 100, maxInFlight: 1, isItemError: () => true },
   )
@@ -71,7 +71,7 @@ it('a batch that throws is retried item by item when the error may come from one
     [11, 12, 13].map((n) =>
       commit.submit(n).then(
         (v) => v,
-        (e: Error) => e.message,
+        (e: unknown) => (e as Error).message,
       ),
     ),
   )
@@ -82,13 +82,13 @@ it('a batch that throws is retried item by item when the error may come from one
 it('a batch that throws for a reason outside the items fails every caller at once', async () => {
   let writes = 0
   const commit = new GroupCommit(
-    async () => {
+    () => {
       writes++
-      throw new Error('connection refused')
+      return Promise.reject(new Error('connection refused'))
     },
     { maxBatchSize: 100, maxInFlight: 1, isItemError: () => false },
   )
-  const results = await Promise.all([1, 2, 3].map((n) => commit.submit(n).catch((e: Error) => e.message)))
+  const results = await Promise.all([1, 2, 3].map((n) => commit.submit(n).catch((e: unknown) => (e as Error).message)))
   expect(results).toEqual(['connection refused', 'connection refused', 'connection refused'])
   expect(writes).toBe(1)
 })
@@ -96,9 +96,9 @@ it('a batch that throws for a reason outside the items fails every caller at onc
 it('never puts more than maxBatchSize items in one batch', async () => {
   const sizes: number[] = []
   const commit = new GroupCommit(
-    async (items: number[]) => {
+    (items: number[]) => {
       sizes.push(items.length)
-      return items
+      return Promise.resolve(items)
     },
     { maxBatchSize: 4, maxInFlight: 1, isItemError: () => true },
   )

@@ -3,7 +3,7 @@ import { expect, it } from 'vitest'
 import * as sdk from '@stackshift/sdk'
 
 it('every gRPC status code maps to its own typed error class', () => {
-  const expected: Array<[number, new (message: string) => sdk.StackShiftError]> = [
+  const expected: Array<[status, new (message: string) => sdk.StackShiftError]> = [
     [status.CANCELLED, sdk.CancelledError],
     [status.UNKNOWN, sdk.UnknownError],
     [status.INVALID_ARGUMENT, sdk.InvalidArgumentError],

@@ -28,9 +28,9 @@ it("a call that closes after its answer leaves the handler's signal alone", asyn
   const call = fakeCall()
   let signal: AbortSignal | undefined
   const answered = new Promise<unknown>((resolve) =>
-    unaryHandler(logger, async (_request, handlerSignal) => {
+    unaryHandler(logger, (_request, handlerSignal) => {
       signal = handlerSignal
-      return 'done'
+      return Promise.resolve('done')
     })(call, (error, response) => resolve(error ?? response)),
   )
   expect(await answered).toBe('done')
