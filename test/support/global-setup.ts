@@ -1,3 +1,4 @@
+import { inspect } from 'node:util'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -30,7 +31,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
     console.error(
       describeFailure('the test setup could not provide a PostgreSQL (set STACKSHIFT_TEST_DATABASE_URL to use your own)', error),
     )
-    throw new Error('test setup failed: see the error above')
+    throw new Error('test setup failed: see the error above', { cause: error })
   } finally {
     process.removeListener('uncaughtExceptionMonitor', reportUncaught)
   }
@@ -68,7 +69,7 @@ async function provideDatabase(project: TestProject): Promise<() => Promise<void
 function describeFailure(headline: string, error: unknown): string {
   const lines = [`\n${headline}:`]
   for (let cause = error, depth = 0; cause !== undefined && depth < 10; cause = (cause as { cause?: unknown }).cause, depth++) {
-    const text = cause instanceof Error ? (cause.stack ?? `${cause.name}: ${cause.message}`) : String(cause)
+    const text = cause instanceof Error ? (cause.stack ?? `${cause.name}: ${cause.message}`) : inspect(cause)
     lines.push(depth === 0 ? text : `caused by: ${text}`)
     if (!(cause instanceof Error)) break
   }

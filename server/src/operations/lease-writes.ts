@@ -163,7 +163,10 @@ export class LeaseWrites {
     })
     afterCommit()
     const missed = items.filter((item) => !results.has(leaseKey(item.runId, item.leaseToken)))
-    const outcomes = missed.length > 0 ? await runFindLeaseOutcomes(this.deps.db, { runIds: missed.map((item) => item.runId) }) : new Map<string, LeaseOutcome>()
+    const outcomes =
+      missed.length > 0
+        ? await runFindLeaseOutcomes(this.deps.db, { runIds: missed.map((item) => item.runId) })
+        : new Map<string, LeaseOutcome>()
     return items.map((item) => {
       const result = results.get(leaseKey(item.runId, item.leaseToken))
       if (result) return result
