@@ -33,12 +33,25 @@ export interface Setting {
 export const settings = {
   /** PostgreSQL connection string. Unset: start an embedded PostgreSQL under `STACKSHIFT_DATA_DIR`. */
   databaseUrl: { env: 'DATABASE_URL', schema: z.string().min(1).optional() },
-  /** Interface the gRPC server binds to. */
-  host: { env: 'STACKSHIFT_HOST', default: '0.0.0.0', schema: z.string().min(1) },
+  /** Interface the gRPC server binds to; `0.0.0.0` for every interface (auth is then required, see `STACKSHIFT_AUTH`). */
+  host: { env: 'STACKSHIFT_HOST', default: '127.0.0.1', schema: z.string().min(1) },
   /** gRPC port; `0` picks a free one. */
   port: { env: 'STACKSHIFT_PORT', default: 50_051, schema: int(0, 65_535) },
   /** Directory of the embedded PostgreSQL's data (kept across restarts). */
   dataDir: { env: 'STACKSHIFT_DATA_DIR', default: '.stackshift', schema: z.string().min(1) },
+  /**
+   * API keys: `required` refuses every call without a valid key; `off` accepts every call; `auto` is `off` when the
+   * server listens only on loopback and `required` otherwise.
+   */
+  auth: { env: 'STACKSHIFT_AUTH', default: 'auto', schema: z.enum(['auto', 'required', 'off']) },
+  /** A key with every scope in every namespace, for creating the first keys; at least 32 characters. Unset: none. */
+  adminKey: { env: 'STACKSHIFT_ADMIN_KEY', schema: z.string().min(32).optional() },
+  /** TLS: the server's certificate chain (PEM). With `STACKSHIFT_TLS_KEY_FILE`; reloaded when the file changes. Unset: plain text. */
+  tlsCertFile: { env: 'STACKSHIFT_TLS_CERT_FILE', schema: z.string().min(1).optional() },
+  /** TLS: the server's private key (PEM), for `STACKSHIFT_TLS_CERT_FILE`; reloaded when the file changes. */
+  tlsKeyFile: { env: 'STACKSHIFT_TLS_KEY_FILE', schema: z.string().min(1).optional() },
+  /** mTLS: certificate authorities (PEM) whose client certificates are accepted; set, clients must present one. */
+  tlsClientCaFile: { env: 'STACKSHIFT_TLS_CLIENT_CA_FILE', schema: z.string().min(1).optional() },
   /** Port of the embedded PostgreSQL (on 127.0.0.1); `0` picks a free one. */
   embeddedPostgresPort: { env: 'STACKSHIFT_EMBEDDED_PG_PORT', default: 54_329, schema: int(0, 65_535) },
   /** Database connections per server process (plus one for LISTEN). */
@@ -84,7 +97,9 @@ export const settings = {
   /** `on` serves Prometheus metrics over HTTP at `/metrics`; `off` serves none. */
   isMetricsEnabled: { env: 'STACKSHIFT_METRICS', default: 'on', schema: onOff },
   /** Interface the metrics endpoint binds to. */
-  metricsHost: { env: 'STACKSHIFT_METRICS_HOST', default: '0.0.0.0', schema: z.string().min(1) },
+  metricsHost: { env: 'STACKSHIFT_METRICS_HOST', default: '127.0.0.1', schema: z.string().min(1) },
+  /** Set: the metrics endpoint answers only requests with `Authorization: Bearer <token>`. */
+  metricsToken: { env: 'STACKSHIFT_METRICS_TOKEN', schema: z.string().min(1).optional() },
   /** Port of the metrics endpoint; `0` picks a free one. */
   metricsPort: { env: 'STACKSHIFT_METRICS_PORT', default: 9464, schema: int(0, 65_535) },
   /**

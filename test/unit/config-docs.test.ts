@@ -17,17 +17,17 @@ it('renders one row per setting: variable, flag, default (or unset) and the JSDo
   const rows = renderConfigTable(configSource).split('\n')
   expect(rows.slice(0, 2)).toEqual(['| variable | flag | default | meaning |', '| --- | --- | --- | --- |'])
   expect(rows).toHaveLength(2 + Object.keys(settings).length)
-  expect(rows).toContain('| `STACKSHIFT_HOST` | `--host` | `0.0.0.0` | Interface the gRPC server binds to. |')
+  expect(rows).toContain('| `STACKSHIFT_PORT` | `--port` | `50051` | gRPC port; `0` picks a free one. |')
   expect(rows[2]).toMatch(/^\| `DATABASE_URL` \| `--database-url` \| unset \| PostgreSQL connection string\. /)
 })
 
 it('follows a changed meaning, and refuses a setting without one', () => {
-  const meaning = '/** Interface the gRPC server binds to. */'
+  const meaning = '/** gRPC port; `0` picks a free one. */'
   expect(configSource).toContain(meaning)
   expect(renderConfigTable(configSource.replace(meaning, '/** Where | to listen. */'))).toContain(
-    '| `--host` | `0.0.0.0` | Where \\| to listen. |',
+    '| `--port` | `50051` | Where \\| to listen. |',
   )
-  expect(() => renderConfigTable(configSource.replace(meaning, ''))).toThrow(/the setting host has no JSDoc/)
+  expect(() => renderConfigTable(configSource.replace(meaning, ''))).toThrow(/the setting port has no JSDoc/)
 })
 
 it('rewrites only what lies between the markers', () => {

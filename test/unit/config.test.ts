@@ -6,7 +6,7 @@ it('uses documented defaults when nothing is set', () => {
   const config = loadConfig({})
   expect(config).toMatchObject({
     databaseUrl: undefined,
-    host: '0.0.0.0',
+    host: '127.0.0.1',
     port: 50051,
     dataDir: '.stackshift',
     leaseMs: 30_000,
@@ -40,7 +40,7 @@ it('names the setting that is invalid', () => {
 })
 
 it('serves metrics on 9464 unless turned off, and probes health every 5 s unless told otherwise', () => {
-  expect(loadConfig({})).toMatchObject({ isMetricsEnabled: true, metricsHost: '0.0.0.0', metricsPort: 9464, healthProbeIntervalMs: 5000 })
+  expect(loadConfig({})).toMatchObject({ isMetricsEnabled: true, metricsHost: '127.0.0.1', metricsPort: 9464, healthProbeIntervalMs: 5000 })
   expect(loadConfig({ STACKSHIFT_METRICS: 'off' }, ['--metrics-port', '0', '--health-probe-interval-ms=250'])).toMatchObject({
     isMetricsEnabled: false,
     metricsPort: 0,
