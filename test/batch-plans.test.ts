@@ -72,7 +72,7 @@ async function scansOf<T>(write: (trx: Knex.Transaction) => Promise<T>): Promise
   }
 }
 
-const leasesOf = (runs: readonly ClaimedRun[]) => runs.map((run) => ({ runId: run.id, leaseToken: run.leaseToken }))
+const leasesOf = (runs: readonly ClaimedRun[]) => runs.map((run) => ({ runId: run.id, leaseToken: run.leaseToken, namespace: '*' }))
 
 it('a batch of completions finds its runs by primary key and completes every one', async () => {
   const runs = await claimBatch()

@@ -1,6 +1,8 @@
 import { randomBytes } from 'node:crypto'
 import type { Knex } from 'knex'
 import type { ServerConfig } from './config.js'
+import { isLoopbackHost, resolveAuthMode } from './core/access.js'
+import { apiKeyAnyUsable } from './db/queries/api-keys.js'
 import { createDatabase, migrateDatabase, sql } from './db/database.js'
 import { Dispatcher } from './dispatch/dispatcher.js'
 import { NotificationListener } from './dispatch/notification-listener.js'
@@ -11,6 +13,7 @@ import { StateSweeper } from './maintenance/state-sweeper.js'
 import { Timers } from './maintenance/timers.js'
 import { type MetricsEndpoint, startMetricsEndpoint } from './observability/metrics-endpoint.js'
 import { ServerMetrics } from './observability/metrics.js'
+import { ApiKeys } from './operations/api-keys.js'
 import { RunCanceller } from './operations/cancellation.js'
 import { RunClaims } from './operations/claim.js'
 import { RunEnqueuer } from './operations/enqueue.js'
@@ -21,7 +24,10 @@ import { QueueStats } from './operations/queue-stats.js'
 import { RunReads, RunWaiters } from './operations/run-reads.js'
 import { StateStore } from './operations/state-store.js'
 import { Suspensions } from './operations/waits.js'
+import { createAccessInterceptor } from './rpc/access-interceptor.js'
+import { createAdminService } from './rpc/admin-service.js'
 import { bindGrpcServer, createGrpcServer } from './rpc/grpc-server.js'
+import { createPrincipalResolver } from './rpc/principal.js'
 import { createRunService } from './rpc/run-service.js'
 import { createStateService } from './rpc/state-service.js'
 import { createWorkerService } from './rpc/worker-service.js'
@@ -86,8 +92,11 @@ export async function startServer(config: ServerConfig & { databaseUrl: string }
   const events = new EventSender({ db, announcer })
   const canceller = new RunCanceller({ db, metrics, logger })
   const stateStore = new StateStore({ db })
+  const authMode = resolveAuthMode(config.auth, config.host)
+  const keys = new ApiKeys({ db, adminKey: config.adminKey })
+  const principalOf = createPrincipalResolver(authMode === 'required')
 
-  const workerService = createWorkerService({ config, logger, claims, dispatcher, leaseWrites, suspensions })
+  const workerService = createWorkerService({ config, logger, claims, dispatcher, leaseWrites, suspensions, principalOf })
   const listener = new NotificationListener({
     url: config.databaseUrl,
     logger,
@@ -95,10 +104,12 @@ export async function startServer(config: ServerConfig & { databaseUrl: string }
       if (!announcer.isOwnNotice(notice.origin)) dispatcher.wake(notice.namespace, notice.queues)
     },
     onRunFinished: (runId) => waiters.notify(runId),
-    onRunCancelled: (runId) => workerService.revoke([{ runId, reason: 'cancelled' }]),
+    onRunCancelled: (namespace, runId) => workerService.revoke(namespace, [{ runId, reason: 'cancelled' }]),
+    onApiKeyRevoked: (keyId) => keys.forget(keyId),
     onReconnected: () => {
       dispatcher.wakeAll()
       waiters.notifyAll()
+      keys.forgetAll()
     },
   })
   await listener.start()
@@ -110,8 +121,11 @@ export async function startServer(config: ServerConfig & { databaseUrl: string }
       runs: runService.service,
       workers: workerService.service,
       state: createStateService({ config, logger, store: stateStore }),
+      admin: createAdminService({ logger, keys, principalOf }),
     },
+    interceptors: authMode === 'required' ? [createAccessInterceptor({ keys, logger })] : [],
   })
+  await warnAboutAccess({ authMode, config, db, logger })
   const port = await bindGrpcServer(grpcServer, config.host, config.port)
   let metricsEndpoint: MetricsEndpoint | undefined
   if (config.isMetricsEnabled) {
@@ -189,5 +203,28 @@ export async function startServer(config: ServerConfig & { databaseUrl: string }
       })()
       return stopping
     },
+  }
+}
+
+/**
+ * Says at start who may call: keys required or not, and why. A server that
+ * requires keys and has none that work (no STACKSHIFT_ADMIN_KEY, none
+ * stored) refuses every call; say so. One that listens beyond loopback with
+ * auth off was told to; say that too.
+ */
+async function warnAboutAccess(options: { authMode: 'required' | 'off'; config: ServerConfig; db: Knex; logger: Logger }): Promise<void> {
+  const { authMode, config, db, logger } = options
+  if (authMode === 'off') {
+    if (isLoopbackHost(config.host)) logger.info({ host: config.host }, 'auth off: the server listens on loopback only')
+    else
+      logger.warn(
+        { host: config.host },
+        'auth off (STACKSHIFT_AUTH=off) on a server that listens beyond loopback: any client that reaches it may do anything',
+      )
+    return
+  }
+  logger.info({ host: config.host, adminKey: config.adminKey !== undefined }, 'auth required: every call needs an API key')
+  if (config.adminKey === undefined && !(await apiKeyAnyUsable(db))) {
+    logger.warn('auth is required but there is no usable API key and no STACKSHIFT_ADMIN_KEY: every call will be refused')
   }
 }

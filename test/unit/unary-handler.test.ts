@@ -1,3 +1,4 @@
+import { Metadata } from '@grpc/grpc-js'
 import { EventEmitter } from 'node:events'
 import { expect, it } from 'vitest'
 import { createLogger } from '../../server/src/logger.js'
@@ -5,7 +6,7 @@ import { unaryHandler } from '../../server/src/rpc/error-map.js'
 
 /** A grpc-js unary call as the handler sees it: a request, and 'cancelled' when its stream closes. */
 function fakeCall() {
-  return Object.assign(new EventEmitter(), { request: {} })
+  return Object.assign(new EventEmitter(), { request: {}, metadata: new Metadata() })
 }
 
 const logger = createLogger('silent')

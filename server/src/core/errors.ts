@@ -50,3 +50,9 @@ export class ResourceExhaustedError extends DomainError {
 
 /** The server cannot serve the request now (shutting down, database down). Maps to UNAVAILABLE. */
 export class UnavailableError extends DomainError {}
+
+/** The call carries no valid credential: none, unknown, expired or revoked. Maps to UNAUTHENTICATED. */
+export class UnauthenticatedError extends DomainError {}
+
+/** The caller's key does not allow the call: another namespace, or a scope it lacks. Maps to PERMISSION_DENIED. */
+export class PermissionDeniedError extends DomainError {}

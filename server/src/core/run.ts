@@ -70,6 +70,14 @@ export interface LeaseRef {
   leaseToken: string
 }
 
+/**
+ * A worker's write about a leased run, with the namespace its writer may act
+ * in: the stream's, or the API key's (`*`: any). The write finds no lease on
+ * a run of another namespace, so a key of one namespace cannot touch another
+ * namespace's runs even holding a lease token of theirs.
+ */
+export type Fenced<Write extends LeaseRef> = Write & { namespace: string }
+
 /** Identifies one lease: a run id alone is ambiguous when a stale and a current write meet in one batch. */
 export function leaseKey(runId: string, leaseToken: string): string {
   return `${runId}/${leaseToken}`

@@ -6,8 +6,15 @@ export const readyChannel = 'stackshift_ready'
 /** Payload: the run id. Sent by a trigger when a run that someone waits for finishes. */
 export const runFinishedChannel = 'stackshift_run_finished'
 
-/** Payload: the run id. Sent when a running run is cancelled, so the server holding its worker's stream tells the worker. */
+/**
+ * Payload: `<namespace>/<run id>` (namespaces cannot contain '/'). Sent when a
+ * running run is cancelled, so the server holding its worker's stream tells
+ * the worker, and only streams of that namespace hear of it.
+ */
 export const runCancelledChannel = 'stackshift_run_cancelled'
+
+/** Payload: a key id. Sent when an API key is revoked, so every server forgets it at once. */
+export const apiKeyRevokedChannel = 'stackshift_api_key_revoked'
 
 /** Which runs became ready. `queues: null` means any queue of the namespace. */
 export interface ReadyNotice {

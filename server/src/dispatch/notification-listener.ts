@@ -1,9 +1,9 @@
 import pg from 'pg'
-import { type ReadyNotice, readyChannel, runCancelledChannel, runFinishedChannel } from '../db/channels.js'
+import { type ReadyNotice, apiKeyRevokedChannel, readyChannel, runCancelledChannel, runFinishedChannel } from '../db/channels.js'
 import type { Logger } from '../logger.js'
 
 /**
- * Holds one dedicated connection that LISTENs for ready, finished and cancelled runs.
+ * Holds one dedicated connection that LISTENs for ready, finished and cancelled runs, and revoked API keys.
  * If the connection drops it reconnects with backoff, and then reports
  * `onReconnected`, since notices sent meanwhile are lost (callers recheck).
  */
@@ -19,7 +19,8 @@ export class NotificationListener {
       logger: Logger
       onReady: (notice: ReadyNotice) => void
       onRunFinished: (runId: string) => void
-      onRunCancelled: (runId: string) => void
+      onRunCancelled: (namespace: string, runId: string) => void
+      onApiKeyRevoked: (keyId: string) => void
       onReconnected: () => void
     },
   ) {}
@@ -43,7 +44,9 @@ export class NotificationListener {
     client.on('error', (error) => this.lost(client, error))
     client.on('end', () => this.lost(client, undefined))
     await client.connect()
-    await client.query(`LISTEN ${readyChannel}; LISTEN ${runFinishedChannel}; LISTEN ${runCancelledChannel}`)
+    await client.query(
+      `LISTEN ${readyChannel}; LISTEN ${runFinishedChannel}; LISTEN ${runCancelledChannel}; LISTEN ${apiKeyRevokedChannel}`,
+    )
     if (this.isStopped) {
       await client.end()
       return
@@ -58,7 +61,12 @@ export class NotificationListener {
       return
     }
     if (channel === runCancelledChannel) {
-      this.deps.onRunCancelled(payload)
+      const slash = payload.indexOf('/')
+      this.deps.onRunCancelled(payload.slice(0, slash), payload.slice(slash + 1))
+      return
+    }
+    if (channel === apiKeyRevokedChannel) {
+      this.deps.onApiKeyRevoked(payload)
       return
     }
     try {

@@ -1,7 +1,8 @@
 import type { Knex } from 'knex'
-import { LeaseLostError } from '../core/errors.js'
+import { LeaseLostError, PermissionDeniedError } from '../core/errors.js'
 import type { RetryBackoff } from '../core/retry-policy.js'
-import { type ErrorInfo, type LeaseRef, type StepCompletion, leaseKey, publicStatus, stepKey } from '../core/run.js'
+import { type ErrorInfo, type Fenced, type LeaseRef, type StepCompletion, leaseKey, publicStatus, stepKey } from '../core/run.js'
+import type { Executor } from '../db/database.js'
 import { isDataError, isUniqueViolation } from '../db/errors.js'
 import { runLockHeldLeases } from '../db/queries/attempt-endings.js'
 import { type LeaseOutcome, runComplete, runFindLeaseOutcomes, runHeartbeat, runRelease } from '../db/queries/lease-writes.js'
@@ -11,6 +12,12 @@ import type { ServerMetrics } from '../observability/metrics.js'
 import { type AttemptFailure, type FailureResult, endFailedAttempts } from './attempt-endings.js'
 import { GroupCommit } from './group-commit.js'
 import type { ReadyAnnouncer } from './ready-announcer.js'
+
+/** A completion reported by a worker. */
+export interface RunCompletion extends LeaseRef {
+  /** JSON text; undefined when the handler returned nothing. */
+  resultJson: string | undefined
+}
 
 /** A failure reported by a worker. */
 export interface RunFailure extends LeaseRef {
@@ -30,15 +37,17 @@ export interface RevokedLease {
  * Everything a worker writes about its leased runs. Each kind of write goes
  * through its own group commit, so a thousand workers completing steps at once
  * cost a handful of statements, and each write is answered after its batch
- * committed. Every statement checks the lease (see db/queries/lease-writes.ts); a
- * write without a held lease rejects with LeaseLostError and stores nothing.
+ * committed. Every statement checks the lease and the writer's namespace (see
+ * db/queries/lease-writes.ts); a write without a held lease rejects with
+ * LeaseLostError, one about a run of a namespace the writer may not act in
+ * with PermissionDeniedError, and either stores nothing.
  */
 export class LeaseWrites {
-  private readonly steps: GroupCommit<StepCompletion, undefined>
-  private readonly completions: GroupCommit<LeaseRef & { resultJson: string | undefined }, undefined>
-  private readonly failures: GroupCommit<RunFailure, FailureResult>
-  private readonly releases: GroupCommit<LeaseRef, undefined>
-  private readonly heartbeats: GroupCommit<{ lease: LeaseRef; leaseMs: number }, boolean>
+  private readonly steps: GroupCommit<Fenced<StepCompletion>, undefined>
+  private readonly completions: GroupCommit<Fenced<RunCompletion>, undefined>
+  private readonly failures: GroupCommit<Fenced<RunFailure>, FailureResult>
+  private readonly releases: GroupCommit<Fenced<LeaseRef>, undefined>
+  private readonly heartbeats: GroupCommit<{ lease: Fenced<LeaseRef>; leaseMs: number }, boolean>
 
   constructor(
     private readonly deps: {
@@ -59,22 +68,22 @@ export class LeaseWrites {
   }
 
   /** Memoizes a step result. */
-  completeStep(step: StepCompletion): Promise<void> {
+  completeStep(step: Fenced<StepCompletion>): Promise<void> {
     return this.steps.submit(step)
   }
 
   /** Completes a run. Repeating a completion that already took effect succeeds. */
-  completeRun(completion: LeaseRef & { resultJson: string | undefined }): Promise<void> {
+  completeRun(completion: Fenced<RunCompletion>): Promise<void> {
     return this.completions.submit(completion)
   }
 
   /** Fails an attempt; the run is retried or ends FAILED. */
-  failRun(failure: RunFailure): Promise<FailureResult> {
+  failRun(failure: Fenced<RunFailure>): Promise<FailureResult> {
     return this.failures.submit(failure)
   }
 
   /** Hands a run back without counting the attempt. */
-  releaseRun(lease: LeaseRef): Promise<void> {
+  releaseRun(lease: Fenced<LeaseRef>): Promise<void> {
     return this.releases.submit(lease)
   }
 
@@ -84,18 +93,18 @@ export class LeaseWrites {
    * is no longer held is left as it is.
    */
   async releaseUndelivered(leases: readonly LeaseRef[]): Promise<void> {
-    await this.writeReleases([...leases])
+    await this.writeReleases(leases.map((lease) => ({ ...lease, namespace: '*' })))
   }
 
   /** Extends leases; returns those that are no longer held, and why. */
-  async heartbeat(leases: readonly LeaseRef[], leaseMs: number): Promise<RevokedLease[]> {
+  async heartbeat(leases: ReadonlyArray<Fenced<LeaseRef>>, leaseMs: number): Promise<RevokedLease[]> {
     const held = await Promise.all(leases.map((lease) => this.heartbeats.submit({ lease, leaseMs })))
     const lost = leases.filter((_, index) => !held[index])
     if (lost.length === 0) return []
     const outcomes = await runFindLeaseOutcomes(this.deps.db, { runIds: lost.map((lease) => lease.runId) })
     return lost.map((lease) => {
       const current = outcomes.get(lease.runId)
-      const isCancelled = current?.status === 'cancelled' && current.leaseToken === lease.leaseToken
+      const isCancelled = current?.status === 'cancelled' && current.leaseToken === lease.leaseToken && isWritersRun(lease, current)
       return { runId: lease.runId, reason: isCancelled ? 'cancelled' : 'lease_lost' }
     })
   }
@@ -105,10 +114,12 @@ export class LeaseWrites {
     await Promise.all([this.steps.drain(), this.completions.drain(), this.failures.drain(), this.releases.drain(), this.heartbeats.drain()])
   }
 
-  private async writeSteps(items: StepCompletion[]): Promise<Array<undefined | Error>> {
+  private async writeSteps(items: Array<Fenced<StepCompletion>>): Promise<Array<undefined | Error>> {
     // A step sent twice under one lease in one batch (a retransmission) is
     // written once and answers both.
-    const unique = [...new Map(items.map((item) => [`${stepKey(item.runId, item.stepId)}/${item.leaseToken}`, item])).values()]
+    const unique = [
+      ...new Map(items.map((item) => [`${stepKey(item.runId, item.stepId)}/${item.leaseToken}/${item.namespace}`, item])).values(),
+    ]
     let stored: Map<string, { namespace: string; job: string }>
     try {
       stored = await stepCompleteMany(this.deps.db, { steps: unique, isRepeat: false })
@@ -123,10 +134,12 @@ export class LeaseWrites {
         return run ? [{ namespace: run.namespace, job: run.job, durationMs: step.durationMs }] : []
       }),
     )
-    return items.map((item) => (stored.has(stepKey(item.runId, item.stepId)) ? undefined : new LeaseLostError(item.runId)))
+    const missed = items.filter((item) => !stored.has(stepKey(item.runId, item.stepId)))
+    const outcomes = await this.findOutcomes(missed)
+    return items.map((item) => (stored.has(stepKey(item.runId, item.stepId)) ? undefined : refusal(item, outcomes.get(item.runId))))
   }
 
-  private async writeCompletions(items: Array<LeaseRef & { resultJson: string | undefined }>): Promise<Array<undefined | Error>> {
+  private async writeCompletions(items: Array<Fenced<RunCompletion>>): Promise<Array<undefined | Error>> {
     const unique = uniqueLeases(items)
     const counts = await runComplete(this.deps.db, { completions: unique })
     this.deps.metrics.recordCompleted(counts)
@@ -134,14 +147,15 @@ export class LeaseWrites {
     if (completed === unique.length) return items.map(() => undefined)
     // Some leases were not held. A run completed under the same token was
     // completed by this attempt, now or by an earlier send whose answer was lost.
-    const outcomes = await runFindLeaseOutcomes(this.deps.db, { runIds: unique.map((item) => item.runId) })
+    const outcomes = await this.findOutcomes(unique)
     return items.map((item) => {
       const current = outcomes.get(item.runId)
-      return current?.status === 'completed' && current.leaseToken === item.leaseToken ? undefined : new LeaseLostError(item.runId)
+      const isRepeat = current?.status === 'completed' && current.leaseToken === item.leaseToken && isWritersRun(item, current)
+      return isRepeat ? undefined : refusal(item, current)
     })
   }
 
-  private async writeFailures(items: RunFailure[]): Promise<Array<FailureResult | Error>> {
+  private async writeFailures(items: Array<Fenced<RunFailure>>): Promise<Array<FailureResult | Error>> {
     const { results, afterCommit } = await this.deps.db.transaction(async (trx) => {
       const unique = uniqueLeases(items)
       const locked = await runLockHeldLeases(trx, { leases: unique })
@@ -163,25 +177,28 @@ export class LeaseWrites {
     })
     afterCommit()
     const missed = items.filter((item) => !results.has(leaseKey(item.runId, item.leaseToken)))
-    const outcomes =
-      missed.length > 0
-        ? await runFindLeaseOutcomes(this.deps.db, { runIds: missed.map((item) => item.runId) })
-        : new Map<string, LeaseOutcome>()
+    const outcomes = await this.findOutcomes(missed)
     return items.map((item) => {
       const result = results.get(leaseKey(item.runId, item.leaseToken))
       if (result) return result
       const current = outcomes.get(item.runId)
       // The same attempt already reported this failure and the answer was lost
       // (only a worker's own report keeps the token on an ended attempt).
-      if (current && current.leaseToken === item.leaseToken && current.status !== 'running' && current.status !== 'completed') {
+      if (
+        current &&
+        current.leaseToken === item.leaseToken &&
+        isWritersRun(item, current) &&
+        current.status !== 'running' &&
+        current.status !== 'completed'
+      ) {
         const status = publicStatus(current.status)
         if (status === 'queued' || status === 'failed') return { status, retryAt: undefined }
       }
-      return new LeaseLostError(item.runId)
+      return refusal(item, current)
     })
   }
 
-  private async writeReleases(items: LeaseRef[]): Promise<Array<undefined | Error>> {
+  private async writeReleases(items: Array<Fenced<LeaseRef>>): Promise<Array<undefined | Error>> {
     const released = await this.deps.db.transaction(async (trx) => {
       const rows = await runRelease(trx, { leases: uniqueLeases(items) })
       for (const [namespace, queues] of groupQueues(rows)) await this.deps.announcer.notifyOtherServers(trx, namespace, queues)
@@ -189,11 +206,13 @@ export class LeaseWrites {
     })
     for (const [namespace, queues] of groupQueues(released)) this.deps.announcer.announceLocally(namespace, queues)
     const releasedLeases = new Set(released.map((row) => leaseKey(row.id, row.lease_token)))
-    return items.map((item) => (releasedLeases.has(leaseKey(item.runId, item.leaseToken)) ? undefined : new LeaseLostError(item.runId)))
+    const isReleased = (item: LeaseRef) => releasedLeases.has(leaseKey(item.runId, item.leaseToken))
+    const outcomes = await this.findOutcomes(items.filter((item) => !isReleased(item)))
+    return items.map((item) => (isReleased(item) ? undefined : refusal(item, outcomes.get(item.runId))))
   }
 
-  private async writeHeartbeats(items: Array<{ lease: LeaseRef; leaseMs: number }>): Promise<boolean[]> {
-    const byLeaseMs = new Map<number, LeaseRef[]>()
+  private async writeHeartbeats(items: Array<{ lease: Fenced<LeaseRef>; leaseMs: number }>): Promise<boolean[]> {
+    const byLeaseMs = new Map<number, Array<Fenced<LeaseRef>>>()
     for (const item of items) {
       const leases = byLeaseMs.get(item.leaseMs)
       if (leases) leases.push(item.lease)
@@ -205,11 +224,36 @@ export class LeaseWrites {
     }
     return items.map((item) => extended.has(leaseKey(item.lease.runId, item.lease.leaseToken)))
   }
+
+  /** What became of the runs of writes that found no lease (the rare path: nothing to look up when every write took). */
+  private async findOutcomes(items: readonly LeaseRef[]): Promise<Map<string, LeaseOutcome>> {
+    if (items.length === 0) return new Map()
+    return runFindLeaseOutcomes(this.deps.db, { runIds: items.map((item) => item.runId) })
+  }
 }
 
-/** Each lease once (a retransmitted write may share a batch with the original), in run id order for lock order. */
-function uniqueLeases<T extends LeaseRef>(items: readonly T[]): T[] {
-  const unique = [...new Map(items.map((item) => [leaseKey(item.runId, item.leaseToken), item])).values()]
+/** Why a single write about a run found no lease (see refusal). */
+export async function explainLostLease(db: Executor, item: Fenced<LeaseRef>): Promise<Error> {
+  const outcomes = await runFindLeaseOutcomes(db, { runIds: [item.runId] })
+  return refusal(item, outcomes.get(item.runId))
+}
+
+/** Whether the write's writer may act in the run's namespace. */
+function isWritersRun(item: Fenced<LeaseRef>, outcome: LeaseOutcome): boolean {
+  return item.namespace === '*' || item.namespace === outcome.namespace
+}
+
+/** Why a write found no lease: the run is another namespace's, or the lease is not held (expired, ended, never this token's). */
+function refusal(item: Fenced<LeaseRef>, outcome: LeaseOutcome | undefined): Error {
+  if (outcome && !isWritersRun(item, outcome)) {
+    return new PermissionDeniedError(`run ${item.runId} is not in namespace "${item.namespace}", the only one this writer may act in`)
+  }
+  return new LeaseLostError(item.runId)
+}
+
+/** Each lease once per writer's namespace (a retransmitted write may share a batch with the original), in run id order for lock order. */
+function uniqueLeases<T extends Fenced<LeaseRef>>(items: readonly T[]): T[] {
+  const unique = [...new Map(items.map((item) => [`${leaseKey(item.runId, item.leaseToken)}/${item.namespace}`, item])).values()]
   return unique.sort((a, b) => (a.runId < b.runId ? -1 : a.runId > b.runId ? 1 : 0))
 }
 

@@ -1,9 +1,10 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Knex } from 'knex'
-import { FailedPreconditionError, LeaseLostError } from '../core/errors.js'
+import { FailedPreconditionError } from '../core/errors.js'
 import type { LeaseRef, LockRecord, StateEntry } from '../core/run.js'
 import type { Executor } from '../db/database.js'
 import { runLockHeldLease } from '../db/queries/lease-writes.js'
+import { explainLostLease } from './lease-writes.js'
 import {
   stateDelete,
   stateGet,
@@ -179,8 +180,10 @@ export class StateStore {
     if (!run && fencingToken === 0) return effect(this.deps.db)
     return this.deps.db.transaction(async (trx) => {
       if (!run) return effect(trx)
-      const attempt = await runLockHeldLease(trx, run)
-      if (attempt === undefined) throw new LeaseLostError(run.runId)
+      // The run must be in the namespace the operation acts in: a key of that namespace holding another's lease gets nothing.
+      const lease = { ...run, namespace: target.namespace }
+      const attempt = await runLockHeldLease(trx, lease)
+      if (attempt === undefined) throw await explainLostLease(trx, lease)
       const recorded = await stepFindResult(trx, { runId: run.runId, stepId: run.opId })
       if (recorded !== undefined) return codec.fromRecord(recorded)
       const result = await effect(trx)

@@ -1,9 +1,9 @@
 import type { Knex } from 'knex'
 import { eventResultJson } from '../core/event.js'
-import { LeaseLostError } from '../core/errors.js'
-import type { Suspension, SuspensionOutcome } from '../core/run.js'
+import type { Fenced, Suspension, SuspensionOutcome } from '../core/run.js'
 import { eventFindMatch, eventLockName } from '../db/queries/events.js'
 import { waitCompleteStepNow, waitLockLease, waitSuspend } from '../db/queries/waits.js'
+import { explainLostLease } from './lease-writes.js'
 import type { ReadyAnnouncer } from './ready-announcer.js'
 
 /**
@@ -19,11 +19,11 @@ import type { ReadyAnnouncer } from './ready-announcer.js'
 export class Suspensions {
   constructor(private readonly deps: { db: Knex; announcer: ReadyAnnouncer }) {}
 
-  async suspend(suspension: Suspension): Promise<SuspensionOutcome> {
+  async suspend(suspension: Fenced<Suspension>): Promise<SuspensionOutcome> {
     const { runId, stepId, wait } = suspension
     const outcome = await this.deps.db.transaction(async (trx): Promise<SuspensionOutcome & { wakeAt?: Date }> => {
       const run = await waitLockLease(trx, suspension)
-      if (!run) throw new LeaseLostError(runId)
+      if (!run) throw await explainLostLease(trx, suspension)
       if (wait.kind === 'sleep') {
         if (wait.wakeAt.getTime() <= run.now.getTime()) {
           await waitCompleteStepNow(trx, { runId, stepId, kind: 'sleep', attempt: run.attempt, resultJson: 'null' })

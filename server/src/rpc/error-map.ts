@@ -5,7 +5,9 @@ import {
   InvalidArgumentError,
   LeaseLostError,
   NotFoundError,
+  PermissionDeniedError,
   ResourceExhaustedError,
+  UnauthenticatedError,
   UnavailableError,
 } from '../core/errors.js'
 import { isConflictError, isUnavailableError } from '../db/errors.js'
@@ -31,6 +33,8 @@ export function toRpcStatus(error: unknown, logger: Logger): RpcStatus {
     return { code: status.FAILED_PRECONDITION, message: error.message }
   if (error instanceof ResourceExhaustedError) return { code: status.RESOURCE_EXHAUSTED, message: error.message }
   if (error instanceof UnavailableError) return { code: status.UNAVAILABLE, message: error.message }
+  if (error instanceof UnauthenticatedError) return { code: status.UNAUTHENTICATED, message: error.message }
+  if (error instanceof PermissionDeniedError) return { code: status.PERMISSION_DENIED, message: error.message }
   if (isConflictError(error)) return { code: status.ABORTED, message: 'the operation conflicted with a concurrent one; retry it' }
   if (isUnavailableError(error)) {
     logger.warn({ err: error }, 'database unavailable')
@@ -52,9 +56,9 @@ export function toServiceError(rpcStatus: RpcStatus): ServerErrorResponse & Part
  */
 export function unaryHandler<Request, Response>(
   logger: Logger,
-  handle: (request: Request, signal: AbortSignal) => Promise<Response>,
+  handle: (request: Request, signal: AbortSignal, metadata: Metadata) => Promise<Response>,
 ): (
-  call: { request: Request; on(event: 'cancelled', listener: () => void): unknown },
+  call: { request: Request; metadata: Metadata; on(event: 'cancelled', listener: () => void): unknown },
   callback: (error: ServerErrorResponse | null, response?: Response) => void,
 ) => void {
   return (call, callback) => {
@@ -70,7 +74,7 @@ export function unaryHandler<Request, Response>(
     call.on('cancelled', () => {
       if (!isAnswered) controller.abort()
     })
-    handle(call.request, controller.signal)
+    handle(call.request, controller.signal, call.metadata)
       .finally(() => (isAnswered = true))
       .then(
         (response) => callback(null, response),

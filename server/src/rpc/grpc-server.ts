@@ -1,4 +1,5 @@
-import { Server, ServerCredentials } from '@grpc/grpc-js'
+import { Server, ServerCredentials, type ServerInterceptor } from '@grpc/grpc-js'
+import { AdminServiceService, type AdminServiceServer } from '@stackshift/proto/admin-service'
 import { protocolLimits } from '@stackshift/proto/limits'
 import { RunServiceService, type RunServiceServer } from '@stackshift/proto/run-service'
 import { StateServiceService, type StateServiceServer } from '@stackshift/proto/state-service'
@@ -12,6 +13,7 @@ export interface StackShiftServices {
   runs: RunServiceServer
   workers: WorkerServiceServer
   state: StateServiceServer
+  admin: AdminServiceServer
 }
 
 /** A gRPC server with StackShift's services, the health service and reflection. */
@@ -21,15 +23,27 @@ export interface GrpcServer {
   setHealth: (state: 'SERVING' | 'NOT_SERVING') => void
 }
 
-const healthNames = ['', 'stackshift.jobs.v1.RunService', 'stackshift.jobs.v1.WorkerService', 'stackshift.jobs.v1.StateService']
+const healthNames = [
+  '',
+  'stackshift.jobs.v1.RunService',
+  'stackshift.jobs.v1.WorkerService',
+  'stackshift.jobs.v1.StateService',
+  'stackshift.jobs.v1.AdminService',
+]
 
 /**
- * Builds the gRPC server: the three services, each refusing requests it
- * cannot decode with INVALID_ARGUMENT (decode-errors.ts), grpc.health.v1
- * (serving from the start), and server reflection.
+ * Builds the gRPC server: StackShift's services, each refusing requests it
+ * cannot decode with INVALID_ARGUMENT (decode-errors.ts), behind the given
+ * interceptors (the access check, when auth is on); grpc.health.v1 (serving
+ * from the start) and server reflection, open to all.
  */
-export function createGrpcServer(options: { maxMessageBytes: number; services: StackShiftServices }): GrpcServer {
+export function createGrpcServer(options: {
+  maxMessageBytes: number
+  services: StackShiftServices
+  interceptors: ServerInterceptor[]
+}): GrpcServer {
   const server = new Server({
+    interceptors: options.interceptors,
     'grpc.max_receive_message_length': options.maxMessageBytes,
     'grpc.max_send_message_length': options.maxMessageBytes,
     // Clients ping idle connections to notice dead ones; allow it, with room for timer jitter.
@@ -39,6 +53,7 @@ export function createGrpcServer(options: { maxMessageBytes: number; services: S
   server.addService(withDecodeErrors(RunServiceService), options.services.runs)
   server.addService(withDecodeErrors(WorkerServiceService), options.services.workers)
   server.addService(withDecodeErrors(StateServiceService), options.services.state)
+  server.addService(withDecodeErrors(AdminServiceService), options.services.admin)
   const health = new HealthImplementation(Object.fromEntries(healthNames.map((name) => [name, 'SERVING' as const])))
   health.addToServer(server)
   addReflection(server)

@@ -1,5 +1,6 @@
-import { type ServerDuplexStream, status } from '@grpc/grpc-js'
+import { type Metadata, type ServerDuplexStream, status } from '@grpc/grpc-js'
 import type { ServerConfig } from '../config.js'
+import type { Principal } from '../core/access.js'
 import type { ClaimedRun } from '../core/run.js'
 import type { Dispatcher, TaskConsumer } from '../dispatch/dispatcher.js'
 import type { Logger } from '../logger.js'
@@ -27,8 +28,8 @@ export interface WorkerServiceHandle {
   streams: ReadonlySet<WorkerStream>
   /** Ends every stream (workers reconnect elsewhere) and answers pending long-polls. */
   shutdown(): void
-  /** Tells every connected worker to stop working on runs (run ids are unique across namespaces). */
-  revoke(leases: readonly RevokedLease[]): void
+  /** Tells the connected workers of a namespace to stop working on runs. */
+  revoke(namespace: string, leases: readonly RevokedLease[]): void
 }
 
 export function createWorkerService(deps: {
@@ -38,6 +39,8 @@ export function createWorkerService(deps: {
   dispatcher: Dispatcher
   leaseWrites: LeaseWrites
   suspensions: Suspensions
+  /** Who a unary call comes from: its writes are fenced to the principal's namespace. */
+  principalOf: (metadata: Metadata) => Principal
 }): WorkerServiceHandle {
   const { config, logger, leaseWrites } = deps
   const streams = new Set<WorkerStream>()
@@ -89,25 +92,34 @@ export function createWorkerService(deps: {
       })
       return { tasks: runs.map((run) => toTaskMessage(run, claim.leaseMs)) }
     }),
-    heartbeat: unaryHandler(logger, async (request) => {
+    heartbeat: unaryHandler(logger, async (request, _signal, metadata) => {
+      const { namespace } = deps.principalOf(metadata)
       const { leases, leaseMs } = parseHeartbeat(request, config.leaseMs)
-      return { revoked: (await leaseWrites.heartbeat(leases, leaseMs)).map(toRevokedLease) }
+      const revoked = await leaseWrites.heartbeat(
+        leases.map((lease) => ({ ...lease, namespace })),
+        leaseMs,
+      )
+      return { revoked: revoked.map(toRevokedLease) }
     }),
-    completeStep: unaryHandler(logger, async (request) => {
-      await leaseWrites.completeStep(parseCompleteStep(request, config))
+    completeStep: unaryHandler(logger, async (request, _signal, metadata) => {
+      await leaseWrites.completeStep({ ...parseCompleteStep(request, config), namespace: deps.principalOf(metadata).namespace })
       return {}
     }),
-    completeRun: unaryHandler(logger, async (request) => {
-      await leaseWrites.completeRun(parseCompleteRun(request, config))
+    completeRun: unaryHandler(logger, async (request, _signal, metadata) => {
+      await leaseWrites.completeRun({ ...parseCompleteRun(request, config), namespace: deps.principalOf(metadata).namespace })
       return {}
     }),
-    failRun: unaryHandler(logger, async (request) => toFailRunResponse(await leaseWrites.failRun(parseFailRun(request)))),
-    releaseRun: unaryHandler(logger, async (request) => {
-      await leaseWrites.releaseRun(parseReleaseRun(request))
+    failRun: unaryHandler(logger, async (request, _signal, metadata) =>
+      toFailRunResponse(await leaseWrites.failRun({ ...parseFailRun(request), namespace: deps.principalOf(metadata).namespace })),
+    ),
+    releaseRun: unaryHandler(logger, async (request, _signal, metadata) => {
+      await leaseWrites.releaseRun({ ...parseReleaseRun(request), namespace: deps.principalOf(metadata).namespace })
       return {}
     }),
-    suspendRun: unaryHandler(logger, async (request) =>
-      toSuspendRunResponse(await deps.suspensions.suspend(parseSuspendRun(request, config))),
+    suspendRun: unaryHandler(logger, async (request, _signal, metadata) =>
+      toSuspendRunResponse(
+        await deps.suspensions.suspend({ ...parseSuspendRun(request, config), namespace: deps.principalOf(metadata).namespace }),
+      ),
     ),
   }
 
@@ -118,8 +130,8 @@ export function createWorkerService(deps: {
       for (const finish of [...pendingClaims]) finish()
       for (const stream of [...streams]) stream.terminate({ code: status.UNAVAILABLE, message: 'server is shutting down; reconnect' })
     },
-    revoke(leases) {
-      for (const stream of streams) stream.revoke(leases)
+    revoke(namespace, leases) {
+      for (const stream of streams) if (stream.namespace === namespace) stream.revoke(leases)
     },
   }
 }

@@ -95,7 +95,8 @@ export class WorkerStream implements TaskConsumer {
 
   /**
    * Tells the worker to stop working on runs (cancelled ones). Sent to every
-   * stream: a worker ignores runs it does not hold.
+   * stream of the runs' namespace, and to no other: a worker ignores runs it
+   * does not hold.
    */
   revoke(leases: readonly DomainRevokedLease[]): void {
     if (this.state === 'closed' || this.state === 'awaiting-hello') return
@@ -196,25 +197,31 @@ export class WorkerStream implements TaskConsumer {
       const op = operation.operation
       switch (op?.$case) {
         case 'completeStep':
-          await leaseWrites.completeStep(parseCompleteStep(op.completeStep, config, 'complete_step'))
+          await leaseWrites.completeStep({ ...parseCompleteStep(op.completeStep, config, 'complete_step'), namespace: this.namespace })
           return { ...ok, result: { $case: 'completeStep', completeStep: {} } }
         case 'completeRun':
-          await leaseWrites.completeRun(parseCompleteRun(op.completeRun, config, 'complete_run'))
+          await leaseWrites.completeRun({ ...parseCompleteRun(op.completeRun, config, 'complete_run'), namespace: this.namespace })
           return { ...ok, result: { $case: 'completeRun', completeRun: {} } }
         case 'failRun': {
-          const outcome = await leaseWrites.failRun(parseFailRun(op.failRun, 'fail_run'))
+          const outcome = await leaseWrites.failRun({ ...parseFailRun(op.failRun, 'fail_run'), namespace: this.namespace })
           return { ...ok, result: { $case: 'failRun', failRun: toFailRunResponse(outcome) } }
         }
         case 'releaseRun':
-          await leaseWrites.releaseRun(parseReleaseRun(op.releaseRun, 'release_run'))
+          await leaseWrites.releaseRun({ ...parseReleaseRun(op.releaseRun, 'release_run'), namespace: this.namespace })
           return { ...ok, result: { $case: 'releaseRun', releaseRun: {} } }
         case 'suspendRun': {
-          const outcome = await this.deps.suspensions.suspend(parseSuspendRun(op.suspendRun, config, 'suspend_run'))
+          const outcome = await this.deps.suspensions.suspend({
+            ...parseSuspendRun(op.suspendRun, config, 'suspend_run'),
+            namespace: this.namespace,
+          })
           return { ...ok, result: { $case: 'suspendRun', suspendRun: toSuspendRunResponse(outcome) } }
         }
         case 'heartbeat': {
           const { leases, leaseMs } = parseHeartbeat(op.heartbeat, this.leaseMs, 'heartbeat')
-          const revoked = await leaseWrites.heartbeat(leases, leaseMs)
+          const revoked = await leaseWrites.heartbeat(
+            leases.map((lease) => ({ ...lease, namespace: this.namespace })),
+            leaseMs,
+          )
           return { ...ok, result: { $case: 'heartbeat', heartbeat: { revoked: revoked.map(toRevokedLease) } } }
         }
         default:

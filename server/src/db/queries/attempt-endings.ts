@@ -1,4 +1,4 @@
-import type { ErrorInfo, LeaseRef, TraceContext } from '../../core/run.js'
+import type { ErrorInfo, Fenced, LeaseRef, TraceContext } from '../../core/run.js'
 import { type Executor, sql } from '../database.js'
 import { runsOfBatch } from './run-batch.js'
 
@@ -56,20 +56,21 @@ function toLockedAttempt(row: LockedAttemptRow): LockedAttempt {
  * Locks the held leases among `leases` (in id order, so concurrent callers
  * cannot deadlock), for a transaction that ends their attempts.
  */
-export async function runLockHeldLeases(db: Executor, params: { leases: readonly LeaseRef[] }): Promise<LockedAttempt[]> {
+export async function runLockHeldLeases(db: Executor, params: { leases: ReadonlyArray<Fenced<LeaseRef>> }): Promise<LockedAttempt[]> {
   const rows = await sql<LockedAttemptRow>(
     db,
     `
-    WITH v AS MATERIALIZED (SELECT * FROM unnest($1::uuid[], $2::uuid[]) AS v(id, lease_token))
+    WITH v AS MATERIALIZED (SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[]) AS v(id, lease_token, namespace))
     SELECT r.id::text AS id, r.lease_token::text AS lease_token, r.namespace, r.queue, r.job, r.attempt, r.max_attempts, r.started_at,
       r.worker_id, r.trace_context
     FROM v
     JOIN stackshift.runs r ON r.id = v.id
     WHERE ${runsOfBatch('v')} AND r.lease_token = v.lease_token AND r.lease_expires_at > now()
+      AND (v.namespace = '*' OR r.namespace = v.namespace)
     ORDER BY r.id
     FOR UPDATE OF r
     `,
-    [params.leases.map((l) => l.runId), params.leases.map((l) => l.leaseToken)],
+    [params.leases.map((l) => l.runId), params.leases.map((l) => l.leaseToken), params.leases.map((l) => l.namespace)],
   )
   return rows.map(toLockedAttempt)
 }

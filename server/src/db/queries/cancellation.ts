@@ -34,7 +34,7 @@ export async function runCancel(db: Executor, params: { runId: string; error: Er
       WHERE run_id = $1 AND status = 'waiting'
     ),
     ended_wait AS (DELETE FROM stackshift.waits WHERE run_id = $1),
-    told AS (SELECT pg_notify($4, $1::text) WHERE $3)
+    told AS (SELECT pg_notify($4, cancelled.namespace || '/' || cancelled.id::text) FROM cancelled WHERE $3)
     SELECT ${runColumns} FROM cancelled, (SELECT count(*) FROM told) AS t
     `,
     [params.runId, JSON.stringify(params.error), params.isRunning, runCancelledChannel],

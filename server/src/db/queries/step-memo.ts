@@ -1,4 +1,4 @@
-import { type ErrorInfo, type StepCompletion, stepKey } from '../../core/run.js'
+import { type ErrorInfo, type Fenced, type StepCompletion, stepKey } from '../../core/run.js'
 import { type Executor, sql } from '../database.js'
 import { runsOfBatch } from './run-batch.js'
 
@@ -31,7 +31,7 @@ import { runsOfBatch } from './run-batch.js'
  */
 export async function stepCompleteMany(
   db: Executor,
-  params: { steps: readonly StepCompletion[]; isRepeat: boolean },
+  params: { steps: ReadonlyArray<Fenced<StepCompletion>>; isRepeat: boolean },
 ): Promise<Map<string, { namespace: string; job: string }>> {
   const { steps } = params
   const rows = await sql<{ run_id: string; step_id: string; namespace: string; job: string }>(
@@ -44,14 +44,16 @@ export async function stepCompleteMany(
         json_array_elements_text($3::json),
         json_array_elements($4::json),
         unnest(string_to_array($5, ',')::integer[]),
-        unnest(string_to_array($6, ',')::stackshift.step_kind[])
-      ) AS v(run_id, lease_token, step_id, result, duration_ms, kind)
+        unnest(string_to_array($6, ',')::stackshift.step_kind[]),
+        unnest(string_to_array($7, ','))
+      ) AS v(run_id, lease_token, step_id, result, duration_ms, kind, namespace)
     ),
     held AS (
       SELECT r.id AS run_id, r.attempt, r.namespace, r.job, v.step_id, v.kind, v.result, v.duration_ms
       FROM v
       JOIN stackshift.runs r ON r.id = v.run_id
       WHERE ${runsOfBatch('v', 'run_id')} AND r.lease_token = v.lease_token AND r.lease_expires_at > now()
+        AND (v.namespace = '*' OR r.namespace = v.namespace)
     ),
     stored AS (
       INSERT INTO stackshift.steps AS s (run_id, step_id, kind, status, attempt, started_at, finished_at, result)
@@ -75,6 +77,7 @@ export async function stepCompleteMany(
       `[${steps.map((s) => (s.resultJson === undefined ? '[]' : `[${s.resultJson}]`)).join(',')}]`,
       steps.map((s) => s.durationMs).join(','),
       steps.map((s) => s.kind).join(','),
+      steps.map((s) => s.namespace).join(','),
     ],
   )
   return new Map(rows.map((row) => [stepKey(row.run_id, row.step_id), { namespace: row.namespace, job: row.job }]))

@@ -1,4 +1,4 @@
-import type { EventRecord, LeaseRef } from '../../core/run.js'
+import type { EventRecord, Fenced, LeaseRef } from '../../core/run.js'
 import { type Executor, sql } from '../database.js'
 
 /*
@@ -26,7 +26,7 @@ export interface SuspendingRun {
 }
 
 /** Locks the run of a held lease (see db/queries/lease-writes.ts on fencing). */
-export async function waitLockLease(db: Executor, params: LeaseRef): Promise<SuspendingRun | undefined> {
+export async function waitLockLease(db: Executor, params: Fenced<LeaseRef>): Promise<SuspendingRun | undefined> {
   const rows = await sql<SuspendingRun>(
     db,
     `SELECT r.namespace, r.attempt, now() AS now,
@@ -35,9 +35,9 @@ export async function waitLockLease(db: Executor, params: LeaseRef): Promise<Sus
          FROM stackshift.steps AS s WHERE s.run_id = r.id AND s.status = 'completed'
        )) AS "waitSince"
      FROM stackshift.runs AS r
-     WHERE r.id = $1 AND r.lease_token = $2 AND r.lease_expires_at > now()
+     WHERE r.id = $1 AND r.lease_token = $2 AND r.lease_expires_at > now() AND ($3 = '*' OR r.namespace = $3)
      FOR UPDATE OF r`,
-    [params.runId, params.leaseToken],
+    [params.runId, params.leaseToken, params.namespace],
   )
   return rows[0]
 }
