@@ -1,4 +1,5 @@
 import type { ChannelCredentials, ChannelOptions } from '@grpc/grpc-js'
+import { AdminClient } from './admin.js'
 import { fromEventMessage, fromRunMessage, toRunStatusMessage } from './convert.js'
 import { EnqueueStreamClient } from './enqueue-stream.js'
 import { InvalidArgumentError, WaitForRunTimeoutError } from './errors.js'
@@ -38,6 +39,8 @@ export class StackShift {
   readonly namespace: string
   /** The State Store of the namespace. */
   readonly state: StateStore
+  /** Managing API keys (needs a key with the `admin` scope). */
+  readonly admin: AdminClient
   private readonly clients: GrpcClients
   private readonly enqueueStream: EnqueueStreamClient
   private readonly jobs = new Map<string, JobDefinition>()
@@ -54,6 +57,7 @@ export class StackShift {
     this.clients = createGrpcClients(options.address, options.credentials, options.channelOptions)
     this.enqueueStream = new EnqueueStreamClient(this.clients.runs)
     this.state = new StateClient(this.clients.state, this.namespace, this.callTimeoutMs)
+    this.admin = new AdminClient(this.clients.admin, this.namespace, this.callTimeoutMs)
   }
 
   /** A queue to enqueue runs on. */

@@ -1,4 +1,5 @@
 import { type CallOptions, type ChannelCredentials, type ChannelOptions, Metadata, type ServiceError, credentials } from '@grpc/grpc-js'
+import { AdminServiceClient } from '@stackshift/proto/admin-service'
 import { RunServiceClient } from '@stackshift/proto/run-service'
 import { StateServiceClient } from '@stackshift/proto/state-service'
 import { protocolLimits } from '@stackshift/proto/limits'
@@ -10,6 +11,7 @@ export interface GrpcClients {
   runs: RunServiceClient
   workers: WorkerServiceClient
   state: StateServiceClient
+  admin: AdminServiceClient
   close(): void
 }
 
@@ -28,10 +30,12 @@ export function createGrpcClients(address: string, channelCredentials?: ChannelC
   const runs = new RunServiceClient(address, creds, options)
   const workers = new WorkerServiceClient(address, creds, { ...options, channelOverride: runs.getChannel() })
   const state = new StateServiceClient(address, creds, { ...options, channelOverride: runs.getChannel() })
+  const admin = new AdminServiceClient(address, creds, { ...options, channelOverride: runs.getChannel() })
   return {
     runs,
     workers,
     state,
+    admin,
     close: () => runs.close(),
   }
 }
