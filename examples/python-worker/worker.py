@@ -104,7 +104,10 @@ class WorkerStream:
         self._lock = threading.Lock()
         self._closed = False
         self._outgoing.put(pb.ConnectRequest(hello=hello))
-        responses = pb_grpc.WorkerServiceStub(channel).Connect(self._requests())
+        # A server that requires keys gets one from STACKSHIFT_API_KEY, as every client sends it.
+        api_key = os.environ.get("STACKSHIFT_API_KEY")
+        metadata = [("authorization", f"Bearer {api_key}")] if api_key else None
+        responses = pb_grpc.WorkerServiceStub(channel).Connect(self._requests(), metadata=metadata)
         self._reader = threading.Thread(target=self._read, args=(responses,), daemon=True)
         self._reader.start()
 
