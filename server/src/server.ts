@@ -24,6 +24,7 @@ import { Suspensions } from './operations/waits.js'
 import { bindGrpcServer, createGrpcServer } from './rpc/grpc-server.js'
 import { createRunService } from './rpc/run-service.js'
 import { createStateService } from './rpc/state-service.js'
+import { loadServerTls } from './rpc/tls.js'
 import { createWorkerService } from './rpc/worker-service.js'
 
 /** A running StackShift server. */
@@ -50,6 +51,8 @@ export interface StackShiftServer {
 /** Connects to the database, migrates it, and serves gRPC. */
 export async function startServer(config: ServerConfig & { databaseUrl: string }, logger: Logger): Promise<StackShiftServer> {
   const serverId = randomBytes(8).toString('hex')
+  // First: TLS files that are missing or unusable stop the start before it touches the database.
+  const tls = await loadServerTls(config, logger)
   const db = createDatabase({ url: config.databaseUrl, poolSize: config.dbPoolSize })
   await migrateDatabase(db)
 
@@ -112,13 +115,14 @@ export async function startServer(config: ServerConfig & { databaseUrl: string }
       state: createStateService({ config, logger, store: stateStore }),
     },
   })
-  const port = await bindGrpcServer(grpcServer, config.host, config.port)
+  const port = await bindGrpcServer(grpcServer, config.host, config.port, tls.credentials)
   let metricsEndpoint: MetricsEndpoint | undefined
   if (config.isMetricsEnabled) {
     try {
       metricsEndpoint = await startMetricsEndpoint({ host: config.metricsHost, port: config.metricsPort, metrics, logger })
     } catch (error) {
       grpcServer.forceShutdown()
+      tls.close()
       await listener.stop()
       await db.destroy()
       throw error
@@ -151,7 +155,7 @@ export async function startServer(config: ServerConfig & { databaseUrl: string }
   }, config.healthProbeIntervalMs)
   healthProbe.unref()
 
-  logger.info({ port, host: config.host, serverId }, 'StackShift server listening')
+  logger.info({ port, host: config.host, serverId, tls: tls.mode }, 'StackShift server listening')
 
   let stopping: Promise<void> | undefined
   return {
@@ -182,6 +186,7 @@ export async function startServer(config: ServerConfig & { databaseUrl: string }
             resolve()
           })
         })
+        tls.close()
         await Promise.all([enqueuer.drain(), leaseWrites.drain()])
         await Promise.all([timers.stop(), reaper.stop(), retention.stop(), stateSweeper.stop(), listener.stop(), metricsEndpoint?.close()])
         await db.destroy()
