@@ -119,7 +119,13 @@ export async function startServer(config: ServerConfig & { databaseUrl: string }
   let metricsEndpoint: MetricsEndpoint | undefined
   if (config.isMetricsEnabled) {
     try {
-      metricsEndpoint = await startMetricsEndpoint({ host: config.metricsHost, port: config.metricsPort, metrics, logger })
+      metricsEndpoint = await startMetricsEndpoint({
+        host: config.metricsHost,
+        port: config.metricsPort,
+        token: config.metricsToken,
+        metrics,
+        logger,
+      })
     } catch (error) {
       grpcServer.forceShutdown()
       tls.close()
