@@ -1,5 +1,5 @@
 import { NonRetriableError, StackShift } from '@stackshift/sdk'
-import { expect, it } from 'vitest'
+import { expect, it, vi } from 'vitest'
 import { useTestEnvironment } from './support/environment.js'
 import { scrapeMetrics } from './support/prometheus.js'
 import { startTestServer } from './support/server.js'
@@ -220,5 +220,35 @@ it('each server has its own metrics and port, stop() closes the endpoint, and me
     expect(silent.server.metricsPort).toBeUndefined()
   } finally {
     await silent.stop()
+  }
+})
+
+it('with a metrics token, a request without it gets 401 and nothing is collected; with it, the metrics', async () => {
+  const token = 'scrape-token-0123456789'
+  const guarded = await startTestServer(env.databaseUrl, { metricsToken: token })
+  try {
+    const port = guarded.server.metricsPort!
+    const expose = vi.spyOn(guarded.server.metrics, 'expose')
+    const refusedHeaders: Array<Record<string, string>> = [
+      {},
+      { authorization: 'Bearer wrong' },
+      { authorization: `Bearer ${token}x` },
+      { authorization: `Bearer ${token.slice(0, -1)}` },
+      { authorization: token },
+      { authorization: `Basic ${token}` },
+    ]
+    for (const headers of refusedHeaders) {
+      const response = await fetch(`http://127.0.0.1:${port}/metrics`, { headers })
+      expect(response.status).toBe(401)
+      expect(response.headers.get('www-authenticate')).toBe('Bearer realm="metrics"')
+      expect(await response.text()).not.toContain('stackshift_')
+    }
+    expect(expose).not.toHaveBeenCalled()
+
+    const metrics = await scrapeMetrics(port, token)
+    expect(metrics.value('process_cpu_user_seconds_total')).toBeGreaterThan(0)
+    expect(expose).toHaveBeenCalledTimes(1)
+  } finally {
+    await guarded.stop()
   }
 })

@@ -47,8 +47,7 @@ const scopeMessages: ReadonlyMap<ApiKeyScope, ApiKeyScopeMessage> = new Map([
 
 function toScopeMessage(scope: ApiKeyScope): ApiKeyScopeMessage {
   const message = scopeMessages.get(scope)
-  if (message === undefined)
-    throw new TypeError(`unknown API key scope "${scope}"; scopes: ${[...scopeMessages.keys()].join(', ')}`)
+  if (message === undefined) throw new TypeError(`unknown API key scope "${scope}"; scopes: ${[...scopeMessages.keys()].join(', ')}`)
   return message
 }
 

@@ -1,6 +1,7 @@
 import type { ChannelCredentials, ChannelOptions } from '@grpc/grpc-js'
 import { AdminClient } from './admin.js'
 import { fromEventMessage, fromRunMessage, toRunStatusMessage } from './convert.js'
+import { type TlsOptions, apiKeyInterceptor, channelCredentialsFor, resolveApiKey } from './credentials.js'
 import { EnqueueStreamClient } from './enqueue-stream.js'
 import { InvalidArgumentError, WaitForRunTimeoutError } from './errors.js'
 import { type GrpcClients, callUnary, createGrpcClients, withRetries } from './grpc.js'
@@ -18,7 +19,25 @@ export interface StackShiftOptions {
   address: string
   /** Namespace (tenant or environment) for everything this client does. Default "default". */
   namespace?: string
-  /** Channel credentials. Default: insecure (plain TCP). Use `credentials.createSsl()` for TLS. */
+  /**
+   * API key, sent with every call and stream as `authorization: Bearer <apiKey>`
+   * (with or without TLS). Default: the STACKSHIFT_API_KEY environment variable
+   * when set; `''` sends none even then.
+   */
+  apiKey?: string
+  /**
+   * TLS. `true`: trust Node's default certificate authorities (its bundled
+   * list, plus NODE_EXTRA_CA_CERTS). `{ ca }`: trust these instead, for a
+   * server certificate from a private CA; `{ cert, key }` (with or without
+   * `ca`): present this client certificate, for a server that requires one
+   * (mTLS). Default: plain text. Cannot be combined with `credentials`.
+   */
+  tls?: boolean | TlsOptions
+  /**
+   * grpc-js channel credentials, for what `tls` does not cover (a custom
+   * `checkServerIdentity`, say). Default: plain text, or what `tls` says;
+   * giving both is a TypeError. `apiKey` is sent either way.
+   */
   credentials?: ChannelCredentials
   /** Extra gRPC channel options. */
   channelOptions?: ChannelOptions
@@ -54,7 +73,12 @@ export class StackShift {
     this.namespace = options.namespace ?? 'default'
     this.callTimeoutMs = options.callTimeoutMs ?? 30_000
     this.logger = options.logger ?? defaultLogger
-    this.clients = createGrpcClients(options.address, options.credentials, options.channelOptions)
+    const apiKey = resolveApiKey(options.apiKey, process.env)
+    this.clients = createGrpcClients(options.address, {
+      credentials: channelCredentialsFor(options),
+      channelOptions: options.channelOptions,
+      interceptors: apiKey === undefined ? [] : [apiKeyInterceptor(apiKey)],
+    })
     this.enqueueStream = new EnqueueStreamClient(this.clients.runs)
     this.state = new StateClient(this.clients.state, this.namespace, this.callTimeoutMs)
     this.admin = new AdminClient(this.clients.admin, this.namespace, this.callTimeoutMs)

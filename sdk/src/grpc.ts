@@ -1,4 +1,11 @@
-import { type CallOptions, type ChannelCredentials, type ChannelOptions, Metadata, type ServiceError, credentials } from '@grpc/grpc-js'
+import {
+  type CallOptions,
+  type ChannelCredentials,
+  type ChannelOptions,
+  type Interceptor,
+  Metadata,
+  type ServiceError,
+} from '@grpc/grpc-js'
 import { AdminServiceClient } from '@stackshift/proto/admin-service'
 import { RunServiceClient } from '@stackshift/proto/run-service'
 import { StateServiceClient } from '@stackshift/proto/state-service'
@@ -24,13 +31,22 @@ const defaultChannelOptions: ChannelOptions = {
   'grpc.max_send_message_length': 64 * 1024 * 1024,
 }
 
-export function createGrpcClients(address: string, channelCredentials?: ChannelCredentials, channelOptions?: ChannelOptions): GrpcClients {
-  const creds = channelCredentials ?? credentials.createInsecure()
-  const options = { ...defaultChannelOptions, ...channelOptions }
-  const runs = new RunServiceClient(address, creds, options)
-  const workers = new WorkerServiceClient(address, creds, { ...options, channelOverride: runs.getChannel() })
-  const state = new StateServiceClient(address, creds, { ...options, channelOverride: runs.getChannel() })
-  const admin = new AdminServiceClient(address, creds, { ...options, channelOverride: runs.getChannel() })
+/**
+ * The three clients on one channel to `address`. `interceptors` apply to
+ * every call and stream of each (the API key's, credentials.ts).
+ */
+export function createGrpcClients(
+  address: string,
+  connection: { credentials: ChannelCredentials; channelOptions?: ChannelOptions | undefined; interceptors: Interceptor[] },
+): GrpcClients {
+  const { credentials: creds, interceptors } = connection
+  const options = { ...defaultChannelOptions, ...connection.channelOptions }
+  // A fresh options object for each client: grpc-js deletes `interceptors` from the one it is given.
+  const runs = new RunServiceClient(address, creds, { ...options, interceptors: [...interceptors] })
+  const shared = () => ({ ...options, interceptors: [...interceptors], channelOverride: runs.getChannel() })
+  const workers = new WorkerServiceClient(address, creds, shared())
+  const state = new StateServiceClient(address, creds, shared())
+  const admin = new AdminServiceClient(address, creds, shared())
   return {
     runs,
     workers,

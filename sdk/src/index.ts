@@ -1,6 +1,7 @@
 /** @stackshift/sdk: the TypeScript client and worker for StackShift Durable Jobs. */
 export { StackShift, type StackShiftOptions } from './client.js'
 export { AdminClient, type ApiKeyInfo, type ApiKeyScope, type CreateApiKeyOptions } from './admin.js'
+export type { TlsOptions } from './credentials.js'
 export { replaceAsyncResourceBind } from './tuning.js'
 export { Queue, type EnqueueItem, type EnqueueOptions } from './queue.js'
 export { Worker, type WorkerOptions } from './worker.js'

@@ -46,11 +46,11 @@ export const settings = {
   auth: { env: 'STACKSHIFT_AUTH', default: 'auto', schema: z.enum(['auto', 'required', 'off']) },
   /** A key with every scope in every namespace, for creating the first keys; at least 32 characters. Unset: none. */
   adminKey: { env: 'STACKSHIFT_ADMIN_KEY', schema: z.string().min(32).optional() },
-  /** TLS: the server's certificate chain (PEM). With `STACKSHIFT_TLS_KEY_FILE`; reloaded when the file changes. Unset: plain text. */
+  /** TLS: the server's certificate chain (PEM). With `STACKSHIFT_TLS_KEY_FILE`; read again every 2 s, so a renewed certificate is served without a restart. Unset: plain text. */
   tlsCertFile: { env: 'STACKSHIFT_TLS_CERT_FILE', schema: z.string().min(1).optional() },
-  /** TLS: the server's private key (PEM), for `STACKSHIFT_TLS_CERT_FILE`; reloaded when the file changes. */
+  /** TLS: the server's private key (PEM), for `STACKSHIFT_TLS_CERT_FILE`; read again every 2 s (replace both files together). */
   tlsKeyFile: { env: 'STACKSHIFT_TLS_KEY_FILE', schema: z.string().min(1).optional() },
-  /** mTLS: certificate authorities (PEM) whose client certificates are accepted; set, clients must present one. */
+  /** mTLS: certificate authorities (PEM) whose client certificates are accepted; set, clients must present one. Read again every 2 s. */
   tlsClientCaFile: { env: 'STACKSHIFT_TLS_CLIENT_CA_FILE', schema: z.string().min(1).optional() },
   /** Port of the embedded PostgreSQL (on 127.0.0.1); `0` picks a free one. */
   embeddedPostgresPort: { env: 'STACKSHIFT_EMBEDDED_PG_PORT', default: 54_329, schema: int(0, 65_535) },

@@ -30,6 +30,7 @@ import { bindGrpcServer, createGrpcServer } from './rpc/grpc-server.js'
 import { createPrincipalResolver } from './rpc/principal.js'
 import { createRunService } from './rpc/run-service.js'
 import { createStateService } from './rpc/state-service.js'
+import { loadServerTls } from './rpc/tls.js'
 import { createWorkerService } from './rpc/worker-service.js'
 
 /** A running StackShift server. */
@@ -56,6 +57,8 @@ export interface StackShiftServer {
 /** Connects to the database, migrates it, and serves gRPC. */
 export async function startServer(config: ServerConfig & { databaseUrl: string }, logger: Logger): Promise<StackShiftServer> {
   const serverId = randomBytes(8).toString('hex')
+  // First: TLS files that are missing or unusable stop the start before it touches the database.
+  const tls = await loadServerTls(config, logger)
   const db = createDatabase({ url: config.databaseUrl, poolSize: config.dbPoolSize })
   await migrateDatabase(db)
 
@@ -126,13 +129,20 @@ export async function startServer(config: ServerConfig & { databaseUrl: string }
     interceptors: authMode === 'required' ? [createAccessInterceptor({ keys, logger })] : [],
   })
   await warnAboutAccess({ authMode, config, db, logger })
-  const port = await bindGrpcServer(grpcServer, config.host, config.port)
+  const port = await bindGrpcServer(grpcServer, config.host, config.port, tls.credentials)
   let metricsEndpoint: MetricsEndpoint | undefined
   if (config.isMetricsEnabled) {
     try {
-      metricsEndpoint = await startMetricsEndpoint({ host: config.metricsHost, port: config.metricsPort, metrics, logger })
+      metricsEndpoint = await startMetricsEndpoint({
+        host: config.metricsHost,
+        port: config.metricsPort,
+        token: config.metricsToken,
+        metrics,
+        logger,
+      })
     } catch (error) {
       grpcServer.forceShutdown()
+      tls.close()
       await listener.stop()
       await db.destroy()
       throw error
@@ -165,7 +175,7 @@ export async function startServer(config: ServerConfig & { databaseUrl: string }
   }, config.healthProbeIntervalMs)
   healthProbe.unref()
 
-  logger.info({ port, host: config.host, serverId }, 'StackShift server listening')
+  logger.info({ port, host: config.host, serverId, tls: tls.mode }, 'StackShift server listening')
 
   let stopping: Promise<void> | undefined
   return {
@@ -196,6 +206,7 @@ export async function startServer(config: ServerConfig & { databaseUrl: string }
             resolve()
           })
         })
+        tls.close()
         await Promise.all([enqueuer.drain(), leaseWrites.drain()])
         await Promise.all([timers.stop(), reaper.stop(), retention.stop(), stateSweeper.stop(), listener.stop(), metricsEndpoint?.close()])
         await db.destroy()

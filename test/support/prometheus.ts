@@ -27,8 +27,10 @@ export class Scrape {
 }
 
 /** GETs `/metrics` from a local metrics port and parses the text format. */
-export async function scrapeMetrics(port: number): Promise<Scrape> {
-  const response = await fetch(`http://127.0.0.1:${port}/metrics`)
+export async function scrapeMetrics(port: number, token?: string): Promise<Scrape> {
+  const response = await fetch(`http://127.0.0.1:${port}/metrics`, {
+    headers: token === undefined ? {} : { authorization: `Bearer ${token}` },
+  })
   if (response.status !== 200) throw new Error(`GET /metrics answered ${response.status}: ${await response.text()}`)
   return new Scrape(parsePrometheusText(await response.text()), response.headers.get('content-type') ?? '')
 }

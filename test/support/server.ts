@@ -1,4 +1,4 @@
-import { type ServerConfig, type StackShiftServer, createLogger, loadConfig, startServer } from '@stackshift/server'
+import { type Logger, type ServerConfig, type StackShiftServer, createLogger, loadConfig, startServer } from '@stackshift/server'
 
 /** A server on 127.0.0.1 with a free port, in this process. */
 export interface TestServer {
@@ -9,9 +9,10 @@ export interface TestServer {
 
 /**
  * Starts a server on `databaseUrl`. Defaults keep tests quick (short polls and
- * backoffs); pass overrides for what a test is about.
+ * backoffs); pass overrides for what a test is about, and a logger to read
+ * what the server logs.
  */
-export async function startTestServer(databaseUrl: string, overrides: Partial<ServerConfig> = {}): Promise<TestServer> {
+export async function startTestServer(databaseUrl: string, overrides: Partial<ServerConfig> = {}, logger?: Logger): Promise<TestServer> {
   const config: ServerConfig & { databaseUrl: string } = {
     ...loadConfig({}),
     host: '127.0.0.1',
@@ -28,6 +29,6 @@ export async function startTestServer(databaseUrl: string, overrides: Partial<Se
     ...overrides,
     databaseUrl,
   }
-  const server = await startServer(config, createLogger(config.logLevel))
+  const server = await startServer(config, logger ?? createLogger(config.logLevel))
   return { server, address: `127.0.0.1:${server.port}`, stop: () => server.stop() }
 }

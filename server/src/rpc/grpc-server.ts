@@ -1,4 +1,4 @@
-import { Server, ServerCredentials, type ServerInterceptor } from '@grpc/grpc-js'
+import { Server, type ServerCredentials, type ServerInterceptor } from '@grpc/grpc-js'
 import { AdminServiceService, type AdminServiceServer } from '@stackshift/proto/admin-service'
 import { protocolLimits } from '@stackshift/proto/limits'
 import { RunServiceService, type RunServiceServer } from '@stackshift/proto/run-service'
@@ -65,11 +65,9 @@ export function createGrpcServer(options: {
   }
 }
 
-/** Listens on `host:port` (port 0: a free one), without TLS. Resolves to the port bound. */
-export function bindGrpcServer(server: Server, host: string, port: number): Promise<number> {
+/** Listens on `host:port` (port 0: a free one) with `credentials` (tls.ts). Resolves to the port bound. */
+export function bindGrpcServer(server: Server, host: string, port: number, credentials: ServerCredentials): Promise<number> {
   return new Promise((resolve, reject) =>
-    server.bindAsync(`${host}:${port}`, ServerCredentials.createInsecure(), (error, boundPort) =>
-      error ? reject(error) : resolve(boundPort),
-    ),
+    server.bindAsync(`${host}:${port}`, credentials, (error, boundPort) => (error ? reject(error) : resolve(boundPort))),
   )
 }
