@@ -1,9 +1,8 @@
 -- The role the StackShift servers log in as, with least privilege: it owns the
 -- schema `stackshift`, where the server creates and migrates its tables, and
--- nothing else; it is no superuser and cannot create roles or databases. It
--- may connect to this database and create schemas in it, as the server runs
--- CREATE SCHEMA IF NOT EXISTS stackshift on every start, which PostgreSQL
--- refuses without that privilege even when the schema exists.
+-- nothing else; it is no superuser, cannot create roles, databases or other
+-- schemas, and may only connect to this database. (The server creates the
+-- schema only when it is missing, so a role that owns it needs no more.)
 --
 -- Run it once, as a superuser (or your provider's administrator role), in
 -- StackShift's database, with the role's password in a file:
@@ -28,5 +27,5 @@ CREATE ROLE stackshift LOGIN PASSWORD :'password';
 \unset password
 RESET log_min_error_statement;
 RESET log_statement;
-GRANT CONNECT, CREATE ON DATABASE :"DBNAME" TO stackshift;
+GRANT CONNECT ON DATABASE :"DBNAME" TO stackshift;
 CREATE SCHEMA stackshift AUTHORIZATION stackshift;

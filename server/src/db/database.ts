@@ -79,7 +79,10 @@ export async function migrateDatabase(db: Knex): Promise<void> {
   try {
     await connection.query('SELECT pg_advisory_lock($1)', [migrationLockKey])
     try {
-      await connection.query(`CREATE SCHEMA IF NOT EXISTS ${schemaName}`)
+      // Checked first: CREATE SCHEMA IF NOT EXISTS needs CREATE on the database even when the
+      // schema exists, and a least-privilege role owns only its schema (deploy/postgres).
+      const existing = await connection.query('SELECT 1 FROM pg_namespace WHERE nspname = $1', [schemaName])
+      if (existing.rowCount === 0) await connection.query(`CREATE SCHEMA ${schemaName}`)
       await db.migrate.latest({ migrationSource, schemaName, tableName: 'migrations' })
     } finally {
       await connection.query('SELECT pg_advisory_unlock($1)', [migrationLockKey])
