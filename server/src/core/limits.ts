@@ -42,6 +42,15 @@ export const limits = {
   traceContextEntriesMax: 16,
   traceContextKeyMaxLength: 64,
   traceContextValueMaxLength: 1024,
+  /**
+   * Most writes of one kind (enqueues, step results, completions, failures,
+   * releases, heartbeat leases) waiting for their group commit on one server;
+   * beyond it a write is refused with RESOURCE_EXHAUSTED. Batches hold up to
+   * 1,000 items (heartbeats 10,000) and two are written at once, so a full
+   * queue means the database is dozens of round trips behind: waiting longer
+   * helps no one, and the queue would otherwise grow without bound.
+   */
+  pendingWritesMax: 100_000,
 } as const
 
 /** Namespace, queue and job used when a request leaves them empty. */
