@@ -56,6 +56,13 @@ export const settings = {
   embeddedPostgresPort: { env: 'STACKSHIFT_EMBEDDED_PG_PORT', default: 54_329, schema: int(0, 65_535) },
   /** Database connections per server process (plus one for LISTEN). */
   dbPoolSize: { env: 'STACKSHIFT_DB_POOL_SIZE', default: 10, schema: int(2, 1000) },
+  /**
+   * Longest a database statement may run, in ms, before PostgreSQL cancels it and the call fails with `UNAVAILABLE`;
+   * `0`: no limit. Migrations run without it.
+   */
+  dbStatementTimeoutMs: { env: 'STACKSHIFT_DB_STATEMENT_TIMEOUT_MS', default: 60_000, schema: int(0, 86_400_000) },
+  /** Longest a database transaction may stay idle, in ms, before PostgreSQL ends its session; `0`: no limit. */
+  dbIdleInTransactionTimeoutMs: { env: 'STACKSHIFT_DB_IDLE_IN_TRANSACTION_TIMEOUT_MS', default: 60_000, schema: int(0, 86_400_000) },
   /** Default lease duration in ms; workers may ask for 500 ms to 1 hour. */
   leaseMs: { env: 'STACKSHIFT_LEASE_MS', default: 30_000, schema: int(500, 3_600_000) },
   /** Attempts per run unless the enqueue says otherwise. */

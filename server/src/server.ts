@@ -50,8 +50,21 @@ export interface StackShiftServer {
 /** Connects to the database, migrates it, and serves gRPC. */
 export async function startServer(config: ServerConfig & { databaseUrl: string }, logger: Logger): Promise<StackShiftServer> {
   const serverId = randomBytes(8).toString('hex')
-  const db = createDatabase({ url: config.databaseUrl, poolSize: config.dbPoolSize })
-  await migrateDatabase(db)
+  // Migrations run on connections of their own, without the statement
+  // timeout: one may rewrite a large table, and a server waiting for another
+  // one's migration waits in a statement too.
+  const migrator = createDatabase({ url: config.databaseUrl, poolSize: 2 })
+  try {
+    await migrateDatabase(migrator)
+  } finally {
+    await migrator.destroy()
+  }
+  const db = createDatabase({
+    url: config.databaseUrl,
+    poolSize: config.dbPoolSize,
+    statementTimeoutMs: config.dbStatementTimeoutMs,
+    idleInTransactionTimeoutMs: config.dbIdleInTransactionTimeoutMs,
+  })
 
   const backoff = { baseMs: config.retryBaseMs, maxMs: config.retryMaxMs }
   const queueStats = new QueueStats({ db })

@@ -171,6 +171,7 @@ export interface RunServiceResponses {
   Enqueue: EnqueueResponse
   EnqueueBatch: { results: EnqueueResponse[] }
   GetRun: { run: Run | null }
+  CancelRun: { run: Run | null }
 }
 
 /** What each WorkerService method the tests call answers. */
