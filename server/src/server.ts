@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto'
 import type { Knex } from 'knex'
 import type { ServerConfig } from './config.js'
-import { createDatabase, migrateDatabase, sql } from './db/database.js'
+import { createDatabase, migrateDatabase } from './db/database.js'
+import { DatabaseHealthProbe } from './db/health-probe.js'
 import { Dispatcher } from './dispatch/dispatcher.js'
 import { NotificationListener } from './dispatch/notification-listener.js'
 import type { Logger } from './logger.js'
@@ -144,15 +145,19 @@ export async function startServer(config: ServerConfig & { databaseUrl: string }
   retention.start()
   stateSweeper.start()
 
-  // Health follows the database: a server that cannot reach it should not get traffic.
+  // Health follows the database: a server that cannot reach it should not
+  // get traffic. It is asked on a connection of its own, so a pool busy with
+  // slow statements does not read as a dead database.
+  const databaseProbe = new DatabaseHealthProbe({ url: config.databaseUrl, timeoutMs: Math.max(1000, config.healthProbeIntervalMs) })
   let isShuttingDown = false
   // One probe at a time: against an unreachable database a probe can take as
-  // long as the pool's acquire timeout, longer than a short interval.
+  // long as its timeout, longer than a short interval.
   let isProbing = false
   const healthProbe = setInterval(() => {
     if (isProbing) return
     isProbing = true
-    sql(db, 'SELECT 1')
+    databaseProbe
+      .check()
       .then(
         () => !isShuttingDown && setHealth('SERVING'),
         (error: unknown) => {
@@ -196,7 +201,15 @@ export async function startServer(config: ServerConfig & { databaseUrl: string }
           })
         })
         await Promise.all([enqueuer.drain(), leaseWrites.drain()])
-        await Promise.all([timers.stop(), reaper.stop(), retention.stop(), stateSweeper.stop(), listener.stop(), metricsEndpoint?.close()])
+        await Promise.all([
+          timers.stop(),
+          reaper.stop(),
+          retention.stop(),
+          stateSweeper.stop(),
+          listener.stop(),
+          databaseProbe.close(),
+          metricsEndpoint?.close(),
+        ])
         await db.destroy()
         logger.info('StackShift server stopped')
       })()
