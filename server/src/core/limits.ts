@@ -27,6 +27,7 @@ export const limits = {
   queuesPerWorkerMax: 100,
   jobsPerWorkerMax: 1000,
   slotsMax: protocolLimits.slotsMax,
+  operationsInFlightMax: protocolLimits.operationsInFlightMax,
   claimBatchMax: 1000,
   streamClaimMax: protocolLimits.streamClaimMax,
   claimWaitMaxMs: 60_000,

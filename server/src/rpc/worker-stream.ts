@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import { type ServerDuplexStream, status } from '@grpc/grpc-js'
 import type { ServerConfig } from '../config.js'
-import { InvalidArgumentError } from '../core/errors.js'
+import { InvalidArgumentError, ResourceExhaustedError } from '../core/errors.js'
 import { limits } from '../core/limits.js'
 import type { ClaimedRun } from '../core/run.js'
 import type { Dispatcher, Subscription, TaskConsumer } from '../dispatch/dispatcher.js'
@@ -49,6 +49,11 @@ export function generateWorkerId(): string {
  * receives tasks as those slots allow. Operations are handed to the group
  * commits and answered individually. Results produced in the same event-loop
  * turn leave in one message; tasks leave as soon as they are claimed.
+ *
+ * What one stream may make the server hold is bounded: at most
+ * `limits.slotsMax` free slots (an `added_slots` beyond it ends the stream
+ * with RESOURCE_EXHAUSTED), at most `limits.operationsInFlightMax` operations
+ * unanswered (one beyond is refused alone).
  */
 export class WorkerStream implements TaskConsumer {
   namespace = ''
@@ -118,16 +123,18 @@ export class WorkerStream implements TaskConsumer {
       if (decodeFailure) throw decodeFailure
       if (this.state === 'awaiting-hello') this.open(message)
       else if (message.hello) throw new InvalidArgumentError('hello', 'is only allowed on the first message of the stream')
+      if (this.state !== 'closed' && message.addedSlots > 0) this.addSlots(message.addedSlots)
     } catch (error) {
       this.terminate(toRpcStatus(error, this.logger))
       return
     }
     if (this.state === 'closed') return
-    if (message.addedSlots > 0) {
-      this.slots += message.addedSlots
-      this.subscription?.pump()
-    }
     for (const operation of message.operations) {
+      if (this.unanswered >= limits.operationsInFlightMax) {
+        this.outbox.results.push(refusedOperation(operation.id))
+        this.scheduleFlush()
+        continue
+      }
       this.unanswered++
       void this.perform(operation).then((result) => {
         this.outbox.results.push(result)
@@ -141,6 +148,19 @@ export class WorkerStream implements TaskConsumer {
       this.outbox.drained = true
       this.scheduleFlush()
     }
+  }
+
+  /** Slots the worker freed; more than `limits.slotsMax` free at once ends the stream. */
+  private addSlots(added: number): void {
+    const slots = this.slots + added
+    if (slots > limits.slotsMax) {
+      throw new ResourceExhaustedError(
+        'added_slots',
+        `would make ${slots} slots free on this stream (hello.slots and every added_slots, less the tasks sent); at most ${limits.slotsMax} may be`,
+      )
+    }
+    this.slots = slots
+    this.subscription?.pump()
   }
 
   private stopTakingTasks(): void {
@@ -259,6 +279,16 @@ export class WorkerStream implements TaskConsumer {
     this.subscription?.close()
     this.subscription = undefined
     this.deps.onClosed(this)
+  }
+}
+
+/** The answer to an operation beyond `limits.operationsInFlightMax`: refused, not performed. */
+function refusedOperation(id: number): OperationResult {
+  return {
+    id,
+    code: status.RESOURCE_EXHAUSTED,
+    message: `operations: ${limits.operationsInFlightMax} operations of this stream are unanswered, the most there may be; send it again once answers arrive`,
+    result: undefined,
   }
 }
 

@@ -142,9 +142,11 @@ export interface WorkerHello {
   /**
    * Free slots: how many runs the server may push right away. Usually the
    * worker's concurrency minus runs it is still executing from an earlier
-   * stream. 0 to 10,000. The server claims at most 500 runs at a time for a
-   * stream: a worker of many short runs does best holding about 1,000
-   * (running and ready), so it executes one batch while the next is claimed.
+   * stream. 0 to 10,000 (INVALID_ARGUMENT above). A stream never has more
+   * than 10,000 free slots (see ConnectRequest.added_slots). The server
+   * claims at most 500 runs at a time for a stream: a worker of many short
+   * runs does best holding about 1,000 (running and ready), so it executes
+   * one batch while the next is claimed.
    */
   slots: number;
   /**
@@ -205,8 +207,10 @@ export interface OperationResult {
   /**
    * gRPC status code of the outcome: 0 OK; 9 FAILED_PRECONDITION when the
    * lease is no longer held (nothing was stored); 3 INVALID_ARGUMENT; 8
-   * RESOURCE_EXHAUSTED for results over the size limit; 14 UNAVAILABLE or 10
-   * ABORTED when the operation may be retried as is.
+   * RESOURCE_EXHAUSTED for results over the size limit, and for an operation
+   * refused unperformed because 20,000 of the stream's were unanswered or the
+   * server's queue of writes is full (send it again later); 14 UNAVAILABLE or
+   * 10 ABORTED when the operation may be retried as is.
    */
   code: number;
   /**
@@ -250,9 +254,19 @@ export interface ConnectRequest {
   /**
    * Slots that became free since the previous message (runs finished,
    * released or revoked). The server adds them to the worker's free slots.
+   * The stream's free slots (hello.slots plus every added_slots, less the
+   * tasks pushed) may be at most 10,000: an added_slots that would make more
+   * free ends the stream with RESOURCE_EXHAUSTED naming `added_slots`, and
+   * the operations of that message are not performed.
    */
   addedSlots: number;
-  /** Writes about leased runs, answered individually by OperationResults. */
+  /**
+   * Writes about leased runs, answered individually by OperationResults. At
+   * most 20,000 operations of a stream may be unanswered at once: one beyond
+   * that is answered RESOURCE_EXHAUSTED without being performed (send it
+   * again once answers have arrived). A worker that writes about each run it
+   * holds one operation at a time never reaches it.
+   */
   operations: WorkerOperation[];
   /**
    * When true, the server stops pushing tasks on this stream (graceful
