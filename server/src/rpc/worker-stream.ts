@@ -53,7 +53,11 @@ export function generateWorkerId(): string {
  * What one stream may make the server hold is bounded: at most
  * `limits.slotsMax` free slots (an `added_slots` beyond it ends the stream
  * with RESOURCE_EXHAUSTED), at most `limits.operationsInFlightMax` operations
- * unanswered (one beyond is refused alone).
+ * unanswered (one beyond is refused alone), and nothing more while its writes
+ * are not drained: when `call.write()` returns false (the worker is not
+ * reading, or cannot keep up), the stream takes no tasks (its free slots read
+ * as 0) and reads no requests until 'drain'; then it pumps again. Runs a
+ * worker that stopped reading still holds go back when their leases expire.
  */
 export class WorkerStream implements TaskConsumer {
   namespace = ''
@@ -70,6 +74,8 @@ export class WorkerStream implements TaskConsumer {
   private unanswered = 0
   private onAllAnswered: (() => void) | undefined
   private isFlushScheduled = false
+  /** A write returned false: until 'drain', no tasks are taken and no requests read. */
+  private isWaitingForDrain = false
   private readonly logger: Logger
 
   constructor(
@@ -84,7 +90,7 @@ export class WorkerStream implements TaskConsumer {
   }
 
   freeSlots(): number {
-    return this.state === 'open' ? this.slots : 0
+    return this.state === 'open' && !this.isWaitingForDrain ? this.slots : 0
   }
 
   deliver(runs: ClaimedRun[]): boolean {
@@ -190,7 +196,7 @@ export class WorkerStream implements TaskConsumer {
     })
     this.slots = hello.slots
     this.state = 'open'
-    this.call.write({
+    this.write({
       drained: false,
       welcome: {
         workerId: hello.workerId,
@@ -261,7 +267,7 @@ export class WorkerStream implements TaskConsumer {
     batches.forEach((tasks, index) => {
       const isFirst = index === 0
       const isLast = index === batches.length - 1
-      this.call.write({
+      this.write({
         welcome: undefined,
         tasks,
         results: isFirst ? results : [],
@@ -269,6 +275,24 @@ export class WorkerStream implements TaskConsumer {
         // After the last task: no task follows a drained.
         drained: isLast && drained,
       })
+    })
+  }
+
+  /**
+   * Writes a message. When the write is not drained at once (false), the
+   * stream stops taking tasks and reading requests until it is: a worker that
+   * does not read gets nothing more, and cannot make the server buffer
+   * answers to requests it keeps sending.
+   */
+  private write(message: ConnectResponse): void {
+    if (this.call.write(message) || this.isWaitingForDrain) return
+    this.isWaitingForDrain = true
+    this.call.pause()
+    this.call.once('drain', () => {
+      this.isWaitingForDrain = false
+      if (this.state === 'closed') return
+      this.call.resume()
+      this.subscription?.pump()
     })
   }
 

@@ -3061,7 +3061,9 @@ export const WorkerServiceService = {
    * by an OperationResult with the same id. When the worker half-closes, the
    * server answers the operations it has received, then ends the stream. If
    * the stream breaks, leases stay valid until they expire: reconnect (to any
-   * server) and keep going.
+   * server) and keep going. A worker must keep reading: while the server's
+   * messages are not drained it pushes no tasks and reads no requests, and
+   * runs it pushed but the worker never took go back when their leases expire.
    */
   connect: {
     path: "/stackshift.jobs.v1.WorkerService/Connect" as const,
@@ -3178,7 +3180,9 @@ export interface WorkerServiceServer extends UntypedServiceImplementation {
    * by an OperationResult with the same id. When the worker half-closes, the
    * server answers the operations it has received, then ends the stream. If
    * the stream breaks, leases stay valid until they expire: reconnect (to any
-   * server) and keep going.
+   * server) and keep going. A worker must keep reading: while the server's
+   * messages are not drained it pushes no tasks and reads no requests, and
+   * runs it pushed but the worker never took go back when their leases expire.
    */
   connect: handleBidiStreamingCall<ConnectRequest, ConnectResponse>;
   /**
@@ -3230,7 +3234,9 @@ export interface WorkerServiceClient extends Client {
    * by an OperationResult with the same id. When the worker half-closes, the
    * server answers the operations it has received, then ends the stream. If
    * the stream breaks, leases stay valid until they expire: reconnect (to any
-   * server) and keep going.
+   * server) and keep going. A worker must keep reading: while the server's
+   * messages are not drained it pushes no tasks and reads no requests, and
+   * runs it pushed but the worker never took go back when their leases expire.
    */
   connect(): ClientDuplexStream<ConnectRequest, ConnectResponse>;
   connect(options: Partial<CallOptions>): ClientDuplexStream<ConnectRequest, ConnectResponse>;
