@@ -3,13 +3,15 @@ import * as grpc from '@grpc/grpc-js'
 import { protocolLimits } from '@stackshift/proto/limits'
 import { expect, it } from 'vitest'
 import { useTestEnvironment } from './support/environment.js'
-import type { RawStream } from './support/raw-client.js'
+import { type RawStream, createRawClient } from './support/raw-client.js'
 import type { ConnectResponse, OperationResult } from './support/raw-messages.js'
+import { startTestServer } from './support/server.js'
 import { waitUntil } from './support/wait-until.js'
 
 /*
- * What one worker stream may make the server hold: free slots and
- * operations unanswered.
+ * What one worker stream, and one connection, may make the server hold:
+ * free slots, operations unanswered, concurrent streams. (A stream that stops
+ * reading is in exhaustion.test.ts.)
  */
 
 const env = useTestEnvironment()
@@ -85,4 +87,22 @@ it('operations beyond 20,000 unanswered on one stream are each refused with RESO
   expect(results().at(-1)).toMatchObject({ id: sent + 1, code: grpc.status.FAILED_PRECONDITION })
   stream.end()
   expect((await ended).code).toBe(grpc.status.OK)
+})
+
+it('calls beyond the concurrent streams of a connection wait for one to end, rather than fail', async () => {
+  const server = await startTestServer(env.databaseUrl, { maxConcurrentStreams: 2 })
+  const raw = createRawClient(server.address)
+  try {
+    const startedAt = Date.now()
+    // Two long-polls take both streams of the connection for a second.
+    const polls = [1, 2].map(() => raw.workers('ClaimTask', { queues: ['streams-empty'], jobs: ['j'], wait_ms: 1000 }))
+    await new Promise((resolve) => setTimeout(resolve, 100))
+    const { run_id } = await raw.runs('Enqueue', { run: { queue: 'streams-other', job: 'j' } })
+    expect(Date.now() - startedAt).toBeGreaterThanOrEqual(900)
+    expect(await Promise.all(polls)).toEqual([{ tasks: [] }, { tasks: [] }])
+    expect(run_id).toMatch(/^[0-9a-f-]{36}$/)
+  } finally {
+    raw.close()
+    await server.stop()
+  }
 })

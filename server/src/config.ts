@@ -54,7 +54,7 @@ export const settings = {
   tlsClientCaFile: { env: 'STACKSHIFT_TLS_CLIENT_CA_FILE', schema: z.string().min(1).optional() },
   /** Port of the embedded PostgreSQL (on 127.0.0.1); `0` picks a free one. */
   embeddedPostgresPort: { env: 'STACKSHIFT_EMBEDDED_PG_PORT', default: 54_329, schema: int(0, 65_535) },
-  /** Database connections per server process (plus one for LISTEN). */
+  /** Database connections per server process (plus one for LISTEN and one for the health probe). */
   dbPoolSize: { env: 'STACKSHIFT_DB_POOL_SIZE', default: 10, schema: int(2, 1000) },
   /**
    * Longest a database statement may run, in ms, before PostgreSQL cancels it and the call fails with `UNAVAILABLE`;
@@ -77,6 +77,11 @@ export const settings = {
   maxPayloadBytes: { env: 'STACKSHIFT_MAX_PAYLOAD_BYTES', default: 1024 * 1024, schema: int(1024, 64 * 1024 * 1024) },
   /** Largest gRPC message the server accepts, in bytes. */
   maxMessageBytes: { env: 'STACKSHIFT_MAX_MESSAGE_BYTES', default: 16 * 1024 * 1024, schema: int(64 * 1024, 512 * 1024 * 1024) },
+  /**
+   * Most calls in flight at once on one client connection (HTTP/2 streams); gRPC clients queue calls beyond it until
+   * one ends (a queued call fails only if its deadline passes first).
+   */
+  maxConcurrentStreams: { env: 'STACKSHIFT_MAX_CONCURRENT_STREAMS', default: 10_000, schema: int(1, 1_000_000) },
   /** Most runs in one `enqueueMany` (one `EnqueueBatch` call). */
   maxBatchSize: { env: 'STACKSHIFT_MAX_BATCH_SIZE', default: 10_000, schema: int(1, 100_000) },
   /** How often idle workers and timers poll, in ms, as a backstop should a notification be missed. */

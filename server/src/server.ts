@@ -120,6 +120,7 @@ export async function startServer(config: ServerConfig & { databaseUrl: string }
   const runService = createRunService({ config, logger, enqueuer, reads, events, canceller })
   const { server: grpcServer, setHealth } = createGrpcServer({
     maxMessageBytes: config.maxMessageBytes,
+    maxConcurrentStreams: config.maxConcurrentStreams,
     services: {
       runs: runService.service,
       workers: workerService.service,
