@@ -16,6 +16,7 @@ export class DatabaseHealthProbe {
 
   /** Resolves when the database answered; rejects when it did not (the connection is then dropped and the next check opens another). */
   async check(): Promise<void> {
+    if (this.isClosed) throw new Error('the health probe is closed')
     const client = this.client ?? (await this.connect())
     try {
       await client.query('SELECT 1')
@@ -34,7 +35,6 @@ export class DatabaseHealthProbe {
   }
 
   private async connect(): Promise<pg.Client> {
-    if (this.isClosed) throw new Error('the health probe is closed')
     const { url, timeoutMs } = this.options
     const client = new pg.Client({
       connectionString: url,
@@ -53,6 +53,7 @@ export class DatabaseHealthProbe {
       this.drop(client)
       throw error
     }
+    // Closed while connecting: this connection would never be closed.
     if (this.isClosed) {
       this.drop(client)
       throw new Error('the health probe is closed')
