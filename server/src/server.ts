@@ -81,7 +81,15 @@ export async function startServer(config: ServerConfig & { databaseUrl: string }
     wakeTimers: (dueInMs) => timers.wakeWithin(dueInMs),
   })
   const leaseWrites = new LeaseWrites({ db, announcer, backoff, metrics, logger, writeConcurrency: config.writeConcurrency })
-  const claims = new RunClaims({ db, metrics, logger, release: (leases) => leaseWrites.releaseUndelivered(leases) })
+  const claims = new RunClaims({
+    db,
+    metrics,
+    logger,
+    // Room for the response around one task (results and revocations leave in messages of their own then).
+    maxTaskBytes: config.maxMessageBytes - 1024,
+    release: (leases) => leaseWrites.releaseUndelivered(leases),
+    fail: (failure) => leaseWrites.failRun(failure),
+  })
   const dispatcher: Dispatcher = new Dispatcher({ claims, logger, pollIntervalMs: config.pollIntervalMs })
   const timers: Timers = new Timers({ db, logger, announcer, pollIntervalMs: config.pollIntervalMs })
   const reaper = new LeaseReaper({ db, logger, announcer, backoff, metrics, intervalMs: config.reaperIntervalMs })

@@ -6,7 +6,12 @@ import { InvalidArgumentError, ResourceExhaustedError } from './errors.js'
  * PostgreSQL's jsonb cannot hold. Returns the text to store ("null" for empty).
  */
 export function checkJsonText(field: string, text: string, maxBytes: number): string {
-  if (text.length === 0) return 'null'
+  return checkJsonValue(field, text, maxBytes).text
+}
+
+/** checkJsonText, with the size the value counts as: bytes of UTF-8. */
+export function checkJsonValue(field: string, text: string, maxBytes: number): { text: string; bytes: number } {
+  if (text.length === 0) return { text: 'null', bytes: 4 }
   const bytes = Buffer.byteLength(text, 'utf8')
   if (bytes > maxBytes) {
     throw new ResourceExhaustedError(field, `is ${bytes} bytes of JSON; the limit is ${maxBytes} bytes`)
@@ -20,5 +25,5 @@ export function checkJsonText(field: string, text: string, maxBytes: number): st
   if (text.includes('\\u0000')) {
     throw new InvalidArgumentError(field, 'contains \\u0000, which cannot be stored')
   }
-  return text
+  return { text, bytes }
 }

@@ -30,6 +30,22 @@ export const limits = {
   operationsInFlightMax: protocolLimits.operationsInFlightMax,
   claimBatchMax: 1000,
   streamClaimMax: protocolLimits.streamClaimMax,
+  /**
+   * Most bytes of tasks (payloads, and step results for runs that executed
+   * before) in one message of a worker stream; a larger task goes alone. Most
+   * gRPC libraries refuse messages over 4 MiB unless told otherwise, and the
+   * rest of a task (ids, names, trace context) is small.
+   */
+  taskBytesPerMessage: 3 * 1024 * 1024,
+  /**
+   * Most bytes of payloads and memos one claim leases (always at least one
+   * run; see db/functions/claim-runs.ts). One message of tasks: a claim for a
+   * stream leaves in one message unless memos add to it, a ClaimTask answer
+   * stays under the 4 MiB most clients accept, and what the server holds per
+   * claim in flight is bounded by bytes, not only by count (500 runs of 1 MiB
+   * would be 500 MiB).
+   */
+  claimBytesMax: 3 * 1024 * 1024,
   claimWaitMaxMs: 60_000,
   runWaitMaxMs: 300_000,
   leaseMinMs: 500,

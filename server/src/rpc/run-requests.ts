@@ -1,6 +1,6 @@
 import { z } from 'zod'
 import { InvalidArgumentError, ResourceExhaustedError } from '../core/errors.js'
-import { checkJsonText } from '../core/json-text.js'
+import { checkJsonText, checkJsonValue } from '../core/json-text.js'
 import { defaultQueue, limits } from '../core/limits.js'
 import { isUuid, newRunId } from '../core/run-id.js'
 import type { NewRun, RunFilter, RunStatus } from '../core/run.js'
@@ -49,11 +49,13 @@ const newRunSchema = z
 function toNewRun(message: NewRunMessage | undefined, config: Limits, prefix: string): NewRun {
   if (!message) throw new InvalidArgumentError(prefix, 'is required')
   const run = parse(newRunSchema, message, prefix)
+  const payload = checkJsonValue(`${prefix}.payload_json`, message.payloadJson, config.maxPayloadBytes)
   return {
     id: newRunId(),
     queue: run.queue,
     job: run.job,
-    payloadJson: checkJsonText(`${prefix}.payload_json`, message.payloadJson, config.maxPayloadBytes),
+    payloadJson: payload.text,
+    payloadBytes: payload.bytes,
     idempotencyKey: run.idempotencyKey || undefined,
     idempotencyTtlMs: run.idempotencyTtlMs || config.idempotencyTtlMs,
     delayMs: run.delayMs,

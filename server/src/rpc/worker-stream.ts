@@ -267,6 +267,7 @@ export class WorkerStream implements TaskConsumer {
     batches.forEach((tasks, index) => {
       const isFirst = index === 0
       const isLast = index === batches.length - 1
+      if (tasks.length === 0 && !(isFirst && results.length + revoked.length > 0) && !(isLast && drained)) return
       this.write({
         welcome: undefined,
         tasks,
@@ -322,21 +323,20 @@ function emptyOutbox(): { runs: ClaimedRun[]; results: OperationResult[]; revoke
 }
 
 /**
- * Most gRPC libraries refuse messages over 4 MiB unless told otherwise, and
- * a flush can hold hundreds of tasks of up to the payload limit each: tasks
- * leave in messages of at most this many bytes of payload and memo (a larger
- * task goes alone).
+ * Tasks in order, split so each group stays under `limits.taskBytesPerMessage`
+ * of payloads and memos; always at least one (maybe empty) group. A larger
+ * task goes alone, and never in the first group, which leaves with the
+ * results and revocations: alone, a task of up to the server's message limit
+ * fits (RunClaims fails larger ones before they get here).
  */
-const taskBytesPerMessage = 3 * 1024 * 1024
-
-/** Tasks in order, split so each group stays under `taskBytesPerMessage`; always at least one (maybe empty) group. */
 function batchBySize(tasks: Task[]): Task[][] {
   const batches: Task[][] = [[]]
   let bytes = 0
   for (const task of tasks) {
     let size = Buffer.byteLength(task.payloadJson)
     for (const step of task.steps) size += step.resultJson === undefined ? 0 : Buffer.byteLength(step.resultJson)
-    if (bytes + size > taskBytesPerMessage && batches.at(-1)!.length > 0) {
+    const isAlone = size > limits.taskBytesPerMessage
+    if ((bytes + size > limits.taskBytesPerMessage && batches.at(-1)!.length > 0) || (isAlone && batches.length === 1)) {
       batches.push([])
       bytes = 0
     }

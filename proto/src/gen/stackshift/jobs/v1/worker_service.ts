@@ -144,7 +144,8 @@ export interface WorkerHello {
    * worker's concurrency minus runs it is still executing from an earlier
    * stream. 0 to 10,000 (INVALID_ARGUMENT above). A stream never has more
    * than 10,000 free slots (see ConnectRequest.added_slots). The server
-   * claims at most 500 runs at a time for a stream: a worker of many short
+   * claims at most 500 runs (and about 3 MiB of payloads and step results,
+   * always at least one run) at a time for a stream: a worker of many short
    * runs does best holding about 1,000 (running and ready), so it executes
    * one batch while the next is claimed.
    */
@@ -309,7 +310,11 @@ export interface ClaimTaskRequest {
    * 1 to 1,000 names.
    */
   jobs: string[];
-  /** Most runs to lease, 1 to 1,000. 0 means 1. */
+  /**
+   * Most runs to lease, 1 to 1,000. 0 means 1. The server also stops at about
+   * 3 MiB of payloads and step results (but leases at least one run), so the
+   * response fits in 4 MiB unless a single task is larger.
+   */
   maxTasks: number;
   /**
    * How long to wait for a run to become ready, in milliseconds, 0 to 60,000.
