@@ -60,6 +60,14 @@ export const limits = {
   traceContextKeyMaxLength: 64,
   traceContextValueMaxLength: 1024,
   /**
+   * Deepest nesting of arrays and objects in JSON a client sends (payloads,
+   * results, event data, State Store values). PostgreSQL parses and compares
+   * jsonb recursively and runs out of stack between 10,000 and 20,000 levels
+   * (containment, used by event waits, sooner); real documents nest a few
+   * levels.
+   */
+  jsonDepthMax: 1000,
+  /**
    * Most writes of one kind (enqueues, step results, completions, failures,
    * releases, heartbeat leases) waiting for their group commit on one server;
    * beyond it a write is refused with RESOURCE_EXHAUSTED. Batches hold up to

@@ -6,7 +6,7 @@ import { isUuid, newRunId } from '../core/run-id.js'
 import type { NewRun, RunFilter, RunStatus } from '../core/run.js'
 import type { NewEvent } from '../operations/events.js'
 import type { CancelRunRequest, ListRunsRequest, NewRun as NewRunMessage, SendEventRequest } from '@stackshift/proto/run-service'
-import { type RequestLimits as Limits, nameSchema, namespaceSchema, parse, parseNamespace } from './validation.js'
+import { type RequestLimits as Limits, instantSchema, nameSchema, namespaceSchema, parse, parseNamespace } from './validation.js'
 
 /** RunService requests as validated domain values (see validation.ts on how rejections name fields). */
 
@@ -20,7 +20,7 @@ const newRunSchema = z
     idempotencyKey: z.string().max(limits.idempotencyKeyMaxLength, `must be at most ${limits.idempotencyKeyMaxLength} characters`),
     idempotencyTtlMs: z.number().int().min(0, 'must not be negative').max(limits.delayMaxMs, `must be at most ${limits.delayMaxMs}`),
     delayMs: z.number().int().min(0, 'must not be negative').max(limits.delayMaxMs, `must be at most ${limits.delayMaxMs} (ten years)`),
-    runAt: z.date().optional(),
+    runAt: instantSchema.optional(),
     priority: z
       .number()
       .int()
@@ -133,8 +133,8 @@ const listRunsSchema = z.object({
   namespace: namespaceSchema,
   queue: z.string().max(limits.queueMaxLength, `must be at most ${limits.queueMaxLength} characters`),
   job: z.string().max(limits.jobMaxLength, `must be at most ${limits.jobMaxLength} characters`),
-  createdAfter: z.date().optional(),
-  createdBefore: z.date().optional(),
+  createdAfter: instantSchema.optional(),
+  createdBefore: instantSchema.optional(),
   limit: z.number().int().max(limits.listRunsLimitMax, `must be at most ${limits.listRunsLimitMax}`),
   // A cursor is the id of the last run of a page.
   cursor: z.string().refine((cursor) => cursor === '' || isUuid(cursor), 'is not a cursor returned by ListRuns'),

@@ -37,6 +37,19 @@ export const namespaceSchema = z
 
 export const uuidSchema = z.string().refine(isUuid, 'must be a UUID')
 
+/**
+ * An instant: google.protobuf.Timestamp's range, 0001-01-01T00:00:00Z to
+ * 9999-12-31T23:59:59.999999999Z, which PostgreSQL's timestamptz holds. A
+ * Timestamp beyond what a JavaScript Date holds arrives as an invalid Date.
+ */
+const instantMin = Date.parse('0001-01-01T00:00:00Z')
+const instantMax = Date.parse('9999-12-31T23:59:59.999Z')
+const instantRange = 'must be an instant from 0001-01-01T00:00:00Z to 9999-12-31T23:59:59Z'
+
+export const instantSchema = z
+  .date({ error: (issue) => (issue.input === undefined ? 'is required' : instantRange) })
+  .refine((date) => date.getTime() >= instantMin && date.getTime() <= instantMax, instantRange)
+
 /** A lease duration, or 0 for "the default", which the caller fills in. */
 export const leaseMsSchema = z
   .number()

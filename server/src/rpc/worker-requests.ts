@@ -18,6 +18,7 @@ import type {
 } from '@stackshift/proto/worker-service'
 import {
   type RequestLimits as Limits,
+  instantSchema,
   leaseMsSchema,
   nameListSchema,
   nameSchema,
@@ -117,7 +118,7 @@ const durationMsSchema = (minimum: number) =>
 
 const suspendRunSchema = leaseRefSchema.extend({ stepId: nameSchema(limits.stepIdMaxLength) })
 
-const sleepUntilSchema = z.object({ wakeAt: z.date('is required') })
+const sleepUntilSchema = z.object({ wakeAt: instantSchema })
 
 const eventWaitSchema = z.object({
   name: nameSchema(limits.eventNameMaxLength),
