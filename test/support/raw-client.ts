@@ -52,7 +52,7 @@ interface LoadedClient {
   close(): void
 }
 
-type LoadedClass<Client> = new (address: string, credentials: grpc.ChannelCredentials) => Client
+type LoadedClass<Client> = new (address: string, credentials: grpc.ChannelCredentials, options?: grpc.ChannelOptions) => Client
 
 /** The client classes loadPackageDefinition makes from the three services. */
 interface LoadedServices {
@@ -87,10 +87,11 @@ export interface RawClient {
   close(): void
 }
 
-export function createRawClient(address: string): RawClient {
-  const runService = new v1.RunService(address, grpc.credentials.createInsecure())
-  const workerService = new v1.WorkerService(address, grpc.credentials.createInsecure())
-  const stateService = new v1.StateService(address, grpc.credentials.createInsecure())
+/** `options`: channel options; clients with the same options (and address) share one connection. */
+export function createRawClient(address: string, options: grpc.ChannelOptions = {}): RawClient {
+  const runService = new v1.RunService(address, grpc.credentials.createInsecure(), options)
+  const workerService = new v1.WorkerService(address, grpc.credentials.createInsecure(), options)
+  const stateService = new v1.StateService(address, grpc.credentials.createInsecure(), options)
   /** Calls `method` of `client`; the caller says what its `Response` is. */
   const call = <Response>(
     client: LoadedClient,
