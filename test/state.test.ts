@@ -179,6 +179,18 @@ describe('locks', () => {
     const third = await state.lock('lock:customer_42', { ttl: '1s' })
     await third.release()
   })
+
+  it('a lock wait whose caller went away ends: the lock is not taken for nobody once it is free', async () => {
+    const { state } = env.stackshift
+    const holder = await state.lock('lock:abandoned', { ttl: '30s' })
+    const abandoned = await rejectionOf(env.raw.state('AcquireLock', { key: 'lock:abandoned', ttl_ms: 30_000, wait_ms: 5000 }, 300))
+    expect(abandoned.code).toBe(status.DEADLINE_EXCEEDED)
+    await holder.release()
+    // A wait still polling would take the lock within 100 ms of its release.
+    await new Promise((resolve) => setTimeout(resolve, 400))
+    const next = await state.lock('lock:abandoned', { ttl: '1s' })
+    await next.release()
+  })
 })
 
 describe('bad input: clear errors, nothing changed', () => {

@@ -76,9 +76,11 @@ export interface RawClient {
     request: Record<string, unknown>,
     deadlineMs?: number,
   ): Promise<WorkerServiceResponses[Method]>
+  /** `deadlineMs`: how long the call may take (30 s unless given). */
   state<Method extends keyof StateServiceResponses>(
     method: Method,
     request: Record<string, unknown>,
+    deadlineMs?: number,
   ): Promise<StateServiceResponses[Method]>
   /** Opens an EnqueueStream. */
   enqueueStream(): RawStream<EnqueueStreamResponse>
@@ -108,7 +110,7 @@ export function createRawClient(address: string, options: grpc.ChannelOptions = 
   return {
     runs: (method, request, metadata) => call(runService, method, request, metadata),
     workers: (method, request, deadlineMs) => call(workerService, method, request, undefined, deadlineMs),
-    state: (method, request) => call(stateService, method, request),
+    state: (method, request, deadlineMs) => call(stateService, method, request, undefined, deadlineMs),
     enqueueStream: () => runService.EnqueueStream(),
     connect: () => workerService.Connect(),
     close: () => {

@@ -136,13 +136,25 @@ export class StateStore {
   }
 
   /**
-   * Takes a lock, retrying while it is held until `waitMs` has passed.
-   * Returns undefined if it could not.
+   * Takes a lock, retrying while it is held until `waitMs` has passed or
+   * `signal` aborts. A caller that went away will never learn it holds the
+   * lock: a wait for it ends, and a lock taken for it as it left is released
+   * at once, not held by nobody until its TTL runs out. (Each wait polls
+   * every 100 ms, up to a minute: a caller cancelling many would also leave
+   * their statements behind.) Returns undefined if it could not.
    */
-  async acquireLock(params: { namespace: string; key: string; ttlMs: number; waitMs: number }): Promise<LockRecord | undefined> {
+  async acquireLock(
+    params: { namespace: string; key: string; ttlMs: number; waitMs: number },
+    signal?: AbortSignal,
+  ): Promise<LockRecord | undefined> {
     const deadline = Date.now() + params.waitMs
     for (let pauseMs = 10; ; pauseMs = Math.min(pauseMs * 2, 100)) {
+      if (signal?.aborted) return undefined
       const lock = await lockTryAcquire(this.deps.db, params)
+      if (lock && signal?.aborted) {
+        await lockRelease(this.deps.db, { namespace: params.namespace, key: params.key, lockId: lock.lockId })
+        return undefined
+      }
       if (lock) return lock
       const remainingMs = deadline - Date.now()
       if (remainingMs <= 0) return undefined
