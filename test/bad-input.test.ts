@@ -78,6 +78,18 @@ describe('enqueue refuses bad input with a status and a message naming the field
       'run.run_at: must be an instant from 0001-01-01T00:00:00Z to 9999-12-31T23:59:59Z',
     ],
     [
+      'an idempotency key with a NUL character',
+      { ...validRun, idempotency_key: 'key\u0000' },
+      status.INVALID_ARGUMENT,
+      'run.idempotency_key: must not contain the NUL character (\\u0000)',
+    ],
+    [
+      'a trace context key with a NUL character',
+      { ...validRun, trace_context: { 'trace\u0000parent': 'x' } },
+      status.INVALID_ARGUMENT,
+      'keys must not contain the NUL character (\\u0000)',
+    ],
+    [
       'a payload over the size limit',
       { ...validRun, payload_json: JSON.stringify('x'.repeat(2 * 1024 * 1024)) },
       status.RESOURCE_EXHAUSTED,
@@ -186,6 +198,26 @@ describe('reads and worker writes refuse bad input', () => {
   ] as const)('%s', async (_, method, request, message) => {
     const rejection = await rejectionOf(env.raw.workers(method, request))
     expect(rejection).toEqual({ code: status.INVALID_ARGUMENT, details: message })
+  })
+
+  it('a ListRuns filter with a NUL character is INVALID_ARGUMENT naming it', async () => {
+    expect(await rejectionOf(env.raw.runs('ListRuns', { job: 'j\u0000' }))).toEqual({
+      code: status.INVALID_ARGUMENT,
+      details: 'job: must not contain the NUL character (\\u0000)',
+    })
+  })
+
+  it('a step duration beyond 32 bits is INVALID_ARGUMENT; an error text with NUL characters is stored with U+FFFD instead', async () => {
+    const { run_id } = await env.raw.runs('Enqueue', { run: { queue: 'odd-writes', job: 'j', max_attempts: 1 } })
+    const { tasks } = await env.raw.workers('ClaimTask', { queues: ['odd-writes'], jobs: ['j'], wait_ms: 5000 })
+    const lease = { run_id, lease_token: tasks[0]!.lease_token }
+    expect(await rejectionOf(env.raw.workers('CompleteStep', { ...lease, step_id: 's', duration_ms: 2 ** 32 - 1 }))).toEqual({
+      code: status.INVALID_ARGUMENT,
+      details: 'duration_ms: must be at most 2147483647 (about 24.8 days)',
+    })
+    await env.raw.workers('FailRun', { ...lease, error: { name: 'Bad\u0000Error', message: 'read \u0000 from the wire' } })
+    const { run } = await env.raw.runs('GetRun', { run_id })
+    expect(run!.error).toMatchObject({ name: 'Bad\ufffdError', message: 'read \ufffd from the wire' })
   })
 
   it('a step result that is not JSON is refused and not stored', async () => {

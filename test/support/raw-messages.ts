@@ -172,6 +172,7 @@ export interface RunServiceResponses {
   EnqueueBatch: { results: EnqueueResponse[] }
   GetRun: { run: Run | null }
   CancelRun: { run: Run | null }
+  ListRuns: { runs: Run[]; next_cursor: string }
 }
 
 /** What each WorkerService method the tests call answers. */

@@ -11,6 +11,8 @@ export const limits = {
   queueMaxLength: 200,
   jobMaxLength: 200,
   stepIdMaxLength: 500,
+  /** Longest step duration a worker may report, in ms: what a 32-bit integer holds (about 24.8 days). */
+  stepDurationMaxMs: 2_147_483_647,
   idempotencyKeyMaxLength: 500,
   eventNameMaxLength: 200,
   eventIdMaxLength: 500,

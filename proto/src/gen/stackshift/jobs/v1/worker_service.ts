@@ -369,7 +369,10 @@ export interface CompleteStepRequest {
   resultJson?:
     | string
     | undefined;
-  /** How long the step took, in milliseconds, measured by the worker. */
+  /**
+   * How long the step took, in milliseconds, measured by the worker. At most
+   * 2,147,483,647 (about 24.8 days; INVALID_ARGUMENT above).
+   */
   durationMs: number;
   /**
    * What kind of step this is: RUN (the default) or SEND. Sleeps and waits
@@ -420,7 +423,10 @@ export interface FailRunRequest {
     | undefined;
   /** The step that threw, if any; it is recorded as a FAILED step. */
   failedStepId: string;
-  /** How long the failed step ran before throwing, in milliseconds. */
+  /**
+   * How long the failed step ran before throwing, in milliseconds. At most
+   * 2,147,483,647 (about 24.8 days; INVALID_ARGUMENT above).
+   */
   failedStepDurationMs: number;
 }
 
