@@ -135,6 +135,29 @@ describe('counters', () => {
     expect(refused.code).toBe(status.FAILED_PRECONDITION)
     expect(await env.stackshift.state.get('raw:count')).toBe(5)
   })
+
+  it('inside a run, an operation id already taken by another operation or by a step is INVALID_ARGUMENT, and changes nothing', async () => {
+    await env.raw.runs('Enqueue', { run: { queue: 'raw-op-ids', job: 'rawOpIds', payload_json: '{}' } })
+    const { tasks } = await env.raw.workers('ClaimTask', { queues: ['raw-op-ids'], jobs: ['rawOpIds'], max_tasks: 1 })
+    const run = { run_id: tasks[0]!.run_id, lease_token: tasks[0]!.lease_token }
+    await env.raw.state('Get', { key: 'op-ids:value', run: { ...run, op_id: 'shared' } })
+    await env.raw.workers('CompleteStep', { ...run, step_id: 'a-step', result_json: '{"version":1}' })
+    const reusedByAnother = await rejectionOf(
+      env.raw.state('Set', { key: 'op-ids:value', value_json: '1', run: { ...run, op_id: 'shared' } }),
+    )
+    expect(reusedByAnother).toEqual({
+      code: status.INVALID_ARGUMENT,
+      details: 'run.op_id: was used in this run by another State Store operation; each operation of a run needs an id of its own',
+    })
+    const reusedFromAStep = await rejectionOf(
+      env.raw.state('Set', { key: 'op-ids:value', value_json: '1', run: { ...run, op_id: 'a-step' } }),
+    )
+    expect(reusedFromAStep).toEqual({
+      code: status.INVALID_ARGUMENT,
+      details: 'run.op_id: is the id of a run step of this run; a State Store operation needs an id of its own',
+    })
+    expect(await storedRow('op-ids:value')).toBeUndefined()
+  })
 })
 
 describe('locks', () => {

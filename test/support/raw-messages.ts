@@ -188,6 +188,7 @@ export interface WorkerServiceResponses {
 
 /** What each StateService method the tests call answers. */
 export interface StateServiceResponses {
+  Get: { entry: { key: string; value_json: string; version: number } | null }
   Set: { version: number }
   Increment: { value: number; version: number }
   AcquireLock: { acquired: boolean; lock: Lock | null }
