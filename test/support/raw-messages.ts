@@ -173,6 +173,7 @@ export interface RunServiceResponses {
   GetRun: { run: Run | null }
   CancelRun: { run: Run | null }
   ListRuns: { runs: Run[]; next_cursor: string }
+  SendEvent: { event: Event | null; deduplicated: boolean; resumed_runs: number }
 }
 
 /** What each WorkerService method the tests call answers. */
