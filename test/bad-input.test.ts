@@ -42,6 +42,54 @@ describe('enqueue refuses bad input with a status and a message naming the field
       'run.payload_json: contains \\u0000',
     ],
     [
+      'a payload with a lone surrogate escape',
+      { ...validRun, payload_json: '{"name": "\\ud800"}' },
+      status.INVALID_ARGUMENT,
+      'run.payload_json: has an unpaired surrogate \\ud800 at character 10, which cannot be stored',
+    ],
+    [
+      'a payload with a number beyond PostgreSQL numeric',
+      { ...validRun, payload_json: '[1, 1e1000000]' },
+      status.INVALID_ARGUMENT,
+      'run.payload_json: has a number PostgreSQL cannot store, 1e1000000 at character 4',
+    ],
+    [
+      'a payload nested 2,000 levels deep',
+      { ...validRun, payload_json: '['.repeat(2000) + ']'.repeat(2000) },
+      status.INVALID_ARGUMENT,
+      'run.payload_json: nests arrays and objects more than 1000 levels deep (at character 1000)',
+    ],
+    [
+      'a small payload whose numbers PostgreSQL writes out as megabytes',
+      { ...validRun, payload_json: JSON.stringify(Array.from({ length: 10 }, () => 0)).replaceAll('0', '1e131071') },
+      status.RESOURCE_EXHAUSTED,
+      'run.payload_json: is 1310731 bytes of JSON with its numbers written out as PostgreSQL stores them (without exponents); the limit is 1048576 bytes',
+    ],
+    [
+      'a run_at beyond what a timestamp holds',
+      { ...validRun, run_at: { seconds: 1e15 } },
+      status.INVALID_ARGUMENT,
+      'run.run_at: must be an instant from 0001-01-01T00:00:00Z to 9999-12-31T23:59:59Z',
+    ],
+    [
+      'a run_at before the year 1',
+      { ...validRun, run_at: { seconds: -1e11 } },
+      status.INVALID_ARGUMENT,
+      'run.run_at: must be an instant from 0001-01-01T00:00:00Z to 9999-12-31T23:59:59Z',
+    ],
+    [
+      'an idempotency key with a NUL character',
+      { ...validRun, idempotency_key: 'key\u0000' },
+      status.INVALID_ARGUMENT,
+      'run.idempotency_key: must not contain the NUL character (\\u0000)',
+    ],
+    [
+      'a trace context key with a NUL character',
+      { ...validRun, trace_context: { 'trace\u0000parent': 'x' } },
+      status.INVALID_ARGUMENT,
+      'keys must not contain the NUL character (\\u0000)',
+    ],
+    [
       'a payload over the size limit',
       { ...validRun, payload_json: JSON.stringify('x'.repeat(2 * 1024 * 1024)) },
       status.RESOURCE_EXHAUSTED,
@@ -136,9 +184,40 @@ describe('reads and worker writes refuse bad input', () => {
       'error.message: must not be empty',
     ],
     ['Heartbeat without leases', 'Heartbeat', { leases: [] }, 'leases: must name at least one lease'],
+    [
+      'SuspendRun sleeping until after the year 9999',
+      'SuspendRun',
+      {
+        run_id: '0190c5a5-0000-7000-8000-000000000000',
+        lease_token: '0190c5a5-0000-7000-8000-000000000000',
+        step_id: 's',
+        sleep: { wake_at: { seconds: 300_000_000_000 } },
+      },
+      'sleep.wake_at: must be an instant from 0001-01-01T00:00:00Z to 9999-12-31T23:59:59Z',
+    ],
   ] as const)('%s', async (_, method, request, message) => {
     const rejection = await rejectionOf(env.raw.workers(method, request))
     expect(rejection).toEqual({ code: status.INVALID_ARGUMENT, details: message })
+  })
+
+  it('a ListRuns filter with a NUL character is INVALID_ARGUMENT naming it', async () => {
+    expect(await rejectionOf(env.raw.runs('ListRuns', { job: 'j\u0000' }))).toEqual({
+      code: status.INVALID_ARGUMENT,
+      details: 'job: must not contain the NUL character (\\u0000)',
+    })
+  })
+
+  it('a step duration beyond 32 bits is INVALID_ARGUMENT; an error text with NUL characters is stored with U+FFFD instead', async () => {
+    const { run_id } = await env.raw.runs('Enqueue', { run: { queue: 'odd-writes', job: 'j', max_attempts: 1 } })
+    const { tasks } = await env.raw.workers('ClaimTask', { queues: ['odd-writes'], jobs: ['j'], wait_ms: 5000 })
+    const lease = { run_id, lease_token: tasks[0]!.lease_token }
+    expect(await rejectionOf(env.raw.workers('CompleteStep', { ...lease, step_id: 's', duration_ms: 2 ** 32 - 1 }))).toEqual({
+      code: status.INVALID_ARGUMENT,
+      details: 'duration_ms: must be at most 2147483647 (about 24.8 days)',
+    })
+    await env.raw.workers('FailRun', { ...lease, error: { name: 'Bad\u0000Error', message: 'read \u0000 from the wire' } })
+    const { run } = await env.raw.runs('GetRun', { run_id })
+    expect(run!.error).toMatchObject({ name: 'Bad\ufffdError', message: 'read \ufffd from the wire' })
   })
 
   it('a step result that is not JSON is refused and not stored', async () => {

@@ -40,11 +40,12 @@ afterAll(async () => {
 })
 
 async function claimBatch(): Promise<ClaimedRun[]> {
-  const runs = await runClaim(db, {
+  const { runs } = await runClaim(db, {
     namespace: 'default',
     queues: ['plans'],
     jobs: ['j'],
     limit: batchSize,
+    maxBytes: 1024 * 1024,
     leaseMs: 60_000,
     workerId: 'w',
   })

@@ -67,10 +67,11 @@ it('a claim reads the head of the ready index even when the statistics say its j
           queues: ['mixed'],
           jobs: ['wanted'],
           limit: wantedRuns,
+          maxBytes: 1024 * 1024,
           leaseMs: 60_000,
           workerId: 'w',
         })
-      ).length,
+      ).runs.length,
   )
   expect(claimed).toBe(wantedRuns)
   expect(seqScans).toBe(0)
@@ -79,7 +80,7 @@ it('a claim reads the head of the ready index even when the statistics say its j
 it('without its plan settings the same claim scans the whole runs table', async () => {
   const { claimed, seqScans } = await scansOf(async (trx) => {
     const { rows } = await trx.raw<pg.QueryResult<{ n: number }>>(
-      `SELECT count(*)::int AS n FROM stackshift.claim_runs_unpinned('default', ARRAY['mixed'], ARRAY['wanted'], ?, 60000, 'w')`,
+      `SELECT count(*)::int AS n FROM stackshift.claim_runs_unpinned('default', ARRAY['mixed'], ARRAY['wanted'], ?, 60000, 'w', 1048576)`,
       [wantedRuns],
     )
     return rows[0]!.n

@@ -221,3 +221,28 @@ it('the health status follows the database: NOT_SERVING while it refuses connect
     await server.stop()
   }
 })
+
+it('the health status stays SERVING while slow statements hold every connection of the pool, past its acquire timeout', async () => {
+  const server = await startTestServer(await createTestDatabase(), { healthProbeIntervalMs: 100, dbPoolSize: 2 })
+  const sleepSeconds = 11
+  try {
+    // Both pool connections sleep for longer than the pool's 10 s acquire
+    // timeout: a probe that had to wait for one of them would fail.
+    const sleeps = [1, 2].map(() =>
+      server.server.db.transaction(async (trx) => {
+        await trx.raw('SET LOCAL statement_timeout = 0')
+        await trx.raw('SELECT pg_sleep(?)', [sleepSeconds])
+      }),
+    )
+    const statuses = new Set<string>()
+    const startedAt = Date.now()
+    while (Date.now() - startedAt < (sleepSeconds - 0.5) * 1000) {
+      statuses.add(await checkHealth(server.address))
+      await new Promise((resolve) => setTimeout(resolve, 250))
+    }
+    await Promise.all(sleeps)
+    expect([...statuses]).toEqual(['SERVING'])
+  } finally {
+    await server.stop()
+  }
+})

@@ -135,6 +135,29 @@ describe('counters', () => {
     expect(refused.code).toBe(status.FAILED_PRECONDITION)
     expect(await env.stackshift.state.get('raw:count')).toBe(5)
   })
+
+  it('inside a run, an operation id already taken by another operation or by a step is INVALID_ARGUMENT, and changes nothing', async () => {
+    await env.raw.runs('Enqueue', { run: { queue: 'raw-op-ids', job: 'rawOpIds', payload_json: '{}' } })
+    const { tasks } = await env.raw.workers('ClaimTask', { queues: ['raw-op-ids'], jobs: ['rawOpIds'], max_tasks: 1 })
+    const run = { run_id: tasks[0]!.run_id, lease_token: tasks[0]!.lease_token }
+    await env.raw.state('Get', { key: 'op-ids:value', run: { ...run, op_id: 'shared' } })
+    await env.raw.workers('CompleteStep', { ...run, step_id: 'a-step', result_json: '{"version":1}' })
+    const reusedByAnother = await rejectionOf(
+      env.raw.state('Set', { key: 'op-ids:value', value_json: '1', run: { ...run, op_id: 'shared' } }),
+    )
+    expect(reusedByAnother).toEqual({
+      code: status.INVALID_ARGUMENT,
+      details: 'run.op_id: was used in this run by another State Store operation; each operation of a run needs an id of its own',
+    })
+    const reusedFromAStep = await rejectionOf(
+      env.raw.state('Set', { key: 'op-ids:value', value_json: '1', run: { ...run, op_id: 'a-step' } }),
+    )
+    expect(reusedFromAStep).toEqual({
+      code: status.INVALID_ARGUMENT,
+      details: 'run.op_id: is the id of a run step of this run; a State Store operation needs an id of its own',
+    })
+    expect(await storedRow('op-ids:value')).toBeUndefined()
+  })
 })
 
 describe('locks', () => {
@@ -178,6 +201,18 @@ describe('locks', () => {
     await second.release()
     const third = await state.lock('lock:customer_42', { ttl: '1s' })
     await third.release()
+  })
+
+  it('a lock wait whose caller went away ends: the lock is not taken for nobody once it is free', async () => {
+    const { state } = env.stackshift
+    const holder = await state.lock('lock:abandoned', { ttl: '30s' })
+    const abandoned = await rejectionOf(env.raw.state('AcquireLock', { key: 'lock:abandoned', ttl_ms: 30_000, wait_ms: 5000 }, 300))
+    expect(abandoned.code).toBe(status.DEADLINE_EXCEEDED)
+    await holder.release()
+    // A wait still polling would take the lock within 100 ms of its release.
+    await new Promise((resolve) => setTimeout(resolve, 400))
+    const next = await state.lock('lock:abandoned', { ttl: '1s' })
+    await next.release()
   })
 })
 

@@ -9,10 +9,22 @@
  */
 export const protocolLimits = {
   /**
-   * Most free slots a worker may announce in `WorkerHello.slots` (runs the
-   * server may push to it at once); more is INVALID_ARGUMENT.
+   * Most free slots a worker stream may have: `WorkerHello.slots` above it is
+   * INVALID_ARGUMENT, and an `added_slots` that would raise the stream's free
+   * slots (hello.slots plus every added_slots, less the tasks pushed) above it
+   * ends the stream with RESOURCE_EXHAUSTED.
    */
   slotsMax: 10_000,
+  /**
+   * Most operations of one Connect stream the server holds unanswered; one
+   * beyond it is answered at once with RESOURCE_EXHAUSTED and not performed.
+   * Twice `slotsMax`: a worker holds at most `slotsMax` runs and writes about
+   * each one at a time (a step, then the next; its completion), and a run
+   * whose handler has returned may still be reporting its outcome while the
+   * slot it freed already holds the next run. Steps a handler runs in
+   * parallel count one each.
+   */
+  operationsInFlightMax: 20_000,
   /**
    * Most runs one claim leases for a worker stream. A worker that holds twice
    * this (running and ready) executes one batch while the next is claimed;

@@ -54,8 +54,15 @@ export const settings = {
   tlsClientCaFile: { env: 'STACKSHIFT_TLS_CLIENT_CA_FILE', schema: z.string().min(1).optional() },
   /** Port of the embedded PostgreSQL (on 127.0.0.1); `0` picks a free one. */
   embeddedPostgresPort: { env: 'STACKSHIFT_EMBEDDED_PG_PORT', default: 54_329, schema: int(0, 65_535) },
-  /** Database connections per server process (plus one for LISTEN). */
+  /** Database connections per server process (plus one for LISTEN and one for the health probe). */
   dbPoolSize: { env: 'STACKSHIFT_DB_POOL_SIZE', default: 10, schema: int(2, 1000) },
+  /**
+   * Longest a database statement may run, in ms, before PostgreSQL cancels it and the call fails with `UNAVAILABLE`;
+   * `0`: no limit. Migrations run without it.
+   */
+  dbStatementTimeoutMs: { env: 'STACKSHIFT_DB_STATEMENT_TIMEOUT_MS', default: 60_000, schema: int(0, 86_400_000) },
+  /** Longest a database transaction may stay idle, in ms, before PostgreSQL ends its session; `0`: no limit. */
+  dbIdleInTransactionTimeoutMs: { env: 'STACKSHIFT_DB_IDLE_IN_TRANSACTION_TIMEOUT_MS', default: 60_000, schema: int(0, 86_400_000) },
   /** Default lease duration in ms; workers may ask for 500 ms to 1 hour. */
   leaseMs: { env: 'STACKSHIFT_LEASE_MS', default: 30_000, schema: int(500, 3_600_000) },
   /** Attempts per run unless the enqueue says otherwise. */
@@ -70,6 +77,11 @@ export const settings = {
   maxPayloadBytes: { env: 'STACKSHIFT_MAX_PAYLOAD_BYTES', default: 1024 * 1024, schema: int(1024, 64 * 1024 * 1024) },
   /** Largest gRPC message the server accepts, in bytes. */
   maxMessageBytes: { env: 'STACKSHIFT_MAX_MESSAGE_BYTES', default: 16 * 1024 * 1024, schema: int(64 * 1024, 512 * 1024 * 1024) },
+  /**
+   * Most calls in flight at once on one client connection (HTTP/2 streams); gRPC clients queue calls beyond it until
+   * one ends (a queued call fails only if its deadline passes first).
+   */
+  maxConcurrentStreams: { env: 'STACKSHIFT_MAX_CONCURRENT_STREAMS', default: 10_000, schema: int(1, 1_000_000) },
   /** Most runs in one `enqueueMany` (one `EnqueueBatch` call). */
   maxBatchSize: { env: 'STACKSHIFT_MAX_BATCH_SIZE', default: 10_000, schema: int(1, 100_000) },
   /** How often idle workers and timers poll, in ms, as a backstop should a notification be missed. */

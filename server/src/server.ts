@@ -3,7 +3,8 @@ import type { Knex } from 'knex'
 import type { ServerConfig } from './config.js'
 import { isLoopbackHost, resolveAuthMode } from './core/access.js'
 import { apiKeyAnyUsable } from './db/queries/api-keys.js'
-import { createDatabase, migrateDatabase, sql } from './db/database.js'
+import { createDatabase, migrateDatabase } from './db/database.js'
+import { DatabaseHealthProbe } from './db/health-probe.js'
 import { Dispatcher } from './dispatch/dispatcher.js'
 import { NotificationListener } from './dispatch/notification-listener.js'
 import type { Logger } from './logger.js'
@@ -59,8 +60,21 @@ export async function startServer(config: ServerConfig & { databaseUrl: string }
   const serverId = randomBytes(8).toString('hex')
   // First: TLS files that are missing or unusable stop the start before it touches the database.
   const tls = await loadServerTls(config, logger)
-  const db = createDatabase({ url: config.databaseUrl, poolSize: config.dbPoolSize })
-  await migrateDatabase(db)
+  // Migrations run on connections of their own, without the statement
+  // timeout: one may rewrite a large table, and a server waiting for another
+  // one's migration waits in a statement too.
+  const migrator = createDatabase({ url: config.databaseUrl, poolSize: 2 })
+  try {
+    await migrateDatabase(migrator)
+  } finally {
+    await migrator.destroy()
+  }
+  const db = createDatabase({
+    url: config.databaseUrl,
+    poolSize: config.dbPoolSize,
+    statementTimeoutMs: config.dbStatementTimeoutMs,
+    idleInTransactionTimeoutMs: config.dbIdleInTransactionTimeoutMs,
+  })
 
   const backoff = { baseMs: config.retryBaseMs, maxMs: config.retryMaxMs }
   const queueStats = new QueueStats({ db })
@@ -76,7 +90,15 @@ export async function startServer(config: ServerConfig & { databaseUrl: string }
     wakeTimers: (dueInMs) => timers.wakeWithin(dueInMs),
   })
   const leaseWrites = new LeaseWrites({ db, announcer, backoff, metrics, logger, writeConcurrency: config.writeConcurrency })
-  const claims = new RunClaims({ db, metrics, logger, release: (leases) => leaseWrites.releaseUndelivered(leases) })
+  const claims = new RunClaims({
+    db,
+    metrics,
+    logger,
+    // Room for the response around one task (results and revocations leave in messages of their own then).
+    maxTaskBytes: config.maxMessageBytes - 1024,
+    release: (leases) => leaseWrites.releaseUndelivered(leases),
+    fail: (failure) => leaseWrites.failRun({ ...failure, namespace: '*' }),
+  })
   const dispatcher: Dispatcher = new Dispatcher({ claims, logger, pollIntervalMs: config.pollIntervalMs })
   const timers: Timers = new Timers({ db, logger, announcer, pollIntervalMs: config.pollIntervalMs })
   const reaper = new LeaseReaper({ db, logger, announcer, backoff, metrics, intervalMs: config.reaperIntervalMs })
@@ -120,6 +142,7 @@ export async function startServer(config: ServerConfig & { databaseUrl: string }
   const runService = createRunService({ config, logger, enqueuer, reads, events, canceller })
   const { server: grpcServer, setHealth } = createGrpcServer({
     maxMessageBytes: config.maxMessageBytes,
+    maxConcurrentStreams: config.maxConcurrentStreams,
     services: {
       runs: runService.service,
       workers: workerService.service,
@@ -155,15 +178,19 @@ export async function startServer(config: ServerConfig & { databaseUrl: string }
   retention.start()
   stateSweeper.start()
 
-  // Health follows the database: a server that cannot reach it should not get traffic.
+  // Health follows the database: a server that cannot reach it should not
+  // get traffic. It is asked on a connection of its own, so a pool busy with
+  // slow statements does not read as a dead database.
+  const databaseProbe = new DatabaseHealthProbe({ url: config.databaseUrl, timeoutMs: Math.max(1000, config.healthProbeIntervalMs) })
   let isShuttingDown = false
   // One probe at a time: against an unreachable database a probe can take as
-  // long as the pool's acquire timeout, longer than a short interval.
+  // long as its timeout, longer than a short interval.
   let isProbing = false
   const healthProbe = setInterval(() => {
     if (isProbing) return
     isProbing = true
-    sql(db, 'SELECT 1')
+    databaseProbe
+      .check()
       .then(
         () => !isShuttingDown && setHealth('SERVING'),
         (error: unknown) => {
@@ -208,7 +235,15 @@ export async function startServer(config: ServerConfig & { databaseUrl: string }
         })
         tls.close()
         await Promise.all([enqueuer.drain(), leaseWrites.drain()])
-        await Promise.all([timers.stop(), reaper.stop(), retention.stop(), stateSweeper.stop(), listener.stop(), metricsEndpoint?.close()])
+        await Promise.all([
+          timers.stop(),
+          reaper.stop(),
+          retention.stop(),
+          stateSweeper.stop(),
+          listener.stop(),
+          databaseProbe.close(),
+          metricsEndpoint?.close(),
+        ])
         await db.destroy()
         logger.info('StackShift server stopped')
       })()

@@ -52,7 +52,7 @@ interface LoadedClient {
   close(): void
 }
 
-type LoadedClass<Client> = new (address: string, credentials: grpc.ChannelCredentials) => Client
+type LoadedClass<Client> = new (address: string, credentials: grpc.ChannelCredentials, options?: grpc.ChannelOptions) => Client
 
 /** The client classes loadPackageDefinition makes from the three services. */
 interface LoadedServices {
@@ -76,9 +76,11 @@ export interface RawClient {
     request: Record<string, unknown>,
     deadlineMs?: number,
   ): Promise<WorkerServiceResponses[Method]>
+  /** `deadlineMs`: how long the call may take (30 s unless given). */
   state<Method extends keyof StateServiceResponses>(
     method: Method,
     request: Record<string, unknown>,
+    deadlineMs?: number,
   ): Promise<StateServiceResponses[Method]>
   /** Opens an EnqueueStream. */
   enqueueStream(): RawStream<EnqueueStreamResponse>
@@ -87,10 +89,11 @@ export interface RawClient {
   close(): void
 }
 
-export function createRawClient(address: string): RawClient {
-  const runService = new v1.RunService(address, grpc.credentials.createInsecure())
-  const workerService = new v1.WorkerService(address, grpc.credentials.createInsecure())
-  const stateService = new v1.StateService(address, grpc.credentials.createInsecure())
+/** `options`: channel options; clients with the same options (and address) share one connection. */
+export function createRawClient(address: string, options: grpc.ChannelOptions = {}): RawClient {
+  const runService = new v1.RunService(address, grpc.credentials.createInsecure(), options)
+  const workerService = new v1.WorkerService(address, grpc.credentials.createInsecure(), options)
+  const stateService = new v1.StateService(address, grpc.credentials.createInsecure(), options)
   /** Calls `method` of `client`; the caller says what its `Response` is. */
   const call = <Response>(
     client: LoadedClient,
@@ -107,7 +110,7 @@ export function createRawClient(address: string): RawClient {
   return {
     runs: (method, request, metadata) => call(runService, method, request, metadata),
     workers: (method, request, deadlineMs) => call(workerService, method, request, undefined, deadlineMs),
-    state: (method, request) => call(stateService, method, request),
+    state: (method, request, deadlineMs) => call(stateService, method, request, undefined, deadlineMs),
     enqueueStream: () => runService.EnqueueStream(),
     connect: () => workerService.Connect(),
     close: () => {

@@ -171,6 +171,9 @@ export interface RunServiceResponses {
   Enqueue: EnqueueResponse
   EnqueueBatch: { results: EnqueueResponse[] }
   GetRun: { run: Run | null }
+  CancelRun: { run: Run | null }
+  ListRuns: { runs: Run[]; next_cursor: string }
+  SendEvent: { event: Event | null; deduplicated: boolean; resumed_runs: number }
 }
 
 /** What each WorkerService method the tests call answers. */
@@ -186,6 +189,7 @@ export interface WorkerServiceResponses {
 
 /** What each StateService method the tests call answers. */
 export interface StateServiceResponses {
+  Get: { entry: { key: string; value_json: string; version: number } | null }
   Set: { version: number }
   Increment: { value: number; version: number }
   AcquireLock: { acquired: boolean; lock: Lock | null }

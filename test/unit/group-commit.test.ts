@@ -1,4 +1,5 @@
 import { expect, it } from 'vitest'
+import { ResourceExhaustedError } from '../../server/src/core/errors.js'
 import { GroupCommit } from '../../server/src/operations/group-commit.js'
 
 /** A write whose batches the test completes by hand. */
@@ -104,4 +105,41 @@ it('never puts more than maxBatchSize items in one batch', async () => {
   )
   await Promise.all(Array.from({ length: 10 }, (_, i) => commit.submit(i)))
   expect(sizes).toEqual([4, 4, 2])
+})
+
+it('beyond maxPending waiting items, submit is refused at once with ResourceExhaustedError; the waiting ones are still written', async () => {
+  const { batches, write } = controlledWrite()
+  const commit = new GroupCommit(write, { maxBatchSize: 100, maxInFlight: 1, maxPending: 3, itemsName: 'numbers', isItemError: () => true })
+  const inFlight = commit.submit(1)
+  await tick()
+  // 1 is being written; 2, 3 and 4 wait, which is all that may.
+  const waiting = [2, 3, 4].map((n) => commit.submit(n))
+  const refused = await commit.submit(5).then(
+    () => undefined,
+    (error: unknown) => error,
+  )
+  expect(refused).toBeInstanceOf(ResourceExhaustedError)
+  expect((refused as Error).message).toBe('request: the server has 3 numbers waiting to be written (at most 3 may wait); retry later')
+  batches[0]!.finish()
+  expect(await inFlight).toBe(10)
+  while (batches.length < 2) await tick()
+  expect(batches[1]!.items).toEqual([2, 3, 4])
+  batches[1]!.finish()
+  expect(await Promise.all(waiting)).toEqual([20, 30, 40])
+  // Room again: the next item is taken.
+  const later = commit.submit(6)
+  while (batches.length < 3) await tick()
+  batches[2]!.finish()
+  expect(await later).toBe(60)
+})
+
+it('submitAll takes every item or, when they would not all fit, none', async () => {
+  const { batches, write } = controlledWrite()
+  const commit = new GroupCommit(write, { maxBatchSize: 100, maxInFlight: 1, maxPending: 3, isItemError: () => true })
+  await expect(commit.submitAll([1, 2, 3, 4])).rejects.toBeInstanceOf(ResourceExhaustedError)
+  const all = commit.submitAll([1, 2, 3])
+  await tick()
+  expect(batches.map((b) => b.items)).toEqual([[1, 2, 3]])
+  batches[0]!.finish()
+  expect(await all).toEqual([10, 20, 30])
 })

@@ -28,6 +28,8 @@ export interface NewRun {
   queue: string
   job: string
   payloadJson: string
+  /** Size of the payload as received, in bytes of JSON text; claims are sized by it. */
+  payloadBytes: number
   idempotencyKey: string | undefined
   idempotencyTtlMs: number
   delayMs: number

@@ -54,11 +54,31 @@ export async function sql<Row = never>(db: Executor, text: string, values: reado
 /** Schema that holds every StackShift table, so it can share a database with an application. */
 export const schemaName = 'stackshift'
 
-/** Creates the connection pool. Queries take this (or a transaction from it) as their executor. */
-export function createDatabase(options: { url: string; poolSize: number }): Knex {
+/**
+ * Creates the connection pool. Queries take this (or a transaction from it) as their executor.
+ *
+ * `statementTimeoutMs` and `idleInTransactionTimeoutMs` (0 or absent: none)
+ * are set on every connection as it opens (PostgreSQL's statement_timeout and
+ * idle_in_transaction_session_timeout), so no statement and no forgotten
+ * transaction can hold a connection, and the locks it took, for ever. A
+ * statement cancelled by its timeout fails with SQLSTATE 57014
+ * (isStatementTimeout in errors.ts).
+ */
+export function createDatabase(options: {
+  url: string
+  poolSize: number
+  statementTimeoutMs?: number
+  idleInTransactionTimeoutMs?: number
+}): Knex {
   return knex({
     client: 'pg',
-    connection: { connectionString: options.url, application_name: 'stackshift-server' },
+    connection: {
+      connectionString: options.url,
+      application_name: 'stackshift-server',
+      // pg sends these as startup parameters; it leaves 0 and undefined out.
+      statement_timeout: options.statementTimeoutMs,
+      idle_in_transaction_session_timeout: options.idleInTransactionTimeoutMs,
+    },
     pool: { min: 0, max: options.poolSize },
     acquireConnectionTimeout: 10_000,
     migrations: { schemaName, tableName: 'migrations' },

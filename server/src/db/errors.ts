@@ -23,13 +23,30 @@ export function isConflictError(error: unknown): boolean {
 }
 
 /**
+ * PostgreSQL cancelled the statement (57014, query_canceled): it ran longer
+ * than statement_timeout (see createDatabase), or an administrator cancelled
+ * it. Nothing it did was kept; the same request may succeed later.
+ */
+export function isStatementTimeout(error: unknown): boolean {
+  return sqlState(error) === '57014'
+}
+
+/**
+ * SQLSTATEs that say the database cannot serve now, whatever the request:
+ * the session was ended for idling in a transaction (25P03), the server is
+ * read-only, as a standby is during a failover (25006), or it is out of
+ * memory (53200) or connections (53300).
+ */
+const unavailableStates = new Set(['25P03', '25006', '53200', '53300'])
+
+/**
  * The database cannot be reached or is going away: connection failures
- * (class 08), shutdown (57P0x), too many connections (53300), or the pool
- * timing out while waiting for a connection.
+ * (class 08), shutdown (57P0x), the states above, or the pool timing out
+ * while waiting for a connection.
  */
 export function isUnavailableError(error: unknown): boolean {
   const state = sqlState(error)
-  if (state) return state.startsWith('08') || state.startsWith('57P') || state === '53300'
+  if (state) return state.startsWith('08') || state.startsWith('57P') || unavailableStates.has(state)
   const e = error as { name?: unknown; code?: unknown; message?: unknown } | null
   if (e?.name === 'KnexTimeoutError') return true
   if (typeof e?.code === 'string' && ['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'ENOTFOUND'].includes(e.code)) return true

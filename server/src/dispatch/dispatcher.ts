@@ -1,7 +1,7 @@
 import type { ClaimedRun } from '../core/run.js'
 import type { Logger } from '../logger.js'
 import type { QueueCapacitySample } from '../observability/metrics.js'
-import type { RunClaims } from '../operations/claim.js'
+import type { ClaimedBatch, RunClaims } from '../operations/claim.js'
 
 /** Something that takes leased runs: a worker stream, or a ClaimTask long-poll. */
 export interface TaskConsumer {
@@ -228,7 +228,7 @@ export class Dispatcher {
     if (limit <= 0) return
     entry.isClaiming = true
     const wakeCount = entry.wakeCount
-    let claimed: ClaimedRun[]
+    let claimed: ClaimedBatch
     try {
       claimed = await this.deps.claims.claim({
         namespace: consumer.namespace,
@@ -246,8 +246,10 @@ export class Dispatcher {
     } finally {
       entry.isClaiming = false
     }
-    if (!(await this.deps.claims.handOver(claimed, (runs) => !entry.isClosed && consumer.deliver(runs), consumer.leaseMs))) return
-    if (claimed.length < limit && entry.wakeCount === wakeCount) entry.mayHaveWork = false
+    const { runs, isCutByBytes } = claimed
+    if (!(await this.deps.claims.handOver(runs, (taken) => !entry.isClosed && consumer.deliver(taken), consumer.leaseMs))) return
+    // A claim cut short by its byte budget left ready runs behind.
+    if (runs.length < limit && !isCutByBytes && entry.wakeCount === wakeCount) entry.mayHaveWork = false
     this.pump(entry)
   }
 }

@@ -56,6 +56,7 @@ export class RunEnqueuer {
     this.singles = new GroupCommit((items) => this.writeSingles(items), {
       maxBatchSize: 1000,
       maxInFlight: deps.writeConcurrency,
+      itemsName: 'enqueues',
       isItemError: isDataError,
     })
   }

@@ -1,3 +1,24 @@
+import { ResourceExhaustedError } from '../core/errors.js'
+import { limits } from '../core/limits.js'
+
+/** How a group commit batches, and how much it lets wait. */
+export interface GroupCommitOptions {
+  /** Most items in one batch (one statement). */
+  maxBatchSize: number
+  /** Batches written at once. */
+  maxInFlight: number
+  /**
+   * Most items waiting for a batch (not counting those being written); an item
+   * beyond it is refused with ResourceExhaustedError instead of queued. Default
+   * `limits.pendingWritesMax`.
+   */
+  maxPending?: number
+  /** What the items are, plural, for the refusal's message ("step results"). Default "writes". */
+  itemsName?: string
+  /** Whether an error that failed a whole batch may come from one item's data (see the constructor). */
+  isItemError: (error: unknown) => boolean
+}
+
 /**
  * Group commit: callers submit one item each; items that arrive while a write
  * is in flight are written together in the next batch, and each caller is
@@ -6,6 +27,10 @@
  * There is no timer: when nothing is in flight an item is written on the next
  * turn of the event loop, so an idle server answers at once, and under load the
  * batches grow by themselves to whatever arrives during one round trip.
+ *
+ * What waits is bounded (`maxPending`): when the database falls behind, callers
+ * beyond it are refused at once (RESOURCE_EXHAUSTED, retry later) rather than
+ * held in memory for as long as the backlog lasts.
  */
 export class GroupCommit<Item, Outcome> {
   private pending: Array<{ item: Item; resolve: (outcome: Outcome) => void; reject: (error: unknown) => void }> = []
@@ -21,15 +46,37 @@ export class GroupCommit<Item, Outcome> {
    */
   constructor(
     private readonly write: (items: Item[]) => Promise<Array<Outcome | Error>>,
-    private readonly options: { maxBatchSize: number; maxInFlight: number; isItemError: (error: unknown) => boolean },
+    private readonly options: GroupCommitOptions,
   ) {}
 
-  /** Resolves with the item's outcome once its batch has committed. */
+  /** Resolves with the item's outcome once its batch has committed; rejects at once with ResourceExhaustedError if too many wait. */
   submit(item: Item): Promise<Outcome> {
+    const refusal = this.refusal(1)
+    if (refusal) return Promise.reject(refusal)
     return new Promise((resolve, reject) => {
       this.pending.push({ item, resolve, reject })
       this.schedule()
     })
+  }
+
+  /** Submits every item, or (if they would not all fit in what may wait) none: rejects at once with ResourceExhaustedError. */
+  submitAll(items: readonly Item[]): Promise<Outcome[]> {
+    const refusal = this.refusal(items.length)
+    if (refusal) return Promise.reject(refusal)
+    const outcomes = Promise.all(
+      items.map((item) => new Promise<Outcome>((resolve, reject) => this.pending.push({ item, resolve, reject }))),
+    )
+    this.schedule()
+    return outcomes
+  }
+
+  private refusal(count: number): ResourceExhaustedError | undefined {
+    const maxPending = this.options.maxPending ?? limits.pendingWritesMax
+    if (this.pending.length + count <= maxPending) return undefined
+    return new ResourceExhaustedError(
+      'request',
+      `the server has ${this.pending.length} ${this.options.itemsName ?? 'writes'} waiting to be written (at most ${maxPending} may wait); retry later`,
+    )
   }
 
   /** Resolves when every item submitted so far has been written. */

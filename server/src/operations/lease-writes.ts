@@ -60,11 +60,15 @@ export class LeaseWrites {
     },
   ) {
     const options = { maxBatchSize: 1000, maxInFlight: deps.writeConcurrency, isItemError: isDataError }
-    this.steps = new GroupCommit((items) => this.writeSteps(items), options)
-    this.completions = new GroupCommit((items) => this.writeCompletions(items), options)
-    this.failures = new GroupCommit((items) => this.writeFailures(items), options)
-    this.releases = new GroupCommit((items) => this.writeReleases(items), options)
-    this.heartbeats = new GroupCommit((items) => this.writeHeartbeats(items), { ...options, maxBatchSize: 10_000 })
+    this.steps = new GroupCommit((items) => this.writeSteps(items), { ...options, itemsName: 'step results' })
+    this.completions = new GroupCommit((items) => this.writeCompletions(items), { ...options, itemsName: 'run completions' })
+    this.failures = new GroupCommit((items) => this.writeFailures(items), { ...options, itemsName: 'run failures' })
+    this.releases = new GroupCommit((items) => this.writeReleases(items), { ...options, itemsName: 'run releases' })
+    this.heartbeats = new GroupCommit((items) => this.writeHeartbeats(items), {
+      ...options,
+      maxBatchSize: 10_000,
+      itemsName: 'heartbeat leases',
+    })
   }
 
   /** Memoizes a step result. */
@@ -98,7 +102,8 @@ export class LeaseWrites {
 
   /** Extends leases; returns those that are no longer held, and why. */
   async heartbeat(leases: ReadonlyArray<Fenced<LeaseRef>>, leaseMs: number): Promise<RevokedLease[]> {
-    const held = await Promise.all(leases.map((lease) => this.heartbeats.submit({ lease, leaseMs })))
+    // All or none: a heartbeat refused for a full queue extends no lease.
+    const held = await this.heartbeats.submitAll(leases.map((lease) => ({ lease, leaseMs })))
     const lost = leases.filter((_, index) => !held[index])
     if (lost.length === 0) return []
     const outcomes = await runFindLeaseOutcomes(this.deps.db, { runIds: lost.map((lease) => lease.runId) })

@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Knex } from 'knex'
-import { FailedPreconditionError } from '../core/errors.js'
+import { FailedPreconditionError, InvalidArgumentError } from '../core/errors.js'
 import type { LeaseRef, LockRecord, StateEntry } from '../core/run.js'
 import type { Executor } from '../db/database.js'
 import { runLockHeldLease } from '../db/queries/lease-writes.js'
@@ -30,13 +30,29 @@ export interface StateTarget {
   run: RunScope | undefined
 }
 
-/** How an operation's result is recorded inside a run (the protocol documents each shape). */
+/**
+ * How an operation's result is recorded inside a run (the protocol documents
+ * each shape). `fromRecord` returns undefined for a record of another shape:
+ * one another operation of the run recorded under the same id.
+ */
 interface Codec<T> {
   toRecord: (result: T) => string
-  fromRecord: (record: string) => T
+  fromRecord: (record: string) => T | undefined
 }
 
-const plainJson = <T>(): Codec<T> => ({ toRecord: (result) => JSON.stringify(result), fromRecord: (record) => JSON.parse(record) as T })
+/** Results recorded as their JSON: objects of exactly these fields, of these types. */
+const plainJson = <T>(fields: Record<string, 'number' | 'boolean'>): Codec<T> => ({
+  toRecord: (result) => JSON.stringify(result),
+  fromRecord: (record) => {
+    const parsed: unknown = JSON.parse(record)
+    if (!isObject(parsed)) return undefined
+    const entries = Object.entries(parsed)
+    const hasShape =
+      entries.length === Object.keys(fields).length &&
+      entries.every(([name, value]) => fields[name] !== undefined && typeof value === fields[name])
+    return hasShape ? (parsed as T) : undefined
+  },
+})
 
 const entryCodec: Codec<{ entry: StateEntry | undefined }> = {
   toRecord: ({ entry }) =>
@@ -44,20 +60,25 @@ const entryCodec: Codec<{ entry: StateEntry | undefined }> = {
       ? `{"entry":{"value":${entry.valueJson},"version":${entry.version},"expiresAt":${entry.expiresAt ? `"${entry.expiresAt.toISOString()}"` : 'null'},"updatedAt":"${entry.updatedAt.toISOString()}"}}`
       : '{"entry":null}',
   fromRecord: (record) => {
-    const { entry } = JSON.parse(record) as {
-      entry: { value: unknown; version: number; expiresAt: string | null; updatedAt: string } | null
-    }
-    if (!entry) return { entry: undefined }
+    const parsed: unknown = JSON.parse(record)
+    if (!isObject(parsed) || Object.keys(parsed).length !== 1 || !('entry' in parsed)) return undefined
+    const entry = parsed.entry
+    if (entry === null) return { entry: undefined }
+    if (!isObject(entry) || typeof entry.version !== 'number' || typeof entry.updatedAt !== 'string') return undefined
     return {
       entry: {
         key: '',
         valueJson: JSON.stringify(entry.value),
         version: entry.version,
-        expiresAt: entry.expiresAt ? new Date(entry.expiresAt) : undefined,
+        expiresAt: typeof entry.expiresAt === 'string' ? new Date(entry.expiresAt) : undefined,
         updatedAt: new Date(entry.updatedAt),
       },
     }
   },
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value)
 }
 
 /**
@@ -75,29 +96,29 @@ export class StateStore {
     const codec: Codec<{ entry: StateEntry | undefined }> = {
       toRecord: entryCodec.toRecord,
       fromRecord: (record) => {
-        const { entry } = entryCodec.fromRecord(record)
-        return { entry: entry && { ...entry, key: target.key } }
+        const recorded = entryCodec.fromRecord(record)
+        return recorded && { entry: recorded.entry && { ...recorded.entry, key: target.key } }
       },
     }
     return this.apply(target, codec, 0, async (db) => ({ entry: await stateGet(db, target) }))
   }
 
   set(target: StateTarget, params: { valueJson: string; ttlMs: number; fencingToken: number }): Promise<{ version: number }> {
-    return this.apply(target, plainJson(), params.fencingToken, async (db) => {
+    return this.apply(target, plainJson({ version: 'number' }), params.fencingToken, async (db) => {
       await this.checkFencing(db, target.namespace, params.fencingToken)
       return { version: await stateSet(db, { ...target, ...params }) }
     })
   }
 
   delete(target: StateTarget, params: { fencingToken: number }): Promise<{ deleted: boolean }> {
-    return this.apply(target, plainJson(), params.fencingToken, async (db) => {
+    return this.apply(target, plainJson({ deleted: 'boolean' }), params.fencingToken, async (db) => {
       await this.checkFencing(db, target.namespace, params.fencingToken)
       return { deleted: await stateDelete(db, target) }
     })
   }
 
   increment(target: StateTarget, params: { delta: number; ttlMs: number }): Promise<{ value: number; version: number }> {
-    return this.apply(target, plainJson(), 0, async (db) => {
+    return this.apply(target, plainJson({ value: 'number', version: 'number' }), 0, async (db) => {
       const result = await stateIncrement(db, { ...target, ...params })
       if (result) return result
       const type = await stateValueType(db, target)
@@ -106,14 +127,16 @@ export class StateStore {
   }
 
   setIfAbsent(target: StateTarget, params: { valueJson: string; ttlMs: number }): Promise<{ set: boolean }> {
-    return this.apply(target, plainJson(), 0, async (db) => ({ set: (await stateSetIfAbsent(db, { ...target, ...params })) !== undefined }))
+    return this.apply(target, plainJson({ set: 'boolean' }), 0, async (db) => ({
+      set: (await stateSetIfAbsent(db, { ...target, ...params })) !== undefined,
+    }))
   }
 
   compareAndSet(
     target: StateTarget,
     params: { expectedVersion: number; valueJson: string; ttlMs: number; fencingToken: number },
   ): Promise<{ swapped: boolean; version: number }> {
-    return this.apply(target, plainJson(), params.fencingToken, async (db) => {
+    return this.apply(target, plainJson({ swapped: 'boolean', version: 'number' }), params.fencingToken, async (db) => {
       await this.checkFencing(db, target.namespace, params.fencingToken)
       const version =
         params.expectedVersion === 0
@@ -137,13 +160,25 @@ export class StateStore {
   }
 
   /**
-   * Takes a lock, retrying while it is held until `waitMs` has passed.
-   * Returns undefined if it could not.
+   * Takes a lock, retrying while it is held until `waitMs` has passed or
+   * `signal` aborts. A caller that went away will never learn it holds the
+   * lock: a wait for it ends, and a lock taken for it as it left is released
+   * at once, not held by nobody until its TTL runs out. (Each wait polls
+   * every 100 ms, up to a minute: a caller cancelling many would also leave
+   * their statements behind.) Returns undefined if it could not.
    */
-  async acquireLock(params: { namespace: string; key: string; ttlMs: number; waitMs: number }): Promise<LockRecord | undefined> {
+  async acquireLock(
+    params: { namespace: string; key: string; ttlMs: number; waitMs: number },
+    signal?: AbortSignal,
+  ): Promise<LockRecord | undefined> {
     const deadline = Date.now() + params.waitMs
     for (let pauseMs = 10; ; pauseMs = Math.min(pauseMs * 2, 100)) {
+      if (signal?.aborted) return undefined
       const lock = await lockTryAcquire(this.deps.db, params)
+      if (lock && signal?.aborted) {
+        await lockRelease(this.deps.db, { namespace: params.namespace, key: params.key, lockId: lock.lockId })
+        return undefined
+      }
       if (lock) return lock
       const remainingMs = deadline - Date.now()
       if (remainingMs <= 0) return undefined
@@ -185,7 +220,20 @@ export class StateStore {
       const attempt = await runLockHeldLease(trx, lease)
       if (attempt === undefined) throw await explainLostLease(trx, lease)
       const recorded = await stepFindResult(trx, { runId: run.runId, stepId: run.opId })
-      if (recorded !== undefined) return codec.fromRecord(recorded)
+      if (recorded !== undefined) {
+        // The id is taken by a step, or by another operation: answering with
+        // its record would answer for something else.
+        const result = recorded.kind === 'state' && recorded.isCompleted ? codec.fromRecord(recorded.resultJson) : undefined
+        if (result === undefined) {
+          throw new InvalidArgumentError(
+            'run.op_id',
+            recorded.kind === 'state'
+              ? 'was used in this run by another State Store operation; each operation of a run needs an id of its own'
+              : `is the id of a ${recorded.kind} step of this run; a State Store operation needs an id of its own`,
+          )
+        }
+        return result
+      }
       const result = await effect(trx)
       await stepRecordState(trx, { runId: run.runId, stepId: run.opId, attempt, resultJson: codec.toRecord(result) })
       return result

@@ -3,7 +3,7 @@ import { z } from 'zod'
 import { type Scope, everyNamespace } from '../core/access.js'
 import { InvalidArgumentError } from '../core/errors.js'
 import type { NewApiKey } from '../operations/api-keys.js'
-import { nameSchema, namespaceSchema, parse } from './validation.js'
+import { instantSchema, nameSchema, namespaceSchema, parse } from './validation.js'
 
 /** AdminService requests as validated domain values (see validation.ts on how rejections name fields). */
 
@@ -28,7 +28,7 @@ const keyNamespaceSchema = z.union([z.literal(everyNamespace), namespaceSchema])
 const createSchema = z.object({
   namespace: keyNamespaceSchema,
   name: nameSchema(200),
-  expiresAt: z.date().optional(),
+  expiresAt: instantSchema.optional(),
 })
 
 export function parseCreateApiKey(request: CreateApiKeyRequest): NewApiKey {

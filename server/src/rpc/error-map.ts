@@ -10,7 +10,7 @@ import {
   UnauthenticatedError,
   UnavailableError,
 } from '../core/errors.js'
-import { isConflictError, isUnavailableError } from '../db/errors.js'
+import { isConflictError, isStatementTimeout, isUnavailableError } from '../db/errors.js'
 import type { Logger } from '../logger.js'
 import { decodeFailureOf } from './decode-errors.js'
 
@@ -23,8 +23,11 @@ export interface RpcStatus {
 /**
  * The one map from errors to gRPC status codes (CONVENTIONS.md §6). Domain
  * errors carry their own message; database races and outages become the
- * retryable ABORTED and UNAVAILABLE; anything else is INTERNAL with a generic
- * message, and the full error goes to the log.
+ * retryable ABORTED and UNAVAILABLE, and so does a statement PostgreSQL
+ * cancelled for running past statement_timeout (UNAVAILABLE rather than
+ * DEADLINE_EXCEEDED: the caller's deadline did not pass, nothing was stored,
+ * and clients retry UNAVAILABLE as is); anything else is INTERNAL with a
+ * generic message, and the full error goes to the log.
  */
 export function toRpcStatus(error: unknown, logger: Logger): RpcStatus {
   if (error instanceof InvalidArgumentError) return { code: status.INVALID_ARGUMENT, message: error.message }
@@ -36,6 +39,10 @@ export function toRpcStatus(error: unknown, logger: Logger): RpcStatus {
   if (error instanceof UnauthenticatedError) return { code: status.UNAUTHENTICATED, message: error.message }
   if (error instanceof PermissionDeniedError) return { code: status.PERMISSION_DENIED, message: error.message }
   if (isConflictError(error)) return { code: status.ABORTED, message: 'the operation conflicted with a concurrent one; retry it' }
+  if (isStatementTimeout(error)) {
+    logger.warn({ err: error }, 'database statement cancelled (statement timeout)')
+    return { code: status.UNAVAILABLE, message: 'the database cancelled the statement: it ran longer than its timeout; retry later' }
+  }
   if (isUnavailableError(error)) {
     logger.warn({ err: error }, 'database unavailable')
     return { code: status.UNAVAILABLE, message: 'the database is unavailable; retry later' }

@@ -39,6 +39,7 @@ const healthNames = [
  */
 export function createGrpcServer(options: {
   maxMessageBytes: number
+  maxConcurrentStreams: number
   services: StackShiftServices
   interceptors: ServerInterceptor[]
 }): GrpcServer {
@@ -46,6 +47,14 @@ export function createGrpcServer(options: {
     interceptors: options.interceptors,
     'grpc.max_receive_message_length': options.maxMessageBytes,
     'grpc.max_send_message_length': options.maxMessageBytes,
+    // Bounds the calls one connection has in flight. gRPC clients (grpc-js
+    // among them) do not fail a call beyond it: they hold it until one of the
+    // connection's streams ends, and it fails only if its deadline passes
+    // first. The SDK runs every call of a client on one connection (a worker
+    // stream, the enqueue stream, each long-poll: WaitForRun for up to five
+    // minutes, ClaimTask, AcquireLock), so the default is far above what it
+    // keeps open, lest a queued call wait behind long-polls.
+    'grpc.max_concurrent_streams': options.maxConcurrentStreams,
     // Clients ping idle connections to notice dead ones; allow it, with room for timer jitter.
     'grpc.http2.min_ping_interval_without_data_ms': protocolLimits.keepalivePingIntervalMs / 2,
     'grpc.keepalive_permit_without_calls': 1,

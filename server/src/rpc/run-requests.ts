@@ -1,12 +1,22 @@
 import { z } from 'zod'
 import { InvalidArgumentError, ResourceExhaustedError } from '../core/errors.js'
-import { checkJsonText } from '../core/json-text.js'
+import { checkJsonText, checkJsonValue } from '../core/json-text.js'
 import { defaultQueue, limits } from '../core/limits.js'
 import { isUuid, newRunId } from '../core/run-id.js'
 import type { NewRun, RunFilter, RunStatus } from '../core/run.js'
 import type { NewEvent } from '../operations/events.js'
 import type { CancelRunRequest, ListRunsRequest, NewRun as NewRunMessage, SendEventRequest } from '@stackshift/proto/run-service'
-import { type RequestLimits as Limits, nameSchema, namespaceSchema, parse, parseNamespace } from './validation.js'
+import {
+  type RequestLimits as Limits,
+  hasNoNul,
+  instantSchema,
+  nameSchema,
+  namespaceSchema,
+  parse,
+  parseNamespace,
+  textSchema,
+  toDiagnosticText,
+} from './validation.js'
 
 /** RunService requests as validated domain values (see validation.ts on how rejections name fields). */
 
@@ -17,10 +27,10 @@ const newRunSchema = z
       .transform((value) => value || defaultQueue)
       .pipe(nameSchema(limits.queueMaxLength)),
     job: nameSchema(limits.jobMaxLength),
-    idempotencyKey: z.string().max(limits.idempotencyKeyMaxLength, `must be at most ${limits.idempotencyKeyMaxLength} characters`),
+    idempotencyKey: textSchema(limits.idempotencyKeyMaxLength),
     idempotencyTtlMs: z.number().int().min(0, 'must not be negative').max(limits.delayMaxMs, `must be at most ${limits.delayMaxMs}`),
     delayMs: z.number().int().min(0, 'must not be negative').max(limits.delayMaxMs, `must be at most ${limits.delayMaxMs} (ten years)`),
-    runAt: z.date().optional(),
+    runAt: instantSchema.optional(),
     priority: z
       .number()
       .int()
@@ -30,7 +40,10 @@ const newRunSchema = z
     traceContext: z
       .record(
         z.string(),
-        z.string().max(limits.traceContextValueMaxLength, `values must be at most ${limits.traceContextValueMaxLength} characters`),
+        z
+          .string()
+          .max(limits.traceContextValueMaxLength, `values must be at most ${limits.traceContextValueMaxLength} characters`)
+          .refine(hasNoNul, 'values must not contain the NUL character (\\u0000)'),
       )
       .refine((carrier) => Object.keys(carrier).length <= limits.traceContextEntriesMax, {
         error: `must hold at most ${limits.traceContextEntriesMax} entries`,
@@ -39,6 +52,8 @@ const newRunSchema = z
         for (const key of Object.keys(carrier)) {
           if (key.length === 0 || key.length > limits.traceContextKeyMaxLength) {
             context.addIssue({ code: 'custom', path: [key], message: `keys must be 1 to ${limits.traceContextKeyMaxLength} characters` })
+          } else if (!hasNoNul(key)) {
+            context.addIssue({ code: 'custom', path: [key], message: 'keys must not contain the NUL character (\\u0000)' })
           }
         }
       }),
@@ -49,11 +64,13 @@ const newRunSchema = z
 function toNewRun(message: NewRunMessage | undefined, config: Limits, prefix: string): NewRun {
   if (!message) throw new InvalidArgumentError(prefix, 'is required')
   const run = parse(newRunSchema, message, prefix)
+  const payload = checkJsonValue(`${prefix}.payload_json`, message.payloadJson, config.maxPayloadBytes)
   return {
     id: newRunId(),
     queue: run.queue,
     job: run.job,
-    payloadJson: checkJsonText(`${prefix}.payload_json`, message.payloadJson, config.maxPayloadBytes),
+    payloadJson: payload.text,
+    payloadBytes: payload.bytes,
     idempotencyKey: run.idempotencyKey || undefined,
     idempotencyTtlMs: run.idempotencyTtlMs || config.idempotencyTtlMs,
     delayMs: run.delayMs,
@@ -105,7 +122,7 @@ export function parseWaitForRun(request: { namespace: string; runId: string; tim
 
 const sendEventSchema = z.object({
   namespace: namespaceSchema,
-  id: z.string().max(limits.eventIdMaxLength, `must be at most ${limits.eventIdMaxLength} characters`),
+  id: textSchema(limits.eventIdMaxLength),
   name: nameSchema(limits.eventNameMaxLength),
 })
 
@@ -124,15 +141,16 @@ const cancelRunSchema = runRefSchema.extend({
 })
 
 export function parseCancelRun(request: CancelRunRequest): { namespace: string; runId: string; reason: string } {
-  return parse(cancelRunSchema, request, '')
+  const parsed = parse(cancelRunSchema, request, '')
+  return { ...parsed, reason: toDiagnosticText(parsed.reason, limits.errorTextMaxLength) }
 }
 
 const listRunsSchema = z.object({
   namespace: namespaceSchema,
-  queue: z.string().max(limits.queueMaxLength, `must be at most ${limits.queueMaxLength} characters`),
-  job: z.string().max(limits.jobMaxLength, `must be at most ${limits.jobMaxLength} characters`),
-  createdAfter: z.date().optional(),
-  createdBefore: z.date().optional(),
+  queue: textSchema(limits.queueMaxLength),
+  job: textSchema(limits.jobMaxLength),
+  createdAfter: instantSchema.optional(),
+  createdBefore: instantSchema.optional(),
   limit: z.number().int().max(limits.listRunsLimitMax, `must be at most ${limits.listRunsLimitMax}`),
   // A cursor is the id of the last run of a page.
   cursor: z.string().refine((cursor) => cursor === '' || isUuid(cursor), 'is not a cursor returned by ListRuns'),

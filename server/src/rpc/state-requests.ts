@@ -5,7 +5,7 @@ import { checkJsonText } from '../core/json-text.js'
 import { limits } from '../core/limits.js'
 import type { RunScope, StateTarget } from '../operations/state-store.js'
 import type { RunScope as RunScopeMessage } from '@stackshift/proto/state-service'
-import { nameSchema, namespaceSchema, parse, uuidSchema } from './validation.js'
+import { nameSchema, namespaceSchema, parse, textSchema, uuidSchema } from './validation.js'
 
 /* Validation of StateService requests; see requests.ts for the conventions. */
 
@@ -105,7 +105,7 @@ export function parseCompareAndSetState(
 
 const listSchema = z.object({
   namespace: namespaceSchema,
-  prefix: z.string().max(limits.stateKeyMaxLength, `must be at most ${limits.stateKeyMaxLength} characters`),
+  prefix: textSchema(limits.stateKeyMaxLength),
   limit: z.number().int().max(limits.listStateLimitMax, `must be at most ${limits.listStateLimitMax}`),
   cursor: z.string().max(4 * limits.stateKeyMaxLength, 'is not a cursor returned by List'),
 })
@@ -123,7 +123,8 @@ export function parseListState(request: { namespace: string; prefix: string; lim
 } {
   const parsed = parse(listSchema, request, '')
   const afterKey = parsed.cursor ? Buffer.from(parsed.cursor, 'base64url').toString('utf8') : undefined
-  if (afterKey !== undefined && encodeStateCursor(afterKey) !== parsed.cursor) {
+  // A cursor holds a key that exists, so a valid one.
+  if (afterKey !== undefined && (encodeStateCursor(afterKey) !== parsed.cursor || !keySchema.safeParse(afterKey).success)) {
     throw new InvalidArgumentError('cursor', 'is not a cursor returned by List')
   }
   return { namespace: parsed.namespace, prefix: parsed.prefix, afterKey, limit: parsed.limit || limits.listStateLimitDefault }

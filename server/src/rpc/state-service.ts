@@ -58,8 +58,8 @@ export function createStateService(deps: { config: ServerConfig; logger: Logger;
       const { entries, lastKey } = await store.list(parseListState(request))
       return { entries: entries.map(toEntryMessage), nextCursor: lastKey === undefined ? '' : encodeStateCursor(lastKey) }
     }),
-    acquireLock: unaryHandler(logger, async (request) => {
-      const lock = await store.acquireLock(parseAcquireLock(request))
+    acquireLock: unaryHandler(logger, async (request, signal) => {
+      const lock = await store.acquireLock(parseAcquireLock(request), signal)
       return { acquired: lock !== undefined, lock: lock && toLockMessage(lock) }
     }),
     extendLock: unaryHandler(logger, async (request) => ({ lock: toLockMessage(await store.extendLock(parseExtendLock(request))) })),

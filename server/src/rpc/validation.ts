@@ -37,6 +37,42 @@ export const namespaceSchema = z
 
 export const uuidSchema = z.string().refine(isUuid, 'must be a UUID')
 
+/** PostgreSQL's text (and jsonb's strings) cannot hold U+0000: every string stored or compared there is checked for it. */
+export function hasNoNul(value: string): boolean {
+  return !value.includes('\u0000')
+}
+
+const nulProblem = 'must not contain the NUL character (\\u0000)'
+
+/** Free text that reaches the database: at most `maxLength` characters, no NUL (names refuse every control character). */
+export function textSchema(maxLength: number) {
+  return z.string().max(maxLength, `must be at most ${maxLength} characters`).refine(hasNoNul, nulProblem)
+}
+
+/**
+ * Diagnostic text (an error's name, message and stack, a cancellation
+ * reason) as stored: cut to `maxLength`, and NUL characters replaced by
+ * U+FFFD. It is kept rather than refused: a worker reporting a failure must
+ * not fail to report it because of what the error said.
+ */
+export function toDiagnosticText(text: string, maxLength: number): string {
+  const cut = text.length <= maxLength ? text : text.slice(0, maxLength - 1) + '…'
+  return hasNoNul(cut) ? cut : cut.replaceAll('\u0000', '\ufffd')
+}
+
+/**
+ * An instant: google.protobuf.Timestamp's range, 0001-01-01T00:00:00Z to
+ * 9999-12-31T23:59:59.999999999Z, which PostgreSQL's timestamptz holds. A
+ * Timestamp beyond what a JavaScript Date holds arrives as an invalid Date.
+ */
+const instantMin = Date.parse('0001-01-01T00:00:00Z')
+const instantMax = Date.parse('9999-12-31T23:59:59.999Z')
+const instantRange = 'must be an instant from 0001-01-01T00:00:00Z to 9999-12-31T23:59:59Z'
+
+export const instantSchema = z
+  .date({ error: (issue) => (issue.input === undefined ? 'is required' : instantRange) })
+  .refine((date) => date.getTime() >= instantMin && date.getTime() <= instantMax, instantRange)
+
 /** A lease duration, or 0 for "the default", which the caller fills in. */
 export const leaseMsSchema = z
   .number()

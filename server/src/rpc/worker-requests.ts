@@ -18,11 +18,14 @@ import type {
 } from '@stackshift/proto/worker-service'
 import {
   type RequestLimits as Limits,
+  instantSchema,
   leaseMsSchema,
   nameListSchema,
   nameSchema,
   namespaceSchema,
   parse,
+  textSchema,
+  toDiagnosticText,
   uuidSchema,
 } from './validation.js'
 
@@ -42,7 +45,7 @@ export interface WorkerAnnouncement {
 /** What a worker says about itself, on the stream (hello) and in ClaimTask alike. */
 const workerFields = {
   namespace: namespaceSchema,
-  workerId: z.string().max(limits.workerIdMaxLength, `must be at most ${limits.workerIdMaxLength} characters`),
+  workerId: textSchema(limits.workerIdMaxLength),
   queues: nameListSchema(limits.queueMaxLength, limits.queuesPerWorkerMax),
   jobs: nameListSchema(limits.jobMaxLength, limits.jobsPerWorkerMax),
   leaseMs: leaseMsSchema,
@@ -85,9 +88,12 @@ function parseLeaseRef(request: LeaseRefMessage, prefix: string): LeaseRef {
   return parse(leaseRefSchema, request, prefix)
 }
 
+/** How long a step took, as measured by the worker; stored as a 32-bit integer. */
+const stepDurationMsSchema = z.number().int().max(limits.stepDurationMaxMs, `must be at most ${limits.stepDurationMaxMs} (about 24.8 days)`)
+
 const completeStepSchema = leaseRefSchema.extend({
   stepId: nameSchema(limits.stepIdMaxLength),
-  durationMs: z.number().int(),
+  durationMs: stepDurationMsSchema,
   kind: z
     .enum(StepKind)
     .refine((kind) => kind === StepKind.STEP_KIND_UNSPECIFIED || kind === StepKind.STEP_KIND_RUN || kind === StepKind.STEP_KIND_SEND, {
@@ -117,7 +123,7 @@ const durationMsSchema = (minimum: number) =>
 
 const suspendRunSchema = leaseRefSchema.extend({ stepId: nameSchema(limits.stepIdMaxLength) })
 
-const sleepUntilSchema = z.object({ wakeAt: z.date('is required') })
+const sleepUntilSchema = z.object({ wakeAt: instantSchema })
 
 const eventWaitSchema = z.object({
   name: nameSchema(limits.eventNameMaxLength),
@@ -163,10 +169,6 @@ export function parseCompleteRun(request: CompleteRunRequest, config: Limits, pr
   }
 }
 
-function truncate(text: string, maxLength: number): string {
-  return text.length <= maxLength ? text : text.slice(0, maxLength - 1) + '…'
-}
-
 const failRunSchema = leaseRefSchema.extend({
   error: z.object({ name: z.string(), message: z.string().min(1, 'must not be empty'), stack: z.string() }, 'is required'),
   nonRetriable: z.boolean(),
@@ -176,16 +178,16 @@ const failRunSchema = leaseRefSchema.extend({
     .min(0, 'must not be negative')
     .max(limits.retryDelayMaxMs, `must be at most ${limits.retryDelayMaxMs}`)
     .optional(),
-  failedStepId: z.string().max(limits.stepIdMaxLength, `must be at most ${limits.stepIdMaxLength} characters`),
-  failedStepDurationMs: z.number().int(),
+  failedStepId: textSchema(limits.stepIdMaxLength),
+  failedStepDurationMs: stepDurationMsSchema,
 })
 
 export function parseFailRun(request: FailRunRequest, prefix = ''): RunFailure {
   const parsed = parse(failRunSchema, request, prefix)
   const error: ErrorInfo = {
-    name: truncate(parsed.error.name || 'Error', 200),
-    message: truncate(parsed.error.message, limits.errorTextMaxLength),
-    ...(parsed.error.stack ? { stack: truncate(parsed.error.stack, limits.errorTextMaxLength) } : {}),
+    name: toDiagnosticText(parsed.error.name || 'Error', 200),
+    message: toDiagnosticText(parsed.error.message, limits.errorTextMaxLength),
+    ...(parsed.error.stack ? { stack: toDiagnosticText(parsed.error.stack, limits.errorTextMaxLength) } : {}),
   }
   return {
     runId: parsed.runId,

@@ -54,10 +54,16 @@ export function createWorkerService(deps: {
     claimTask: unaryHandler(logger, async (request, signal) => {
       const claim = parseClaimTask(request, config, generateWorkerId)
       if (claim.waitMs === 0) {
-        const runs = await deps.claims.claim({ ...claim, limit: claim.maxTasks })
-        // A caller that went away while its runs were being claimed will not run them.
-        const isTaken = await deps.claims.handOver(runs, () => !signal.aborted, claim.leaseMs)
-        return { tasks: isTaken ? runs.map((run) => toTaskMessage(run, claim.leaseMs)) : [] }
+        const { runs } = await deps.claims.claim({ ...claim, limit: claim.maxTasks })
+        const taken: ClaimedRun[] = []
+        const take = (deliverable: ClaimedRun[]) => {
+          // A caller that went away while its runs were being claimed will not run them.
+          if (signal.aborted) return false
+          taken.push(...deliverable)
+          return true
+        }
+        await deps.claims.handOver(runs, take, claim.leaseMs)
+        return { tasks: taken.map((run) => toTaskMessage(run, claim.leaseMs)) }
       }
       // Long-poll: subscribe like a worker with `maxTasks` free slots, until
       // runs arrive, the wait ends, the client goes away, or the server stops.

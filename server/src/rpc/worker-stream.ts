@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import { type ServerDuplexStream, status } from '@grpc/grpc-js'
 import type { ServerConfig } from '../config.js'
-import { InvalidArgumentError } from '../core/errors.js'
+import { InvalidArgumentError, ResourceExhaustedError } from '../core/errors.js'
 import { limits } from '../core/limits.js'
 import type { ClaimedRun } from '../core/run.js'
 import type { Dispatcher, Subscription, TaskConsumer } from '../dispatch/dispatcher.js'
@@ -49,6 +49,15 @@ export function generateWorkerId(): string {
  * receives tasks as those slots allow. Operations are handed to the group
  * commits and answered individually. Results produced in the same event-loop
  * turn leave in one message; tasks leave as soon as they are claimed.
+ *
+ * What one stream may make the server hold is bounded: at most
+ * `limits.slotsMax` free slots (an `added_slots` beyond it ends the stream
+ * with RESOURCE_EXHAUSTED), at most `limits.operationsInFlightMax` operations
+ * unanswered (one beyond is refused alone), and nothing more while its writes
+ * are not drained: when `call.write()` returns false (the worker is not
+ * reading, or cannot keep up), the stream takes no tasks (its free slots read
+ * as 0) and reads no requests until 'drain'; then it pumps again. Runs a
+ * worker that stopped reading still holds go back when their leases expire.
  */
 export class WorkerStream implements TaskConsumer {
   namespace = ''
@@ -65,6 +74,8 @@ export class WorkerStream implements TaskConsumer {
   private unanswered = 0
   private onAllAnswered: (() => void) | undefined
   private isFlushScheduled = false
+  /** A write returned false: until 'drain', no tasks are taken and no requests read. */
+  private isWaitingForDrain = false
   private readonly logger: Logger
 
   constructor(
@@ -79,7 +90,7 @@ export class WorkerStream implements TaskConsumer {
   }
 
   freeSlots(): number {
-    return this.state === 'open' ? this.slots : 0
+    return this.state === 'open' && !this.isWaitingForDrain ? this.slots : 0
   }
 
   deliver(runs: ClaimedRun[]): boolean {
@@ -119,16 +130,18 @@ export class WorkerStream implements TaskConsumer {
       if (decodeFailure) throw decodeFailure
       if (this.state === 'awaiting-hello') this.open(message)
       else if (message.hello) throw new InvalidArgumentError('hello', 'is only allowed on the first message of the stream')
+      if (this.state !== 'closed' && message.addedSlots > 0) this.addSlots(message.addedSlots)
     } catch (error) {
       this.terminate(toRpcStatus(error, this.logger))
       return
     }
     if (this.state === 'closed') return
-    if (message.addedSlots > 0) {
-      this.slots += message.addedSlots
-      this.subscription?.pump()
-    }
     for (const operation of message.operations) {
+      if (this.unanswered >= limits.operationsInFlightMax) {
+        this.outbox.results.push(refusedOperation(operation.id))
+        this.scheduleFlush()
+        continue
+      }
       this.unanswered++
       void this.perform(operation).then((result) => {
         this.outbox.results.push(result)
@@ -142,6 +155,19 @@ export class WorkerStream implements TaskConsumer {
       this.outbox.drained = true
       this.scheduleFlush()
     }
+  }
+
+  /** Slots the worker freed; more than `limits.slotsMax` free at once ends the stream. */
+  private addSlots(added: number): void {
+    const slots = this.slots + added
+    if (slots > limits.slotsMax) {
+      throw new ResourceExhaustedError(
+        'added_slots',
+        `would make ${slots} slots free on this stream (hello.slots and every added_slots, less the tasks sent); at most ${limits.slotsMax} may be`,
+      )
+    }
+    this.slots = slots
+    this.subscription?.pump()
   }
 
   private stopTakingTasks(): void {
@@ -171,7 +197,7 @@ export class WorkerStream implements TaskConsumer {
     })
     this.slots = hello.slots
     this.state = 'open'
-    this.call.write({
+    this.write({
       drained: false,
       welcome: {
         workerId: hello.workerId,
@@ -248,7 +274,8 @@ export class WorkerStream implements TaskConsumer {
     batches.forEach((tasks, index) => {
       const isFirst = index === 0
       const isLast = index === batches.length - 1
-      this.call.write({
+      if (tasks.length === 0 && !(isFirst && results.length + revoked.length > 0) && !(isLast && drained)) return
+      this.write({
         welcome: undefined,
         tasks,
         results: isFirst ? results : [],
@@ -256,6 +283,24 @@ export class WorkerStream implements TaskConsumer {
         // After the last task: no task follows a drained.
         drained: isLast && drained,
       })
+    })
+  }
+
+  /**
+   * Writes a message. When the write is not drained at once (false), the
+   * stream stops taking tasks and reading requests until it is: a worker that
+   * does not read gets nothing more, and cannot make the server buffer
+   * answers to requests it keeps sending.
+   */
+  private write(message: ConnectResponse): void {
+    if (this.call.write(message) || this.isWaitingForDrain) return
+    this.isWaitingForDrain = true
+    this.call.pause()
+    this.call.once('drain', () => {
+      this.isWaitingForDrain = false
+      if (this.state === 'closed') return
+      this.call.resume()
+      this.subscription?.pump()
     })
   }
 
@@ -269,27 +314,36 @@ export class WorkerStream implements TaskConsumer {
   }
 }
 
+/** The answer to an operation beyond `limits.operationsInFlightMax`: refused, not performed. */
+function refusedOperation(id: number): OperationResult {
+  return {
+    id,
+    code: status.RESOURCE_EXHAUSTED,
+    message: `operations: ${limits.operationsInFlightMax} operations of this stream are unanswered, the most there may be; send it again once answers arrive`,
+    result: undefined,
+  }
+}
+
 /** What leaves in the next message. */
 function emptyOutbox(): { runs: ClaimedRun[]; results: OperationResult[]; revoked: RevokedLease[]; drained: boolean } {
   return { runs: [], results: [], revoked: [], drained: false }
 }
 
 /**
- * Most gRPC libraries refuse messages over 4 MiB unless told otherwise, and
- * a flush can hold hundreds of tasks of up to the payload limit each: tasks
- * leave in messages of at most this many bytes of payload and memo (a larger
- * task goes alone).
+ * Tasks in order, split so each group stays under `limits.taskBytesPerMessage`
+ * of payloads and memos; always at least one (maybe empty) group. A larger
+ * task goes alone, and never in the first group, which leaves with the
+ * results and revocations: alone, a task of up to the server's message limit
+ * fits (RunClaims fails larger ones before they get here).
  */
-const taskBytesPerMessage = 3 * 1024 * 1024
-
-/** Tasks in order, split so each group stays under `taskBytesPerMessage`; always at least one (maybe empty) group. */
 function batchBySize(tasks: Task[]): Task[][] {
   const batches: Task[][] = [[]]
   let bytes = 0
   for (const task of tasks) {
     let size = Buffer.byteLength(task.payloadJson)
     for (const step of task.steps) size += step.resultJson === undefined ? 0 : Buffer.byteLength(step.resultJson)
-    if (bytes + size > taskBytesPerMessage && batches.at(-1)!.length > 0) {
+    const isAlone = size > limits.taskBytesPerMessage
+    if ((bytes + size > limits.taskBytesPerMessage && batches.at(-1)!.length > 0) || (isAlone && batches.length === 1)) {
       batches.push([])
       bytes = 0
     }

@@ -6,6 +6,7 @@ import * as stateStore from './0004-state-store.js'
 import * as traceContext from './0005-trace-context.js'
 import * as claimOrderInServer from './0006-claim-order-in-server.js'
 import * as claimRunsFromSource from './0007-claim-runs-from-source.js'
+import * as claimsSizedByBytes from './0008-claims-sized-by-bytes.js'
 import * as apiKeys from './0009-api-keys.js'
 
 /**
@@ -30,6 +31,7 @@ const migrations: ReadonlyArray<readonly [name: string, migration: Knex.Migratio
   ['0005-trace-context', traceContext],
   ['0006-claim-order-in-server', claimOrderInServer],
   ['0007-claim-runs-from-source', claimRunsFromSource],
+  ['0008-claims-sized-by-bytes', claimsSizedByBytes],
   ['0009-api-keys', apiKeys],
 ]
 

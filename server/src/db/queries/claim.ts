@@ -16,6 +16,14 @@ interface ClaimedRow {
   available_ms: number
   memo: Array<[string, string | null]> | null
   trace_context: TraceContext | null
+  is_cut: boolean
+}
+
+/** What a claim leased, in claim order. */
+export interface ClaimedBatch {
+  runs: ClaimedRun[]
+  /** The byte budget, not the count, ended the claim: more runs may be ready. */
+  isCutByBytes: boolean
 }
 
 /** Claim order: higher priority first, then the time the run became ready, then its id (as the ready index orders them). */
@@ -24,8 +32,9 @@ function compareClaimOrder(a: ClaimedRow, b: ClaimedRow): number {
 }
 
 /**
- * Leases up to `limit` ready runs of the given queues and jobs, and returns
- * them in claim order with the results of their completed steps (the memo).
+ * Leases up to `limit` ready runs of the given queues and jobs, and no more
+ * than `maxBytes` of payloads and memos (at least one run), and returns them
+ * in claim order with the results of their completed steps (the memo).
  * The statement is the stored function claim_runs (db/functions/claim-runs.ts,
  * where the reasons for its shape are), which leaves the sort to this
  * function: it costs PostgreSQL less here. Instants come back as epoch
@@ -34,17 +43,26 @@ function compareClaimOrder(a: ClaimedRow, b: ClaimedRow): number {
  */
 export async function runClaim(
   db: Executor,
-  params: { namespace: string; queues: readonly string[]; jobs: readonly string[]; limit: number; leaseMs: number; workerId: string },
-): Promise<ClaimedRun[]> {
-  const rows = await sql<ClaimedRow>(db, `SELECT * FROM stackshift.claim_runs($1, $2, $3, $4, $5, $6)`, [
+  params: {
+    namespace: string
+    queues: readonly string[]
+    jobs: readonly string[]
+    limit: number
+    maxBytes: number
+    leaseMs: number
+    workerId: string
+  },
+): Promise<ClaimedBatch> {
+  const rows = await sql<ClaimedRow>(db, `SELECT * FROM stackshift.claim_runs($1, $2, $3, $4, $5, $6, $7)`, [
     params.namespace,
     params.queues,
     params.jobs,
     params.limit,
     params.leaseMs,
     params.workerId,
+    params.maxBytes,
   ])
-  return rows.sort(compareClaimOrder).map((row) => ({
+  const runs = rows.sort(compareClaimOrder).map((row) => ({
     id: row.run_id,
     namespace: params.namespace,
     queue: row.run_queue,
@@ -59,4 +77,5 @@ export async function runClaim(
     memo: (row.memo ?? []).map(([stepId, resultJson]) => ({ stepId, resultJson: resultJson ?? undefined })),
     traceContext: row.trace_context ?? undefined,
   }))
+  return { runs, isCutByBytes: rows[0]?.is_cut ?? false }
 }

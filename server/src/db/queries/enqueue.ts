@@ -39,14 +39,14 @@ export async function runInsertMany(
         CASE WHEN v.run_at IS NOT NULL THEN greatest(v.run_at, now())
              ELSE now() + v.delay_ms * interval '1 millisecond' END AS available_at
       FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::bigint[], $8::timestamptz[],
-                  $9::smallint[], $10::integer[], $14::bigint[], $15::text[], $16::text[])
+                  $9::smallint[], $10::integer[], $14::bigint[], $15::text[], $16::text[], $17::integer[])
         AS v(id, queue, job, payload, idempotency_key, idempotency_ttl_ms, delay_ms, run_at, priority, max_attempts, lease_ms, worker_id,
-             trace_context)
+             trace_context, payload_bytes)
     ),
     inserted AS (
       INSERT INTO stackshift.runs
         (id, namespace, queue, job, status, priority, attempt, max_attempts, available_at, idempotency_key, idempotency_expires_at,
-         lease_token, lease_expires_at, started_at, worker_id, payload, trace_context)
+         lease_token, lease_expires_at, started_at, worker_id, payload, payload_bytes, trace_context)
       SELECT id, $11, queue, job,
         (CASE WHEN lease_ms > 0 THEN 'running' WHEN available_at > now() THEN 'scheduled' ELSE 'queued' END)::stackshift.run_status,
         priority, CASE WHEN lease_ms > 0 THEN 1 ELSE 0 END, max_attempts, available_at, idempotency_key,
@@ -56,6 +56,7 @@ export async function runInsertMany(
         CASE WHEN lease_ms > 0 THEN now() END,
         worker_id,
         payload::jsonb,
+        payload_bytes,
         trace_context::jsonb
       FROM input
       ON CONFLICT (namespace, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
@@ -88,6 +89,7 @@ export async function runInsertMany(
       leases.map((lease) => lease?.leaseMs ?? 0),
       leases.map((lease) => lease?.workerId ?? null),
       runs.map((r) => (r.traceContext ? JSON.stringify(r.traceContext) : null)),
+      runs.map((r) => r.payloadBytes),
     ],
   )
   return new Map(

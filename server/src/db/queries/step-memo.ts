@@ -1,4 +1,4 @@
-import { type ErrorInfo, type Fenced, type StepCompletion, stepKey } from '../../core/run.js'
+import { type ErrorInfo, type Fenced, type StepCompletion, type StepKind, stepKey } from '../../core/run.js'
 import { type Executor, sql } from '../database.js'
 import { runsOfBatch } from './run-batch.js'
 
@@ -113,14 +113,19 @@ export async function stepRecordFailures(
   )
 }
 
-/** The recorded result (JSON text) of a completed step, or undefined if it has none. */
-export async function stepFindResult(db: Executor, params: { runId: string; stepId: string }): Promise<string | undefined> {
-  const rows = await sql<{ result_json: string | null }>(
+/** A step of the run, whatever its kind and status, with its result as JSON text ("null" without one); undefined if there is none. */
+export async function stepFindResult(
+  db: Executor,
+  params: { runId: string; stepId: string },
+): Promise<{ kind: StepKind; isCompleted: boolean; resultJson: string } | undefined> {
+  const rows = await sql<{ kind: StepKind; is_completed: boolean; result_json: string }>(
     db,
-    `SELECT coalesce(result::text, 'null') AS result_json FROM stackshift.steps WHERE run_id = $1 AND step_id = $2 AND status = 'completed'`,
+    `SELECT kind::text AS kind, status = 'completed' AS is_completed, coalesce(result::text, 'null') AS result_json
+     FROM stackshift.steps WHERE run_id = $1 AND step_id = $2`,
     [params.runId, params.stepId],
   )
-  return rows[0]?.result_json ?? undefined
+  const row = rows[0]
+  return row && { kind: row.kind, isCompleted: row.is_completed, resultJson: row.result_json }
 }
 
 /** Records a State Store operation made inside a run (see StateStore). */

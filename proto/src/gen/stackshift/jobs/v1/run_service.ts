@@ -32,8 +32,12 @@ export interface NewRun {
   job: string;
   /**
    * The payload as UTF-8 JSON text. Empty means null. At most
-   * STACKSHIFT_MAX_PAYLOAD_BYTES (default 1 MiB); larger payloads get
-   * RESOURCE_EXHAUSTED.
+   * STACKSHIFT_MAX_PAYLOAD_BYTES (default 1 MiB), with numbers counted as
+   * PostgreSQL writes them (without exponents); larger payloads get
+   * RESOURCE_EXHAUSTED. JSON that PostgreSQL's jsonb cannot hold is
+   * INVALID_ARGUMENT: \u0000, an unpaired surrogate escape, a number beyond
+   * its numeric (131,072 digits before the point, 16,383 after), or nesting
+   * deeper than 1,000 levels. The same holds for every JSON field.
    */
   payloadJson: string;
   /**
@@ -54,7 +58,9 @@ export interface NewRun {
   delayMs: number;
   /**
    * Absolute instant at which the run becomes ready. Mutually exclusive with
-   * `delay_ms`. An instant in the past means "now".
+   * `delay_ms`. An instant in the past means "now". Within the Timestamp
+   * range, 0001-01-01 to 9999-12-31 (INVALID_ARGUMENT otherwise), as every
+   * instant a request carries.
    */
   runAt:
     | Date

@@ -30,7 +30,8 @@ export interface RunScope {
   /**
    * Id of the operation within the run, unique like a step id (1 to 500
    * characters). The SDK uses "state.<operation>:<key>", with the step ":n"
-   * rule for repeats.
+   * rule for repeats. An id the run already used for another operation, or
+   * for a step, is INVALID_ARGUMENT.
    */
   opId: string;
 }

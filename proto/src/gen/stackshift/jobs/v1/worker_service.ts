@@ -142,9 +142,12 @@ export interface WorkerHello {
   /**
    * Free slots: how many runs the server may push right away. Usually the
    * worker's concurrency minus runs it is still executing from an earlier
-   * stream. 0 to 10,000. The server claims at most 500 runs at a time for a
-   * stream: a worker of many short runs does best holding about 1,000
-   * (running and ready), so it executes one batch while the next is claimed.
+   * stream. 0 to 10,000 (INVALID_ARGUMENT above). A stream never has more
+   * than 10,000 free slots (see ConnectRequest.added_slots). The server
+   * claims at most 500 runs (and about 3 MiB of payloads and step results,
+   * always at least one run) at a time for a stream: a worker of many short
+   * runs does best holding about 1,000 (running and ready), so it executes
+   * one batch while the next is claimed.
    */
   slots: number;
   /**
@@ -205,8 +208,10 @@ export interface OperationResult {
   /**
    * gRPC status code of the outcome: 0 OK; 9 FAILED_PRECONDITION when the
    * lease is no longer held (nothing was stored); 3 INVALID_ARGUMENT; 8
-   * RESOURCE_EXHAUSTED for results over the size limit; 14 UNAVAILABLE or 10
-   * ABORTED when the operation may be retried as is.
+   * RESOURCE_EXHAUSTED for results over the size limit, and for an operation
+   * refused unperformed because 20,000 of the stream's were unanswered or the
+   * server's queue of writes is full (send it again later); 14 UNAVAILABLE or
+   * 10 ABORTED when the operation may be retried as is.
    */
   code: number;
   /**
@@ -250,9 +255,19 @@ export interface ConnectRequest {
   /**
    * Slots that became free since the previous message (runs finished,
    * released or revoked). The server adds them to the worker's free slots.
+   * The stream's free slots (hello.slots plus every added_slots, less the
+   * tasks pushed) may be at most 10,000: an added_slots that would make more
+   * free ends the stream with RESOURCE_EXHAUSTED naming `added_slots`, and
+   * the operations of that message are not performed.
    */
   addedSlots: number;
-  /** Writes about leased runs, answered individually by OperationResults. */
+  /**
+   * Writes about leased runs, answered individually by OperationResults. At
+   * most 20,000 operations of a stream may be unanswered at once: one beyond
+   * that is answered RESOURCE_EXHAUSTED without being performed (send it
+   * again once answers have arrived). A worker that writes about each run it
+   * holds one operation at a time never reaches it.
+   */
   operations: WorkerOperation[];
   /**
    * When true, the server stops pushing tasks on this stream (graceful
@@ -295,7 +310,11 @@ export interface ClaimTaskRequest {
    * 1 to 1,000 names.
    */
   jobs: string[];
-  /** Most runs to lease, 1 to 1,000. 0 means 1. */
+  /**
+   * Most runs to lease, 1 to 1,000. 0 means 1. The server also stops at about
+   * 3 MiB of payloads and step results (but leases at least one run), so the
+   * response fits in 4 MiB unless a single task is larger.
+   */
   maxTasks: number;
   /**
    * How long to wait for a run to become ready, in milliseconds, 0 to 60,000.
@@ -350,7 +369,10 @@ export interface CompleteStepRequest {
   resultJson?:
     | string
     | undefined;
-  /** How long the step took, in milliseconds, measured by the worker. */
+  /**
+   * How long the step took, in milliseconds, measured by the worker. At most
+   * 2,147,483,647 (about 24.8 days; INVALID_ARGUMENT above).
+   */
   durationMs: number;
   /**
    * What kind of step this is: RUN (the default) or SEND. Sleeps and waits
@@ -401,7 +423,10 @@ export interface FailRunRequest {
     | undefined;
   /** The step that threw, if any; it is recorded as a FAILED step. */
   failedStepId: string;
-  /** How long the failed step ran before throwing, in milliseconds. */
+  /**
+   * How long the failed step ran before throwing, in milliseconds. At most
+   * 2,147,483,647 (about 24.8 days; INVALID_ARGUMENT above).
+   */
   failedStepDurationMs: number;
 }
 
@@ -3047,7 +3072,9 @@ export const WorkerServiceService = {
    * by an OperationResult with the same id. When the worker half-closes, the
    * server answers the operations it has received, then ends the stream. If
    * the stream breaks, leases stay valid until they expire: reconnect (to any
-   * server) and keep going.
+   * server) and keep going. A worker must keep reading: while the server's
+   * messages are not drained it pushes no tasks and reads no requests, and
+   * runs it pushed but the worker never took go back when their leases expire.
    */
   connect: {
     path: "/stackshift.jobs.v1.WorkerService/Connect" as const,
@@ -3164,7 +3191,9 @@ export interface WorkerServiceServer extends UntypedServiceImplementation {
    * by an OperationResult with the same id. When the worker half-closes, the
    * server answers the operations it has received, then ends the stream. If
    * the stream breaks, leases stay valid until they expire: reconnect (to any
-   * server) and keep going.
+   * server) and keep going. A worker must keep reading: while the server's
+   * messages are not drained it pushes no tasks and reads no requests, and
+   * runs it pushed but the worker never took go back when their leases expire.
    */
   connect: handleBidiStreamingCall<ConnectRequest, ConnectResponse>;
   /**
@@ -3216,7 +3245,9 @@ export interface WorkerServiceClient extends Client {
    * by an OperationResult with the same id. When the worker half-closes, the
    * server answers the operations it has received, then ends the stream. If
    * the stream breaks, leases stay valid until they expire: reconnect (to any
-   * server) and keep going.
+   * server) and keep going. A worker must keep reading: while the server's
+   * messages are not drained it pushes no tasks and reads no requests, and
+   * runs it pushed but the worker never took go back when their leases expire.
    */
   connect(): ClientDuplexStream<ConnectRequest, ConnectResponse>;
   connect(options: Partial<CallOptions>): ClientDuplexStream<ConnectRequest, ConnectResponse>;
