@@ -48,7 +48,11 @@ function parseDate(text: string | undefined): Date | undefined {
 }
 
 function describeKey(key: ApiKeyInfo): string {
-  const state = key.revokedAt ? `revoked ${key.revokedAt.toISOString()}` : key.expiresAt ? `expires ${key.expiresAt.toISOString()}` : 'active'
+  const state = key.revokedAt
+    ? `revoked ${key.revokedAt.toISOString()}`
+    : key.expiresAt
+      ? `expires ${key.expiresAt.toISOString()}`
+      : 'active'
   return [key.id, key.namespace, key.scopes.join(','), state, key.createdAt.toISOString(), key.name].join('\t')
 }
 
