@@ -3,6 +3,7 @@ import {
   type Event as EventMessage,
   type Run as RunMessage,
   type RunError,
+  RunOrigin,
   RunStatus as RunStatusMessage,
   StepKind,
   StepStatus,
@@ -102,6 +103,8 @@ export function fromRunMessage<TResult, TPayload>(run: RunMessage): Run<TResult,
       finishedAt: attempt.finishedAt,
       error: toErrorInfo(attempt.error),
     })),
+    rerunOf: run.origin === RunOrigin.RUN_ORIGIN_RERUN ? run.sourceRunId : undefined,
+    forkedFrom: run.origin === RunOrigin.RUN_ORIGIN_REPLAY ? { runId: run.sourceRunId, stepId: run.replayedFromStepId } : undefined,
   }
 }
 

@@ -74,6 +74,10 @@ export interface Run<TResult = unknown, TPayload = unknown> {
   steps: StepInfo[]
   /** Every attempt, oldest first; the gaps between them show the retry backoff. */
   attemptHistory: AttemptInfo[]
+  /** For a run made by `rerunRun`: the run it reran. */
+  rerunOf: string | undefined
+  /** For a run made by `replayRun`: the run it was forked from, and the step it executes from. */
+  forkedFrom: { runId: string; stepId: string } | undefined
 }
 
 /** What `enqueue` returns. */
@@ -115,6 +119,14 @@ export interface ListRunsOptions {
   limit?: number
   /** `nextCursor` of the previous page. */
   cursor?: string
+  /** Only this run. */
+  runId?: string
+  /** Only the run holding this idempotency key (while the key deduplicates). */
+  idempotencyKey?: string
+  /** Only runs whose payload contains this value (JSON containment: `{ customer: { id: 'c_1' } }` matches nested values). */
+  payloadMatch?: Record<string, unknown>
+  /** Only runs made from this run by `rerunRun` or `replayRun`. */
+  sourceRunId?: string
 }
 
 /** A page of runs, newest first. Runs in a page carry no steps or attempt history (see `getRun`). */

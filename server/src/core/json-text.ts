@@ -10,6 +10,14 @@ export function checkJsonText(field: string, text: string, maxBytes: number): st
   return checkJsonValue(field, text, maxBytes).text
 }
 
+/** JSON text that must be an object (checked as checkJsonText); empty means {}. */
+export function checkJsonObject(field: string, text: string, maxBytes: number): string {
+  if (text === '') return '{}'
+  const checked = checkJsonText(field, text, maxBytes)
+  if (!/^\s*\{/.test(checked)) throw new InvalidArgumentError(field, 'must be a JSON object')
+  return checked
+}
+
 /**
  * checkJsonText, with the size the value counts as: bytes of UTF-8, with
  * numbers counted at the length PostgreSQL writes them.

@@ -18,6 +18,8 @@ export const limits = {
   eventIdMaxLength: 500,
   listRunsLimitMax: 500,
   listRunsLimitDefault: 50,
+  /** A payload match (ListRuns, bulk actions): a JSON object of at most this many bytes. */
+  payloadMatchMaxBytes: 64 * 1024,
   stateKeyMaxLength: 400,
   listStateLimitMax: 1000,
   listStateLimitDefault: 100,

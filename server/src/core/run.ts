@@ -146,7 +146,18 @@ export interface RunFilter {
   limit: number
   /** Id of the last run of the previous page. */
   afterId: string | undefined
+  /** Only this run. */
+  runId: string | undefined
+  /** Only the run holding this idempotency key. */
+  idempotencyKey: string | undefined
+  /** Only runs whose payload contains this JSON object (text). */
+  payloadMatchJson: string | undefined
+  /** Only runs made from this run (reruns and replays). */
+  sourceRunId: string | undefined
 }
+
+/** How a run came to be: enqueued, or made by an operator from another run. */
+export type RunOrigin = 'enqueue' | 'rerun' | 'replay'
 
 export type AttemptOutcome = 'running' | 'completed' | 'failed' | 'lease_expired' | 'cancelled'
 
@@ -177,6 +188,11 @@ export interface RunRecord {
   finishedAt: Date | undefined
   idempotencyKey: string | undefined
   traceContext: TraceContext | undefined
+  origin: RunOrigin
+  /** For a rerun or a replay: the run it was made from. */
+  sourceRunId: string | undefined
+  /** For a replay: the step it executes from. */
+  replayedFromStepId: string | undefined
 }
 
 /** A run with its steps and every attempt. */

@@ -42,11 +42,24 @@ function statementName(text: string): string {
  * runsOfBatch in queries/run-batch.ts when the batch is joined).
  */
 export async function sql<Row = never>(db: Executor, text: string, values: readonly unknown[] = []): Promise<Row[]> {
+  return query<Row>(db, { name: statementName(text), text, values: values as unknown[] })
+}
+
+/**
+ * Runs one SQL statement planned for the values it is given, every time (an
+ * unnamed statement). For searches whose best plan depends on the values
+ * (how many runs a payload match selects, say), where a plan kept for the
+ * session would be chosen blind.
+ */
+export async function sqlPlannedEachTime<Row = never>(db: Executor, text: string, values: readonly unknown[] = []): Promise<Row[]> {
+  return query<Row>(db, { text, values: values as unknown[] })
+}
+
+async function query<Row>(db: Executor, config: pg.QueryConfig): Promise<Row[]> {
   const connections = connectionsOf(db)
   const connection = await connections.acquireConnection()
   try {
-    const result = await connection.query<Row & pg.QueryResultRow>({ name: statementName(text), text, values: values as unknown[] })
-    return result.rows
+    return (await connection.query<Row & pg.QueryResultRow>(config)).rows
   } finally {
     await connections.releaseConnection(connection)
   }

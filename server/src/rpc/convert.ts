@@ -1,4 +1,4 @@
-import { AttemptOutcome, type Event, type Run, type RunError, RunStatus, StepKind, StepStatus } from '@stackshift/proto/run'
+import { AttemptOutcome, type Event, type Run, type RunError, RunOrigin, RunStatus, StepKind, StepStatus } from '@stackshift/proto/run'
 import { type FailRunResponse, RevokeReason, type RevokedLease, type SuspendRunResponse, type Task } from '@stackshift/proto/worker-service'
 import type {
   AttemptOutcome as DomainAttemptOutcome,
@@ -6,6 +6,7 @@ import type {
   ErrorInfo,
   EventRecord,
   RunDetails,
+  RunOrigin as DomainRunOrigin,
   RunRecord,
   RunStatus as DomainRunStatus,
   StepKind as DomainStepKind,
@@ -54,6 +55,12 @@ const attemptOutcomeToProto: Record<DomainAttemptOutcome, AttemptOutcome> = {
   cancelled: AttemptOutcome.ATTEMPT_OUTCOME_CANCELLED,
 }
 
+const runOriginToProto: Record<DomainRunOrigin, RunOrigin> = {
+  enqueue: RunOrigin.RUN_ORIGIN_UNSPECIFIED,
+  rerun: RunOrigin.RUN_ORIGIN_RERUN,
+  replay: RunOrigin.RUN_ORIGIN_REPLAY,
+}
+
 function toRunError(error: ErrorInfo | undefined): RunError | undefined {
   return error ? { name: error.name, message: error.message, stack: error.stack ?? '' } : undefined
 }
@@ -79,6 +86,9 @@ export function toRunMessage(run: RunRecord | RunDetails): Run {
     finishedAt: run.finishedAt,
     idempotencyKey: run.idempotencyKey ?? '',
     traceContext: run.traceContext ?? {},
+    origin: runOriginToProto[run.origin],
+    sourceRunId: run.sourceRunId ?? '',
+    replayedFromStepId: run.replayedFromStepId ?? '',
     steps: details.steps.map((step) => ({
       id: step.id,
       kind: stepKindToProto[step.kind],

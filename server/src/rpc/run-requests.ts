@@ -1,6 +1,6 @@
 import { z } from 'zod'
 import { InvalidArgumentError, ResourceExhaustedError } from '../core/errors.js'
-import { checkJsonText, checkJsonValue } from '../core/json-text.js'
+import { checkJsonObject, checkJsonText, checkJsonValue } from '../core/json-text.js'
 import { defaultQueue, limits } from '../core/limits.js'
 import { isUuid, newRunId } from '../core/run-id.js'
 import type { NewRun, RunFilter, RunStatus } from '../core/run.js'
@@ -16,6 +16,7 @@ import {
   parseNamespace,
   textSchema,
   toDiagnosticText,
+  uuidSchema,
 } from './validation.js'
 
 /** RunService requests as validated domain values (see validation.ts on how rejections name fields). */
@@ -154,6 +155,9 @@ const listRunsSchema = z.object({
   limit: z.number().int().max(limits.listRunsLimitMax, `must be at most ${limits.listRunsLimitMax}`),
   // A cursor is the id of the last run of a page.
   cursor: z.string().refine((cursor) => cursor === '' || isUuid(cursor), 'is not a cursor returned by ListRuns'),
+  runId: z.union([z.literal(''), uuidSchema]),
+  idempotencyKey: textSchema(limits.idempotencyKeyMaxLength),
+  sourceRunId: z.union([z.literal(''), uuidSchema]),
 })
 
 export function parseListRuns(request: ListRunsRequest, status: RunStatus | undefined): RunFilter {
@@ -167,5 +171,12 @@ export function parseListRuns(request: ListRunsRequest, status: RunStatus | unde
     createdBefore: parsed.createdBefore,
     limit: parsed.limit || limits.listRunsLimitDefault,
     afterId: parsed.cursor || undefined,
+    runId: parsed.runId || undefined,
+    idempotencyKey: parsed.idempotencyKey || undefined,
+    sourceRunId: parsed.sourceRunId || undefined,
+    payloadMatchJson:
+      request.payloadMatchJson === ''
+        ? undefined
+        : checkJsonObject('payload_match_json', request.payloadMatchJson, limits.payloadMatchMaxBytes),
   }
 }

@@ -1,6 +1,6 @@
 import { z } from 'zod'
 import { InvalidArgumentError } from '../core/errors.js'
-import { checkJsonText } from '../core/json-text.js'
+import { checkJsonObject, checkJsonText } from '../core/json-text.js'
 import { limits } from '../core/limits.js'
 import type { ErrorInfo, LeaseRef, StepCompletion, Suspension } from '../core/run.js'
 import type { RunFailure } from '../operations/lease-writes.js'
@@ -150,14 +150,6 @@ export function parseSuspendRun(request: SuspendRunRequest, config: Limits, pref
       lookbackMs: event.lookbackMs,
     },
   }
-}
-
-/** JSON text that must be an object; empty means {}. */
-function checkJsonObject(field: string, text: string, maxBytes: number): string {
-  if (text === '') return '{}'
-  const checked = checkJsonText(field, text, maxBytes)
-  if (!/^\s*\{/.test(checked)) throw new InvalidArgumentError(field, 'must be a JSON object')
-  return checked
 }
 
 export function parseCompleteRun(request: CompleteRunRequest, config: Limits, prefix = ''): LeaseRef & { resultJson: string | undefined } {

@@ -8,6 +8,7 @@ import * as claimOrderInServer from './0006-claim-order-in-server.js'
 import * as claimRunsFromSource from './0007-claim-runs-from-source.js'
 import * as claimsSizedByBytes from './0008-claims-sized-by-bytes.js'
 import * as apiKeys from './0009-api-keys.js'
+import * as operatorViews from './0010-operator-views.js'
 
 /**
  * The schema migrations, in order. Listed in code rather than discovered on
@@ -33,6 +34,7 @@ const migrations: ReadonlyArray<readonly [name: string, migration: Knex.Migratio
   ['0007-claim-runs-from-source', claimRunsFromSource],
   ['0008-claims-sized-by-bytes', claimsSizedByBytes],
   ['0009-api-keys', apiKeys],
+  ['0010-operator-views', operatorViews],
 ]
 
 /** A Knex migration source over the list above. */

@@ -1,5 +1,16 @@
-import type { AttemptRecord, ErrorInfo, RunFilter, RunRecord, StepKind, StepRecord, StepStatus } from '../../core/run.js'
-import { type Executor, sql } from '../database.js'
+import type {
+  AttemptRecord,
+  ErrorInfo,
+  RunFilter,
+  RunRecord,
+  RunStatus,
+  StepKind,
+  StepRecord,
+  StepStatus,
+  StoredRunStatus,
+} from '../../core/run.js'
+import { runIdFloor } from '../../core/run-id.js'
+import { type Executor, sql, sqlPlannedEachTime } from '../database.js'
 import { type RunRow, runColumns, toRunRecord } from './run-record.js'
 
 /** Reads of runs for clients: one run with its steps and attempts, pages of runs, and WaitForRun's mark. */
@@ -13,36 +24,50 @@ export async function runGet(db: Executor, params: { namespace: string; runId: s
   return rows[0] && toRunRecord(rows[0])
 }
 
+/** The statuses of a public status, as stored ('queued' includes runs waiting for a delay). */
+const storedStatuses: Record<RunStatus, readonly StoredRunStatus[]> = {
+  queued: ['queued', 'scheduled'],
+  running: ['running'],
+  waiting: ['waiting'],
+  completed: ['completed'],
+  failed: ['failed'],
+  cancelled: ['cancelled'],
+}
+
 /**
- * A page of runs, newest first (ids are time-ordered, so the primary key
- * gives the order). Unset filters match everything.
+ * A page of runs, newest first: run ids are time-ordered, so the primary key
+ * (or the id at the end of each filter's index) gives the order, and a
+ * creation-time range is an id range. The statement names only the filters
+ * given, and the status as literals, so the planner can match each to its
+ * index (runs_by_queue, runs_by_job, the partial ones of each status,
+ * runs_payload for containment; see migration 0010); it is planned for its
+ * values every time, since how many runs a filter selects decides the plan.
  */
 export async function runList(db: Executor, filter: RunFilter): Promise<RunRecord[]> {
-  const statuses = filter.status === 'queued' ? ['queued', 'scheduled'] : filter.status ? [filter.status] : null
-  const rows = await sql<RunRow>(
+  const values: unknown[] = [filter.namespace]
+  const parameter = (value: unknown) => {
+    values.push(value)
+    return `$${values.length}`
+  }
+  const conditions = ['namespace = $1']
+  if (filter.runId !== undefined) conditions.push(`id = ${parameter(filter.runId)}::uuid`)
+  if (filter.queue !== undefined) conditions.push(`queue = ${parameter(filter.queue)}`)
+  if (filter.job !== undefined) conditions.push(`job = ${parameter(filter.job)}`)
+  if (filter.status !== undefined) {
+    // Literals from the fixed list above, never from the request: they let a partial index match.
+    const statuses = storedStatuses[filter.status].map((status) => `'${status}'`)
+    conditions.push(statuses.length === 1 ? `status = ${statuses[0]!}` : `status IN (${statuses.join(', ')})`)
+  }
+  if (filter.sourceRunId !== undefined) conditions.push(`source_run_id = ${parameter(filter.sourceRunId)}::uuid`)
+  if (filter.idempotencyKey !== undefined) conditions.push(`idempotency_key = ${parameter(filter.idempotencyKey)}`)
+  if (filter.payloadMatchJson !== undefined) conditions.push(`payload @> ${parameter(filter.payloadMatchJson)}::jsonb`)
+  if (filter.createdAfter !== undefined) conditions.push(`id >= ${parameter(runIdFloor(filter.createdAfter.getTime()))}::uuid`)
+  const before = [filter.afterId, filter.createdBefore && runIdFloor(filter.createdBefore.getTime())].filter((id) => id !== undefined)
+  for (const id of before) conditions.push(`id < ${parameter(id)}::uuid`)
+  const rows = await sqlPlannedEachTime<RunRow>(
     db,
-    `
-    SELECT ${runColumns} FROM stackshift.runs
-    WHERE namespace = $1
-      AND ($2::text IS NULL OR queue = $2)
-      AND ($3::text IS NULL OR job = $3)
-      AND ($4::stackshift.run_status[] IS NULL OR status = ANY($4::stackshift.run_status[]))
-      AND ($5::timestamptz IS NULL OR created_at >= $5)
-      AND ($6::timestamptz IS NULL OR created_at < $6)
-      AND ($7::uuid IS NULL OR id < $7::uuid)
-    ORDER BY id DESC
-    LIMIT $8
-    `,
-    [
-      filter.namespace,
-      filter.queue ?? null,
-      filter.job ?? null,
-      statuses,
-      filter.createdAfter ?? null,
-      filter.createdBefore ?? null,
-      filter.afterId ?? null,
-      filter.limit,
-    ],
+    `SELECT ${runColumns} FROM stackshift.runs WHERE ${conditions.join(' AND ')} ORDER BY id DESC LIMIT ${parameter(filter.limit)}`,
+    values,
   )
   return rows.map(toRunRecord)
 }

@@ -1,4 +1,4 @@
-import type { ErrorInfo, RunRecord, StoredRunStatus, TraceContext } from '../../core/run.js'
+import type { ErrorInfo, RunOrigin, RunRecord, StoredRunStatus, TraceContext } from '../../core/run.js'
 
 /** A run row as the statements that return whole runs select it (runColumns). */
 export interface RunRow {
@@ -19,11 +19,15 @@ export interface RunRow {
   finished_at: Date | null
   idempotency_key: string | null
   trace_context: TraceContext | null
+  origin: Exclude<RunOrigin, 'enqueue'> | null
+  source_run_id: string | null
+  replayed_from_step_id: string | null
 }
 
 /** The columns of a whole run, as RunRow names them. */
 export const runColumns = `id::text AS id, namespace, queue, job, status, payload::text AS payload_json, result::text AS result_json, error,
-  attempt, max_attempts, priority, created_at, available_at, started_at, finished_at, idempotency_key, trace_context`
+  attempt, max_attempts, priority, created_at, available_at, started_at, finished_at, idempotency_key, trace_context,
+  origin, source_run_id::text AS source_run_id, replayed_from_step_id`
 
 export function toRunRecord(row: RunRow): RunRecord {
   return {
@@ -44,5 +48,8 @@ export function toRunRecord(row: RunRow): RunRecord {
     finishedAt: row.finished_at ?? undefined,
     idempotencyKey: row.idempotency_key ?? undefined,
     traceContext: row.trace_context ?? undefined,
+    origin: row.origin ?? 'enqueue',
+    sourceRunId: row.source_run_id ?? undefined,
+    replayedFromStepId: row.replayed_from_step_id ?? undefined,
   }
 }

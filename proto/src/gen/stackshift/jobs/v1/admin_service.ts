@@ -44,6 +44,58 @@ export enum ApiKeyScope {
   UNRECOGNIZED = -1,
 }
 
+export function apiKeyScopeFromJSON(object: any): ApiKeyScope {
+  switch (object) {
+    case 0:
+    case "API_KEY_SCOPE_UNSPECIFIED":
+      return ApiKeyScope.API_KEY_SCOPE_UNSPECIFIED;
+    case 1:
+    case "API_KEY_SCOPE_ENQUEUE":
+      return ApiKeyScope.API_KEY_SCOPE_ENQUEUE;
+    case 2:
+    case "API_KEY_SCOPE_READ":
+      return ApiKeyScope.API_KEY_SCOPE_READ;
+    case 3:
+    case "API_KEY_SCOPE_WORKER":
+      return ApiKeyScope.API_KEY_SCOPE_WORKER;
+    case 4:
+    case "API_KEY_SCOPE_STATE":
+      return ApiKeyScope.API_KEY_SCOPE_STATE;
+    case 5:
+    case "API_KEY_SCOPE_OPERATE":
+      return ApiKeyScope.API_KEY_SCOPE_OPERATE;
+    case 6:
+    case "API_KEY_SCOPE_ADMIN":
+      return ApiKeyScope.API_KEY_SCOPE_ADMIN;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return ApiKeyScope.UNRECOGNIZED;
+  }
+}
+
+export function apiKeyScopeToJSON(object: ApiKeyScope): string {
+  switch (object) {
+    case ApiKeyScope.API_KEY_SCOPE_UNSPECIFIED:
+      return "API_KEY_SCOPE_UNSPECIFIED";
+    case ApiKeyScope.API_KEY_SCOPE_ENQUEUE:
+      return "API_KEY_SCOPE_ENQUEUE";
+    case ApiKeyScope.API_KEY_SCOPE_READ:
+      return "API_KEY_SCOPE_READ";
+    case ApiKeyScope.API_KEY_SCOPE_WORKER:
+      return "API_KEY_SCOPE_WORKER";
+    case ApiKeyScope.API_KEY_SCOPE_STATE:
+      return "API_KEY_SCOPE_STATE";
+    case ApiKeyScope.API_KEY_SCOPE_OPERATE:
+      return "API_KEY_SCOPE_OPERATE";
+    case ApiKeyScope.API_KEY_SCOPE_ADMIN:
+      return "API_KEY_SCOPE_ADMIN";
+    case ApiKeyScope.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
 /** ApiKey describes a key. Its secret is never returned after creation. */
 export interface ApiKey {
   /** Identifies the key (in RevokeApiKey and in server logs); not a secret. */
@@ -256,6 +308,56 @@ export const ApiKey: MessageFns<ApiKey> = {
     }
   },
 
+  fromJSON(object: any): ApiKey {
+    return {
+      id: isSet(object.id) ? globalThis.String(object.id) : "",
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      namespace: isSet(object.namespace) ? globalThis.String(object.namespace) : "",
+      scopes: globalThis.Array.isArray(object?.scopes) ? object.scopes.map((e: any) => apiKeyScopeFromJSON(e)) : [],
+      createdAt: isSet(object.createdAt)
+        ? fromJsonTimestamp(object.createdAt)
+        : isSet(object.created_at)
+        ? fromJsonTimestamp(object.created_at)
+        : undefined,
+      expiresAt: isSet(object.expiresAt)
+        ? fromJsonTimestamp(object.expiresAt)
+        : isSet(object.expires_at)
+        ? fromJsonTimestamp(object.expires_at)
+        : undefined,
+      revokedAt: isSet(object.revokedAt)
+        ? fromJsonTimestamp(object.revokedAt)
+        : isSet(object.revoked_at)
+        ? fromJsonTimestamp(object.revoked_at)
+        : undefined,
+    };
+  },
+
+  toJSON(message: ApiKey): unknown {
+    const obj: any = {};
+    if (message.id !== "") {
+      obj.id = message.id;
+    }
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.namespace !== "") {
+      obj.namespace = message.namespace;
+    }
+    if (message.scopes?.length) {
+      obj.scopes = message.scopes.map((e) => apiKeyScopeToJSON(e));
+    }
+    if (message.createdAt !== undefined) {
+      obj.createdAt = message.createdAt.toISOString();
+    }
+    if (message.expiresAt !== undefined) {
+      obj.expiresAt = message.expiresAt.toISOString();
+    }
+    if (message.revokedAt !== undefined) {
+      obj.revokedAt = message.revokedAt.toISOString();
+    }
+    return obj;
+  },
+
   create(base?: DeepPartial<ApiKey>): ApiKey {
     return ApiKey.fromPartial(base ?? {});
   },
@@ -364,6 +466,36 @@ export const CreateApiKeyRequest: MessageFns<CreateApiKeyRequest> = {
     }
   },
 
+  fromJSON(object: any): CreateApiKeyRequest {
+    return {
+      namespace: isSet(object.namespace) ? globalThis.String(object.namespace) : "",
+      scopes: globalThis.Array.isArray(object?.scopes) ? object.scopes.map((e: any) => apiKeyScopeFromJSON(e)) : [],
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      expiresAt: isSet(object.expiresAt)
+        ? fromJsonTimestamp(object.expiresAt)
+        : isSet(object.expires_at)
+        ? fromJsonTimestamp(object.expires_at)
+        : undefined,
+    };
+  },
+
+  toJSON(message: CreateApiKeyRequest): unknown {
+    const obj: any = {};
+    if (message.namespace !== "") {
+      obj.namespace = message.namespace;
+    }
+    if (message.scopes?.length) {
+      obj.scopes = message.scopes.map((e) => apiKeyScopeToJSON(e));
+    }
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.expiresAt !== undefined) {
+      obj.expiresAt = message.expiresAt.toISOString();
+    }
+    return obj;
+  },
+
   create(base?: DeepPartial<CreateApiKeyRequest>): CreateApiKeyRequest {
     return CreateApiKeyRequest.fromPartial(base ?? {});
   },
@@ -433,6 +565,24 @@ export const CreateApiKeyResponse: MessageFns<CreateApiKeyResponse> = {
     }
   },
 
+  fromJSON(object: any): CreateApiKeyResponse {
+    return {
+      key: isSet(object.key) ? ApiKey.fromJSON(object.key) : undefined,
+      secret: isSet(object.secret) ? globalThis.String(object.secret) : "",
+    };
+  },
+
+  toJSON(message: CreateApiKeyResponse): unknown {
+    const obj: any = {};
+    if (message.key !== undefined) {
+      obj.key = ApiKey.toJSON(message.key);
+    }
+    if (message.secret !== "") {
+      obj.secret = message.secret;
+    }
+    return obj;
+  },
+
   create(base?: DeepPartial<CreateApiKeyResponse>): CreateApiKeyResponse {
     return CreateApiKeyResponse.fromPartial(base ?? {});
   },
@@ -500,6 +650,28 @@ export const ListApiKeysRequest: MessageFns<ListApiKeysRequest> = {
     }
   },
 
+  fromJSON(object: any): ListApiKeysRequest {
+    return {
+      namespace: isSet(object.namespace) ? globalThis.String(object.namespace) : "",
+      includeRevoked: isSet(object.includeRevoked)
+        ? globalThis.Boolean(object.includeRevoked)
+        : isSet(object.include_revoked)
+        ? globalThis.Boolean(object.include_revoked)
+        : false,
+    };
+  },
+
+  toJSON(message: ListApiKeysRequest): unknown {
+    const obj: any = {};
+    if (message.namespace !== "") {
+      obj.namespace = message.namespace;
+    }
+    if (message.includeRevoked !== false) {
+      obj.includeRevoked = message.includeRevoked;
+    }
+    return obj;
+  },
+
   create(base?: DeepPartial<ListApiKeysRequest>): ListApiKeysRequest {
     return ListApiKeysRequest.fromPartial(base ?? {});
   },
@@ -554,6 +726,18 @@ export const ListApiKeysResponse: MessageFns<ListApiKeysResponse> = {
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
+  },
+
+  fromJSON(object: any): ListApiKeysResponse {
+    return { keys: globalThis.Array.isArray(object?.keys) ? object.keys.map((e: any) => ApiKey.fromJSON(e)) : [] };
+  },
+
+  toJSON(message: ListApiKeysResponse): unknown {
+    const obj: any = {};
+    if (message.keys?.length) {
+      obj.keys = message.keys.map((e) => ApiKey.toJSON(e));
+    }
+    return obj;
   },
 
   create(base?: DeepPartial<ListApiKeysResponse>): ListApiKeysResponse {
@@ -611,6 +795,18 @@ export const RevokeApiKeyRequest: MessageFns<RevokeApiKeyRequest> = {
     }
   },
 
+  fromJSON(object: any): RevokeApiKeyRequest {
+    return { id: isSet(object.id) ? globalThis.String(object.id) : "" };
+  },
+
+  toJSON(message: RevokeApiKeyRequest): unknown {
+    const obj: any = {};
+    if (message.id !== "") {
+      obj.id = message.id;
+    }
+    return obj;
+  },
+
   create(base?: DeepPartial<RevokeApiKeyRequest>): RevokeApiKeyRequest {
     return RevokeApiKeyRequest.fromPartial(base ?? {});
   },
@@ -664,6 +860,18 @@ export const RevokeApiKeyResponse: MessageFns<RevokeApiKeyResponse> = {
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
+  },
+
+  fromJSON(object: any): RevokeApiKeyResponse {
+    return { key: isSet(object.key) ? ApiKey.fromJSON(object.key) : undefined };
+  },
+
+  toJSON(message: RevokeApiKeyResponse): unknown {
+    const obj: any = {};
+    if (message.key !== undefined) {
+      obj.key = ApiKey.toJSON(message.key);
+    }
+    return obj;
   },
 
   create(base?: DeepPartial<RevokeApiKeyResponse>): RevokeApiKeyResponse {
@@ -834,9 +1042,25 @@ function fromTimestamp(t: Timestamp): Date {
   return new globalThis.Date(millis);
 }
 
+function fromJsonTimestamp(o: any): Date {
+  if (o instanceof globalThis.Date) {
+    return o;
+  } else if (typeof o === "string") {
+    return new globalThis.Date(o);
+  } else {
+    return fromTimestamp(Timestamp.fromJSON(o));
+  }
+}
+
+function isSet(value: any): boolean {
+  return value !== null && value !== undefined;
+}
+
 export interface MessageFns<T> {
   encode(message: T, writer?: BinaryWriter): BinaryWriter;
   decode(input: BinaryReader | Uint8Array, length?: number): T;
+  fromJSON(object: any): T;
+  toJSON(message: T): unknown;
   create(base?: DeepPartial<T>): T;
   fromPartial(object: DeepPartial<T>): T;
 }

@@ -38,6 +38,58 @@ export enum RunStatus {
   UNRECOGNIZED = -1,
 }
 
+export function runStatusFromJSON(object: any): RunStatus {
+  switch (object) {
+    case 0:
+    case "RUN_STATUS_UNSPECIFIED":
+      return RunStatus.RUN_STATUS_UNSPECIFIED;
+    case 1:
+    case "RUN_STATUS_QUEUED":
+      return RunStatus.RUN_STATUS_QUEUED;
+    case 2:
+    case "RUN_STATUS_RUNNING":
+      return RunStatus.RUN_STATUS_RUNNING;
+    case 3:
+    case "RUN_STATUS_WAITING":
+      return RunStatus.RUN_STATUS_WAITING;
+    case 4:
+    case "RUN_STATUS_COMPLETED":
+      return RunStatus.RUN_STATUS_COMPLETED;
+    case 5:
+    case "RUN_STATUS_FAILED":
+      return RunStatus.RUN_STATUS_FAILED;
+    case 6:
+    case "RUN_STATUS_CANCELLED":
+      return RunStatus.RUN_STATUS_CANCELLED;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return RunStatus.UNRECOGNIZED;
+  }
+}
+
+export function runStatusToJSON(object: RunStatus): string {
+  switch (object) {
+    case RunStatus.RUN_STATUS_UNSPECIFIED:
+      return "RUN_STATUS_UNSPECIFIED";
+    case RunStatus.RUN_STATUS_QUEUED:
+      return "RUN_STATUS_QUEUED";
+    case RunStatus.RUN_STATUS_RUNNING:
+      return "RUN_STATUS_RUNNING";
+    case RunStatus.RUN_STATUS_WAITING:
+      return "RUN_STATUS_WAITING";
+    case RunStatus.RUN_STATUS_COMPLETED:
+      return "RUN_STATUS_COMPLETED";
+    case RunStatus.RUN_STATUS_FAILED:
+      return "RUN_STATUS_FAILED";
+    case RunStatus.RUN_STATUS_CANCELLED:
+      return "RUN_STATUS_CANCELLED";
+    case RunStatus.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
 /** StepStatus is the outcome recorded for a step. */
 export enum StepStatus {
   /** STEP_STATUS_UNSPECIFIED - Never sent by the server. */
@@ -52,6 +104,43 @@ export enum StepStatus {
   /** STEP_STATUS_WAITING - A sleep or an event wait in progress: the run is WAITING on it. */
   STEP_STATUS_WAITING = 3,
   UNRECOGNIZED = -1,
+}
+
+export function stepStatusFromJSON(object: any): StepStatus {
+  switch (object) {
+    case 0:
+    case "STEP_STATUS_UNSPECIFIED":
+      return StepStatus.STEP_STATUS_UNSPECIFIED;
+    case 1:
+    case "STEP_STATUS_COMPLETED":
+      return StepStatus.STEP_STATUS_COMPLETED;
+    case 2:
+    case "STEP_STATUS_FAILED":
+      return StepStatus.STEP_STATUS_FAILED;
+    case 3:
+    case "STEP_STATUS_WAITING":
+      return StepStatus.STEP_STATUS_WAITING;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return StepStatus.UNRECOGNIZED;
+  }
+}
+
+export function stepStatusToJSON(object: StepStatus): string {
+  switch (object) {
+    case StepStatus.STEP_STATUS_UNSPECIFIED:
+      return "STEP_STATUS_UNSPECIFIED";
+    case StepStatus.STEP_STATUS_COMPLETED:
+      return "STEP_STATUS_COMPLETED";
+    case StepStatus.STEP_STATUS_FAILED:
+      return "STEP_STATUS_FAILED";
+    case StepStatus.STEP_STATUS_WAITING:
+      return "STEP_STATUS_WAITING";
+    case StepStatus.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
 }
 
 /** StepKind tells which step function recorded a step. */
@@ -77,6 +166,53 @@ export enum StepKind {
   UNRECOGNIZED = -1,
 }
 
+export function stepKindFromJSON(object: any): StepKind {
+  switch (object) {
+    case 0:
+    case "STEP_KIND_UNSPECIFIED":
+      return StepKind.STEP_KIND_UNSPECIFIED;
+    case 1:
+    case "STEP_KIND_RUN":
+      return StepKind.STEP_KIND_RUN;
+    case 2:
+    case "STEP_KIND_SLEEP":
+      return StepKind.STEP_KIND_SLEEP;
+    case 3:
+    case "STEP_KIND_WAIT":
+      return StepKind.STEP_KIND_WAIT;
+    case 4:
+    case "STEP_KIND_SEND":
+      return StepKind.STEP_KIND_SEND;
+    case 5:
+    case "STEP_KIND_STATE":
+      return StepKind.STEP_KIND_STATE;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return StepKind.UNRECOGNIZED;
+  }
+}
+
+export function stepKindToJSON(object: StepKind): string {
+  switch (object) {
+    case StepKind.STEP_KIND_UNSPECIFIED:
+      return "STEP_KIND_UNSPECIFIED";
+    case StepKind.STEP_KIND_RUN:
+      return "STEP_KIND_RUN";
+    case StepKind.STEP_KIND_SLEEP:
+      return "STEP_KIND_SLEEP";
+    case StepKind.STEP_KIND_WAIT:
+      return "STEP_KIND_WAIT";
+    case StepKind.STEP_KIND_SEND:
+      return "STEP_KIND_SEND";
+    case StepKind.STEP_KIND_STATE:
+      return "STEP_KIND_STATE";
+    case StepKind.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
 /** AttemptOutcome is how one attempt of a run ended. */
 export enum AttemptOutcome {
   /** ATTEMPT_OUTCOME_UNSPECIFIED - Never sent by the server. */
@@ -95,6 +231,102 @@ export enum AttemptOutcome {
   /** ATTEMPT_OUTCOME_CANCELLED - The attempt ended because the run was cancelled. */
   ATTEMPT_OUTCOME_CANCELLED = 5,
   UNRECOGNIZED = -1,
+}
+
+export function attemptOutcomeFromJSON(object: any): AttemptOutcome {
+  switch (object) {
+    case 0:
+    case "ATTEMPT_OUTCOME_UNSPECIFIED":
+      return AttemptOutcome.ATTEMPT_OUTCOME_UNSPECIFIED;
+    case 1:
+    case "ATTEMPT_OUTCOME_RUNNING":
+      return AttemptOutcome.ATTEMPT_OUTCOME_RUNNING;
+    case 2:
+    case "ATTEMPT_OUTCOME_COMPLETED":
+      return AttemptOutcome.ATTEMPT_OUTCOME_COMPLETED;
+    case 3:
+    case "ATTEMPT_OUTCOME_FAILED":
+      return AttemptOutcome.ATTEMPT_OUTCOME_FAILED;
+    case 4:
+    case "ATTEMPT_OUTCOME_LEASE_EXPIRED":
+      return AttemptOutcome.ATTEMPT_OUTCOME_LEASE_EXPIRED;
+    case 5:
+    case "ATTEMPT_OUTCOME_CANCELLED":
+      return AttemptOutcome.ATTEMPT_OUTCOME_CANCELLED;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return AttemptOutcome.UNRECOGNIZED;
+  }
+}
+
+export function attemptOutcomeToJSON(object: AttemptOutcome): string {
+  switch (object) {
+    case AttemptOutcome.ATTEMPT_OUTCOME_UNSPECIFIED:
+      return "ATTEMPT_OUTCOME_UNSPECIFIED";
+    case AttemptOutcome.ATTEMPT_OUTCOME_RUNNING:
+      return "ATTEMPT_OUTCOME_RUNNING";
+    case AttemptOutcome.ATTEMPT_OUTCOME_COMPLETED:
+      return "ATTEMPT_OUTCOME_COMPLETED";
+    case AttemptOutcome.ATTEMPT_OUTCOME_FAILED:
+      return "ATTEMPT_OUTCOME_FAILED";
+    case AttemptOutcome.ATTEMPT_OUTCOME_LEASE_EXPIRED:
+      return "ATTEMPT_OUTCOME_LEASE_EXPIRED";
+    case AttemptOutcome.ATTEMPT_OUTCOME_CANCELLED:
+      return "ATTEMPT_OUTCOME_CANCELLED";
+    case AttemptOutcome.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
+/** RunOrigin says how a run came to be. */
+export enum RunOrigin {
+  /** RUN_ORIGIN_UNSPECIFIED - Enqueued (by Enqueue, EnqueueBatch or EnqueueStream); the default. */
+  RUN_ORIGIN_UNSPECIFIED = 0,
+  /**
+   * RUN_ORIGIN_RERUN - Made by OperatorService.RerunRun (or a bulk rerun): the same job and queue,
+   * the same or an edited payload, a memo of nothing.
+   */
+  RUN_ORIGIN_RERUN = 1,
+  /**
+   * RUN_ORIGIN_REPLAY - Made by OperatorService.ReplayRun (or a bulk replay): a fork that keeps the
+   * memo of the source's steps completed before `replayed_from_step_id`.
+   */
+  RUN_ORIGIN_REPLAY = 2,
+  UNRECOGNIZED = -1,
+}
+
+export function runOriginFromJSON(object: any): RunOrigin {
+  switch (object) {
+    case 0:
+    case "RUN_ORIGIN_UNSPECIFIED":
+      return RunOrigin.RUN_ORIGIN_UNSPECIFIED;
+    case 1:
+    case "RUN_ORIGIN_RERUN":
+      return RunOrigin.RUN_ORIGIN_RERUN;
+    case 2:
+    case "RUN_ORIGIN_REPLAY":
+      return RunOrigin.RUN_ORIGIN_REPLAY;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return RunOrigin.UNRECOGNIZED;
+  }
+}
+
+export function runOriginToJSON(object: RunOrigin): string {
+  switch (object) {
+    case RunOrigin.RUN_ORIGIN_UNSPECIFIED:
+      return "RUN_ORIGIN_UNSPECIFIED";
+    case RunOrigin.RUN_ORIGIN_RERUN:
+      return "RUN_ORIGIN_RERUN";
+    case RunOrigin.RUN_ORIGIN_REPLAY:
+      return "RUN_ORIGIN_REPLAY";
+    case RunOrigin.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
 }
 
 /**
@@ -258,6 +490,15 @@ export interface Run {
    * names the trace every attempt of the run belongs to.
    */
   traceContext: { [key: string]: string };
+  /** How the run came to be: enqueued, or made by an operator from another run. */
+  origin: RunOrigin;
+  /** For a rerun or a replay: the run it was made from (empty otherwise). */
+  sourceRunId: string;
+  /**
+   * For a replay: the step it executes from; the source's steps completed
+   * before it were copied into this run's memo (empty otherwise).
+   */
+  replayedFromStepId: string;
 }
 
 export interface Run_TraceContextEntry {
@@ -330,6 +571,28 @@ export const RunError: MessageFns<RunError> = {
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
+  },
+
+  fromJSON(object: any): RunError {
+    return {
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      message: isSet(object.message) ? globalThis.String(object.message) : "",
+      stack: isSet(object.stack) ? globalThis.String(object.stack) : "",
+    };
+  },
+
+  toJSON(message: RunError): unknown {
+    const obj: any = {};
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.message !== "") {
+      obj.message = message.message;
+    }
+    if (message.stack !== "") {
+      obj.stack = message.stack;
+    }
+    return obj;
   },
 
   create(base?: DeepPartial<RunError>): RunError {
@@ -487,6 +750,68 @@ export const Step: MessageFns<Step> = {
     }
   },
 
+  fromJSON(object: any): Step {
+    return {
+      id: isSet(object.id) ? globalThis.String(object.id) : "",
+      status: isSet(object.status) ? stepStatusFromJSON(object.status) : 0,
+      resultJson: isSet(object.resultJson)
+        ? globalThis.String(object.resultJson)
+        : isSet(object.result_json)
+        ? globalThis.String(object.result_json)
+        : undefined,
+      error: isSet(object.error) ? RunError.fromJSON(object.error) : undefined,
+      attempt: isSet(object.attempt) ? globalThis.Number(object.attempt) : 0,
+      startedAt: isSet(object.startedAt)
+        ? fromJsonTimestamp(object.startedAt)
+        : isSet(object.started_at)
+        ? fromJsonTimestamp(object.started_at)
+        : undefined,
+      finishedAt: isSet(object.finishedAt)
+        ? fromJsonTimestamp(object.finishedAt)
+        : isSet(object.finished_at)
+        ? fromJsonTimestamp(object.finished_at)
+        : undefined,
+      kind: isSet(object.kind) ? stepKindFromJSON(object.kind) : 0,
+      wakeAt: isSet(object.wakeAt)
+        ? fromJsonTimestamp(object.wakeAt)
+        : isSet(object.wake_at)
+        ? fromJsonTimestamp(object.wake_at)
+        : undefined,
+    };
+  },
+
+  toJSON(message: Step): unknown {
+    const obj: any = {};
+    if (message.id !== "") {
+      obj.id = message.id;
+    }
+    if (message.status !== 0) {
+      obj.status = stepStatusToJSON(message.status);
+    }
+    if (message.resultJson !== undefined) {
+      obj.resultJson = message.resultJson;
+    }
+    if (message.error !== undefined) {
+      obj.error = RunError.toJSON(message.error);
+    }
+    if (message.attempt !== 0) {
+      obj.attempt = Math.round(message.attempt);
+    }
+    if (message.startedAt !== undefined) {
+      obj.startedAt = message.startedAt.toISOString();
+    }
+    if (message.finishedAt !== undefined) {
+      obj.finishedAt = message.finishedAt.toISOString();
+    }
+    if (message.kind !== 0) {
+      obj.kind = stepKindToJSON(message.kind);
+    }
+    if (message.wakeAt !== undefined) {
+      obj.wakeAt = message.wakeAt.toISOString();
+    }
+    return obj;
+  },
+
   create(base?: DeepPartial<Step>): Step {
     return Step.fromPartial(base ?? {});
   },
@@ -583,6 +908,40 @@ export const Event: MessageFns<Event> = {
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
+  },
+
+  fromJSON(object: any): Event {
+    return {
+      id: isSet(object.id) ? globalThis.String(object.id) : "",
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      dataJson: isSet(object.dataJson)
+        ? globalThis.String(object.dataJson)
+        : isSet(object.data_json)
+        ? globalThis.String(object.data_json)
+        : "",
+      receivedAt: isSet(object.receivedAt)
+        ? fromJsonTimestamp(object.receivedAt)
+        : isSet(object.received_at)
+        ? fromJsonTimestamp(object.received_at)
+        : undefined,
+    };
+  },
+
+  toJSON(message: Event): unknown {
+    const obj: any = {};
+    if (message.id !== "") {
+      obj.id = message.id;
+    }
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.dataJson !== "") {
+      obj.dataJson = message.dataJson;
+    }
+    if (message.receivedAt !== undefined) {
+      obj.receivedAt = message.receivedAt.toISOString();
+    }
+    return obj;
   },
 
   create(base?: DeepPartial<Event>): Event {
@@ -687,6 +1046,44 @@ export const RunAttempt: MessageFns<RunAttempt> = {
     }
   },
 
+  fromJSON(object: any): RunAttempt {
+    return {
+      attempt: isSet(object.attempt) ? globalThis.Number(object.attempt) : 0,
+      outcome: isSet(object.outcome) ? attemptOutcomeFromJSON(object.outcome) : 0,
+      startedAt: isSet(object.startedAt)
+        ? fromJsonTimestamp(object.startedAt)
+        : isSet(object.started_at)
+        ? fromJsonTimestamp(object.started_at)
+        : undefined,
+      finishedAt: isSet(object.finishedAt)
+        ? fromJsonTimestamp(object.finishedAt)
+        : isSet(object.finished_at)
+        ? fromJsonTimestamp(object.finished_at)
+        : undefined,
+      error: isSet(object.error) ? RunError.fromJSON(object.error) : undefined,
+    };
+  },
+
+  toJSON(message: RunAttempt): unknown {
+    const obj: any = {};
+    if (message.attempt !== 0) {
+      obj.attempt = Math.round(message.attempt);
+    }
+    if (message.outcome !== 0) {
+      obj.outcome = attemptOutcomeToJSON(message.outcome);
+    }
+    if (message.startedAt !== undefined) {
+      obj.startedAt = message.startedAt.toISOString();
+    }
+    if (message.finishedAt !== undefined) {
+      obj.finishedAt = message.finishedAt.toISOString();
+    }
+    if (message.error !== undefined) {
+      obj.error = RunError.toJSON(message.error);
+    }
+    return obj;
+  },
+
   create(base?: DeepPartial<RunAttempt>): RunAttempt {
     return RunAttempt.fromPartial(base ?? {});
   },
@@ -724,6 +1121,9 @@ function createBaseRun(): Run {
     steps: [],
     attemptHistory: [],
     traceContext: {},
+    origin: 0,
+    sourceRunId: "",
+    replayedFromStepId: "",
   };
 }
 
@@ -786,6 +1186,15 @@ export const Run: MessageFns<Run> = {
     globalThis.Object.entries(message.traceContext).forEach(([key, value]: [string, string]) => {
       Run_TraceContextEntry.encode({ key: key as any, value }, writer.uint32(154).fork()).join();
     });
+    if (message.origin !== 0) {
+      writer.uint32(160).int32(message.origin);
+    }
+    if (message.sourceRunId !== "") {
+      writer.uint32(170).string(message.sourceRunId);
+    }
+    if (message.replayedFromStepId !== "") {
+      writer.uint32(178).string(message.replayedFromStepId);
+    }
     return writer;
   },
 
@@ -957,6 +1366,30 @@ export const Run: MessageFns<Run> = {
             }
             continue;
           }
+          case 20: {
+            if (tag !== 160) {
+              break;
+            }
+
+            message.origin = reader.int32() as any;
+            continue;
+          }
+          case 21: {
+            if (tag !== 170) {
+              break;
+            }
+
+            message.sourceRunId = reader.string();
+            continue;
+          }
+          case 22: {
+            if (tag !== 178) {
+              break;
+            }
+
+            message.replayedFromStepId = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -967,6 +1400,182 @@ export const Run: MessageFns<Run> = {
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
+  },
+
+  fromJSON(object: any): Run {
+    return {
+      id: isSet(object.id) ? globalThis.String(object.id) : "",
+      namespace: isSet(object.namespace) ? globalThis.String(object.namespace) : "",
+      queue: isSet(object.queue) ? globalThis.String(object.queue) : "",
+      job: isSet(object.job) ? globalThis.String(object.job) : "",
+      status: isSet(object.status) ? runStatusFromJSON(object.status) : 0,
+      payloadJson: isSet(object.payloadJson)
+        ? globalThis.String(object.payloadJson)
+        : isSet(object.payload_json)
+        ? globalThis.String(object.payload_json)
+        : "",
+      resultJson: isSet(object.resultJson)
+        ? globalThis.String(object.resultJson)
+        : isSet(object.result_json)
+        ? globalThis.String(object.result_json)
+        : undefined,
+      error: isSet(object.error) ? RunError.fromJSON(object.error) : undefined,
+      attempts: isSet(object.attempts) ? globalThis.Number(object.attempts) : 0,
+      maxAttempts: isSet(object.maxAttempts)
+        ? globalThis.Number(object.maxAttempts)
+        : isSet(object.max_attempts)
+        ? globalThis.Number(object.max_attempts)
+        : 0,
+      priority: isSet(object.priority) ? globalThis.Number(object.priority) : 0,
+      createdAt: isSet(object.createdAt)
+        ? fromJsonTimestamp(object.createdAt)
+        : isSet(object.created_at)
+        ? fromJsonTimestamp(object.created_at)
+        : undefined,
+      availableAt: isSet(object.availableAt)
+        ? fromJsonTimestamp(object.availableAt)
+        : isSet(object.available_at)
+        ? fromJsonTimestamp(object.available_at)
+        : undefined,
+      startedAt: isSet(object.startedAt)
+        ? fromJsonTimestamp(object.startedAt)
+        : isSet(object.started_at)
+        ? fromJsonTimestamp(object.started_at)
+        : undefined,
+      finishedAt: isSet(object.finishedAt)
+        ? fromJsonTimestamp(object.finishedAt)
+        : isSet(object.finished_at)
+        ? fromJsonTimestamp(object.finished_at)
+        : undefined,
+      idempotencyKey: isSet(object.idempotencyKey)
+        ? globalThis.String(object.idempotencyKey)
+        : isSet(object.idempotency_key)
+        ? globalThis.String(object.idempotency_key)
+        : "",
+      steps: globalThis.Array.isArray(object?.steps)
+        ? object.steps.map((e: any) => Step.fromJSON(e))
+        : [],
+      attemptHistory: globalThis.Array.isArray(object?.attemptHistory)
+        ? object.attemptHistory.map((e: any) => RunAttempt.fromJSON(e))
+        : globalThis.Array.isArray(object?.attempt_history)
+        ? object.attempt_history.map((e: any) => RunAttempt.fromJSON(e))
+        : [],
+      traceContext: isObject(object.traceContext)
+        ? (globalThis.Object.entries(object.traceContext) as [string, any][]).reduce(
+          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
+            globalThis.Object.defineProperty(acc, key, {
+              value: globalThis.String(value),
+              enumerable: true,
+              configurable: true,
+              writable: true,
+            });
+            return acc;
+          },
+          {},
+        )
+        : isObject(object.trace_context)
+        ? (globalThis.Object.entries(object.trace_context) as [string, any][]).reduce(
+          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
+            globalThis.Object.defineProperty(acc, key, {
+              value: globalThis.String(value),
+              enumerable: true,
+              configurable: true,
+              writable: true,
+            });
+            return acc;
+          },
+          {},
+        )
+        : {},
+      origin: isSet(object.origin) ? runOriginFromJSON(object.origin) : 0,
+      sourceRunId: isSet(object.sourceRunId)
+        ? globalThis.String(object.sourceRunId)
+        : isSet(object.source_run_id)
+        ? globalThis.String(object.source_run_id)
+        : "",
+      replayedFromStepId: isSet(object.replayedFromStepId)
+        ? globalThis.String(object.replayedFromStepId)
+        : isSet(object.replayed_from_step_id)
+        ? globalThis.String(object.replayed_from_step_id)
+        : "",
+    };
+  },
+
+  toJSON(message: Run): unknown {
+    const obj: any = {};
+    if (message.id !== "") {
+      obj.id = message.id;
+    }
+    if (message.namespace !== "") {
+      obj.namespace = message.namespace;
+    }
+    if (message.queue !== "") {
+      obj.queue = message.queue;
+    }
+    if (message.job !== "") {
+      obj.job = message.job;
+    }
+    if (message.status !== 0) {
+      obj.status = runStatusToJSON(message.status);
+    }
+    if (message.payloadJson !== "") {
+      obj.payloadJson = message.payloadJson;
+    }
+    if (message.resultJson !== undefined) {
+      obj.resultJson = message.resultJson;
+    }
+    if (message.error !== undefined) {
+      obj.error = RunError.toJSON(message.error);
+    }
+    if (message.attempts !== 0) {
+      obj.attempts = Math.round(message.attempts);
+    }
+    if (message.maxAttempts !== 0) {
+      obj.maxAttempts = Math.round(message.maxAttempts);
+    }
+    if (message.priority !== 0) {
+      obj.priority = Math.round(message.priority);
+    }
+    if (message.createdAt !== undefined) {
+      obj.createdAt = message.createdAt.toISOString();
+    }
+    if (message.availableAt !== undefined) {
+      obj.availableAt = message.availableAt.toISOString();
+    }
+    if (message.startedAt !== undefined) {
+      obj.startedAt = message.startedAt.toISOString();
+    }
+    if (message.finishedAt !== undefined) {
+      obj.finishedAt = message.finishedAt.toISOString();
+    }
+    if (message.idempotencyKey !== "") {
+      obj.idempotencyKey = message.idempotencyKey;
+    }
+    if (message.steps?.length) {
+      obj.steps = message.steps.map((e) => Step.toJSON(e));
+    }
+    if (message.attemptHistory?.length) {
+      obj.attemptHistory = message.attemptHistory.map((e) => RunAttempt.toJSON(e));
+    }
+    if (message.traceContext) {
+      const entries = globalThis.Object.entries(message.traceContext) as [string, string][];
+      if (entries.length > 0) {
+        obj.traceContext = {};
+        entries.forEach(([k, v]) => {
+          obj.traceContext[k] = v;
+        });
+      }
+    }
+    if (message.origin !== 0) {
+      obj.origin = runOriginToJSON(message.origin);
+    }
+    if (message.sourceRunId !== "") {
+      obj.sourceRunId = message.sourceRunId;
+    }
+    if (message.replayedFromStepId !== "") {
+      obj.replayedFromStepId = message.replayedFromStepId;
+    }
+    return obj;
   },
 
   create(base?: DeepPartial<Run>): Run {
@@ -1003,6 +1612,9 @@ export const Run: MessageFns<Run> = {
       },
       {},
     );
+    message.origin = object.origin ?? 0;
+    message.sourceRunId = object.sourceRunId ?? "";
+    message.replayedFromStepId = object.replayedFromStepId ?? "";
     return message;
   },
 };
@@ -1063,6 +1675,24 @@ export const Run_TraceContextEntry: MessageFns<Run_TraceContextEntry> = {
     }
   },
 
+  fromJSON(object: any): Run_TraceContextEntry {
+    return {
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+      value: isSet(object.value) ? globalThis.String(object.value) : "",
+    };
+  },
+
+  toJSON(message: Run_TraceContextEntry): unknown {
+    const obj: any = {};
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    if (message.value !== "") {
+      obj.value = message.value;
+    }
+    return obj;
+  },
+
   create(base?: DeepPartial<Run_TraceContextEntry>): Run_TraceContextEntry {
     return Run_TraceContextEntry.fromPartial(base ?? {});
   },
@@ -1095,9 +1725,29 @@ function fromTimestamp(t: Timestamp): Date {
   return new globalThis.Date(millis);
 }
 
+function fromJsonTimestamp(o: any): Date {
+  if (o instanceof globalThis.Date) {
+    return o;
+  } else if (typeof o === "string") {
+    return new globalThis.Date(o);
+  } else {
+    return fromTimestamp(Timestamp.fromJSON(o));
+  }
+}
+
+function isObject(value: any): boolean {
+  return typeof value === "object" && value !== null;
+}
+
+function isSet(value: any): boolean {
+  return value !== null && value !== undefined;
+}
+
 export interface MessageFns<T> {
   encode(message: T, writer?: BinaryWriter): BinaryWriter;
   decode(input: BinaryReader | Uint8Array, length?: number): T;
+  fromJSON(object: any): T;
+  toJSON(message: T): unknown;
   create(base?: DeepPartial<T>): T;
   fromPartial(object: DeepPartial<T>): T;
 }

@@ -18,7 +18,7 @@ import {
   type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
 import { Timestamp } from "../../../google/protobuf/timestamp.js";
-import { Event, Run, RunStatus } from "./run.js";
+import { Event, Run, RunStatus, runStatusFromJSON, runStatusToJSON } from "./run.js";
 
 export const protobufPackage = "stackshift.jobs.v1";
 
@@ -280,6 +280,24 @@ export interface ListRunsRequest {
   limit: number;
   /** `next_cursor` of the previous page; empty for the first page. */
   cursor: string;
+  /** Only the run with this id (a UUID); empty: any. */
+  runId: string;
+  /**
+   * Only the run holding this idempotency key (while the key is live);
+   * empty: any. At most 500 characters.
+   */
+  idempotencyKey: string;
+  /**
+   * Only runs whose payload contains this JSON object (JSON containment, as
+   * PostgreSQL's `@>`: `{"customer":{"id":"c_1"}}` matches payloads with that
+   * nested value). Empty: any. At most 64 KiB.
+   */
+  payloadMatchJson: string;
+  /**
+   * Only runs made from this run by a rerun or a replay (Run.source_run_id);
+   * empty: any.
+   */
+  sourceRunId: string;
 }
 
 /** ListRunsResponse is one page of runs. */
@@ -448,6 +466,112 @@ export const NewRun: MessageFns<NewRun> = {
     }
   },
 
+  fromJSON(object: any): NewRun {
+    return {
+      queue: isSet(object.queue) ? globalThis.String(object.queue) : "",
+      job: isSet(object.job) ? globalThis.String(object.job) : "",
+      payloadJson: isSet(object.payloadJson)
+        ? globalThis.String(object.payloadJson)
+        : isSet(object.payload_json)
+        ? globalThis.String(object.payload_json)
+        : "",
+      idempotencyKey: isSet(object.idempotencyKey)
+        ? globalThis.String(object.idempotencyKey)
+        : isSet(object.idempotency_key)
+        ? globalThis.String(object.idempotency_key)
+        : "",
+      idempotencyTtlMs: isSet(object.idempotencyTtlMs)
+        ? globalThis.Number(object.idempotencyTtlMs)
+        : isSet(object.idempotency_ttl_ms)
+        ? globalThis.Number(object.idempotency_ttl_ms)
+        : 0,
+      delayMs: isSet(object.delayMs)
+        ? globalThis.Number(object.delayMs)
+        : isSet(object.delay_ms)
+        ? globalThis.Number(object.delay_ms)
+        : 0,
+      runAt: isSet(object.runAt)
+        ? fromJsonTimestamp(object.runAt)
+        : isSet(object.run_at)
+        ? fromJsonTimestamp(object.run_at)
+        : undefined,
+      priority: isSet(object.priority) ? globalThis.Number(object.priority) : 0,
+      maxAttempts: isSet(object.maxAttempts)
+        ? globalThis.Number(object.maxAttempts)
+        : isSet(object.max_attempts)
+        ? globalThis.Number(object.max_attempts)
+        : 0,
+      traceContext: isObject(object.traceContext)
+        ? (globalThis.Object.entries(object.traceContext) as [string, any][]).reduce(
+          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
+            globalThis.Object.defineProperty(acc, key, {
+              value: globalThis.String(value),
+              enumerable: true,
+              configurable: true,
+              writable: true,
+            });
+            return acc;
+          },
+          {},
+        )
+        : isObject(object.trace_context)
+        ? (globalThis.Object.entries(object.trace_context) as [string, any][]).reduce(
+          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
+            globalThis.Object.defineProperty(acc, key, {
+              value: globalThis.String(value),
+              enumerable: true,
+              configurable: true,
+              writable: true,
+            });
+            return acc;
+          },
+          {},
+        )
+        : {},
+    };
+  },
+
+  toJSON(message: NewRun): unknown {
+    const obj: any = {};
+    if (message.queue !== "") {
+      obj.queue = message.queue;
+    }
+    if (message.job !== "") {
+      obj.job = message.job;
+    }
+    if (message.payloadJson !== "") {
+      obj.payloadJson = message.payloadJson;
+    }
+    if (message.idempotencyKey !== "") {
+      obj.idempotencyKey = message.idempotencyKey;
+    }
+    if (message.idempotencyTtlMs !== 0) {
+      obj.idempotencyTtlMs = Math.round(message.idempotencyTtlMs);
+    }
+    if (message.delayMs !== 0) {
+      obj.delayMs = Math.round(message.delayMs);
+    }
+    if (message.runAt !== undefined) {
+      obj.runAt = message.runAt.toISOString();
+    }
+    if (message.priority !== 0) {
+      obj.priority = Math.round(message.priority);
+    }
+    if (message.maxAttempts !== 0) {
+      obj.maxAttempts = Math.round(message.maxAttempts);
+    }
+    if (message.traceContext) {
+      const entries = globalThis.Object.entries(message.traceContext) as [string, string][];
+      if (entries.length > 0) {
+        obj.traceContext = {};
+        entries.forEach(([k, v]) => {
+          obj.traceContext[k] = v;
+        });
+      }
+    }
+    return obj;
+  },
+
   create(base?: DeepPartial<NewRun>): NewRun {
     return NewRun.fromPartial(base ?? {});
   },
@@ -531,6 +655,24 @@ export const NewRun_TraceContextEntry: MessageFns<NewRun_TraceContextEntry> = {
     }
   },
 
+  fromJSON(object: any): NewRun_TraceContextEntry {
+    return {
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+      value: isSet(object.value) ? globalThis.String(object.value) : "",
+    };
+  },
+
+  toJSON(message: NewRun_TraceContextEntry): unknown {
+    const obj: any = {};
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    if (message.value !== "") {
+      obj.value = message.value;
+    }
+    return obj;
+  },
+
   create(base?: DeepPartial<NewRun_TraceContextEntry>): NewRun_TraceContextEntry {
     return NewRun_TraceContextEntry.fromPartial(base ?? {});
   },
@@ -596,6 +738,24 @@ export const EnqueueRequest: MessageFns<EnqueueRequest> = {
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
+  },
+
+  fromJSON(object: any): EnqueueRequest {
+    return {
+      namespace: isSet(object.namespace) ? globalThis.String(object.namespace) : "",
+      run: isSet(object.run) ? NewRun.fromJSON(object.run) : undefined,
+    };
+  },
+
+  toJSON(message: EnqueueRequest): unknown {
+    const obj: any = {};
+    if (message.namespace !== "") {
+      obj.namespace = message.namespace;
+    }
+    if (message.run !== undefined) {
+      obj.run = NewRun.toJSON(message.run);
+    }
+    return obj;
   },
 
   create(base?: DeepPartial<EnqueueRequest>): EnqueueRequest {
@@ -665,6 +825,28 @@ export const EnqueueResponse: MessageFns<EnqueueResponse> = {
     }
   },
 
+  fromJSON(object: any): EnqueueResponse {
+    return {
+      runId: isSet(object.runId)
+        ? globalThis.String(object.runId)
+        : isSet(object.run_id)
+        ? globalThis.String(object.run_id)
+        : "",
+      deduplicated: isSet(object.deduplicated) ? globalThis.Boolean(object.deduplicated) : false,
+    };
+  },
+
+  toJSON(message: EnqueueResponse): unknown {
+    const obj: any = {};
+    if (message.runId !== "") {
+      obj.runId = message.runId;
+    }
+    if (message.deduplicated !== false) {
+      obj.deduplicated = message.deduplicated;
+    }
+    return obj;
+  },
+
   create(base?: DeepPartial<EnqueueResponse>): EnqueueResponse {
     return EnqueueResponse.fromPartial(base ?? {});
   },
@@ -730,6 +912,24 @@ export const EnqueueStreamRequest: MessageFns<EnqueueStreamRequest> = {
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
+  },
+
+  fromJSON(object: any): EnqueueStreamRequest {
+    return {
+      id: isSet(object.id) ? globalThis.Number(object.id) : 0,
+      enqueue: isSet(object.enqueue) ? EnqueueRequest.fromJSON(object.enqueue) : undefined,
+    };
+  },
+
+  toJSON(message: EnqueueStreamRequest): unknown {
+    const obj: any = {};
+    if (message.id !== 0) {
+      obj.id = Math.round(message.id);
+    }
+    if (message.enqueue !== undefined) {
+      obj.enqueue = EnqueueRequest.toJSON(message.enqueue);
+    }
+    return obj;
   },
 
   create(base?: DeepPartial<EnqueueStreamRequest>): EnqueueStreamRequest {
@@ -823,6 +1023,32 @@ export const EnqueueStreamResponse: MessageFns<EnqueueStreamResponse> = {
     }
   },
 
+  fromJSON(object: any): EnqueueStreamResponse {
+    return {
+      id: isSet(object.id) ? globalThis.Number(object.id) : 0,
+      code: isSet(object.code) ? globalThis.Number(object.code) : 0,
+      message: isSet(object.message) ? globalThis.String(object.message) : "",
+      enqueue: isSet(object.enqueue) ? EnqueueResponse.fromJSON(object.enqueue) : undefined,
+    };
+  },
+
+  toJSON(message: EnqueueStreamResponse): unknown {
+    const obj: any = {};
+    if (message.id !== 0) {
+      obj.id = Math.round(message.id);
+    }
+    if (message.code !== 0) {
+      obj.code = Math.round(message.code);
+    }
+    if (message.message !== "") {
+      obj.message = message.message;
+    }
+    if (message.enqueue !== undefined) {
+      obj.enqueue = EnqueueResponse.toJSON(message.enqueue);
+    }
+    return obj;
+  },
+
   create(base?: DeepPartial<EnqueueStreamResponse>): EnqueueStreamResponse {
     return EnqueueStreamResponse.fromPartial(base ?? {});
   },
@@ -894,6 +1120,24 @@ export const EnqueueBatchRequest: MessageFns<EnqueueBatchRequest> = {
     }
   },
 
+  fromJSON(object: any): EnqueueBatchRequest {
+    return {
+      namespace: isSet(object.namespace) ? globalThis.String(object.namespace) : "",
+      runs: globalThis.Array.isArray(object?.runs) ? object.runs.map((e: any) => NewRun.fromJSON(e)) : [],
+    };
+  },
+
+  toJSON(message: EnqueueBatchRequest): unknown {
+    const obj: any = {};
+    if (message.namespace !== "") {
+      obj.namespace = message.namespace;
+    }
+    if (message.runs?.length) {
+      obj.runs = message.runs.map((e) => NewRun.toJSON(e));
+    }
+    return obj;
+  },
+
   create(base?: DeepPartial<EnqueueBatchRequest>): EnqueueBatchRequest {
     return EnqueueBatchRequest.fromPartial(base ?? {});
   },
@@ -961,6 +1205,28 @@ export const EnqueuedRun: MessageFns<EnqueuedRun> = {
     }
   },
 
+  fromJSON(object: any): EnqueuedRun {
+    return {
+      runId: isSet(object.runId)
+        ? globalThis.String(object.runId)
+        : isSet(object.run_id)
+        ? globalThis.String(object.run_id)
+        : "",
+      deduplicated: isSet(object.deduplicated) ? globalThis.Boolean(object.deduplicated) : false,
+    };
+  },
+
+  toJSON(message: EnqueuedRun): unknown {
+    const obj: any = {};
+    if (message.runId !== "") {
+      obj.runId = message.runId;
+    }
+    if (message.deduplicated !== false) {
+      obj.deduplicated = message.deduplicated;
+    }
+    return obj;
+  },
+
   create(base?: DeepPartial<EnqueuedRun>): EnqueuedRun {
     return EnqueuedRun.fromPartial(base ?? {});
   },
@@ -1015,6 +1281,20 @@ export const EnqueueBatchResponse: MessageFns<EnqueueBatchResponse> = {
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
+  },
+
+  fromJSON(object: any): EnqueueBatchResponse {
+    return {
+      results: globalThis.Array.isArray(object?.results) ? object.results.map((e: any) => EnqueuedRun.fromJSON(e)) : [],
+    };
+  },
+
+  toJSON(message: EnqueueBatchResponse): unknown {
+    const obj: any = {};
+    if (message.results?.length) {
+      obj.results = message.results.map((e) => EnqueuedRun.toJSON(e));
+    }
+    return obj;
   },
 
   create(base?: DeepPartial<EnqueueBatchResponse>): EnqueueBatchResponse {
@@ -1083,6 +1363,28 @@ export const GetRunRequest: MessageFns<GetRunRequest> = {
     }
   },
 
+  fromJSON(object: any): GetRunRequest {
+    return {
+      namespace: isSet(object.namespace) ? globalThis.String(object.namespace) : "",
+      runId: isSet(object.runId)
+        ? globalThis.String(object.runId)
+        : isSet(object.run_id)
+        ? globalThis.String(object.run_id)
+        : "",
+    };
+  },
+
+  toJSON(message: GetRunRequest): unknown {
+    const obj: any = {};
+    if (message.namespace !== "") {
+      obj.namespace = message.namespace;
+    }
+    if (message.runId !== "") {
+      obj.runId = message.runId;
+    }
+    return obj;
+  },
+
   create(base?: DeepPartial<GetRunRequest>): GetRunRequest {
     return GetRunRequest.fromPartial(base ?? {});
   },
@@ -1137,6 +1439,18 @@ export const GetRunResponse: MessageFns<GetRunResponse> = {
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
+  },
+
+  fromJSON(object: any): GetRunResponse {
+    return { run: isSet(object.run) ? Run.fromJSON(object.run) : undefined };
+  },
+
+  toJSON(message: GetRunResponse): unknown {
+    const obj: any = {};
+    if (message.run !== undefined) {
+      obj.run = Run.toJSON(message.run);
+    }
+    return obj;
   },
 
   create(base?: DeepPartial<GetRunResponse>): GetRunResponse {
@@ -1216,6 +1530,36 @@ export const WaitForRunRequest: MessageFns<WaitForRunRequest> = {
     }
   },
 
+  fromJSON(object: any): WaitForRunRequest {
+    return {
+      namespace: isSet(object.namespace) ? globalThis.String(object.namespace) : "",
+      runId: isSet(object.runId)
+        ? globalThis.String(object.runId)
+        : isSet(object.run_id)
+        ? globalThis.String(object.run_id)
+        : "",
+      timeoutMs: isSet(object.timeoutMs)
+        ? globalThis.Number(object.timeoutMs)
+        : isSet(object.timeout_ms)
+        ? globalThis.Number(object.timeout_ms)
+        : 0,
+    };
+  },
+
+  toJSON(message: WaitForRunRequest): unknown {
+    const obj: any = {};
+    if (message.namespace !== "") {
+      obj.namespace = message.namespace;
+    }
+    if (message.runId !== "") {
+      obj.runId = message.runId;
+    }
+    if (message.timeoutMs !== 0) {
+      obj.timeoutMs = Math.round(message.timeoutMs);
+    }
+    return obj;
+  },
+
   create(base?: DeepPartial<WaitForRunRequest>): WaitForRunRequest {
     return WaitForRunRequest.fromPartial(base ?? {});
   },
@@ -1282,6 +1626,24 @@ export const WaitForRunResponse: MessageFns<WaitForRunResponse> = {
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
+  },
+
+  fromJSON(object: any): WaitForRunResponse {
+    return {
+      run: isSet(object.run) ? Run.fromJSON(object.run) : undefined,
+      finished: isSet(object.finished) ? globalThis.Boolean(object.finished) : false,
+    };
+  },
+
+  toJSON(message: WaitForRunResponse): unknown {
+    const obj: any = {};
+    if (message.run !== undefined) {
+      obj.run = Run.toJSON(message.run);
+    }
+    if (message.finished !== false) {
+      obj.finished = message.finished;
+    }
+    return obj;
   },
 
   create(base?: DeepPartial<WaitForRunResponse>): WaitForRunResponse {
@@ -1373,6 +1735,36 @@ export const SendEventRequest: MessageFns<SendEventRequest> = {
     }
   },
 
+  fromJSON(object: any): SendEventRequest {
+    return {
+      namespace: isSet(object.namespace) ? globalThis.String(object.namespace) : "",
+      id: isSet(object.id) ? globalThis.String(object.id) : "",
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      dataJson: isSet(object.dataJson)
+        ? globalThis.String(object.dataJson)
+        : isSet(object.data_json)
+        ? globalThis.String(object.data_json)
+        : "",
+    };
+  },
+
+  toJSON(message: SendEventRequest): unknown {
+    const obj: any = {};
+    if (message.namespace !== "") {
+      obj.namespace = message.namespace;
+    }
+    if (message.id !== "") {
+      obj.id = message.id;
+    }
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.dataJson !== "") {
+      obj.dataJson = message.dataJson;
+    }
+    return obj;
+  },
+
   create(base?: DeepPartial<SendEventRequest>): SendEventRequest {
     return SendEventRequest.fromPartial(base ?? {});
   },
@@ -1451,6 +1843,32 @@ export const SendEventResponse: MessageFns<SendEventResponse> = {
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
+  },
+
+  fromJSON(object: any): SendEventResponse {
+    return {
+      event: isSet(object.event) ? Event.fromJSON(object.event) : undefined,
+      deduplicated: isSet(object.deduplicated) ? globalThis.Boolean(object.deduplicated) : false,
+      resumedRuns: isSet(object.resumedRuns)
+        ? globalThis.Number(object.resumedRuns)
+        : isSet(object.resumed_runs)
+        ? globalThis.Number(object.resumed_runs)
+        : 0,
+    };
+  },
+
+  toJSON(message: SendEventResponse): unknown {
+    const obj: any = {};
+    if (message.event !== undefined) {
+      obj.event = Event.toJSON(message.event);
+    }
+    if (message.deduplicated !== false) {
+      obj.deduplicated = message.deduplicated;
+    }
+    if (message.resumedRuns !== 0) {
+      obj.resumedRuns = Math.round(message.resumedRuns);
+    }
+    return obj;
   },
 
   create(base?: DeepPartial<SendEventResponse>): SendEventResponse {
@@ -1532,6 +1950,32 @@ export const CancelRunRequest: MessageFns<CancelRunRequest> = {
     }
   },
 
+  fromJSON(object: any): CancelRunRequest {
+    return {
+      namespace: isSet(object.namespace) ? globalThis.String(object.namespace) : "",
+      runId: isSet(object.runId)
+        ? globalThis.String(object.runId)
+        : isSet(object.run_id)
+        ? globalThis.String(object.run_id)
+        : "",
+      reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
+    };
+  },
+
+  toJSON(message: CancelRunRequest): unknown {
+    const obj: any = {};
+    if (message.namespace !== "") {
+      obj.namespace = message.namespace;
+    }
+    if (message.runId !== "") {
+      obj.runId = message.runId;
+    }
+    if (message.reason !== "") {
+      obj.reason = message.reason;
+    }
+    return obj;
+  },
+
   create(base?: DeepPartial<CancelRunRequest>): CancelRunRequest {
     return CancelRunRequest.fromPartial(base ?? {});
   },
@@ -1589,6 +2033,18 @@ export const CancelRunResponse: MessageFns<CancelRunResponse> = {
     }
   },
 
+  fromJSON(object: any): CancelRunResponse {
+    return { run: isSet(object.run) ? Run.fromJSON(object.run) : undefined };
+  },
+
+  toJSON(message: CancelRunResponse): unknown {
+    const obj: any = {};
+    if (message.run !== undefined) {
+      obj.run = Run.toJSON(message.run);
+    }
+    return obj;
+  },
+
   create(base?: DeepPartial<CancelRunResponse>): CancelRunResponse {
     return CancelRunResponse.fromPartial(base ?? {});
   },
@@ -1609,6 +2065,10 @@ function createBaseListRunsRequest(): ListRunsRequest {
     createdBefore: undefined,
     limit: 0,
     cursor: "",
+    runId: "",
+    idempotencyKey: "",
+    payloadMatchJson: "",
+    sourceRunId: "",
   };
 }
 
@@ -1637,6 +2097,18 @@ export const ListRunsRequest: MessageFns<ListRunsRequest> = {
     }
     if (message.cursor !== "") {
       writer.uint32(66).string(message.cursor);
+    }
+    if (message.runId !== "") {
+      writer.uint32(74).string(message.runId);
+    }
+    if (message.idempotencyKey !== "") {
+      writer.uint32(82).string(message.idempotencyKey);
+    }
+    if (message.payloadMatchJson !== "") {
+      writer.uint32(90).string(message.payloadMatchJson);
+    }
+    if (message.sourceRunId !== "") {
+      writer.uint32(98).string(message.sourceRunId);
     }
     return writer;
   },
@@ -1718,6 +2190,38 @@ export const ListRunsRequest: MessageFns<ListRunsRequest> = {
             message.cursor = reader.string();
             continue;
           }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.runId = reader.string();
+            continue;
+          }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.idempotencyKey = reader.string();
+            continue;
+          }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            message.payloadMatchJson = reader.string();
+            continue;
+          }
+          case 12: {
+            if (tag !== 98) {
+              break;
+            }
+
+            message.sourceRunId = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1728,6 +2232,88 @@ export const ListRunsRequest: MessageFns<ListRunsRequest> = {
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
+  },
+
+  fromJSON(object: any): ListRunsRequest {
+    return {
+      namespace: isSet(object.namespace) ? globalThis.String(object.namespace) : "",
+      queue: isSet(object.queue) ? globalThis.String(object.queue) : "",
+      job: isSet(object.job) ? globalThis.String(object.job) : "",
+      status: isSet(object.status) ? runStatusFromJSON(object.status) : 0,
+      createdAfter: isSet(object.createdAfter)
+        ? fromJsonTimestamp(object.createdAfter)
+        : isSet(object.created_after)
+        ? fromJsonTimestamp(object.created_after)
+        : undefined,
+      createdBefore: isSet(object.createdBefore)
+        ? fromJsonTimestamp(object.createdBefore)
+        : isSet(object.created_before)
+        ? fromJsonTimestamp(object.created_before)
+        : undefined,
+      limit: isSet(object.limit) ? globalThis.Number(object.limit) : 0,
+      cursor: isSet(object.cursor) ? globalThis.String(object.cursor) : "",
+      runId: isSet(object.runId)
+        ? globalThis.String(object.runId)
+        : isSet(object.run_id)
+        ? globalThis.String(object.run_id)
+        : "",
+      idempotencyKey: isSet(object.idempotencyKey)
+        ? globalThis.String(object.idempotencyKey)
+        : isSet(object.idempotency_key)
+        ? globalThis.String(object.idempotency_key)
+        : "",
+      payloadMatchJson: isSet(object.payloadMatchJson)
+        ? globalThis.String(object.payloadMatchJson)
+        : isSet(object.payload_match_json)
+        ? globalThis.String(object.payload_match_json)
+        : "",
+      sourceRunId: isSet(object.sourceRunId)
+        ? globalThis.String(object.sourceRunId)
+        : isSet(object.source_run_id)
+        ? globalThis.String(object.source_run_id)
+        : "",
+    };
+  },
+
+  toJSON(message: ListRunsRequest): unknown {
+    const obj: any = {};
+    if (message.namespace !== "") {
+      obj.namespace = message.namespace;
+    }
+    if (message.queue !== "") {
+      obj.queue = message.queue;
+    }
+    if (message.job !== "") {
+      obj.job = message.job;
+    }
+    if (message.status !== 0) {
+      obj.status = runStatusToJSON(message.status);
+    }
+    if (message.createdAfter !== undefined) {
+      obj.createdAfter = message.createdAfter.toISOString();
+    }
+    if (message.createdBefore !== undefined) {
+      obj.createdBefore = message.createdBefore.toISOString();
+    }
+    if (message.limit !== 0) {
+      obj.limit = Math.round(message.limit);
+    }
+    if (message.cursor !== "") {
+      obj.cursor = message.cursor;
+    }
+    if (message.runId !== "") {
+      obj.runId = message.runId;
+    }
+    if (message.idempotencyKey !== "") {
+      obj.idempotencyKey = message.idempotencyKey;
+    }
+    if (message.payloadMatchJson !== "") {
+      obj.payloadMatchJson = message.payloadMatchJson;
+    }
+    if (message.sourceRunId !== "") {
+      obj.sourceRunId = message.sourceRunId;
+    }
+    return obj;
   },
 
   create(base?: DeepPartial<ListRunsRequest>): ListRunsRequest {
@@ -1743,6 +2329,10 @@ export const ListRunsRequest: MessageFns<ListRunsRequest> = {
     message.createdBefore = object.createdBefore ?? undefined;
     message.limit = object.limit ?? 0;
     message.cursor = object.cursor ?? "";
+    message.runId = object.runId ?? "";
+    message.idempotencyKey = object.idempotencyKey ?? "";
+    message.payloadMatchJson = object.payloadMatchJson ?? "";
+    message.sourceRunId = object.sourceRunId ?? "";
     return message;
   },
 };
@@ -1801,6 +2391,28 @@ export const ListRunsResponse: MessageFns<ListRunsResponse> = {
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
+  },
+
+  fromJSON(object: any): ListRunsResponse {
+    return {
+      runs: globalThis.Array.isArray(object?.runs) ? object.runs.map((e: any) => Run.fromJSON(e)) : [],
+      nextCursor: isSet(object.nextCursor)
+        ? globalThis.String(object.nextCursor)
+        : isSet(object.next_cursor)
+        ? globalThis.String(object.next_cursor)
+        : "",
+    };
+  },
+
+  toJSON(message: ListRunsResponse): unknown {
+    const obj: any = {};
+    if (message.runs?.length) {
+      obj.runs = message.runs.map((e) => Run.toJSON(e));
+    }
+    if (message.nextCursor !== "") {
+      obj.nextCursor = message.nextCursor;
+    }
+    return obj;
   },
 
   create(base?: DeepPartial<ListRunsResponse>): ListRunsResponse {
@@ -2165,6 +2777,16 @@ function fromTimestamp(t: Timestamp): Date {
   return new globalThis.Date(millis);
 }
 
+function fromJsonTimestamp(o: any): Date {
+  if (o instanceof globalThis.Date) {
+    return o;
+  } else if (typeof o === "string") {
+    return new globalThis.Date(o);
+  } else {
+    return fromTimestamp(Timestamp.fromJSON(o));
+  }
+}
+
 function longToNumber(int64: { toString(): string }): number {
   const num = globalThis.Number(int64.toString());
   if (num > globalThis.Number.MAX_SAFE_INTEGER) {
@@ -2176,9 +2798,19 @@ function longToNumber(int64: { toString(): string }): number {
   return num;
 }
 
+function isObject(value: any): boolean {
+  return typeof value === "object" && value !== null;
+}
+
+function isSet(value: any): boolean {
+  return value !== null && value !== undefined;
+}
+
 export interface MessageFns<T> {
   encode(message: T, writer?: BinaryWriter): BinaryWriter;
   decode(input: BinaryReader | Uint8Array, length?: number): T;
+  fromJSON(object: any): T;
+  toJSON(message: T): unknown;
   create(base?: DeepPartial<T>): T;
   fromPartial(object: DeepPartial<T>): T;
 }

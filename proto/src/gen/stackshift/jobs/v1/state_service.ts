@@ -348,6 +348,40 @@ export const RunScope: MessageFns<RunScope> = {
     }
   },
 
+  fromJSON(object: any): RunScope {
+    return {
+      runId: isSet(object.runId)
+        ? globalThis.String(object.runId)
+        : isSet(object.run_id)
+        ? globalThis.String(object.run_id)
+        : "",
+      leaseToken: isSet(object.leaseToken)
+        ? globalThis.String(object.leaseToken)
+        : isSet(object.lease_token)
+        ? globalThis.String(object.lease_token)
+        : "",
+      opId: isSet(object.opId)
+        ? globalThis.String(object.opId)
+        : isSet(object.op_id)
+        ? globalThis.String(object.op_id)
+        : "",
+    };
+  },
+
+  toJSON(message: RunScope): unknown {
+    const obj: any = {};
+    if (message.runId !== "") {
+      obj.runId = message.runId;
+    }
+    if (message.leaseToken !== "") {
+      obj.leaseToken = message.leaseToken;
+    }
+    if (message.opId !== "") {
+      obj.opId = message.opId;
+    }
+    return obj;
+  },
+
   create(base?: DeepPartial<RunScope>): RunScope {
     return RunScope.fromPartial(base ?? {});
   },
@@ -449,6 +483,48 @@ export const StateEntry: MessageFns<StateEntry> = {
     }
   },
 
+  fromJSON(object: any): StateEntry {
+    return {
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+      valueJson: isSet(object.valueJson)
+        ? globalThis.String(object.valueJson)
+        : isSet(object.value_json)
+        ? globalThis.String(object.value_json)
+        : "",
+      version: isSet(object.version) ? globalThis.Number(object.version) : 0,
+      expiresAt: isSet(object.expiresAt)
+        ? fromJsonTimestamp(object.expiresAt)
+        : isSet(object.expires_at)
+        ? fromJsonTimestamp(object.expires_at)
+        : undefined,
+      updatedAt: isSet(object.updatedAt)
+        ? fromJsonTimestamp(object.updatedAt)
+        : isSet(object.updated_at)
+        ? fromJsonTimestamp(object.updated_at)
+        : undefined,
+    };
+  },
+
+  toJSON(message: StateEntry): unknown {
+    const obj: any = {};
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    if (message.valueJson !== "") {
+      obj.valueJson = message.valueJson;
+    }
+    if (message.version !== 0) {
+      obj.version = Math.round(message.version);
+    }
+    if (message.expiresAt !== undefined) {
+      obj.expiresAt = message.expiresAt.toISOString();
+    }
+    if (message.updatedAt !== undefined) {
+      obj.updatedAt = message.updatedAt.toISOString();
+    }
+    return obj;
+  },
+
   create(base?: DeepPartial<StateEntry>): StateEntry {
     return StateEntry.fromPartial(base ?? {});
   },
@@ -530,6 +606,28 @@ export const GetRequest: MessageFns<GetRequest> = {
     }
   },
 
+  fromJSON(object: any): GetRequest {
+    return {
+      namespace: isSet(object.namespace) ? globalThis.String(object.namespace) : "",
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+      run: isSet(object.run) ? RunScope.fromJSON(object.run) : undefined,
+    };
+  },
+
+  toJSON(message: GetRequest): unknown {
+    const obj: any = {};
+    if (message.namespace !== "") {
+      obj.namespace = message.namespace;
+    }
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    if (message.run !== undefined) {
+      obj.run = RunScope.toJSON(message.run);
+    }
+    return obj;
+  },
+
   create(base?: DeepPartial<GetRequest>): GetRequest {
     return GetRequest.fromPartial(base ?? {});
   },
@@ -585,6 +683,18 @@ export const GetResponse: MessageFns<GetResponse> = {
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
+  },
+
+  fromJSON(object: any): GetResponse {
+    return { entry: isSet(object.entry) ? StateEntry.fromJSON(object.entry) : undefined };
+  },
+
+  toJSON(message: GetResponse): unknown {
+    const obj: any = {};
+    if (message.entry !== undefined) {
+      obj.entry = StateEntry.toJSON(message.entry);
+    }
+    return obj;
   },
 
   create(base?: DeepPartial<GetResponse>): GetResponse {
@@ -699,6 +809,52 @@ export const SetRequest: MessageFns<SetRequest> = {
     }
   },
 
+  fromJSON(object: any): SetRequest {
+    return {
+      namespace: isSet(object.namespace) ? globalThis.String(object.namespace) : "",
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+      valueJson: isSet(object.valueJson)
+        ? globalThis.String(object.valueJson)
+        : isSet(object.value_json)
+        ? globalThis.String(object.value_json)
+        : "",
+      ttlMs: isSet(object.ttlMs)
+        ? globalThis.Number(object.ttlMs)
+        : isSet(object.ttl_ms)
+        ? globalThis.Number(object.ttl_ms)
+        : 0,
+      fencingToken: isSet(object.fencingToken)
+        ? globalThis.Number(object.fencingToken)
+        : isSet(object.fencing_token)
+        ? globalThis.Number(object.fencing_token)
+        : 0,
+      run: isSet(object.run) ? RunScope.fromJSON(object.run) : undefined,
+    };
+  },
+
+  toJSON(message: SetRequest): unknown {
+    const obj: any = {};
+    if (message.namespace !== "") {
+      obj.namespace = message.namespace;
+    }
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    if (message.valueJson !== "") {
+      obj.valueJson = message.valueJson;
+    }
+    if (message.ttlMs !== 0) {
+      obj.ttlMs = Math.round(message.ttlMs);
+    }
+    if (message.fencingToken !== 0) {
+      obj.fencingToken = Math.round(message.fencingToken);
+    }
+    if (message.run !== undefined) {
+      obj.run = RunScope.toJSON(message.run);
+    }
+    return obj;
+  },
+
   create(base?: DeepPartial<SetRequest>): SetRequest {
     return SetRequest.fromPartial(base ?? {});
   },
@@ -757,6 +913,18 @@ export const SetResponse: MessageFns<SetResponse> = {
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
+  },
+
+  fromJSON(object: any): SetResponse {
+    return { version: isSet(object.version) ? globalThis.Number(object.version) : 0 };
+  },
+
+  toJSON(message: SetResponse): unknown {
+    const obj: any = {};
+    if (message.version !== 0) {
+      obj.version = Math.round(message.version);
+    }
+    return obj;
   },
 
   create(base?: DeepPartial<SetResponse>): SetResponse {
@@ -847,6 +1015,36 @@ export const DeleteRequest: MessageFns<DeleteRequest> = {
     }
   },
 
+  fromJSON(object: any): DeleteRequest {
+    return {
+      namespace: isSet(object.namespace) ? globalThis.String(object.namespace) : "",
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+      fencingToken: isSet(object.fencingToken)
+        ? globalThis.Number(object.fencingToken)
+        : isSet(object.fencing_token)
+        ? globalThis.Number(object.fencing_token)
+        : 0,
+      run: isSet(object.run) ? RunScope.fromJSON(object.run) : undefined,
+    };
+  },
+
+  toJSON(message: DeleteRequest): unknown {
+    const obj: any = {};
+    if (message.namespace !== "") {
+      obj.namespace = message.namespace;
+    }
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    if (message.fencingToken !== 0) {
+      obj.fencingToken = Math.round(message.fencingToken);
+    }
+    if (message.run !== undefined) {
+      obj.run = RunScope.toJSON(message.run);
+    }
+    return obj;
+  },
+
   create(base?: DeepPartial<DeleteRequest>): DeleteRequest {
     return DeleteRequest.fromPartial(base ?? {});
   },
@@ -903,6 +1101,18 @@ export const DeleteResponse: MessageFns<DeleteResponse> = {
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
+  },
+
+  fromJSON(object: any): DeleteResponse {
+    return { deleted: isSet(object.deleted) ? globalThis.Boolean(object.deleted) : false };
+  },
+
+  toJSON(message: DeleteResponse): unknown {
+    const obj: any = {};
+    if (message.deleted !== false) {
+      obj.deleted = message.deleted;
+    }
+    return obj;
   },
 
   create(base?: DeepPartial<DeleteResponse>): DeleteResponse {
@@ -1004,6 +1214,40 @@ export const IncrementRequest: MessageFns<IncrementRequest> = {
     }
   },
 
+  fromJSON(object: any): IncrementRequest {
+    return {
+      namespace: isSet(object.namespace) ? globalThis.String(object.namespace) : "",
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+      delta: isSet(object.delta) ? globalThis.Number(object.delta) : 0,
+      ttlMs: isSet(object.ttlMs)
+        ? globalThis.Number(object.ttlMs)
+        : isSet(object.ttl_ms)
+        ? globalThis.Number(object.ttl_ms)
+        : 0,
+      run: isSet(object.run) ? RunScope.fromJSON(object.run) : undefined,
+    };
+  },
+
+  toJSON(message: IncrementRequest): unknown {
+    const obj: any = {};
+    if (message.namespace !== "") {
+      obj.namespace = message.namespace;
+    }
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    if (message.delta !== 0) {
+      obj.delta = floatToJson(message.delta);
+    }
+    if (message.ttlMs !== 0) {
+      obj.ttlMs = Math.round(message.ttlMs);
+    }
+    if (message.run !== undefined) {
+      obj.run = RunScope.toJSON(message.run);
+    }
+    return obj;
+  },
+
   create(base?: DeepPartial<IncrementRequest>): IncrementRequest {
     return IncrementRequest.fromPartial(base ?? {});
   },
@@ -1072,6 +1316,24 @@ export const IncrementResponse: MessageFns<IncrementResponse> = {
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
+  },
+
+  fromJSON(object: any): IncrementResponse {
+    return {
+      value: isSet(object.value) ? globalThis.Number(object.value) : 0,
+      version: isSet(object.version) ? globalThis.Number(object.version) : 0,
+    };
+  },
+
+  toJSON(message: IncrementResponse): unknown {
+    const obj: any = {};
+    if (message.value !== 0) {
+      obj.value = floatToJson(message.value);
+    }
+    if (message.version !== 0) {
+      obj.version = Math.round(message.version);
+    }
+    return obj;
   },
 
   create(base?: DeepPartial<IncrementResponse>): IncrementResponse {
@@ -1174,6 +1436,44 @@ export const SetIfAbsentRequest: MessageFns<SetIfAbsentRequest> = {
     }
   },
 
+  fromJSON(object: any): SetIfAbsentRequest {
+    return {
+      namespace: isSet(object.namespace) ? globalThis.String(object.namespace) : "",
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+      valueJson: isSet(object.valueJson)
+        ? globalThis.String(object.valueJson)
+        : isSet(object.value_json)
+        ? globalThis.String(object.value_json)
+        : "",
+      ttlMs: isSet(object.ttlMs)
+        ? globalThis.Number(object.ttlMs)
+        : isSet(object.ttl_ms)
+        ? globalThis.Number(object.ttl_ms)
+        : 0,
+      run: isSet(object.run) ? RunScope.fromJSON(object.run) : undefined,
+    };
+  },
+
+  toJSON(message: SetIfAbsentRequest): unknown {
+    const obj: any = {};
+    if (message.namespace !== "") {
+      obj.namespace = message.namespace;
+    }
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    if (message.valueJson !== "") {
+      obj.valueJson = message.valueJson;
+    }
+    if (message.ttlMs !== 0) {
+      obj.ttlMs = Math.round(message.ttlMs);
+    }
+    if (message.run !== undefined) {
+      obj.run = RunScope.toJSON(message.run);
+    }
+    return obj;
+  },
+
   create(base?: DeepPartial<SetIfAbsentRequest>): SetIfAbsentRequest {
     return SetIfAbsentRequest.fromPartial(base ?? {});
   },
@@ -1231,6 +1531,18 @@ export const SetIfAbsentResponse: MessageFns<SetIfAbsentResponse> = {
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
+  },
+
+  fromJSON(object: any): SetIfAbsentResponse {
+    return { set: isSet(object.set) ? globalThis.Boolean(object.set) : false };
+  },
+
+  toJSON(message: SetIfAbsentResponse): unknown {
+    const obj: any = {};
+    if (message.set !== false) {
+      obj.set = message.set;
+    }
+    return obj;
   },
 
   create(base?: DeepPartial<SetIfAbsentResponse>): SetIfAbsentResponse {
@@ -1354,6 +1666,60 @@ export const CompareAndSetRequest: MessageFns<CompareAndSetRequest> = {
     }
   },
 
+  fromJSON(object: any): CompareAndSetRequest {
+    return {
+      namespace: isSet(object.namespace) ? globalThis.String(object.namespace) : "",
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+      expectedVersion: isSet(object.expectedVersion)
+        ? globalThis.Number(object.expectedVersion)
+        : isSet(object.expected_version)
+        ? globalThis.Number(object.expected_version)
+        : 0,
+      valueJson: isSet(object.valueJson)
+        ? globalThis.String(object.valueJson)
+        : isSet(object.value_json)
+        ? globalThis.String(object.value_json)
+        : "",
+      ttlMs: isSet(object.ttlMs)
+        ? globalThis.Number(object.ttlMs)
+        : isSet(object.ttl_ms)
+        ? globalThis.Number(object.ttl_ms)
+        : 0,
+      fencingToken: isSet(object.fencingToken)
+        ? globalThis.Number(object.fencingToken)
+        : isSet(object.fencing_token)
+        ? globalThis.Number(object.fencing_token)
+        : 0,
+      run: isSet(object.run) ? RunScope.fromJSON(object.run) : undefined,
+    };
+  },
+
+  toJSON(message: CompareAndSetRequest): unknown {
+    const obj: any = {};
+    if (message.namespace !== "") {
+      obj.namespace = message.namespace;
+    }
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    if (message.expectedVersion !== 0) {
+      obj.expectedVersion = Math.round(message.expectedVersion);
+    }
+    if (message.valueJson !== "") {
+      obj.valueJson = message.valueJson;
+    }
+    if (message.ttlMs !== 0) {
+      obj.ttlMs = Math.round(message.ttlMs);
+    }
+    if (message.fencingToken !== 0) {
+      obj.fencingToken = Math.round(message.fencingToken);
+    }
+    if (message.run !== undefined) {
+      obj.run = RunScope.toJSON(message.run);
+    }
+    return obj;
+  },
+
   create(base?: DeepPartial<CompareAndSetRequest>): CompareAndSetRequest {
     return CompareAndSetRequest.fromPartial(base ?? {});
   },
@@ -1424,6 +1790,24 @@ export const CompareAndSetResponse: MessageFns<CompareAndSetResponse> = {
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
+  },
+
+  fromJSON(object: any): CompareAndSetResponse {
+    return {
+      swapped: isSet(object.swapped) ? globalThis.Boolean(object.swapped) : false,
+      version: isSet(object.version) ? globalThis.Number(object.version) : 0,
+    };
+  },
+
+  toJSON(message: CompareAndSetResponse): unknown {
+    const obj: any = {};
+    if (message.swapped !== false) {
+      obj.swapped = message.swapped;
+    }
+    if (message.version !== 0) {
+      obj.version = Math.round(message.version);
+    }
+    return obj;
   },
 
   create(base?: DeepPartial<CompareAndSetResponse>): CompareAndSetResponse {
@@ -1515,6 +1899,32 @@ export const ListRequest: MessageFns<ListRequest> = {
     }
   },
 
+  fromJSON(object: any): ListRequest {
+    return {
+      namespace: isSet(object.namespace) ? globalThis.String(object.namespace) : "",
+      prefix: isSet(object.prefix) ? globalThis.String(object.prefix) : "",
+      limit: isSet(object.limit) ? globalThis.Number(object.limit) : 0,
+      cursor: isSet(object.cursor) ? globalThis.String(object.cursor) : "",
+    };
+  },
+
+  toJSON(message: ListRequest): unknown {
+    const obj: any = {};
+    if (message.namespace !== "") {
+      obj.namespace = message.namespace;
+    }
+    if (message.prefix !== "") {
+      obj.prefix = message.prefix;
+    }
+    if (message.limit !== 0) {
+      obj.limit = Math.round(message.limit);
+    }
+    if (message.cursor !== "") {
+      obj.cursor = message.cursor;
+    }
+    return obj;
+  },
+
   create(base?: DeepPartial<ListRequest>): ListRequest {
     return ListRequest.fromPartial(base ?? {});
   },
@@ -1582,6 +1992,28 @@ export const ListResponse: MessageFns<ListResponse> = {
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
+  },
+
+  fromJSON(object: any): ListResponse {
+    return {
+      entries: globalThis.Array.isArray(object?.entries) ? object.entries.map((e: any) => StateEntry.fromJSON(e)) : [],
+      nextCursor: isSet(object.nextCursor)
+        ? globalThis.String(object.nextCursor)
+        : isSet(object.next_cursor)
+        ? globalThis.String(object.next_cursor)
+        : "",
+    };
+  },
+
+  toJSON(message: ListResponse): unknown {
+    const obj: any = {};
+    if (message.entries?.length) {
+      obj.entries = message.entries.map((e) => StateEntry.toJSON(e));
+    }
+    if (message.nextCursor !== "") {
+      obj.nextCursor = message.nextCursor;
+    }
+    return obj;
   },
 
   create(base?: DeepPartial<ListResponse>): ListResponse {
@@ -1671,6 +2103,44 @@ export const Lock: MessageFns<Lock> = {
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
+  },
+
+  fromJSON(object: any): Lock {
+    return {
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+      lockId: isSet(object.lockId)
+        ? globalThis.String(object.lockId)
+        : isSet(object.lock_id)
+        ? globalThis.String(object.lock_id)
+        : "",
+      fencingToken: isSet(object.fencingToken)
+        ? globalThis.Number(object.fencingToken)
+        : isSet(object.fencing_token)
+        ? globalThis.Number(object.fencing_token)
+        : 0,
+      expiresAt: isSet(object.expiresAt)
+        ? fromJsonTimestamp(object.expiresAt)
+        : isSet(object.expires_at)
+        ? fromJsonTimestamp(object.expires_at)
+        : undefined,
+    };
+  },
+
+  toJSON(message: Lock): unknown {
+    const obj: any = {};
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    if (message.lockId !== "") {
+      obj.lockId = message.lockId;
+    }
+    if (message.fencingToken !== 0) {
+      obj.fencingToken = Math.round(message.fencingToken);
+    }
+    if (message.expiresAt !== undefined) {
+      obj.expiresAt = message.expiresAt.toISOString();
+    }
+    return obj;
   },
 
   create(base?: DeepPartial<Lock>): Lock {
@@ -1764,6 +2234,40 @@ export const AcquireLockRequest: MessageFns<AcquireLockRequest> = {
     }
   },
 
+  fromJSON(object: any): AcquireLockRequest {
+    return {
+      namespace: isSet(object.namespace) ? globalThis.String(object.namespace) : "",
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+      ttlMs: isSet(object.ttlMs)
+        ? globalThis.Number(object.ttlMs)
+        : isSet(object.ttl_ms)
+        ? globalThis.Number(object.ttl_ms)
+        : 0,
+      waitMs: isSet(object.waitMs)
+        ? globalThis.Number(object.waitMs)
+        : isSet(object.wait_ms)
+        ? globalThis.Number(object.wait_ms)
+        : 0,
+    };
+  },
+
+  toJSON(message: AcquireLockRequest): unknown {
+    const obj: any = {};
+    if (message.namespace !== "") {
+      obj.namespace = message.namespace;
+    }
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    if (message.ttlMs !== 0) {
+      obj.ttlMs = Math.round(message.ttlMs);
+    }
+    if (message.waitMs !== 0) {
+      obj.waitMs = Math.round(message.waitMs);
+    }
+    return obj;
+  },
+
   create(base?: DeepPartial<AcquireLockRequest>): AcquireLockRequest {
     return AcquireLockRequest.fromPartial(base ?? {});
   },
@@ -1831,6 +2335,24 @@ export const AcquireLockResponse: MessageFns<AcquireLockResponse> = {
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
+  },
+
+  fromJSON(object: any): AcquireLockResponse {
+    return {
+      acquired: isSet(object.acquired) ? globalThis.Boolean(object.acquired) : false,
+      lock: isSet(object.lock) ? Lock.fromJSON(object.lock) : undefined,
+    };
+  },
+
+  toJSON(message: AcquireLockResponse): unknown {
+    const obj: any = {};
+    if (message.acquired !== false) {
+      obj.acquired = message.acquired;
+    }
+    if (message.lock !== undefined) {
+      obj.lock = Lock.toJSON(message.lock);
+    }
+    return obj;
   },
 
   create(base?: DeepPartial<AcquireLockResponse>): AcquireLockResponse {
@@ -1922,6 +2444,40 @@ export const ExtendLockRequest: MessageFns<ExtendLockRequest> = {
     }
   },
 
+  fromJSON(object: any): ExtendLockRequest {
+    return {
+      namespace: isSet(object.namespace) ? globalThis.String(object.namespace) : "",
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+      lockId: isSet(object.lockId)
+        ? globalThis.String(object.lockId)
+        : isSet(object.lock_id)
+        ? globalThis.String(object.lock_id)
+        : "",
+      ttlMs: isSet(object.ttlMs)
+        ? globalThis.Number(object.ttlMs)
+        : isSet(object.ttl_ms)
+        ? globalThis.Number(object.ttl_ms)
+        : 0,
+    };
+  },
+
+  toJSON(message: ExtendLockRequest): unknown {
+    const obj: any = {};
+    if (message.namespace !== "") {
+      obj.namespace = message.namespace;
+    }
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    if (message.lockId !== "") {
+      obj.lockId = message.lockId;
+    }
+    if (message.ttlMs !== 0) {
+      obj.ttlMs = Math.round(message.ttlMs);
+    }
+    return obj;
+  },
+
   create(base?: DeepPartial<ExtendLockRequest>): ExtendLockRequest {
     return ExtendLockRequest.fromPartial(base ?? {});
   },
@@ -1978,6 +2534,18 @@ export const ExtendLockResponse: MessageFns<ExtendLockResponse> = {
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
+  },
+
+  fromJSON(object: any): ExtendLockResponse {
+    return { lock: isSet(object.lock) ? Lock.fromJSON(object.lock) : undefined };
+  },
+
+  toJSON(message: ExtendLockResponse): unknown {
+    const obj: any = {};
+    if (message.lock !== undefined) {
+      obj.lock = Lock.toJSON(message.lock);
+    }
+    return obj;
   },
 
   create(base?: DeepPartial<ExtendLockResponse>): ExtendLockResponse {
@@ -2057,6 +2625,32 @@ export const ReleaseLockRequest: MessageFns<ReleaseLockRequest> = {
     }
   },
 
+  fromJSON(object: any): ReleaseLockRequest {
+    return {
+      namespace: isSet(object.namespace) ? globalThis.String(object.namespace) : "",
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+      lockId: isSet(object.lockId)
+        ? globalThis.String(object.lockId)
+        : isSet(object.lock_id)
+        ? globalThis.String(object.lock_id)
+        : "",
+    };
+  },
+
+  toJSON(message: ReleaseLockRequest): unknown {
+    const obj: any = {};
+    if (message.namespace !== "") {
+      obj.namespace = message.namespace;
+    }
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    if (message.lockId !== "") {
+      obj.lockId = message.lockId;
+    }
+    return obj;
+  },
+
   create(base?: DeepPartial<ReleaseLockRequest>): ReleaseLockRequest {
     return ReleaseLockRequest.fromPartial(base ?? {});
   },
@@ -2101,6 +2695,15 @@ export const ReleaseLockResponse: MessageFns<ReleaseLockResponse> = {
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
+  },
+
+  fromJSON(_: any): ReleaseLockResponse {
+    return {};
+  },
+
+  toJSON(_: ReleaseLockResponse): unknown {
+    const obj: any = {};
+    return obj;
   },
 
   create(base?: DeepPartial<ReleaseLockResponse>): ReleaseLockResponse {
@@ -2451,6 +3054,10 @@ export const StateServiceClient = makeGenericClientConstructor(
   serviceName: string;
 };
 
+function floatToJson(value: number | null | undefined): number | string | null | undefined {
+  return typeof value === "number" && !globalThis.Number.isFinite(value) ? globalThis.String(value) : value;
+}
+
 type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
 
 export type DeepPartial<T> = T extends Builtin ? T
@@ -2472,6 +3079,16 @@ function fromTimestamp(t: Timestamp): Date {
   return new globalThis.Date(millis);
 }
 
+function fromJsonTimestamp(o: any): Date {
+  if (o instanceof globalThis.Date) {
+    return o;
+  } else if (typeof o === "string") {
+    return new globalThis.Date(o);
+  } else {
+    return fromTimestamp(Timestamp.fromJSON(o));
+  }
+}
+
 function longToNumber(int64: { toString(): string }): number {
   const num = globalThis.Number(int64.toString());
   if (num > globalThis.Number.MAX_SAFE_INTEGER) {
@@ -2483,9 +3100,15 @@ function longToNumber(int64: { toString(): string }): number {
   return num;
 }
 
+function isSet(value: any): boolean {
+  return value !== null && value !== undefined;
+}
+
 export interface MessageFns<T> {
   encode(message: T, writer?: BinaryWriter): BinaryWriter;
   decode(input: BinaryReader | Uint8Array, length?: number): T;
+  fromJSON(object: any): T;
+  toJSON(message: T): unknown;
   create(base?: DeepPartial<T>): T;
   fromPartial(object: DeepPartial<T>): T;
 }

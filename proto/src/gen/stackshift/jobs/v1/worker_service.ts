@@ -18,7 +18,16 @@ import {
   type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
 import { Timestamp } from "../../../google/protobuf/timestamp.js";
-import { Event, RunError, RunStatus, StepKind } from "./run.js";
+import {
+  Event,
+  RunError,
+  RunStatus,
+  runStatusFromJSON,
+  runStatusToJSON,
+  StepKind,
+  stepKindFromJSON,
+  stepKindToJSON,
+} from "./run.js";
 
 export const protobufPackage = "stackshift.jobs.v1";
 
@@ -36,6 +45,38 @@ export enum RevokeReason {
   /** REVOKE_REASON_CANCELLED - The run was cancelled. */
   REVOKE_REASON_CANCELLED = 2,
   UNRECOGNIZED = -1,
+}
+
+export function revokeReasonFromJSON(object: any): RevokeReason {
+  switch (object) {
+    case 0:
+    case "REVOKE_REASON_UNSPECIFIED":
+      return RevokeReason.REVOKE_REASON_UNSPECIFIED;
+    case 1:
+    case "REVOKE_REASON_LEASE_LOST":
+      return RevokeReason.REVOKE_REASON_LEASE_LOST;
+    case 2:
+    case "REVOKE_REASON_CANCELLED":
+      return RevokeReason.REVOKE_REASON_CANCELLED;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return RevokeReason.UNRECOGNIZED;
+  }
+}
+
+export function revokeReasonToJSON(object: RevokeReason): string {
+  switch (object) {
+    case RevokeReason.REVOKE_REASON_UNSPECIFIED:
+      return "REVOKE_REASON_UNSPECIFIED";
+    case RevokeReason.REVOKE_REASON_LEASE_LOST:
+      return "REVOKE_REASON_LEASE_LOST";
+    case RevokeReason.REVOKE_REASON_CANCELLED:
+      return "REVOKE_REASON_CANCELLED";
+    case RevokeReason.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
 }
 
 /** LeaseRef names a lease held by a worker. */
@@ -575,6 +616,32 @@ export const LeaseRef: MessageFns<LeaseRef> = {
     }
   },
 
+  fromJSON(object: any): LeaseRef {
+    return {
+      runId: isSet(object.runId)
+        ? globalThis.String(object.runId)
+        : isSet(object.run_id)
+        ? globalThis.String(object.run_id)
+        : "",
+      leaseToken: isSet(object.leaseToken)
+        ? globalThis.String(object.leaseToken)
+        : isSet(object.lease_token)
+        ? globalThis.String(object.lease_token)
+        : "",
+    };
+  },
+
+  toJSON(message: LeaseRef): unknown {
+    const obj: any = {};
+    if (message.runId !== "") {
+      obj.runId = message.runId;
+    }
+    if (message.leaseToken !== "") {
+      obj.leaseToken = message.leaseToken;
+    }
+    return obj;
+  },
+
   create(base?: DeepPartial<LeaseRef>): LeaseRef {
     return LeaseRef.fromPartial(base ?? {});
   },
@@ -642,6 +709,28 @@ export const RevokedLease: MessageFns<RevokedLease> = {
     }
   },
 
+  fromJSON(object: any): RevokedLease {
+    return {
+      runId: isSet(object.runId)
+        ? globalThis.String(object.runId)
+        : isSet(object.run_id)
+        ? globalThis.String(object.run_id)
+        : "",
+      reason: isSet(object.reason) ? revokeReasonFromJSON(object.reason) : 0,
+    };
+  },
+
+  toJSON(message: RevokedLease): unknown {
+    const obj: any = {};
+    if (message.runId !== "") {
+      obj.runId = message.runId;
+    }
+    if (message.reason !== 0) {
+      obj.reason = revokeReasonToJSON(message.reason);
+    }
+    return obj;
+  },
+
   create(base?: DeepPartial<RevokedLease>): RevokedLease {
     return RevokedLease.fromPartial(base ?? {});
   },
@@ -707,6 +796,32 @@ export const MemoizedStep: MessageFns<MemoizedStep> = {
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
+  },
+
+  fromJSON(object: any): MemoizedStep {
+    return {
+      stepId: isSet(object.stepId)
+        ? globalThis.String(object.stepId)
+        : isSet(object.step_id)
+        ? globalThis.String(object.step_id)
+        : "",
+      resultJson: isSet(object.resultJson)
+        ? globalThis.String(object.resultJson)
+        : isSet(object.result_json)
+        ? globalThis.String(object.result_json)
+        : undefined,
+    };
+  },
+
+  toJSON(message: MemoizedStep): unknown {
+    const obj: any = {};
+    if (message.stepId !== "") {
+      obj.stepId = message.stepId;
+    }
+    if (message.resultJson !== undefined) {
+      obj.resultJson = message.resultJson;
+    }
+    return obj;
   },
 
   create(base?: DeepPartial<MemoizedStep>): MemoizedStep {
@@ -926,6 +1041,138 @@ export const Task: MessageFns<Task> = {
     }
   },
 
+  fromJSON(object: any): Task {
+    return {
+      runId: isSet(object.runId)
+        ? globalThis.String(object.runId)
+        : isSet(object.run_id)
+        ? globalThis.String(object.run_id)
+        : "",
+      namespace: isSet(object.namespace) ? globalThis.String(object.namespace) : "",
+      queue: isSet(object.queue) ? globalThis.String(object.queue) : "",
+      job: isSet(object.job) ? globalThis.String(object.job) : "",
+      payloadJson: isSet(object.payloadJson)
+        ? globalThis.String(object.payloadJson)
+        : isSet(object.payload_json)
+        ? globalThis.String(object.payload_json)
+        : "",
+      attempt: isSet(object.attempt) ? globalThis.Number(object.attempt) : 0,
+      maxAttempts: isSet(object.maxAttempts)
+        ? globalThis.Number(object.maxAttempts)
+        : isSet(object.max_attempts)
+        ? globalThis.Number(object.max_attempts)
+        : 0,
+      leaseToken: isSet(object.leaseToken)
+        ? globalThis.String(object.leaseToken)
+        : isSet(object.lease_token)
+        ? globalThis.String(object.lease_token)
+        : "",
+      leaseMs: isSet(object.leaseMs)
+        ? globalThis.Number(object.leaseMs)
+        : isSet(object.lease_ms)
+        ? globalThis.Number(object.lease_ms)
+        : 0,
+      steps: globalThis.Array.isArray(object?.steps)
+        ? object.steps.map((e: any) => MemoizedStep.fromJSON(e))
+        : [],
+      createdAt: isSet(object.createdAt)
+        ? fromJsonTimestamp(object.createdAt)
+        : isSet(object.created_at)
+        ? fromJsonTimestamp(object.created_at)
+        : undefined,
+      availableAt: isSet(object.availableAt)
+        ? fromJsonTimestamp(object.availableAt)
+        : isSet(object.available_at)
+        ? fromJsonTimestamp(object.available_at)
+        : undefined,
+      leaseExpiresAt: isSet(object.leaseExpiresAt)
+        ? fromJsonTimestamp(object.leaseExpiresAt)
+        : isSet(object.lease_expires_at)
+        ? fromJsonTimestamp(object.lease_expires_at)
+        : undefined,
+      traceContext: isObject(object.traceContext)
+        ? (globalThis.Object.entries(object.traceContext) as [string, any][]).reduce(
+          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
+            globalThis.Object.defineProperty(acc, key, {
+              value: globalThis.String(value),
+              enumerable: true,
+              configurable: true,
+              writable: true,
+            });
+            return acc;
+          },
+          {},
+        )
+        : isObject(object.trace_context)
+        ? (globalThis.Object.entries(object.trace_context) as [string, any][]).reduce(
+          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
+            globalThis.Object.defineProperty(acc, key, {
+              value: globalThis.String(value),
+              enumerable: true,
+              configurable: true,
+              writable: true,
+            });
+            return acc;
+          },
+          {},
+        )
+        : {},
+    };
+  },
+
+  toJSON(message: Task): unknown {
+    const obj: any = {};
+    if (message.runId !== "") {
+      obj.runId = message.runId;
+    }
+    if (message.namespace !== "") {
+      obj.namespace = message.namespace;
+    }
+    if (message.queue !== "") {
+      obj.queue = message.queue;
+    }
+    if (message.job !== "") {
+      obj.job = message.job;
+    }
+    if (message.payloadJson !== "") {
+      obj.payloadJson = message.payloadJson;
+    }
+    if (message.attempt !== 0) {
+      obj.attempt = Math.round(message.attempt);
+    }
+    if (message.maxAttempts !== 0) {
+      obj.maxAttempts = Math.round(message.maxAttempts);
+    }
+    if (message.leaseToken !== "") {
+      obj.leaseToken = message.leaseToken;
+    }
+    if (message.leaseMs !== 0) {
+      obj.leaseMs = Math.round(message.leaseMs);
+    }
+    if (message.steps?.length) {
+      obj.steps = message.steps.map((e) => MemoizedStep.toJSON(e));
+    }
+    if (message.createdAt !== undefined) {
+      obj.createdAt = message.createdAt.toISOString();
+    }
+    if (message.availableAt !== undefined) {
+      obj.availableAt = message.availableAt.toISOString();
+    }
+    if (message.leaseExpiresAt !== undefined) {
+      obj.leaseExpiresAt = message.leaseExpiresAt.toISOString();
+    }
+    if (message.traceContext) {
+      const entries = globalThis.Object.entries(message.traceContext) as [string, string][];
+      if (entries.length > 0) {
+        obj.traceContext = {};
+        entries.forEach(([k, v]) => {
+          obj.traceContext[k] = v;
+        });
+      }
+    }
+    return obj;
+  },
+
   create(base?: DeepPartial<Task>): Task {
     return Task.fromPartial(base ?? {});
   },
@@ -1011,6 +1258,24 @@ export const Task_TraceContextEntry: MessageFns<Task_TraceContextEntry> = {
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
+  },
+
+  fromJSON(object: any): Task_TraceContextEntry {
+    return {
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+      value: isSet(object.value) ? globalThis.String(object.value) : "",
+    };
+  },
+
+  toJSON(message: Task_TraceContextEntry): unknown {
+    const obj: any = {};
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    if (message.value !== "") {
+      obj.value = message.value;
+    }
+    return obj;
   },
 
   create(base?: DeepPartial<Task_TraceContextEntry>): Task_TraceContextEntry {
@@ -1135,6 +1400,52 @@ export const WorkerHello: MessageFns<WorkerHello> = {
     }
   },
 
+  fromJSON(object: any): WorkerHello {
+    return {
+      namespace: isSet(object.namespace) ? globalThis.String(object.namespace) : "",
+      workerId: isSet(object.workerId)
+        ? globalThis.String(object.workerId)
+        : isSet(object.worker_id)
+        ? globalThis.String(object.worker_id)
+        : "",
+      queues: globalThis.Array.isArray(object?.queues) ? object.queues.map((e: any) => globalThis.String(e)) : [],
+      jobs: globalThis.Array.isArray(object?.jobs) ? object.jobs.map((e: any) => globalThis.String(e)) : [],
+      slots: isSet(object.slots) ? globalThis.Number(object.slots) : 0,
+      leaseMs: isSet(object.leaseMs)
+        ? globalThis.Number(object.leaseMs)
+        : isSet(object.lease_ms)
+        ? globalThis.Number(object.lease_ms)
+        : 0,
+      sdk: isSet(object.sdk) ? globalThis.String(object.sdk) : "",
+    };
+  },
+
+  toJSON(message: WorkerHello): unknown {
+    const obj: any = {};
+    if (message.namespace !== "") {
+      obj.namespace = message.namespace;
+    }
+    if (message.workerId !== "") {
+      obj.workerId = message.workerId;
+    }
+    if (message.queues?.length) {
+      obj.queues = message.queues;
+    }
+    if (message.jobs?.length) {
+      obj.jobs = message.jobs;
+    }
+    if (message.slots !== 0) {
+      obj.slots = Math.round(message.slots);
+    }
+    if (message.leaseMs !== 0) {
+      obj.leaseMs = Math.round(message.leaseMs);
+    }
+    if (message.sdk !== "") {
+      obj.sdk = message.sdk;
+    }
+    return obj;
+  },
+
   create(base?: DeepPartial<WorkerHello>): WorkerHello {
     return WorkerHello.fromPartial(base ?? {});
   },
@@ -1227,6 +1538,48 @@ export const WorkerWelcome: MessageFns<WorkerWelcome> = {
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
+  },
+
+  fromJSON(object: any): WorkerWelcome {
+    return {
+      workerId: isSet(object.workerId)
+        ? globalThis.String(object.workerId)
+        : isSet(object.worker_id)
+        ? globalThis.String(object.worker_id)
+        : "",
+      leaseMs: isSet(object.leaseMs)
+        ? globalThis.Number(object.leaseMs)
+        : isSet(object.lease_ms)
+        ? globalThis.Number(object.lease_ms)
+        : 0,
+      heartbeatIntervalMs: isSet(object.heartbeatIntervalMs)
+        ? globalThis.Number(object.heartbeatIntervalMs)
+        : isSet(object.heartbeat_interval_ms)
+        ? globalThis.Number(object.heartbeat_interval_ms)
+        : 0,
+      maxPayloadBytes: isSet(object.maxPayloadBytes)
+        ? globalThis.Number(object.maxPayloadBytes)
+        : isSet(object.max_payload_bytes)
+        ? globalThis.Number(object.max_payload_bytes)
+        : 0,
+    };
+  },
+
+  toJSON(message: WorkerWelcome): unknown {
+    const obj: any = {};
+    if (message.workerId !== "") {
+      obj.workerId = message.workerId;
+    }
+    if (message.leaseMs !== 0) {
+      obj.leaseMs = Math.round(message.leaseMs);
+    }
+    if (message.heartbeatIntervalMs !== 0) {
+      obj.heartbeatIntervalMs = Math.round(message.heartbeatIntervalMs);
+    }
+    if (message.maxPayloadBytes !== 0) {
+      obj.maxPayloadBytes = Math.round(message.maxPayloadBytes);
+    }
+    return obj;
   },
 
   create(base?: DeepPartial<WorkerWelcome>): WorkerWelcome {
@@ -1359,6 +1712,56 @@ export const WorkerOperation: MessageFns<WorkerOperation> = {
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
+  },
+
+  fromJSON(object: any): WorkerOperation {
+    return {
+      id: isSet(object.id) ? globalThis.Number(object.id) : 0,
+      operation: isSet(object.completeStep)
+        ? { $case: "completeStep", completeStep: CompleteStepRequest.fromJSON(object.completeStep) }
+        : isSet(object.complete_step)
+        ? { $case: "completeStep", completeStep: CompleteStepRequest.fromJSON(object.complete_step) }
+        : isSet(object.completeRun)
+        ? { $case: "completeRun", completeRun: CompleteRunRequest.fromJSON(object.completeRun) }
+        : isSet(object.complete_run)
+        ? { $case: "completeRun", completeRun: CompleteRunRequest.fromJSON(object.complete_run) }
+        : isSet(object.failRun)
+        ? { $case: "failRun", failRun: FailRunRequest.fromJSON(object.failRun) }
+        : isSet(object.fail_run)
+        ? { $case: "failRun", failRun: FailRunRequest.fromJSON(object.fail_run) }
+        : isSet(object.releaseRun)
+        ? { $case: "releaseRun", releaseRun: ReleaseRunRequest.fromJSON(object.releaseRun) }
+        : isSet(object.release_run)
+        ? { $case: "releaseRun", releaseRun: ReleaseRunRequest.fromJSON(object.release_run) }
+        : isSet(object.heartbeat)
+        ? { $case: "heartbeat", heartbeat: HeartbeatRequest.fromJSON(object.heartbeat) }
+        : isSet(object.suspendRun)
+        ? { $case: "suspendRun", suspendRun: SuspendRunRequest.fromJSON(object.suspendRun) }
+        : isSet(object.suspend_run)
+        ? { $case: "suspendRun", suspendRun: SuspendRunRequest.fromJSON(object.suspend_run) }
+        : undefined,
+    };
+  },
+
+  toJSON(message: WorkerOperation): unknown {
+    const obj: any = {};
+    if (message.id !== 0) {
+      obj.id = Math.round(message.id);
+    }
+    if (message.operation?.$case === "completeStep") {
+      obj.completeStep = CompleteStepRequest.toJSON(message.operation.completeStep);
+    } else if (message.operation?.$case === "completeRun") {
+      obj.completeRun = CompleteRunRequest.toJSON(message.operation.completeRun);
+    } else if (message.operation?.$case === "failRun") {
+      obj.failRun = FailRunRequest.toJSON(message.operation.failRun);
+    } else if (message.operation?.$case === "releaseRun") {
+      obj.releaseRun = ReleaseRunRequest.toJSON(message.operation.releaseRun);
+    } else if (message.operation?.$case === "heartbeat") {
+      obj.heartbeat = HeartbeatRequest.toJSON(message.operation.heartbeat);
+    } else if (message.operation?.$case === "suspendRun") {
+      obj.suspendRun = SuspendRunRequest.toJSON(message.operation.suspendRun);
+    }
+    return obj;
   },
 
   create(base?: DeepPartial<WorkerOperation>): WorkerOperation {
@@ -1562,6 +1965,64 @@ export const OperationResult: MessageFns<OperationResult> = {
     }
   },
 
+  fromJSON(object: any): OperationResult {
+    return {
+      id: isSet(object.id) ? globalThis.Number(object.id) : 0,
+      code: isSet(object.code) ? globalThis.Number(object.code) : 0,
+      message: isSet(object.message) ? globalThis.String(object.message) : "",
+      result: isSet(object.completeStep)
+        ? { $case: "completeStep", completeStep: CompleteStepResponse.fromJSON(object.completeStep) }
+        : isSet(object.complete_step)
+        ? { $case: "completeStep", completeStep: CompleteStepResponse.fromJSON(object.complete_step) }
+        : isSet(object.completeRun)
+        ? { $case: "completeRun", completeRun: CompleteRunResponse.fromJSON(object.completeRun) }
+        : isSet(object.complete_run)
+        ? { $case: "completeRun", completeRun: CompleteRunResponse.fromJSON(object.complete_run) }
+        : isSet(object.failRun)
+        ? { $case: "failRun", failRun: FailRunResponse.fromJSON(object.failRun) }
+        : isSet(object.fail_run)
+        ? { $case: "failRun", failRun: FailRunResponse.fromJSON(object.fail_run) }
+        : isSet(object.releaseRun)
+        ? { $case: "releaseRun", releaseRun: ReleaseRunResponse.fromJSON(object.releaseRun) }
+        : isSet(object.release_run)
+        ? { $case: "releaseRun", releaseRun: ReleaseRunResponse.fromJSON(object.release_run) }
+        : isSet(object.heartbeat)
+        ? { $case: "heartbeat", heartbeat: HeartbeatResponse.fromJSON(object.heartbeat) }
+        : isSet(object.suspendRun)
+        ? { $case: "suspendRun", suspendRun: SuspendRunResponse.fromJSON(object.suspendRun) }
+        : isSet(object.suspend_run)
+        ? { $case: "suspendRun", suspendRun: SuspendRunResponse.fromJSON(object.suspend_run) }
+        : undefined,
+    };
+  },
+
+  toJSON(message: OperationResult): unknown {
+    const obj: any = {};
+    if (message.id !== 0) {
+      obj.id = Math.round(message.id);
+    }
+    if (message.code !== 0) {
+      obj.code = Math.round(message.code);
+    }
+    if (message.message !== "") {
+      obj.message = message.message;
+    }
+    if (message.result?.$case === "completeStep") {
+      obj.completeStep = CompleteStepResponse.toJSON(message.result.completeStep);
+    } else if (message.result?.$case === "completeRun") {
+      obj.completeRun = CompleteRunResponse.toJSON(message.result.completeRun);
+    } else if (message.result?.$case === "failRun") {
+      obj.failRun = FailRunResponse.toJSON(message.result.failRun);
+    } else if (message.result?.$case === "releaseRun") {
+      obj.releaseRun = ReleaseRunResponse.toJSON(message.result.releaseRun);
+    } else if (message.result?.$case === "heartbeat") {
+      obj.heartbeat = HeartbeatResponse.toJSON(message.result.heartbeat);
+    } else if (message.result?.$case === "suspendRun") {
+      obj.suspendRun = SuspendRunResponse.toJSON(message.result.suspendRun);
+    }
+    return obj;
+  },
+
   create(base?: DeepPartial<OperationResult>): OperationResult {
     return OperationResult.fromPartial(base ?? {});
   },
@@ -1702,6 +2163,38 @@ export const ConnectRequest: MessageFns<ConnectRequest> = {
     }
   },
 
+  fromJSON(object: any): ConnectRequest {
+    return {
+      hello: isSet(object.hello) ? WorkerHello.fromJSON(object.hello) : undefined,
+      addedSlots: isSet(object.addedSlots)
+        ? globalThis.Number(object.addedSlots)
+        : isSet(object.added_slots)
+        ? globalThis.Number(object.added_slots)
+        : 0,
+      operations: globalThis.Array.isArray(object?.operations)
+        ? object.operations.map((e: any) => WorkerOperation.fromJSON(e))
+        : [],
+      drain: isSet(object.drain) ? globalThis.Boolean(object.drain) : false,
+    };
+  },
+
+  toJSON(message: ConnectRequest): unknown {
+    const obj: any = {};
+    if (message.hello !== undefined) {
+      obj.hello = WorkerHello.toJSON(message.hello);
+    }
+    if (message.addedSlots !== 0) {
+      obj.addedSlots = Math.round(message.addedSlots);
+    }
+    if (message.operations?.length) {
+      obj.operations = message.operations.map((e) => WorkerOperation.toJSON(e));
+    }
+    if (message.drain !== false) {
+      obj.drain = message.drain;
+    }
+    return obj;
+  },
+
   create(base?: DeepPartial<ConnectRequest>): ConnectRequest {
     return ConnectRequest.fromPartial(base ?? {});
   },
@@ -1804,6 +2297,40 @@ export const ConnectResponse: MessageFns<ConnectResponse> = {
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
+  },
+
+  fromJSON(object: any): ConnectResponse {
+    return {
+      welcome: isSet(object.welcome) ? WorkerWelcome.fromJSON(object.welcome) : undefined,
+      tasks: globalThis.Array.isArray(object?.tasks) ? object.tasks.map((e: any) => Task.fromJSON(e)) : [],
+      results: globalThis.Array.isArray(object?.results)
+        ? object.results.map((e: any) => OperationResult.fromJSON(e))
+        : [],
+      revoked: globalThis.Array.isArray(object?.revoked)
+        ? object.revoked.map((e: any) => RevokedLease.fromJSON(e))
+        : [],
+      drained: isSet(object.drained) ? globalThis.Boolean(object.drained) : false,
+    };
+  },
+
+  toJSON(message: ConnectResponse): unknown {
+    const obj: any = {};
+    if (message.welcome !== undefined) {
+      obj.welcome = WorkerWelcome.toJSON(message.welcome);
+    }
+    if (message.tasks?.length) {
+      obj.tasks = message.tasks.map((e) => Task.toJSON(e));
+    }
+    if (message.results?.length) {
+      obj.results = message.results.map((e) => OperationResult.toJSON(e));
+    }
+    if (message.revoked?.length) {
+      obj.revoked = message.revoked.map((e) => RevokedLease.toJSON(e));
+    }
+    if (message.drained !== false) {
+      obj.drained = message.drained;
+    }
+    return obj;
   },
 
   create(base?: DeepPartial<ConnectResponse>): ConnectResponse {
@@ -1933,6 +2460,60 @@ export const ClaimTaskRequest: MessageFns<ClaimTaskRequest> = {
     }
   },
 
+  fromJSON(object: any): ClaimTaskRequest {
+    return {
+      namespace: isSet(object.namespace) ? globalThis.String(object.namespace) : "",
+      workerId: isSet(object.workerId)
+        ? globalThis.String(object.workerId)
+        : isSet(object.worker_id)
+        ? globalThis.String(object.worker_id)
+        : "",
+      queues: globalThis.Array.isArray(object?.queues) ? object.queues.map((e: any) => globalThis.String(e)) : [],
+      jobs: globalThis.Array.isArray(object?.jobs) ? object.jobs.map((e: any) => globalThis.String(e)) : [],
+      maxTasks: isSet(object.maxTasks)
+        ? globalThis.Number(object.maxTasks)
+        : isSet(object.max_tasks)
+        ? globalThis.Number(object.max_tasks)
+        : 0,
+      waitMs: isSet(object.waitMs)
+        ? globalThis.Number(object.waitMs)
+        : isSet(object.wait_ms)
+        ? globalThis.Number(object.wait_ms)
+        : 0,
+      leaseMs: isSet(object.leaseMs)
+        ? globalThis.Number(object.leaseMs)
+        : isSet(object.lease_ms)
+        ? globalThis.Number(object.lease_ms)
+        : 0,
+    };
+  },
+
+  toJSON(message: ClaimTaskRequest): unknown {
+    const obj: any = {};
+    if (message.namespace !== "") {
+      obj.namespace = message.namespace;
+    }
+    if (message.workerId !== "") {
+      obj.workerId = message.workerId;
+    }
+    if (message.queues?.length) {
+      obj.queues = message.queues;
+    }
+    if (message.jobs?.length) {
+      obj.jobs = message.jobs;
+    }
+    if (message.maxTasks !== 0) {
+      obj.maxTasks = Math.round(message.maxTasks);
+    }
+    if (message.waitMs !== 0) {
+      obj.waitMs = Math.round(message.waitMs);
+    }
+    if (message.leaseMs !== 0) {
+      obj.leaseMs = Math.round(message.leaseMs);
+    }
+    return obj;
+  },
+
   create(base?: DeepPartial<ClaimTaskRequest>): ClaimTaskRequest {
     return ClaimTaskRequest.fromPartial(base ?? {});
   },
@@ -1992,6 +2573,18 @@ export const ClaimTaskResponse: MessageFns<ClaimTaskResponse> = {
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
+  },
+
+  fromJSON(object: any): ClaimTaskResponse {
+    return { tasks: globalThis.Array.isArray(object?.tasks) ? object.tasks.map((e: any) => Task.fromJSON(e)) : [] };
+  },
+
+  toJSON(message: ClaimTaskResponse): unknown {
+    const obj: any = {};
+    if (message.tasks?.length) {
+      obj.tasks = message.tasks.map((e) => Task.toJSON(e));
+    }
+    return obj;
   },
 
   create(base?: DeepPartial<ClaimTaskResponse>): ClaimTaskResponse {
@@ -2060,6 +2653,28 @@ export const HeartbeatRequest: MessageFns<HeartbeatRequest> = {
     }
   },
 
+  fromJSON(object: any): HeartbeatRequest {
+    return {
+      leases: globalThis.Array.isArray(object?.leases) ? object.leases.map((e: any) => LeaseRef.fromJSON(e)) : [],
+      leaseMs: isSet(object.leaseMs)
+        ? globalThis.Number(object.leaseMs)
+        : isSet(object.lease_ms)
+        ? globalThis.Number(object.lease_ms)
+        : 0,
+    };
+  },
+
+  toJSON(message: HeartbeatRequest): unknown {
+    const obj: any = {};
+    if (message.leases?.length) {
+      obj.leases = message.leases.map((e) => LeaseRef.toJSON(e));
+    }
+    if (message.leaseMs !== 0) {
+      obj.leaseMs = Math.round(message.leaseMs);
+    }
+    return obj;
+  },
+
   create(base?: DeepPartial<HeartbeatRequest>): HeartbeatRequest {
     return HeartbeatRequest.fromPartial(base ?? {});
   },
@@ -2114,6 +2729,22 @@ export const HeartbeatResponse: MessageFns<HeartbeatResponse> = {
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
+  },
+
+  fromJSON(object: any): HeartbeatResponse {
+    return {
+      revoked: globalThis.Array.isArray(object?.revoked)
+        ? object.revoked.map((e: any) => RevokedLease.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: HeartbeatResponse): unknown {
+    const obj: any = {};
+    if (message.revoked?.length) {
+      obj.revoked = message.revoked.map((e) => RevokedLease.toJSON(e));
+    }
+    return obj;
   },
 
   create(base?: DeepPartial<HeartbeatResponse>): HeartbeatResponse {
@@ -2226,6 +2857,60 @@ export const CompleteStepRequest: MessageFns<CompleteStepRequest> = {
     }
   },
 
+  fromJSON(object: any): CompleteStepRequest {
+    return {
+      runId: isSet(object.runId)
+        ? globalThis.String(object.runId)
+        : isSet(object.run_id)
+        ? globalThis.String(object.run_id)
+        : "",
+      leaseToken: isSet(object.leaseToken)
+        ? globalThis.String(object.leaseToken)
+        : isSet(object.lease_token)
+        ? globalThis.String(object.lease_token)
+        : "",
+      stepId: isSet(object.stepId)
+        ? globalThis.String(object.stepId)
+        : isSet(object.step_id)
+        ? globalThis.String(object.step_id)
+        : "",
+      resultJson: isSet(object.resultJson)
+        ? globalThis.String(object.resultJson)
+        : isSet(object.result_json)
+        ? globalThis.String(object.result_json)
+        : undefined,
+      durationMs: isSet(object.durationMs)
+        ? globalThis.Number(object.durationMs)
+        : isSet(object.duration_ms)
+        ? globalThis.Number(object.duration_ms)
+        : 0,
+      kind: isSet(object.kind) ? stepKindFromJSON(object.kind) : 0,
+    };
+  },
+
+  toJSON(message: CompleteStepRequest): unknown {
+    const obj: any = {};
+    if (message.runId !== "") {
+      obj.runId = message.runId;
+    }
+    if (message.leaseToken !== "") {
+      obj.leaseToken = message.leaseToken;
+    }
+    if (message.stepId !== "") {
+      obj.stepId = message.stepId;
+    }
+    if (message.resultJson !== undefined) {
+      obj.resultJson = message.resultJson;
+    }
+    if (message.durationMs !== 0) {
+      obj.durationMs = Math.round(message.durationMs);
+    }
+    if (message.kind !== 0) {
+      obj.kind = stepKindToJSON(message.kind);
+    }
+    return obj;
+  },
+
   create(base?: DeepPartial<CompleteStepRequest>): CompleteStepRequest {
     return CompleteStepRequest.fromPartial(base ?? {});
   },
@@ -2273,6 +2958,15 @@ export const CompleteStepResponse: MessageFns<CompleteStepResponse> = {
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
+  },
+
+  fromJSON(_: any): CompleteStepResponse {
+    return {};
+  },
+
+  toJSON(_: CompleteStepResponse): unknown {
+    const obj: any = {};
+    return obj;
   },
 
   create(base?: DeepPartial<CompleteStepResponse>): CompleteStepResponse {
@@ -2351,6 +3045,40 @@ export const CompleteRunRequest: MessageFns<CompleteRunRequest> = {
     }
   },
 
+  fromJSON(object: any): CompleteRunRequest {
+    return {
+      runId: isSet(object.runId)
+        ? globalThis.String(object.runId)
+        : isSet(object.run_id)
+        ? globalThis.String(object.run_id)
+        : "",
+      leaseToken: isSet(object.leaseToken)
+        ? globalThis.String(object.leaseToken)
+        : isSet(object.lease_token)
+        ? globalThis.String(object.lease_token)
+        : "",
+      resultJson: isSet(object.resultJson)
+        ? globalThis.String(object.resultJson)
+        : isSet(object.result_json)
+        ? globalThis.String(object.result_json)
+        : undefined,
+    };
+  },
+
+  toJSON(message: CompleteRunRequest): unknown {
+    const obj: any = {};
+    if (message.runId !== "") {
+      obj.runId = message.runId;
+    }
+    if (message.leaseToken !== "") {
+      obj.leaseToken = message.leaseToken;
+    }
+    if (message.resultJson !== undefined) {
+      obj.resultJson = message.resultJson;
+    }
+    return obj;
+  },
+
   create(base?: DeepPartial<CompleteRunRequest>): CompleteRunRequest {
     return CompleteRunRequest.fromPartial(base ?? {});
   },
@@ -2395,6 +3123,15 @@ export const CompleteRunResponse: MessageFns<CompleteRunResponse> = {
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
+  },
+
+  fromJSON(_: any): CompleteRunResponse {
+    return {};
+  },
+
+  toJSON(_: CompleteRunResponse): unknown {
+    const obj: any = {};
+    return obj;
   },
 
   create(base?: DeepPartial<CompleteRunResponse>): CompleteRunResponse {
@@ -2525,6 +3262,68 @@ export const FailRunRequest: MessageFns<FailRunRequest> = {
     }
   },
 
+  fromJSON(object: any): FailRunRequest {
+    return {
+      runId: isSet(object.runId)
+        ? globalThis.String(object.runId)
+        : isSet(object.run_id)
+        ? globalThis.String(object.run_id)
+        : "",
+      leaseToken: isSet(object.leaseToken)
+        ? globalThis.String(object.leaseToken)
+        : isSet(object.lease_token)
+        ? globalThis.String(object.lease_token)
+        : "",
+      error: isSet(object.error) ? RunError.fromJSON(object.error) : undefined,
+      nonRetriable: isSet(object.nonRetriable)
+        ? globalThis.Boolean(object.nonRetriable)
+        : isSet(object.non_retriable)
+        ? globalThis.Boolean(object.non_retriable)
+        : false,
+      retryDelayMs: isSet(object.retryDelayMs)
+        ? globalThis.Number(object.retryDelayMs)
+        : isSet(object.retry_delay_ms)
+        ? globalThis.Number(object.retry_delay_ms)
+        : undefined,
+      failedStepId: isSet(object.failedStepId)
+        ? globalThis.String(object.failedStepId)
+        : isSet(object.failed_step_id)
+        ? globalThis.String(object.failed_step_id)
+        : "",
+      failedStepDurationMs: isSet(object.failedStepDurationMs)
+        ? globalThis.Number(object.failedStepDurationMs)
+        : isSet(object.failed_step_duration_ms)
+        ? globalThis.Number(object.failed_step_duration_ms)
+        : 0,
+    };
+  },
+
+  toJSON(message: FailRunRequest): unknown {
+    const obj: any = {};
+    if (message.runId !== "") {
+      obj.runId = message.runId;
+    }
+    if (message.leaseToken !== "") {
+      obj.leaseToken = message.leaseToken;
+    }
+    if (message.error !== undefined) {
+      obj.error = RunError.toJSON(message.error);
+    }
+    if (message.nonRetriable !== false) {
+      obj.nonRetriable = message.nonRetriable;
+    }
+    if (message.retryDelayMs !== undefined) {
+      obj.retryDelayMs = Math.round(message.retryDelayMs);
+    }
+    if (message.failedStepId !== "") {
+      obj.failedStepId = message.failedStepId;
+    }
+    if (message.failedStepDurationMs !== 0) {
+      obj.failedStepDurationMs = Math.round(message.failedStepDurationMs);
+    }
+    return obj;
+  },
+
   create(base?: DeepPartial<FailRunRequest>): FailRunRequest {
     return FailRunRequest.fromPartial(base ?? {});
   },
@@ -2599,6 +3398,28 @@ export const FailRunResponse: MessageFns<FailRunResponse> = {
     }
   },
 
+  fromJSON(object: any): FailRunResponse {
+    return {
+      status: isSet(object.status) ? runStatusFromJSON(object.status) : 0,
+      retryAt: isSet(object.retryAt)
+        ? fromJsonTimestamp(object.retryAt)
+        : isSet(object.retry_at)
+        ? fromJsonTimestamp(object.retry_at)
+        : undefined,
+    };
+  },
+
+  toJSON(message: FailRunResponse): unknown {
+    const obj: any = {};
+    if (message.status !== 0) {
+      obj.status = runStatusToJSON(message.status);
+    }
+    if (message.retryAt !== undefined) {
+      obj.retryAt = message.retryAt.toISOString();
+    }
+    return obj;
+  },
+
   create(base?: DeepPartial<FailRunResponse>): FailRunResponse {
     return FailRunResponse.fromPartial(base ?? {});
   },
@@ -2666,6 +3487,32 @@ export const ReleaseRunRequest: MessageFns<ReleaseRunRequest> = {
     }
   },
 
+  fromJSON(object: any): ReleaseRunRequest {
+    return {
+      runId: isSet(object.runId)
+        ? globalThis.String(object.runId)
+        : isSet(object.run_id)
+        ? globalThis.String(object.run_id)
+        : "",
+      leaseToken: isSet(object.leaseToken)
+        ? globalThis.String(object.leaseToken)
+        : isSet(object.lease_token)
+        ? globalThis.String(object.lease_token)
+        : "",
+    };
+  },
+
+  toJSON(message: ReleaseRunRequest): unknown {
+    const obj: any = {};
+    if (message.runId !== "") {
+      obj.runId = message.runId;
+    }
+    if (message.leaseToken !== "") {
+      obj.leaseToken = message.leaseToken;
+    }
+    return obj;
+  },
+
   create(base?: DeepPartial<ReleaseRunRequest>): ReleaseRunRequest {
     return ReleaseRunRequest.fromPartial(base ?? {});
   },
@@ -2709,6 +3556,15 @@ export const ReleaseRunResponse: MessageFns<ReleaseRunResponse> = {
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
+  },
+
+  fromJSON(_: any): ReleaseRunResponse {
+    return {};
+  },
+
+  toJSON(_: ReleaseRunResponse): unknown {
+    const obj: any = {};
+    return obj;
   },
 
   create(base?: DeepPartial<ReleaseRunResponse>): ReleaseRunResponse {
@@ -2811,6 +3667,50 @@ export const SuspendRunRequest: MessageFns<SuspendRunRequest> = {
     }
   },
 
+  fromJSON(object: any): SuspendRunRequest {
+    return {
+      runId: isSet(object.runId)
+        ? globalThis.String(object.runId)
+        : isSet(object.run_id)
+        ? globalThis.String(object.run_id)
+        : "",
+      leaseToken: isSet(object.leaseToken)
+        ? globalThis.String(object.leaseToken)
+        : isSet(object.lease_token)
+        ? globalThis.String(object.lease_token)
+        : "",
+      stepId: isSet(object.stepId)
+        ? globalThis.String(object.stepId)
+        : isSet(object.step_id)
+        ? globalThis.String(object.step_id)
+        : "",
+      wait: isSet(object.sleep)
+        ? { $case: "sleep", sleep: SleepUntil.fromJSON(object.sleep) }
+        : isSet(object.event)
+        ? { $case: "event", event: EventWait.fromJSON(object.event) }
+        : undefined,
+    };
+  },
+
+  toJSON(message: SuspendRunRequest): unknown {
+    const obj: any = {};
+    if (message.runId !== "") {
+      obj.runId = message.runId;
+    }
+    if (message.leaseToken !== "") {
+      obj.leaseToken = message.leaseToken;
+    }
+    if (message.stepId !== "") {
+      obj.stepId = message.stepId;
+    }
+    if (message.wait?.$case === "sleep") {
+      obj.sleep = SleepUntil.toJSON(message.wait.sleep);
+    } else if (message.wait?.$case === "event") {
+      obj.event = EventWait.toJSON(message.wait.event);
+    }
+    return obj;
+  },
+
   create(base?: DeepPartial<SuspendRunRequest>): SuspendRunRequest {
     return SuspendRunRequest.fromPartial(base ?? {});
   },
@@ -2880,6 +3780,24 @@ export const SleepUntil: MessageFns<SleepUntil> = {
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
+  },
+
+  fromJSON(object: any): SleepUntil {
+    return {
+      wakeAt: isSet(object.wakeAt)
+        ? fromJsonTimestamp(object.wakeAt)
+        : isSet(object.wake_at)
+        ? fromJsonTimestamp(object.wake_at)
+        : undefined,
+    };
+  },
+
+  toJSON(message: SleepUntil): unknown {
+    const obj: any = {};
+    if (message.wakeAt !== undefined) {
+      obj.wakeAt = message.wakeAt.toISOString();
+    }
+    return obj;
   },
 
   create(base?: DeepPartial<SleepUntil>): SleepUntil {
@@ -2970,6 +3888,44 @@ export const EventWait: MessageFns<EventWait> = {
     }
   },
 
+  fromJSON(object: any): EventWait {
+    return {
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      matchJson: isSet(object.matchJson)
+        ? globalThis.String(object.matchJson)
+        : isSet(object.match_json)
+        ? globalThis.String(object.match_json)
+        : "",
+      timeoutMs: isSet(object.timeoutMs)
+        ? globalThis.Number(object.timeoutMs)
+        : isSet(object.timeout_ms)
+        ? globalThis.Number(object.timeout_ms)
+        : 0,
+      lookbackMs: isSet(object.lookbackMs)
+        ? globalThis.Number(object.lookbackMs)
+        : isSet(object.lookback_ms)
+        ? globalThis.Number(object.lookback_ms)
+        : 0,
+    };
+  },
+
+  toJSON(message: EventWait): unknown {
+    const obj: any = {};
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.matchJson !== "") {
+      obj.matchJson = message.matchJson;
+    }
+    if (message.timeoutMs !== 0) {
+      obj.timeoutMs = Math.round(message.timeoutMs);
+    }
+    if (message.lookbackMs !== 0) {
+      obj.lookbackMs = Math.round(message.lookbackMs);
+    }
+    return obj;
+  },
+
   create(base?: DeepPartial<EventWait>): EventWait {
     return EventWait.fromPartial(base ?? {});
   },
@@ -3037,6 +3993,24 @@ export const SuspendRunResponse: MessageFns<SuspendRunResponse> = {
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
+  },
+
+  fromJSON(object: any): SuspendRunResponse {
+    return {
+      suspended: isSet(object.suspended) ? globalThis.Boolean(object.suspended) : false,
+      event: isSet(object.event) ? Event.fromJSON(object.event) : undefined,
+    };
+  },
+
+  toJSON(message: SuspendRunResponse): unknown {
+    const obj: any = {};
+    if (message.suspended !== false) {
+      obj.suspended = message.suspended;
+    }
+    if (message.event !== undefined) {
+      obj.event = Event.toJSON(message.event);
+    }
+    return obj;
   },
 
   create(base?: DeepPartial<SuspendRunResponse>): SuspendRunResponse {
@@ -3420,6 +4394,16 @@ function fromTimestamp(t: Timestamp): Date {
   return new globalThis.Date(millis);
 }
 
+function fromJsonTimestamp(o: any): Date {
+  if (o instanceof globalThis.Date) {
+    return o;
+  } else if (typeof o === "string") {
+    return new globalThis.Date(o);
+  } else {
+    return fromTimestamp(Timestamp.fromJSON(o));
+  }
+}
+
 function longToNumber(int64: { toString(): string }): number {
   const num = globalThis.Number(int64.toString());
   if (num > globalThis.Number.MAX_SAFE_INTEGER) {
@@ -3431,9 +4415,19 @@ function longToNumber(int64: { toString(): string }): number {
   return num;
 }
 
+function isObject(value: any): boolean {
+  return typeof value === "object" && value !== null;
+}
+
+function isSet(value: any): boolean {
+  return value !== null && value !== undefined;
+}
+
 export interface MessageFns<T> {
   encode(message: T, writer?: BinaryWriter): BinaryWriter;
   decode(input: BinaryReader | Uint8Array, length?: number): T;
+  fromJSON(object: any): T;
+  toJSON(message: T): unknown;
   create(base?: DeepPartial<T>): T;
   fromPartial(object: DeepPartial<T>): T;
 }
