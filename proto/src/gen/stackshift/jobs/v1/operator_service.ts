@@ -16,6 +16,7 @@ import {
   type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
 import { Timestamp } from "../../../google/protobuf/timestamp.js";
+import { ApiKeyScope, apiKeyScopeFromJSON, apiKeyScopeToJSON } from "./admin_service.js";
 import { Event, Run, RunStatus, runStatusFromJSON, runStatusToJSON } from "./run.js";
 
 export const protobufPackage = "stackshift.jobs.v1";
@@ -113,6 +114,22 @@ export function bulkActionStatusToJSON(object: BulkActionStatus): string {
     default:
       return "UNRECOGNIZED";
   }
+}
+
+/** GetCallerRequest is empty: the caller is the key the call carries. */
+export interface GetCallerRequest {
+}
+
+/** GetCallerResponse describes the caller. */
+export interface GetCallerResponse {
+  /** The key's id; "admin-key" for STACKSHIFT_ADMIN_KEY, "anonymous" when auth is off. */
+  keyId: string;
+  /** The namespace the key acts in, or "*" for every namespace. */
+  namespace: string;
+  /** What it may do. */
+  scopes: ApiKeyScope[];
+  /** Whether this server requires a key (false: auth is off and every call is allowed). */
+  isAuthRequired: boolean;
 }
 
 /** RerunRunRequest names the run to run again. */
@@ -389,6 +406,197 @@ export interface GetQueueStatsResponse {
   /** The queues. */
   queues: QueueStats[];
 }
+
+function createBaseGetCallerRequest(): GetCallerRequest {
+  return {};
+}
+
+export const GetCallerRequest: MessageFns<GetCallerRequest> = {
+  encode(_: GetCallerRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetCallerRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetCallerRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): GetCallerRequest {
+    return {};
+  },
+
+  toJSON(_: GetCallerRequest): unknown {
+    const obj: any = {};
+    return obj;
+  },
+
+  create(base?: DeepPartial<GetCallerRequest>): GetCallerRequest {
+    return GetCallerRequest.fromPartial(base ?? {});
+  },
+  fromPartial(_: DeepPartial<GetCallerRequest>): GetCallerRequest {
+    const message = createBaseGetCallerRequest();
+    return message;
+  },
+};
+
+function createBaseGetCallerResponse(): GetCallerResponse {
+  return { keyId: "", namespace: "", scopes: [], isAuthRequired: false };
+}
+
+export const GetCallerResponse: MessageFns<GetCallerResponse> = {
+  encode(message: GetCallerResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.keyId !== "") {
+      writer.uint32(10).string(message.keyId);
+    }
+    if (message.namespace !== "") {
+      writer.uint32(18).string(message.namespace);
+    }
+    if (message.scopes.length !== 0) {
+      writer.uint32(26).fork();
+      for (const v of message.scopes) {
+        writer.int32(v);
+      }
+      writer.join();
+    }
+    if (message.isAuthRequired !== false) {
+      writer.uint32(32).bool(message.isAuthRequired);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetCallerResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetCallerResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.keyId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.namespace = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag === 24) {
+              message.scopes.push(reader.int32() as any);
+
+              continue;
+            }
+
+            if (tag === 26) {
+              const end2 = reader.uint32() + reader.pos;
+              while (reader.pos < end2) {
+                message.scopes.push(reader.int32() as any);
+              }
+
+              continue;
+            }
+
+            break;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.isAuthRequired = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GetCallerResponse {
+    return {
+      keyId: isSet(object.keyId)
+        ? globalThis.String(object.keyId)
+        : isSet(object.key_id)
+        ? globalThis.String(object.key_id)
+        : "",
+      namespace: isSet(object.namespace) ? globalThis.String(object.namespace) : "",
+      scopes: globalThis.Array.isArray(object?.scopes) ? object.scopes.map((e: any) => apiKeyScopeFromJSON(e)) : [],
+      isAuthRequired: isSet(object.isAuthRequired)
+        ? globalThis.Boolean(object.isAuthRequired)
+        : isSet(object.is_auth_required)
+        ? globalThis.Boolean(object.is_auth_required)
+        : false,
+    };
+  },
+
+  toJSON(message: GetCallerResponse): unknown {
+    const obj: any = {};
+    if (message.keyId !== "") {
+      obj.keyId = message.keyId;
+    }
+    if (message.namespace !== "") {
+      obj.namespace = message.namespace;
+    }
+    if (message.scopes?.length) {
+      obj.scopes = message.scopes.map((e) => apiKeyScopeToJSON(e));
+    }
+    if (message.isAuthRequired !== false) {
+      obj.isAuthRequired = message.isAuthRequired;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<GetCallerResponse>): GetCallerResponse {
+    return GetCallerResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<GetCallerResponse>): GetCallerResponse {
+    const message = createBaseGetCallerResponse();
+    message.keyId = object.keyId ?? "";
+    message.namespace = object.namespace ?? "";
+    message.scopes = object.scopes?.map((e) => e) || [];
+    message.isAuthRequired = object.isAuthRequired ?? false;
+    return message;
+  },
+};
 
 function createBaseRerunRunRequest(): RerunRunRequest {
   return { namespace: "", runId: "", payloadJson: undefined };
@@ -3009,6 +3217,20 @@ export const OperatorServiceService = {
       Buffer.from(GetQueueStatsResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): GetQueueStatsResponse => GetQueueStatsResponse.decode(value),
   },
+  /**
+   * GetCaller describes the API key the call carries: what a console may
+   * offer its user. Any valid key may call it; with auth off it describes
+   * the anonymous caller, who may do everything in every namespace.
+   */
+  getCaller: {
+    path: "/stackshift.jobs.v1.OperatorService/GetCaller" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: GetCallerRequest): Buffer => Buffer.from(GetCallerRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): GetCallerRequest => GetCallerRequest.decode(value),
+    responseSerialize: (value: GetCallerResponse): Buffer => Buffer.from(GetCallerResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): GetCallerResponse => GetCallerResponse.decode(value),
+  },
 } as const;
 
 export interface OperatorServiceServer extends UntypedServiceImplementation {
@@ -3048,6 +3270,12 @@ export interface OperatorServiceServer extends UntypedServiceImplementation {
    * the last hour how many runs finished and how long runs waited to start.
    */
   getQueueStats: handleUnaryCall<GetQueueStatsRequest, GetQueueStatsResponse>;
+  /**
+   * GetCaller describes the API key the call carries: what a console may
+   * offer its user. Any valid key may call it; with auth off it describes
+   * the anonymous caller, who may do everything in every namespace.
+   */
+  getCaller: handleUnaryCall<GetCallerRequest, GetCallerResponse>;
 }
 
 export interface OperatorServiceClient extends Client {
@@ -3198,6 +3426,26 @@ export interface OperatorServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: GetQueueStatsResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * GetCaller describes the API key the call carries: what a console may
+   * offer its user. Any valid key may call it; with auth off it describes
+   * the anonymous caller, who may do everything in every namespace.
+   */
+  getCaller(
+    request: GetCallerRequest,
+    callback: (error: ServiceError | null, response: GetCallerResponse) => void,
+  ): ClientUnaryCall;
+  getCaller(
+    request: GetCallerRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: GetCallerResponse) => void,
+  ): ClientUnaryCall;
+  getCaller(
+    request: GetCallerRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: GetCallerResponse) => void,
   ): ClientUnaryCall;
 }
 
