@@ -18,7 +18,8 @@ export interface RunConditions {
   idBelow?: string | undefined
 }
 
-const unfinishedStatuses = `status IN ('queued', 'scheduled', 'running', 'waiting')`
+/** Written as ORs, each the predicate of a partial index: the planner can OR those indexes' bitmaps. */
+const unfinishedStatuses = `(status = 'queued' OR status = 'scheduled' OR status = 'running' OR status = 'waiting')`
 
 /** The statuses of a public status, as stored ('queued' includes runs waiting for a delay). */
 const storedStatuses: Record<RunStatus, readonly StoredRunStatus[]> = {
@@ -51,8 +52,7 @@ export function runConditionsSql(conditions: RunConditions, values: unknown[]): 
   if (conditions.queue !== undefined) clauses.push(`queue = ${parameter(conditions.queue)}`)
   if (conditions.job !== undefined) clauses.push(`job = ${parameter(conditions.job)}`)
   if (conditions.status !== undefined) {
-    const statuses = storedStatuses[conditions.status].map((status) => `'${status}'`)
-    clauses.push(statuses.length === 1 ? `status = ${statuses[0]!}` : `status IN (${statuses.join(', ')})`)
+    clauses.push(`(${storedStatuses[conditions.status].map((status) => `status = '${status}'`).join(' OR ')})`)
   }
   if (conditions.idempotencyKey !== undefined) clauses.push(`idempotency_key = ${parameter(conditions.idempotencyKey)}`)
   if (conditions.payloadMatchJson !== undefined) clauses.push(`payload @> ${parameter(conditions.payloadMatchJson)}::jsonb`)
@@ -70,23 +70,36 @@ export function runConditionsSql(conditions: RunConditions, values: unknown[]): 
 /**
  * A statement for the newest runs (up to `limit`) that match `conditions`,
  * with `columns`. The indexes of queue, job and payload hold finished runs
- * only (migration 0010), so unless a status is named the statement reads
- * finished and unfinished runs apart, each newest first through the
- * indexes that fit (unfinished: the partial ones of each unfinished status,
- * as many as the backlog), and merges the two. `columns` must select `id`
- * as text: it is ordered as bytes (collation "C"), which for UUIDs is their
- * order.
+ * only (migration 0010), so when one of those filters is given and no
+ * status, the statement reads finished and unfinished runs apart and merges
+ * the two:
+ * - finished runs newest first through the index that fits, stopping at the
+ *   limit;
+ * - unfinished runs all, through the partial indexes of their statuses (as
+ *   many as the backlog), then the newest. They are ordered by an
+ *   expression no index holds (the id as text, in collation "C": for UUIDs
+ *   their order) on purpose: ordered by id, the planner walks the primary
+ *   key backwards hoping to meet `limit` matches soon, and when the
+ *   unfinished runs that match are few or none it reads the whole table
+ *   (450 ms on a million runs; docs/performance.md).
+ * `columns` must select `id` as text.
  */
 export function newestRunsSql(columns: string, conditions: RunConditions, values: unknown[], limit: number): string {
   const where = runConditionsSql(conditions, values)
   values.push(limit)
   const limitParameter = `$${values.length}`
-  const page = (extra: string) =>
-    `SELECT ${columns} FROM stackshift.runs WHERE ${where} AND ${extra} ORDER BY stackshift.runs.id DESC LIMIT ${limitParameter}`
+  const finished = `SELECT ${columns} FROM stackshift.runs WHERE ${where} AND finished_at IS NOT NULL
+    ORDER BY stackshift.runs.id DESC LIMIT ${limitParameter}`
+  const unfinished = (extra: string) => `SELECT ${columns} FROM stackshift.runs WHERE ${where} AND ${extra}
+    ORDER BY stackshift.runs.id::text COLLATE "C" DESC LIMIT ${limitParameter}`
   if (conditions.status !== undefined) {
-    return page(storedStatuses[conditions.status].some((status) => finishedStored.has(status)) ? 'finished_at IS NOT NULL' : 'true')
+    return storedStatuses[conditions.status].some((status) => finishedStored.has(status)) ? finished : unfinished('true')
   }
-  return `SELECT * FROM ((${page('finished_at IS NOT NULL')}) UNION ALL (${page(unfinishedStatuses)})) AS runs
+  // Without a filter that only finished runs are indexed by, any run may match: the primary key backwards finds them soonest.
+  if (conditions.queue === undefined && conditions.job === undefined && conditions.payloadMatchJson === undefined) {
+    return `SELECT ${columns} FROM stackshift.runs WHERE ${where} ORDER BY stackshift.runs.id DESC LIMIT ${limitParameter}`
+  }
+  return `SELECT * FROM ((${finished}) UNION ALL (${unfinished(unfinishedStatuses)})) AS runs
     ORDER BY id COLLATE "C" DESC LIMIT ${limitParameter}`
 }
 
