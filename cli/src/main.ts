@@ -16,12 +16,15 @@ import { type OptionName, globalOptions } from './options.js'
 
 /** The command the words name (the longest match), and the words after its own. */
 function findCommand(words: readonly string[]): { command: Command; operands: string[] } {
+  const startsWith = (command: Command, prefix: readonly string[]) => prefix.every((word, index) => command.words[index] === word)
   const matches = commands.filter((command) => command.words.every((word, index) => words[index] === word))
   const command = matches.sort((a, b) => b.words.length - a.words.length)[0]
   if (command) return { command, operands: words.slice(command.words.length) }
   const group = groupsOf(commands).find((name) => name === words[0])
+  // `runs bulk` alone: say which words may follow.
+  const next = [...new Set(commands.filter((candidate) => startsWith(candidate, words)).map((candidate) => candidate.words[words.length]!))]
   throw new UsageError(
-    words.length === 1 && group !== undefined ? `${group} needs a command` : `unknown command "${words.join(' ')}"`,
+    next.length > 0 ? `"${words.join(' ')}" needs one of: ${next.join(', ')}` : `unknown command "${words.join(' ')}"`,
     group,
   )
 }
