@@ -59,7 +59,8 @@ export function createAccessInterceptor(deps: { keys: ApiKeys; logger: Logger })
               // Later messages of a stream: the key must still be good.
               const current = principal ? await deps.keys.authenticate(token) : undefined
               if (!current) return
-              authorize(current, rule.scopeOf(message as never), rule.namespaceOf(message as never))
+              const scope = rule.scopeOf(message as never)
+              if (scope) authorize(current, scope, rule.namespaceOf(message as never))
               nextMessage(message)
             }),
           onReceiveHalfClose: (nextHalfClose) =>

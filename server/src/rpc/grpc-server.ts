@@ -1,6 +1,7 @@
 import { Server, type ServerCredentials, type ServerInterceptor } from '@grpc/grpc-js'
 import { AdminServiceService, type AdminServiceServer } from '@stackshift/proto/admin-service'
 import { protocolLimits } from '@stackshift/proto/limits'
+import { OperatorServiceService, type OperatorServiceServer } from '@stackshift/proto/operator-service'
 import { RunServiceService, type RunServiceServer } from '@stackshift/proto/run-service'
 import { StateServiceService, type StateServiceServer } from '@stackshift/proto/state-service'
 import { WorkerServiceService, type WorkerServiceServer } from '@stackshift/proto/worker-service'
@@ -8,12 +9,13 @@ import { HealthImplementation } from 'grpc-health-check'
 import { withDecodeErrors } from './decode-errors.js'
 import { addReflection } from './reflection.js'
 
-/** The implementations of StackShift's three services. */
+/** The implementations of StackShift's services. */
 export interface StackShiftServices {
   runs: RunServiceServer
   workers: WorkerServiceServer
   state: StateServiceServer
   admin: AdminServiceServer
+  operator: OperatorServiceServer
 }
 
 /** A gRPC server with StackShift's services, the health service and reflection. */
@@ -29,6 +31,7 @@ const healthNames = [
   'stackshift.jobs.v1.WorkerService',
   'stackshift.jobs.v1.StateService',
   'stackshift.jobs.v1.AdminService',
+  'stackshift.jobs.v1.OperatorService',
 ]
 
 /**
@@ -63,6 +66,7 @@ export function createGrpcServer(options: {
   server.addService(withDecodeErrors(WorkerServiceService), options.services.workers)
   server.addService(withDecodeErrors(StateServiceService), options.services.state)
   server.addService(withDecodeErrors(AdminServiceService), options.services.admin)
+  server.addService(withDecodeErrors(OperatorServiceService), options.services.operator)
   const health = new HealthImplementation(Object.fromEntries(healthNames.map((name) => [name, 'SERVING' as const])))
   health.addToServer(server)
   addReflection(server)
