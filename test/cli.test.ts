@@ -92,3 +92,54 @@ it('refuses a call without the admin scope with its status name, and explains a 
   expect(mistyped.stderr).toContain('see "stackshift keys --help"')
   expect((await stackshift(['keys', 'list'], 'ssk_0123456789abcdef_' + 'x'.repeat(32))).stderr).toMatch(/^stackshift: UNAUTHENTICATED: /)
 })
+
+it('--help lists every command, the options of every command and the exit statuses; a group help lists its options', async () => {
+  const [overview, runs, bare, unknownGroup] = await Promise.all([
+    stackshift(['--help']),
+    stackshift(['help', 'runs']),
+    stackshift([]),
+    stackshift(['nothing', '--help']),
+  ])
+  expect(overview.code).toBe(0)
+  const listed = [...overview.stdout.matchAll(/^ {2}([a-z][a-z ]*[a-z])(?: <[^>]+>)* {2,}\S/gm)].map((match) => match[1])
+  expect(listed).toEqual([
+    'runs list',
+    'runs show',
+    'runs cancel',
+    'runs rerun',
+    'runs replay',
+    'runs bulk cancel',
+    'runs bulk rerun',
+    'runs bulk replay',
+    'runs bulk show',
+    'runs bulk list',
+    'events send',
+    'events list',
+    'state get',
+    'state set',
+    'state list',
+    'queues',
+    'workers',
+    'keys create',
+    'keys list',
+    'keys revoke',
+  ])
+  for (const option of ['--address', '--api-key', '--namespace', '--tls', '--tls-ca', '--json'])
+    expect(overview.stdout).toMatch(new RegExp(`^ {2}${option}\\b`, 'm'))
+  expect(overview.stdout).toMatch(/^ {2}2 {2}usage error/m)
+  expect(overview.stdout).toMatch(/^ {2}3 {2}not found/m)
+
+  expect(runs.code).toBe(0)
+  for (const option of [
+    '--payload-match <json>',
+    '--source-run <id>',
+    '--cursor <cursor>',
+    '--all',
+    '--from-step <step>',
+    '--dry-run',
+    '--wait',
+  ])
+    expect(runs.stdout).toContain(`  ${option}`)
+  expect(bare).toMatchObject({ code: 2, stdout: '', stderr: 'stackshift: a command is needed\nsee "stackshift --help"\n' })
+  expect(unknownGroup.code).toBe(2)
+})

@@ -20,6 +20,10 @@ interface Span {
   isWait: boolean
 }
 
+/** The attempt number of a step a replay copied from its source run. */
+const copiedAttempt = 0
+const noSpan: Span = { startMs: undefined, endMs: undefined, isWait: false }
+
 interface Row {
   label: string
   span: Span
@@ -31,6 +35,8 @@ interface Row {
  * it): attempts and steps in the order they started. An attempt's span is its
  * last execution: one that a sleep or wait suspended ends there, and its
  * steps, recorded before the suspension, come before the attempt's row.
+ * A replay's memo (steps of attempt 0, copied from the source run, which ran
+ * them) comes first, without times: they did not happen in this run.
  */
 export function renderTimeline(run: Run, now: Date): string {
   const originMs = (run.createdAt ?? earliestStart(run) ?? now).getTime()
@@ -46,15 +52,19 @@ export function renderTimeline(run: Run, now: Date): string {
     },
     note: describeAttempt(attempt),
   }))
-  const stepRows = run.steps.map((step): Row => ({
-    label: `${step.kind === 'run' ? 'step' : step.kind} ${step.id}`,
-    span: {
-      startMs: offset(step.startedAt),
-      endMs: offset(step.finishedAt) ?? (step.status === 'waiting' ? nowMs : undefined),
-      isWait: step.kind === 'sleep' || step.kind === 'wait',
-    },
-    note: describeStep(step),
-  }))
+  const stepRows = run.steps.map((step): Row => {
+    const label = `${step.kind === 'run' ? 'step' : step.kind} ${step.id}`
+    if (step.attempt === copiedAttempt) return { label, span: noSpan, note: `copied: ${describeStep(step)}` }
+    return {
+      label,
+      span: {
+        startMs: offset(step.startedAt),
+        endMs: offset(step.finishedAt) ?? (step.status === 'waiting' ? nowMs : undefined),
+        isWait: step.kind === 'sleep' || step.kind === 'wait',
+      },
+      note: describeStep(step),
+    }
+  })
   // A stable sort: an attempt comes before the steps that start with it, and steps keep their recorded order.
   const startOf = (row: Row) => row.span.startMs ?? Number.MIN_SAFE_INTEGER
   const rows = [...attemptRows, ...stepRows].sort((a, b) => startOf(a) - startOf(b))
@@ -99,7 +109,8 @@ function describeStep(step: StepInfo): string {
   const until = formatInstant(step.wakeAt)
   switch (step.kind) {
     case 'sleep':
-      return step.status === 'waiting' ? `sleeping until ${until}` : `slept until ${until}`
+      if (step.status === 'waiting') return `sleeping until ${until}`
+      return step.wakeAt ? `slept until ${until}` : 'slept'
     case 'wait': {
       if (step.status === 'waiting') return `waiting for an event${step.wakeAt ? `, times out at ${until}` : ', no timeout'}`
       const event = step.result as { id?: unknown; name?: unknown } | null

@@ -62,6 +62,7 @@ it('the timeline lists attempts and steps as they started, with what each sleep 
   })
   const run = {
     status: 'waiting',
+    forkedFrom: { runId: 'r_source', stepId: 'load' },
     createdAt: at(0),
     finishedAt: undefined,
     attemptHistory: [
@@ -74,6 +75,8 @@ it('the timeline lists attempts and steps as they started, with what each sleep 
       },
     ],
     steps: [
+      // Copied by a replay from the run it forks: it ran there, before this run was created.
+      step({ id: 'read', kind: 'run', status: 'completed', attempt: 0, result: 'cached', startedAt: at(-9000), finishedAt: at(-8000) }),
       step({ id: 'load', kind: 'run', status: 'completed', result: { rows: 3 }, startedAt: at(150), finishedAt: at(350) }),
       step({ id: 'nap', kind: 'sleep', status: 'completed', startedAt: at(500), finishedAt: at(700), wakeAt: at(700) }),
       step({ id: 'approval', kind: 'wait', status: 'waiting', startedAt: at(800), wakeAt: at(3_600_800) }),
@@ -88,6 +91,7 @@ it('the timeline lists attempts and steps as they started, with what each sleep 
     text: `${line.slice(0, barColumn)}|${line.slice(barColumn + barWidth)}`.replace(/ {2,}/g, ' '),
   }))
   expect(rows).toEqual([
+    { bar: ' '.repeat(barWidth), text: 'step read | copied: → "cached"' },
     { bar: `${' '.repeat(3)}${'█'.repeat(9)}${' '.repeat(18)}`, text: 'attempt 1 +100ms 300ms | failed: TypeError: no card' },
     { bar: `${' '.repeat(4)}${'█'.repeat(7)}${' '.repeat(19)}`, text: 'step load +150ms 200ms | → {"rows":3}' },
     { bar: `${' '.repeat(15)}${'░'.repeat(6)}${' '.repeat(9)}`, text: 'sleep nap +500ms 200ms | slept until 2027-01-01T00:00:00Z' },

@@ -1,6 +1,11 @@
 import type { Command } from '../command.js'
+import { formatInstant, formatJsonBrief } from '../format.js'
+import { pagingOptions, readPages } from '../paging.js'
+import { renderTable } from '../table.js'
 
-/* `stackshift events send`: events resume the runs waiting for them. */
+/* `stackshift events send|list`: events resume the runs waiting for them. */
+
+const maxPageSize = 500
 
 const send: Command = {
   words: ['events', 'send'],
@@ -22,4 +27,35 @@ const send: Command = {
   },
 }
 
-export const eventCommands: readonly Command[] = [send]
+const list: Command = {
+  words: ['events', 'list'],
+  operands: [],
+  summary: 'list events, newest first, and how many waiting runs each resumed',
+  options: { name: 'only events of this name', ...pagingOptions('events', 50, maxPageSize) },
+  async run({ args, client, note }) {
+    args.expectOperands([])
+    const name = args.string('name')
+    const page = await readPages(
+      args,
+      maxPageSize,
+      async (limit, cursor) => {
+        const { events, nextCursor } = await client().listEvents({ name, limit, cursor })
+        return { items: events, nextCursor }
+      },
+      note,
+    )
+    const rows = page.items.map((event) => [
+      event.id,
+      event.name,
+      formatInstant(event.receivedAt),
+      String(event.deliveries.length),
+      formatJsonBrief(event.data),
+    ])
+    return {
+      json: { events: page.items, nextCursor: page.nextCursor },
+      text: renderTable(['ID', 'NAME', 'RECEIVED', 'RESUMED', 'DATA'], rows),
+    }
+  },
+}
+
+export const eventCommands: readonly Command[] = [send, list]

@@ -7,7 +7,7 @@ import { renderTimeline } from '../run-timeline.js'
 import { renderColumns, renderTable } from '../table.js'
 import { lookupOptions, readSelection, selectionOptions } from './run-filters.js'
 
-/* `stackshift runs list|show|cancel`: reading runs and stopping one. */
+/* `stackshift runs list|show|cancel|rerun|replay`: reading runs and acting on one. */
 
 const maxPageSize = 500
 
@@ -116,4 +116,33 @@ const cancel: Command = {
   },
 }
 
-export const runCommands: readonly Command[] = [list, show, cancel]
+const rerun: Command = {
+  words: ['runs', 'rerun'],
+  operands: ['<id>'],
+  summary: 'enqueue a new run of the same job, queue and payload (or --payload); the run is untouched',
+  options: { payload: "the new run's payload as JSON (default: the run's own)" },
+  async run({ args, client }) {
+    const [id] = args.expectOperands(['<id>'])
+    const payload = args.json('payload')
+    const run = await client().rerunRun(id!, payload === undefined ? {} : { payload })
+    return { json: run, text: `rerun of ${id!}: run ${run.id} (${run.status})` }
+  },
+}
+
+const replay: Command = {
+  words: ['runs', 'replay'],
+  operands: ['<id>'],
+  summary: 'fork a run: a new run keeps the steps completed before --from-step and runs from it',
+  options: { 'from-step': 'the step to execute from, as runs show names it (default: the start, keeping no step)' },
+  async run({ args, client }) {
+    const [id] = args.expectOperands(['<id>'])
+    const fromStep = args.string('from-step')
+    const run = await client().replayRun(id!, fromStep === undefined ? {} : { fromStep })
+    return {
+      json: run,
+      text: `replay of ${id!} from ${fromStep === undefined ? 'the start' : `step ${fromStep}`}: run ${run.id} (${run.status})`,
+    }
+  },
+}
+
+export const runCommands: readonly Command[] = [list, show, cancel, rerun, replay]
