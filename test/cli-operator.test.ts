@@ -210,6 +210,10 @@ it('queues shows depth by state and the last hour; workers shows the connected w
     /^QUEUE +READY +DELAYED +WAITING +RUNNING +STARTED\/1H +COMPLETED\/1H +FAILED\/1H +START LATENCY\ndepth +2 +1 +0 +0 +0 +0 +0 +-\n$/,
   )
 
-  expect(workers.workers).toContainEqual(expect.objectContaining({ workerId: 'cli-test-worker', queues: ['pipeline'], freeSlots: 6 }))
-  expect(workersText.stdout).toMatch(/^cli-test-worker +pipeline +pipeline,awaitPayment +6 +stackshift-ts\/\S+ +\S+Z +\S+Z +\w+$/m)
+  // Free slots are as the server last wrote them down (every few seconds), so only their range is certain.
+  const listed = workers.workers.find((entry) => entry.workerId === 'cli-test-worker')
+  expect(listed?.queues).toEqual(['pipeline'])
+  expect(listed?.freeSlots).toBeGreaterThanOrEqual(0)
+  expect(listed?.freeSlots).toBeLessThanOrEqual(6)
+  expect(workersText.stdout).toMatch(/^cli-test-worker +pipeline +pipeline,awaitPayment +\d +stackshift-ts\/\S+ +\S+Z +\S+Z +\w+$/m)
 })
