@@ -65,11 +65,13 @@ export class Arguments {
     return [...this.operands]
   }
 
+  /** The option's value as given, or undefined. */
   string(name: StringOption): string | undefined {
     const value = this.values[name]
     return typeof value === 'string' ? value : undefined
   }
 
+  /** Whether the switch was given. */
   flag(name: BooleanOption): boolean {
     return this.values[name] === true
   }

@@ -17,8 +17,8 @@ export interface CommandContext {
   readonly client: () => StackShift
   /** Tells a person something besides the outcome (progress, the next page): stderr, and never with --json. */
   readonly note: (message: string) => void
-  /** Whether the outcome is printed as JSON: a command that polls stays quiet then. */
-  readonly isJson: boolean
+  /** The environment the command runs in (STACKSHIFT_NAMESPACE and the like). */
+  readonly env: NodeJS.ProcessEnv
 }
 
 /** One command: `stackshift <words...> <operands...> [options]`. */

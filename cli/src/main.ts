@@ -66,7 +66,7 @@ async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
   try {
     const outcome = await command.run({
       args,
-      isJson,
+      env,
       client: () => (client ??= connect(args, env)),
       note: (message) => {
         if (!isJson) console.error(message)

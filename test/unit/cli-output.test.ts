@@ -1,5 +1,6 @@
 import type { Run, StepInfo } from '@stackshift/sdk'
 import { expect, it } from 'vitest'
+import { summarizeHour } from '../../cli/src/commands/queues.js'
 import { formatDurationMs, parseDurationMs } from '../../cli/src/durations.js'
 import { toJsonDocument } from '../../cli/src/format.js'
 import { barWidth, renderBar, renderTimeline } from '../../cli/src/run-timeline.js'
@@ -100,4 +101,17 @@ it('the timeline lists attempts and steps as they started, with what each sleep 
       text: 'wait approval +800ms 200ms | waiting for an event, times out at 2027-01-01T01:00:00Z',
     },
   ])
+})
+
+it("a queue's last hour sums its minutes, and weighs each minute's start latency by the runs that started in it", () => {
+  const minute = (started: number, meanStartLatencyMs: number) => ({
+    minute: new Date(0),
+    completed: 1,
+    failed: 2,
+    started,
+    meanStartLatencyMs,
+  })
+  const stats = { queue: 'q', ready: 0, delayed: 0, waiting: 0, running: 0, minutes: [minute(1, 1000), minute(3, 200), minute(0, 0)] }
+  expect(summarizeHour(stats)).toEqual({ started: 4, completed: 3, failed: 6, meanStartLatencyMs: 400 })
+  expect(summarizeHour({ ...stats, minutes: [] })).toEqual({ started: 0, completed: 0, failed: 0, meanStartLatencyMs: undefined })
 })

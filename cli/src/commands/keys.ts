@@ -53,10 +53,10 @@ const list: Command = {
     namespace: "only this namespace's keys (default: STACKSHIFT_NAMESPACE, else every key yours manages)",
     'include-revoked': 'list revoked keys too',
   },
-  async run({ args, client }) {
+  async run({ args, client, env }) {
     args.expectOperands([])
     const keys = await client().admin.listApiKeys({
-      namespace: chosenNamespace(args, process.env),
+      namespace: chosenNamespace(args, env),
       includeRevoked: args.flag('include-revoked'),
     })
     const rows = keys.map((key) => [key.id, key.namespace, key.scopes.join(','), keyState(key), formatInstant(key.createdAt), key.name])

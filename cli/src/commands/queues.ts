@@ -14,6 +14,7 @@ interface HourSummary {
   meanStartLatencyMs: number | undefined
 }
 
+/** The hour's totals, and its mean start latency. */
 export function summarizeHour(stats: QueueStats): HourSummary {
   const sum = (pick: (minute: QueueStats['minutes'][number]) => number) => stats.minutes.reduce((total, minute) => total + pick(minute), 0)
   const started = sum((minute) => minute.started)

@@ -3,7 +3,7 @@ import type { Arguments } from '../arguments.js'
 
 /* The options that select runs, shared by `runs list` and `runs bulk`. */
 
-export const runStatuses: readonly RunStatus[] = ['queued', 'running', 'waiting', 'completed', 'failed', 'cancelled']
+const runStatuses: readonly RunStatus[] = ['queued', 'running', 'waiting', 'completed', 'failed', 'cancelled']
 
 /** Filters both `runs list` and a bulk action take. */
 export const selectionOptions = {

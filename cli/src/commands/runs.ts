@@ -18,14 +18,14 @@ function age(run: Run, now: Date): string {
 }
 
 /** Where the run came from, when an operator made it. */
-export function describeOrigin(run: Run): string | undefined {
+function describeOrigin(run: Run): string | undefined {
   if (run.rerunOf) return `rerun of ${run.rerunOf}`
   if (run.forkedFrom) return `replay of ${run.forkedFrom.runId} from step ${run.forkedFrom.stepId || '(the start)'}`
   return undefined
 }
 
-/** A run's rows in `runs list`, and in what other commands print about runs. */
-export function renderRunTable(runs: readonly Run[], now: Date): string {
+/** The table `runs list` prints. */
+function renderRunTable(runs: readonly Run[], now: Date): string {
   return renderTable(
     ['ID', 'QUEUE', 'JOB', 'STATUS', 'ATTEMPTS', 'CREATED', 'TOOK', 'ORIGIN'],
     runs.map((run) => [
