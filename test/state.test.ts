@@ -166,6 +166,65 @@ describe('counters', () => {
   })
 })
 
+describe('inside a run, each operation applies once', () => {
+  it.each(['throws', 'loses its lease'] as const)(
+    'get, set, delete, setIfAbsent and compareAndSet in a run whose first attempt %s after them: the retry gets what each returned, and changes nothing again',
+    async (ending) => {
+      const { state } = env.stackshift
+      const key = (name: string) => `once:${ending}:${name}`
+      const job = ending === 'throws' ? 'onceThenThrow' : 'onceThenLoseLease'
+      await state.set(key('get'), 'before')
+      await state.set(key('delete'), 'doomed')
+      const seen: unknown[] = []
+      let firstAttemptDone!: () => void
+      const isFirstAttemptDone = new Promise<void>((resolve) => (firstAttemptDone = resolve))
+      let releaseFirst!: () => void
+      const firstReleased = new Promise<void>((resolve) => (releaseFirst = resolve))
+      env.stackshift.job(job, async ({ state: runState, run }) => {
+        seen.push({
+          get: await runState.get(key('get')),
+          set: await runState.set(key('set'), 'from the run'),
+          delete: await runState.delete(key('delete')),
+          setIfAbsent: await runState.setIfAbsent(key('absent'), 'from the run'),
+          compareAndSet: await runState.compareAndSet(key('cas'), { expectedVersion: 0, value: 'from the run' }),
+        })
+        if (run.attempt > 1) return 'done'
+        // Between the attempts the world moves on: an operation run again would now
+        // return something else, or undo these changes.
+        await state.set(key('get'), 'after')
+        await state.set(key('set'), 'outside')
+        await state.set(key('delete'), 'recreated')
+        await state.delete(key('absent'))
+        await state.delete(key('cas'))
+        firstAttemptDone()
+        if (ending === 'throws') throw new Error('the first attempt fails after its writes')
+        // Hangs until released: only the lease running out ends this attempt.
+        await firstReleased
+        return 'too late'
+      })
+      await env.startWorker({ queues: [job], jobs: [job], concurrency: 2 })
+      const { id } = await env.stackshift.queue(job).enqueue(job, {}, { maxAttempts: 2 })
+      await isFirstAttemptDone
+      if (ending === 'loses its lease') {
+        // The worker is gone as far as the server can tell: its lease has run out.
+        await env.db.query(`UPDATE stackshift.runs SET lease_expires_at = now() - interval '1 second' WHERE id = $1`, [id])
+      }
+      const done = await env.stackshift.waitForRun(id)
+      releaseFirst()
+
+      expect(done.attemptHistory.map((attempt) => attempt.outcome)).toEqual([ending === 'throws' ? 'failed' : 'lease_expired', 'completed'])
+      expect(done.result).toBe('done')
+      const once = { get: 'before', set: { version: 1 }, delete: true, setIfAbsent: true, compareAndSet: { swapped: true, version: 1 } }
+      expect(seen).toEqual([once, once])
+      // As the world left them: nothing the run did was done again.
+      expect(
+        await Promise.all(['get', 'set', 'delete', 'absent', 'cas'].map(async (name) => (await state.getEntry(key(name)))?.value)),
+      ).toEqual(['after', 'outside', 'recreated', undefined, undefined])
+      expect(done.steps.map((step) => [step.kind, step.attempt])).toEqual(Array.from({ length: 5 }, () => ['state', 1]))
+    },
+  )
+})
+
 describe('locks', () => {
   it('10 workers contend for one lock and update a shared value under it: no update is lost', async () => {
     const { state } = env.stackshift
