@@ -15,13 +15,18 @@ let proxy: TcpProxy
 let server: TestServer
 let stackshift: StackShift
 let databaseUrl: string
+/** What the SDK warned about. */
+const warnings: string[] = []
 
 beforeAll(async () => {
   databaseUrl = await createTestDatabase()
   proxy = await startTcpProxy(databaseUrl)
   // The pool gives up on a connection quickly, so the outage shows as UNAVAILABLE answers rather than slow ones.
   server = await startTestServer(proxy.url, { leaseMs: 60_000 })
-  stackshift = new StackShift({ address: server.address })
+  stackshift = new StackShift({
+    address: server.address,
+    logger: { debug: () => {}, info: () => {}, warn: (message) => warnings.push(message), error: () => {} },
+  })
 })
 
 afterAll(async () => {
@@ -51,8 +56,12 @@ it('steps and completions refused during a database outage are sent again and st
     await stepStarted
     proxy.cut()
     releaseStep()
-    // Writes made now are refused: the first step's result waits in the worker.
-    await new Promise((resolve) => setTimeout(resolve, 1500))
+    // Writes made now are refused: the first step's result waits in the worker, which
+    // says so when it is first refused.
+    await waitUntil(
+      () => warnings,
+      (warned) => warned.includes('a write was not stored; sending it again'),
+    )
     proxy.restore()
     const db = await connect(databaseUrl)
     try {
