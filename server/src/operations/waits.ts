@@ -3,6 +3,7 @@ import { eventResultJson } from '../core/event.js'
 import type { Fenced, Suspension, SuspensionOutcome } from '../core/run.js'
 import { eventFindMatch, eventLockName } from '../db/queries/events.js'
 import { waitCompleteStepNow, waitLockLease, waitSuspend } from '../db/queries/waits.js'
+import { failpoint } from '../failpoints.js'
 import { explainLostLease } from './lease-writes.js'
 import type { ReadyAnnouncer } from './ready-announcer.js'
 
@@ -61,6 +62,7 @@ export class Suspensions {
       })
       return { suspended: true, wakeAt }
     })
+    failpoint('suspend-run:after-commit')
     if (outcome.wakeAt) this.deps.announcer.announceScheduled(outcome.wakeAt.getTime() - Date.now())
     return outcome.suspended ? { suspended: true } : { suspended: false, event: outcome.event }
   }
