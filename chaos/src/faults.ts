@@ -1,0 +1,235 @@
+import { randomUUID } from 'node:crypto'
+import { Metadata, type ServiceError, credentials, status } from '@grpc/grpc-js'
+import { RunServiceClient } from '@stackshift/proto/run-service'
+import { type Logger, StackShift } from '@stackshift/sdk'
+import { checkHealth } from './health.js'
+import type { ChaosPostgres } from './postgres.js'
+import type { ServerProcess, WorkerProcess } from './processes.js'
+import { type Fault, describeFault } from './schedule.js'
+
+/** What the faults act on. */
+export interface Cluster {
+  postgres: ChaosPostgres
+  servers: ServerProcess[]
+  workers: WorkerProcess[]
+}
+
+/** What happened when a fault was injected. Times are ms since the epoch, on this process's clock. */
+export interface FaultRecord {
+  fault: Fault
+  startedAt: number
+  endedAt: number
+  /** pg-restart, pg-outage: from the stop's start to the start's return (PostgreSQL accepting connections again). */
+  outage?: { from: number; to: number }
+  /** worker-kill, worker-stop: the incarnation acted on. */
+  workerId?: string
+  /** server-failpoint: whether the server reached the failpoint (and killed itself there). */
+  isReached?: boolean
+  /** pg-restart, pg-outage: per server, ms from PostgreSQL back to the server's health SERVING (null: not within 30 s). */
+  servingAfterMs?: Array<number | null>
+  /** pg-outage: per server, whether it reported NOT_SERVING while PostgreSQL was down. */
+  sawNotServing?: boolean[]
+  /** listener-kill: LISTEN connections ended. */
+  listenersEnded?: number
+  /** pool-exhaustion: how the lock waits ended, by outcome. */
+  outcomes?: Record<string, number>
+  /** pool-exhaustion: what another client saw meanwhile (a GetRun every 200 ms on the same server): slowest answer, and answers by code. */
+  bystander?: { calls: number; slowestMs: number; codes: Record<string, number> }
+  /** The fault could not be injected as planned. */
+  error?: string
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+const sleepUntil = (at: number) => sleep(Math.max(0, at - Date.now()))
+
+/**
+ * Injects the faults at their planned times after `startedAt`: the
+ * sequential ones one after another (each waits for the previous to be
+ * over), the worker stops alongside.
+ */
+export async function injectFaults(options: {
+  cluster: Cluster
+  faults: readonly Fault[]
+  startedAt: number
+  log: (line: string) => void
+  sdkLogger: Logger
+}): Promise<FaultRecord[]> {
+  const { cluster, faults, startedAt, log } = options
+  const records: FaultRecord[] = []
+  const inject = async (fault: Fault) => {
+    await sleepUntil(startedAt + fault.atMs)
+    log(`fault ${describeFault(fault)} (at +${((Date.now() - startedAt) / 1000).toFixed(1)}s)`)
+    const record: FaultRecord = { fault, startedAt: Date.now(), endedAt: 0 }
+    records.push(record)
+    try {
+      await injectOne(fault, record, cluster, options.sdkLogger)
+    } catch (error) {
+      record.error = error instanceof Error ? error.message : String(error)
+      log(`fault ${fault.kind} failed: ${record.error}`)
+    }
+    record.endedAt = Date.now()
+  }
+  const stops = faults.filter((fault) => fault.kind === 'worker-stop').map(inject)
+  for (const fault of faults) if (fault.kind !== 'worker-stop') await inject(fault)
+  await Promise.all(stops)
+  return records.sort((a, b) => a.startedAt - b.startedAt)
+}
+
+async function injectOne(fault: Fault, record: FaultRecord, cluster: Cluster, sdkLogger: Logger): Promise<void> {
+  const { postgres, servers, workers } = cluster
+  switch (fault.kind) {
+    case 'worker-kill': {
+      const worker = workers[fault.worker]!
+      record.workerId = worker.current?.workerId
+      await worker.kill()
+      await sleep(1000)
+      await worker.start()
+      return
+    }
+    case 'worker-stop': {
+      const worker = workers[fault.worker]!
+      record.workerId = worker.current?.workerId
+      worker.stop()
+      await sleep(fault.durationMs)
+      worker.resume()
+      return
+    }
+    case 'server-kill': {
+      const server = servers[fault.server]!
+      await server.kill()
+      await sleep(1000)
+      await server.startUntilUp()
+      return
+    }
+    case 'server-failpoint': {
+      const server = servers[fault.server]!
+      await server.kill()
+      // Armed, it dies the first time it gets there; if it never gets there, it is killed after 30 s.
+      record.isReached = false
+      if (await server.start([fault.failpoint])) {
+        const exit = await server.waitForExit(30_000)
+        record.isReached = exit?.signal === 'SIGKILL'
+      } else {
+        record.isReached = (await server.waitForExit(0))?.signal === 'SIGKILL'
+      }
+      await server.kill()
+      await sleep(500)
+      await server.startUntilUp()
+      return
+    }
+    case 'pg-restart': {
+      const from = Date.now()
+      await postgres.restartFast()
+      record.outage = { from, to: Date.now() }
+      record.servingAfterMs = await timeUntilServing(servers, record.outage.to)
+      return
+    }
+    case 'pg-outage': {
+      const from = Date.now()
+      await postgres.stopFast()
+      const watch = watchNotServing(servers, from + fault.durationMs)
+      await sleepUntil(from + fault.durationMs)
+      record.sawNotServing = await watch
+      await postgres.start()
+      record.outage = { from, to: Date.now() }
+      record.servingAfterMs = await timeUntilServing(servers, record.outage.to)
+      return
+    }
+    case 'listener-kill':
+      record.listenersEnded = await postgres.terminateListeners()
+      return
+    case 'pool-exhaustion': {
+      const address = servers[fault.server]!.address
+      let isOver = false
+      const bystander = watchBystander(address, () => isOver)
+      record.outcomes = await exhaustPool(address, fault.callers, fault.durationMs, sdkLogger).finally(() => (isOver = true))
+      record.bystander = await bystander
+      return
+    }
+  }
+}
+
+/** Per server: whether its health said NOT_SERVING at some point before `until`. */
+async function watchNotServing(servers: readonly ServerProcess[], until: number): Promise<boolean[]> {
+  const seen = servers.map(() => false)
+  while (Date.now() < until) {
+    const states = await Promise.all(servers.map((server) => checkHealth(server.address)))
+    states.forEach((state, index) => {
+      if (state === 'NOT_SERVING') seen[index] = true
+    })
+    await sleep(500)
+  }
+  return seen
+}
+
+/** Per server: ms from `since` until its health answered SERVING (polled every 200 ms), or null if not within 30 s. */
+async function timeUntilServing(servers: readonly ServerProcess[], since: number): Promise<Array<number | null>> {
+  return Promise.all(
+    servers.map(async (server) => {
+      while (Date.now() - since < 30_000) {
+        if ((await checkHealth(server.address)) === 'SERVING') return Date.now() - since
+        await sleep(200)
+      }
+      return null
+    }),
+  )
+}
+
+/** GetRun of an unknown run (one query) every 200 ms until `isOver`, on a connection of its own: how long another client waits. */
+async function watchBystander(address: string, isOver: () => boolean): Promise<NonNullable<FaultRecord['bystander']>> {
+  const client = new RunServiceClient(address, credentials.createInsecure())
+  const seen = { calls: 0, slowestMs: 0, codes: {} as Record<string, number> }
+  try {
+    while (!isOver()) {
+      const startedAt = Date.now()
+      const code = await new Promise<number>((resolve) =>
+        client.getRun(
+          { namespace: 'default', runId: randomUUID() },
+          new Metadata(),
+          { deadline: Date.now() + 30_000 },
+          (error: ServiceError | null) => resolve(error ? error.code : status.OK),
+        ),
+      )
+      seen.calls++
+      seen.slowestMs = Math.max(seen.slowestMs, Date.now() - startedAt)
+      const name = (status[code] as string | undefined) ?? String(code)
+      seen.codes[name] = (seen.codes[name] ?? 0) + 1
+      await sleep(200)
+    }
+  } finally {
+    client.close()
+  }
+  return seen
+}
+
+/**
+ * A client apart from the workload holds a lock and sends `callers` calls
+ * that wait for it at once, for `durationMs`: the server keeps polling the
+ * lock for each, and they compete with everything else for its connection
+ * pool. Returns how the waits ended (`LockUnavailableError` is the expected
+ * end: the lock stays held).
+ */
+async function exhaustPool(address: string, callers: number, durationMs: number, logger: Logger): Promise<Record<string, number>> {
+  const client = new StackShift({ address, logger, callTimeoutMs: durationMs + 60_000 })
+  const outcomes: Record<string, number> = {}
+  const count = (outcome: string) => (outcomes[outcome] = (outcomes[outcome] ?? 0) + 1)
+  try {
+    const key = `chaos:exhaust:${Date.now()}`
+    const holder = await client.state.lock(key, { ttl: durationMs + 30_000 })
+    await Promise.all(
+      Array.from({ length: callers }, async () => {
+        try {
+          const lock = await client.state.lock(key, { ttl: 5_000, waitMs: durationMs })
+          count('acquired')
+          await lock.release()
+        } catch (error) {
+          count(error instanceof Error ? error.name : 'unknown')
+        }
+      }),
+    )
+    await holder.release().catch(() => count('holder release failed'))
+  } finally {
+    client.close()
+  }
+  return outcomes
+}

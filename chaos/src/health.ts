@@ -1,0 +1,30 @@
+import * as grpc from '@grpc/grpc-js'
+import * as protoLoader from '@grpc/proto-loader'
+import { protoPath } from 'grpc-health-check'
+
+/** A client of grpc.health.v1.Health, as loadPackageDefinition makes it from grpc-health-check's .proto file. */
+interface HealthClient {
+  Check(
+    request: { service: string },
+    options: grpc.CallOptions,
+    callback: (error: grpc.ServiceError | null, response: { status: string }) => void,
+  ): void
+  close(): void
+}
+
+const health = (
+  grpc.loadPackageDefinition(protoLoader.loadSync(protoPath, { keepCase: true, enums: String })) as unknown as {
+    grpc: { health: { v1: { Health: new (address: string, credentials: grpc.ChannelCredentials) => HealthClient } } }
+  }
+).grpc.health.v1
+
+/** Asks a server for its overall health: "SERVING", "NOT_SERVING", or "UNREACHABLE" when the call fails. */
+export function checkHealth(address: string, timeoutMs = 1000): Promise<string> {
+  const client = new health.Health(address, grpc.credentials.createInsecure())
+  return new Promise((resolve) =>
+    client.Check({ service: '' }, { deadline: Date.now() + timeoutMs }, (error, response) => {
+      client.close()
+      resolve(error ? 'UNREACHABLE' : response.status)
+    }),
+  )
+}
