@@ -1,5 +1,6 @@
 import { WaitForRunTimeoutError } from '@stackshift/sdk'
 import { expect, it } from 'vitest'
+import { waitUntil } from './support/wait-until.js'
 import { useTestEnvironment } from './support/environment.js'
 
 const env = useTestEnvironment()
@@ -50,4 +51,22 @@ it('waitForRun and getRun return the same shape, with steps', async () => {
     ['two', 'completed', 2],
   ])
   expect(got.finishedAt!.getTime()).toBeGreaterThanOrEqual(got.startedAt!.getTime())
+})
+
+it('waitForRun returns a run that finished without a finish notice (a lost LISTEN notice): the server rechecks what it waits for', async () => {
+  const run = await env.stackshift.queue('silent').enqueue('finishedElsewhere', {})
+  const waiting = env.stackshift.waitForRun(run.id, { timeoutMs: 20_000 })
+  // Once the wait has marked the run, finish it the way no notice is sent for: with the mark cleared first.
+  await waitUntil(
+    async () =>
+      (await env.db.query<{ has_waiter: boolean }>(`SELECT has_waiter FROM stackshift.runs WHERE id = $1`, [run.id])).rows[0]!.has_waiter,
+    Boolean,
+    10_000,
+  )
+  await env.db.query(`UPDATE stackshift.runs SET has_waiter = false WHERE id = $1`, [run.id])
+  await env.db.query(`UPDATE stackshift.runs SET status = 'completed', result = '"done"', finished_at = now() WHERE id = $1`, [run.id])
+  const finishedAt = Date.now()
+  expect(await waiting).toMatchObject({ status: 'completed', result: 'done' })
+  // Rechecks come every 2 s; well before the wait's own end, whose last read would have found the run anyway.
+  expect(Date.now() - finishedAt).toBeLessThan(15_000)
 })

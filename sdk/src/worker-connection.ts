@@ -20,19 +20,30 @@ export type OperationBody = NonNullable<WorkerOperation['operation']>
 // Hello rejected for a reason that reconnecting will not fix.
 const fatalCodes = new Set<number>([status.INVALID_ARGUMENT, status.UNIMPLEMENTED, status.PERMISSION_DENIED, status.UNAUTHENTICATED])
 const closeTimeoutMs = 5000
+/**
+ * Answers that say the write was not made and may be made again: the
+ * server could not reach its database (UNAVAILABLE), or the write lost a race
+ * in it (ABORTED). Such a write is sent again, with backoff, until the server
+ * answers otherwise: once the database is back, a write whose lease still
+ * holds is stored, and one whose lease ran out meanwhile is refused
+ * (FAILED_PRECONDITION). So an outage shorter than a lease costs no attempt.
+ */
+const retryableCodes = new Set<number>([status.UNAVAILABLE, status.ABORTED])
+const retryDelayMaxMs = 2000
 
 /**
  * The worker's Connect stream, kept open across server restarts. Outgoing
  * operations and freed slots are gathered per event-loop turn into one
  * message. Every operation is kept until the server answers it; after a
  * reconnect, unanswered ones are sent again (the server treats repeats of the
- * same write under the same lease as the same write).
+ * same write under the same lease as the same write), and so are writes the
+ * server answered as retryable (see retryableCodes).
  */
 export class WorkerConnection {
   private stream: ClientDuplexStream<ConnectRequest, ConnectResponse> | undefined
   private state: 'idle' | 'connecting' | 'open' | 'closed' = 'idle'
   private nextOperationId = 1
-  private readonly pending = new Map<number, { body: OperationBody; resolve: (result: OperationResult) => void }>()
+  private readonly pending = new Map<number, { body: OperationBody; resolve: (result: OperationResult) => void; retries: number }>()
   private unsent: number[] = []
   private addedSlots = 0
   private isDraining = false
@@ -76,7 +87,7 @@ export class WorkerConnection {
     }
     return new Promise((resolve) => {
       const id = this.nextOperationId++
-      this.pending.set(id, { body, resolve })
+      this.pending.set(id, { body, resolve, retries: 0 })
       this.unsent.push(id)
       this.scheduleFlush()
     })
@@ -129,6 +140,10 @@ export class WorkerConnection {
     for (const result of message.results) {
       const entry = this.pending.get(result.id)
       if (!entry) continue
+      if (retryableCodes.has(result.code)) {
+        this.sendAgainLater(result.id, entry, result.message)
+        continue
+      }
       this.pending.delete(result.id)
       entry.resolve(result)
     }
@@ -153,6 +168,18 @@ export class WorkerConnection {
     this.reconnectTimer = setTimeout(() => this.connect(), delayMs)
   }
 
+  /** Sends a write again after a backoff (doubling, with jitter, up to retryDelayMaxMs). */
+  private sendAgainLater(id: number, entry: { retries: number }, reason: string): void {
+    entry.retries++
+    if (entry.retries === 1) this.deps.logger.warn('a write was not stored; sending it again', { reason })
+    const delayMs = Math.min(retryDelayMaxMs, 50 * 2 ** entry.retries) * (0.5 + Math.random() / 2)
+    setTimeout(() => {
+      if (!this.pending.has(id) || this.state === 'closed') return
+      this.unsent.push(id)
+      this.scheduleFlush()
+    }, delayMs).unref()
+  }
+
   private scheduleFlush(): void {
     if (this.isFlushScheduled) return
     this.isFlushScheduled = true
@@ -163,7 +190,8 @@ export class WorkerConnection {
     this.isFlushScheduled = false
     if (this.state !== 'open' || !this.stream) return
     const operations: WorkerOperation[] = []
-    for (const id of this.unsent) {
+    // A write can be queued twice: sent again after a retryable answer, and again by a reconnect.
+    for (const id of new Set(this.unsent)) {
       const entry = this.pending.get(id)
       if (entry) operations.push({ id, operation: entry.body })
     }

@@ -34,6 +34,12 @@ import { createStateService } from './rpc/state-service.js'
 import { loadServerTls } from './rpc/tls.js'
 import { createWorkerService } from './rpc/worker-service.js'
 
+/**
+ * How often the runs WaitForRun calls wait for are checked, should a finish
+ * notice be lost: a waiter returns at most this long after its run finished.
+ */
+const waitRecheckIntervalMs = 2000
+
 /** A running StackShift server. */
 export interface StackShiftServer {
   /** The port the gRPC server listens on (useful when configured as 0). */
@@ -63,7 +69,7 @@ export async function startServer(config: ServerConfig & { databaseUrl: string }
   // Migrations run on connections of their own, without the statement
   // timeout: one may rewrite a large table, and a server waiting for another
   // one's migration waits in a statement too.
-  const migrator = createDatabase({ url: config.databaseUrl, poolSize: 2 })
+  const migrator = createDatabase({ url: config.databaseUrl, poolSize: 2, logger })
   try {
     await migrateDatabase(migrator)
   } finally {
@@ -71,6 +77,7 @@ export async function startServer(config: ServerConfig & { databaseUrl: string }
   }
   const db = createDatabase({
     url: config.databaseUrl,
+    logger,
     poolSize: config.dbPoolSize,
     statementTimeoutMs: config.dbStatementTimeoutMs,
     idleInTransactionTimeoutMs: config.dbIdleInTransactionTimeoutMs,
@@ -111,7 +118,7 @@ export async function startServer(config: ServerConfig & { databaseUrl: string }
     writeConcurrency: config.writeConcurrency,
     reserveIdle: (namespace, queue, job) => dispatcher.reserveIdle(namespace, queue, job),
   })
-  const waiters = new RunWaiters()
+  const waiters = new RunWaiters({ db, logger, recheckIntervalMs: waitRecheckIntervalMs })
   const reads = new RunReads({ db, waiters })
   const suspensions = new Suspensions({ db, announcer })
   const events = new EventSender({ db, announcer })
@@ -234,6 +241,7 @@ export async function startServer(config: ServerConfig & { databaseUrl: string }
           })
         })
         tls.close()
+        waiters.stopRechecks()
         await Promise.all([enqueuer.drain(), leaseWrites.drain()])
         await Promise.all([
           timers.stop(),

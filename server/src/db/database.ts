@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto'
 import knex, { type Knex } from 'knex'
 import type pg from 'pg'
+import type { Logger } from '../logger.js'
 import { migrationSource } from './migrations/index.js'
 
 /** What every query function takes first: the pool, or a transaction from it. */
@@ -69,8 +70,19 @@ export function createDatabase(options: {
   poolSize: number
   statementTimeoutMs?: number
   idleInTransactionTimeoutMs?: number
+  /** Where Knex's own warnings go (a lost connection, say); default: the console, as Knex does. */
+  logger?: Logger
 }): Knex {
+  const { logger } = options
   return knex({
+    ...(logger && {
+      log: {
+        warn: (message: unknown) => logger.warn({ message }, 'database pool'),
+        error: (message: unknown) => logger.error({ message }, 'database pool'),
+        deprecate: (method: string, alternative: string) => logger.warn({ method, alternative }, 'database pool: deprecated'),
+        debug: (message: unknown) => logger.debug({ message }, 'database pool'),
+      },
+    }),
     client: 'pg',
     connection: {
       connectionString: options.url,

@@ -39,7 +39,13 @@ export class NotificationListener {
   }
 
   private async connect(): Promise<void> {
-    const client = new pg.Client({ connectionString: this.deps.url, application_name: 'stackshift-listener' })
+    // TCP keepalive: a connection whose peer vanished (a half-open one) is noticed and replaced.
+    const client = new pg.Client({
+      connectionString: this.deps.url,
+      application_name: 'stackshift-listener',
+      keepAlive: true,
+      keepAliveInitialDelayMillis: 10_000,
+    })
     client.on('notification', (message) => this.handle(message.channel, message.payload ?? ''))
     client.on('error', (error) => this.lost(client, error))
     client.on('end', () => this.lost(client, undefined))

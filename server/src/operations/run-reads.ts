@@ -2,23 +2,35 @@ import type { Knex } from 'knex'
 import { NotFoundError } from '../core/errors.js'
 import { type RunDetails, type RunFilter, type RunRecord, buildAttemptHistory, finishedStatuses, publicStatus } from '../core/run.js'
 import { isUuid } from '../core/run-id.js'
-import { attemptListForRun, runGet, runList, runMarkWaitedFor, stepListForRun } from '../db/queries/run-reads.js'
+import { attemptListForRun, runGet, runList, runListFinished, runMarkWaitedFor, stepListForRun } from '../db/queries/run-reads.js'
+import type { Logger } from '../logger.js'
 
 /**
  * Wakes WaitForRun calls when their run finishes. Fed by the notification
  * listener: a trigger sends the notice from whichever server finished the run.
+ * A notice can be lost (the LISTEN connection dropped, or went half-open
+ * without either side noticing for a while), so while anyone waits, the
+ * waited-for runs are also checked in one query every `recheckIntervalMs`:
+ * a WaitForRun returns at most that long after its run finished, notice or
+ * not.
  */
 export class RunWaiters {
   private readonly waiting = new Map<string, Set<() => void>>()
+  private recheckTimer: NodeJS.Timeout | undefined
+  private isRechecking = false
+
+  constructor(private readonly deps: { db: Knex; logger: Logger; recheckIntervalMs: number }) {}
 
   /** Calls `onFinished` once the run is reported finished (or a recheck is due). Returns a disposer. */
   add(runId: string, onFinished: () => void): () => void {
     const set = this.waiting.get(runId) ?? new Set()
     set.add(onFinished)
     this.waiting.set(runId, set)
+    this.recheckTimer ??= setInterval(() => void this.recheck(), this.deps.recheckIntervalMs).unref()
     return () => {
       set.delete(onFinished)
       if (set.size === 0) this.waiting.delete(runId)
+      if (this.waiting.size === 0) this.stopRechecks()
     }
   }
 
@@ -30,6 +42,23 @@ export class RunWaiters {
   /** Notices may have been missed (the listener reconnected): every waiter rechecks. */
   notifyAll(): void {
     for (const set of this.waiting.values()) for (const wake of set) wake()
+  }
+
+  stopRechecks(): void {
+    clearInterval(this.recheckTimer)
+    this.recheckTimer = undefined
+  }
+
+  private async recheck(): Promise<void> {
+    if (this.isRechecking || this.waiting.size === 0) return
+    this.isRechecking = true
+    try {
+      for (const runId of await runListFinished(this.deps.db, { runIds: [...this.waiting.keys()] })) this.notify(runId)
+    } catch (error) {
+      this.deps.logger.warn({ err: error }, 'could not recheck the runs WaitForRun calls wait for')
+    } finally {
+      this.isRechecking = false
+    }
   }
 }
 

@@ -113,3 +113,13 @@ export async function attemptListForRun(db: Executor, params: { runId: string })
     error: row.error ?? undefined,
   }))
 }
+
+/** Which of the given runs have finished (completed, failed or cancelled). */
+export async function runListFinished(db: Executor, params: { runIds: readonly string[] }): Promise<string[]> {
+  const rows = await sql<{ id: string }>(
+    db,
+    `SELECT id::text AS id FROM stackshift.runs WHERE id = ANY($1::uuid[]) AND status IN ('completed', 'failed', 'cancelled')`,
+    [params.runIds],
+  )
+  return rows.map((row) => row.id)
+}
