@@ -15,7 +15,8 @@ import type { ReadyAnnouncer } from './ready-announcer.js'
  * or the run becomes WAITING and its lease ends. An event wait holds the
  * event name's lock while it looks for an event and registers itself, so a
  * concurrent SendEvent either committed before (and is found) or runs after
- * (and finds the registration).
+ * (and finds the registration). A suspension sent again (its answer was
+ * lost) after it completed the step at once gets the same answer.
  */
 export class Suspensions {
   constructor(private readonly deps: { db: Knex; announcer: ReadyAnnouncer }) {}
@@ -25,6 +26,8 @@ export class Suspensions {
     const outcome = await this.deps.db.transaction(async (trx): Promise<SuspensionOutcome & { wakeAt?: Date }> => {
       const run = await waitLockLease(trx, suspension)
       if (!run) throw await explainLostLease(trx, suspension)
+      // A repeat of a suspension that completed the step at once: the same answer again.
+      if (run.completedStep) return { suspended: false, event: run.completedStep.event }
       if (wait.kind === 'sleep') {
         if (wait.wakeAt.getTime() <= run.now.getTime()) {
           await waitCompleteStepNow(trx, { runId, stepId, kind: 'sleep', attempt: run.attempt, resultJson: 'null' })
