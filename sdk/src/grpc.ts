@@ -27,6 +27,10 @@ const defaultChannelOptions: ChannelOptions = {
   'grpc.keepalive_time_ms': protocolLimits.keepalivePingIntervalMs,
   'grpc.keepalive_timeout_ms': 5_000,
   'grpc.keepalive_permit_without_calls': 1,
+  // gRPC waits longer and longer between tries to reach a server that is away, up to 2 minutes by
+  // default: a worker whose server restarted a few times came back long after the server did, and lost
+  // its leases meanwhile. 5 s bounds that wait at a few connection attempts a minute.
+  'grpc.max_reconnect_backoff_ms': 5_000,
   'grpc.max_receive_message_length': 64 * 1024 * 1024,
   'grpc.max_send_message_length': 64 * 1024 * 1024,
 }
