@@ -2,7 +2,7 @@ import type pg from 'pg'
 import type { FaultRecord } from './faults.js'
 import { type ChaosResult, counterKey, counterTotal, effectSteps, jobName } from './job.js'
 import { ledgerTable } from './ledger.js'
-import type { LoggedError, WorkerIncarnation } from './processes.js'
+import type { HandlerError, LoggedError, WorkerIncarnation } from './processes.js'
 import type { FaultKind } from './schedule.js'
 import type { EnqueueRecord, WaitRecord } from './workload.js'
 
@@ -22,6 +22,8 @@ export interface Check {
 export const waitForRunLateMs = 5_000
 /** How soon health must be SERVING again after PostgreSQL is back. */
 export const servingAgainMs = 10_000
+/** How soon the workers of a restarted server must be connected to it again, from its listening. */
+export const workersBackMs = 10_000
 
 /** What the checks read besides the tables. */
 export interface CheckInput {
@@ -31,8 +33,8 @@ export interface CheckInput {
   faults: readonly FaultRecord[]
   incarnations: readonly WorkerIncarnation[]
   serverErrors: readonly LoggedError[]
-  /** Errors the job's handlers met, `<call> <error name>` -> count. */
-  handlerErrors: ReadonlyMap<string, number>
+  /** Errors the job's handlers met (other than suspensions). */
+  handlerErrors: readonly HandlerError[]
   /** Whether every acknowledged run finished before the drain timed out. */
   isDrained: boolean
   drainMs: number
@@ -250,13 +252,23 @@ export async function runChecks(db: pg.Client, input: CheckInput): Promise<Check
     ),
   )
 
-  // 6. Late writes refused: no step stored after the attempt that stored it had ended.
+  // 6. Late writes refused: no step stored after the attempt that stored it had ended, and a worker continued
+  // after its lease ran out was refused (LeaseLostError in its handlers) rather than left to carry on.
   const lateSteps = [...tables.steps.values()].filter((step) => {
     const ended = attemptsOf.get(`${step.run_id}#${step.attempt}`)
     return ended !== undefined && step.status === 'completed' && step.finished_at !== null && step.finished_at > ended.finished_at
   })
   const stopped = input.incarnations.filter((incarnation) => incarnation.continuedAt !== undefined)
-  // What stopped workers did once continued, in attempts whose lease had expired meanwhile: their writes must all be refused.
+  // How the SDK reports a write refused for its lease: from a step (or the run's end), and from a State Store call.
+  const refusals = ['LeaseLostError', 'FailedPreconditionError']
+  const refusedAfterStop = stopped.map((incarnation) => ({
+    workerId: incarnation.workerId,
+    refused: input.handlerErrors.filter(
+      (error) => error.workerId === incarnation.workerId && error.at >= incarnation.continuedAt! && refusals.includes(error.error),
+    ).length,
+  }))
+  const unrefused = refusedAfterStop.filter((stop) => stop.refused === 0)
+  // What stopped workers did once continued, in attempts whose lease had expired meanwhile.
   const staleEffects = tables.ledger.filter((effect) => {
     const incarnation = stopped.find((candidate) => candidate.workerId === effect.worker_id)
     const ended = attemptsOf.get(`${effect.run_id}#${effect.attempt}`)
@@ -265,10 +277,14 @@ export async function runChecks(db: pg.Client, input: CheckInput): Promise<Check
   checks.push(
     check(
       'writes accepted from an attempt after it ended',
-      `${lateSteps.length} (stopped workers ran ${staleEffects.length} steps of expired attempts after SIGCONT)`,
-      '0',
-      lateSteps.length === 0,
-      lateSteps.map((step) => ({ runId: step.run_id, stepId: step.step_id, attempt: step.attempt })),
+      `${lateSteps.length}; workers continued past their lease: ${refusedAfterStop.map((stop) => `${stop.workerId} refused ${stop.refused}×`).join(', ') || 'none'}` +
+        ` (${staleEffects.length} side effects of expired attempts after SIGCONT)`,
+      '0; every stopped worker refused',
+      lateSteps.length === 0 && unrefused.length === 0,
+      [
+        ...lateSteps.map((step) => ({ runId: step.run_id, stepId: step.step_id, attempt: step.attempt })),
+        ...unrefused.map((stop) => ({ workerId: stop.workerId, refused: 0 })),
+      ],
     ),
   )
 
@@ -337,7 +353,34 @@ export async function runChecks(db: pg.Client, input: CheckInput): Promise<Check
     ),
   )
 
-  // 14. Faults: every planned one injected, every failpoint reached, every required kind present.
+  // 14. Workers reconnect to a restarted server promptly, however often it restarted.
+  const restarts = input.faults.filter((record) => record.workersBackAfterMs !== undefined)
+  const lateReturns = restarts.filter((record) => record.workersBackAfterMs === null || record.workersBackAfterMs! > workersBackMs)
+  const slowestReturn = Math.max(0, ...restarts.map((record) => record.workersBackAfterMs ?? Number.POSITIVE_INFINITY))
+  checks.push(
+    check(
+      `server restarts whose workers took more than ${workersBackMs / 1000} s to reconnect`,
+      `${lateReturns.length} of ${restarts.length} (slowest ${slowestReturn === Number.POSITIVE_INFINITY ? 'never' : `${slowestReturn} ms`})`,
+      '0',
+      lateReturns.length === 0,
+      lateReturns.map((record) => ({ fault: record.fault, workersBackAfterMs: record.workersBackAfterMs })),
+    ),
+  )
+
+  // 15. Worker kills and stops struck in the middle of a step.
+  const workerFaults = input.faults.filter((record) => record.fault.kind === 'worker-kill' || record.fault.kind === 'worker-stop')
+  const notMidStep = workerFaults.filter((record) => (record.stepsInFlight ?? 0) === 0)
+  checks.push(
+    check(
+      'worker kills and stops that struck no step in flight',
+      `${notMidStep.length} of ${workerFaults.length} (steps in flight at the signal: ${workerFaults.map((record) => record.stepsInFlight ?? 0).join(', ')})`,
+      '0',
+      notMidStep.length === 0,
+      notMidStep.map((record) => ({ fault: record.fault, workerId: record.workerId })),
+    ),
+  )
+
+  // 16. Faults: every planned one injected, every failpoint reached, every required kind present.
   checks.push(faultCheck(input))
   return checks
 }
@@ -352,7 +395,16 @@ export async function runChecks(db: pg.Client, input: CheckInput): Promise<Check
  */
 function attemptCheck(tables: Tables, input: CheckInput): Check {
   const incarnations = new Map(input.incarnations.map((incarnation) => [incarnation.workerId, incarnation]))
-  const effectAttempts = new Set(tables.ledger.map((effect) => `${effect.run_id}#${effect.attempt}`))
+  // A suspended run resumes as the same attempt number, maybe on another worker: an attempt's own effects are
+  // those of its worker since it started.
+  const hasEffects = (attempt: AttemptRow, from: number) =>
+    tables.ledger.some(
+      (effect) =>
+        effect.run_id === attempt.run_id &&
+        effect.attempt === attempt.attempt &&
+        effect.worker_id === attempt.worker_id &&
+        effect.recorded_at.getTime() >= from,
+    )
   const serverFaults = input.faults.filter((record) => record.fault.kind === 'server-kill' || record.fault.kind === 'server-failpoint')
   const windows = (kinds: readonly FaultKind[]) =>
     input.faults
@@ -366,14 +418,21 @@ function attemptCheck(tables: Tables, input: CheckInput): Check {
     const from = (attempt.started_at ?? attempt.finished_at).getTime()
     const to = attempt.finished_at.getTime()
     const incarnation = attempt.worker_id === null ? undefined : incarnations.get(attempt.worker_id)
-    const struck = [incarnation?.killedAt, incarnation?.stoppedAt].some((at) => at !== undefined && at >= from - 1000 && at <= to)
+    // Killed during the attempt, or stopped at any time during it: a server keeps handing runs to a stopped
+    // worker whose socket still takes them, and their leases expire too.
+    const isKilled = incarnation?.killedAt !== undefined && incarnation.killedAt >= from - 1000 && incarnation.killedAt <= to
+    const isStopped =
+      incarnation?.stoppedAt !== undefined &&
+      incarnation.stoppedAt <= to &&
+      (incarnation.continuedAt ?? Number.POSITIVE_INFINITY) >= from - 1000
+    const struck = isKilled || isStopped
     if (attempt.outcome === 'lease_expired' && struck) {
       byWorkerFault++
       continue
     }
     const isUndelivered =
       attempt.outcome === 'lease_expired' &&
-      !effectAttempts.has(`${attempt.run_id}#${attempt.attempt}`) &&
+      !hasEffects(attempt, from) &&
       serverFaults.some((record) => overlaps(from - 1000, from + 10_000, { from: record.startedAt, to: record.endedAt }))
     if (isUndelivered) {
       byServerFault++
@@ -389,7 +448,7 @@ function attemptCheck(tables: Tables, input: CheckInput): Check {
       error: attempt.error?.message,
     })
   }
-  const handlerErrors = [...input.handlerErrors].map(([name, n]) => `${name} ×${n}`).join(', ') || 'none'
+  const handlerErrors = describeCounts(input.handlerErrors.map((error) => `${error.call} ${error.error}`))
   return check(
     'attempts lost without their worker being killed or stopped',
     `${costly.length}${costly.length > 0 ? ` (${describeCounts(costly.map((a) => `${a.outcome} during ${a.during}`))})` : ''}; ` +
@@ -424,8 +483,8 @@ function waitChecks(tables: Tables, input: CheckInput): Check[] {
       `WaitForRun answers later than ${waitForRunLateMs / 1000} s after the run finished`,
       `${late.length + unanswered.length} of ${measured.length + unanswered.length} (slowest ${max(measured)} ms; ` +
         `${afterLoss.length} finished within 15 s of a LISTEN connection lost, slowest ${max(afterLoss)} ms)`,
-      '0',
-      late.length + unanswered.length === 0,
+      '0, and some after a LISTEN loss',
+      late.length + unanswered.length === 0 && afterLoss.length > 0,
       [...late, ...unanswered.map((runId) => ({ runId, lateMs: 'never answered' }))],
     ),
   ]

@@ -1,11 +1,11 @@
 import { randomUUID } from 'node:crypto'
 import { Metadata, type ServiceError, credentials, status } from '@grpc/grpc-js'
 import { RunServiceClient } from '@stackshift/proto/run-service'
-import { type Logger, StackShift } from '@stackshift/sdk'
+import { type Logger, StackShift, type StackShiftError, type StateLock } from '@stackshift/sdk'
 import { checkHealth } from './health.js'
 import type { ChaosPostgres } from './postgres.js'
 import type { ServerProcess, WorkerProcess } from './processes.js'
-import { type Fault, describeFault } from './schedule.js'
+import { type Fault, describeFault, serverOfWorker } from './schedule.js'
 
 /** What the faults act on. */
 export interface Cluster {
@@ -23,8 +23,14 @@ export interface FaultRecord {
   outage?: { from: number; to: number }
   /** worker-kill, worker-stop: the incarnation acted on. */
   workerId?: string
+  /** worker-kill, worker-stop: its steps in flight (side effect recorded, result not stored) when the signal was sent. */
+  stepsInFlight?: number
   /** server-failpoint: whether the server reached the failpoint (and killed itself there). */
   isReached?: boolean
+  /** server-failpoint: ms from the armed server listening to its death at the failpoint. */
+  reachedAfterMs?: number
+  /** server-kill, server-failpoint: ms from the server listening again to its workers connected again (null: not within 30 s). */
+  workersBackAfterMs?: number | null
   /** pg-restart, pg-outage: per server, ms from PostgreSQL back to the server's health SERVING (null: not within 30 s). */
   servingAfterMs?: Array<number | null>
   /** pg-outage: per server, whether it reported NOT_SERVING while PostgreSQL was down. */
@@ -40,6 +46,13 @@ export interface FaultRecord {
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+
+/**
+ * A worker is killed or stopped in the middle of a step: the fault waits up
+ * to this long for one (a busy worker is in one most of the time), and goes
+ * ahead anyway if none comes; the checks then say so.
+ */
+const midStepWaitMs = 20_000
 const sleepUntil = (at: number) => sleep(Math.max(0, at - Date.now()))
 
 /**
@@ -81,6 +94,7 @@ async function injectOne(fault: Fault, record: FaultRecord, cluster: Cluster, sd
     case 'worker-kill': {
       const worker = workers[fault.worker]!
       record.workerId = worker.current?.workerId
+      record.stepsInFlight = await worker.waitForStepInFlight(midStepWaitMs)
       await worker.kill()
       await sleep(1000)
       await worker.start()
@@ -89,6 +103,7 @@ async function injectOne(fault: Fault, record: FaultRecord, cluster: Cluster, sd
     case 'worker-stop': {
       const worker = workers[fault.worker]!
       record.workerId = worker.current?.workerId
+      record.stepsInFlight = await worker.waitForStepInFlight(midStepWaitMs)
       worker.stop()
       await sleep(fault.durationMs)
       worker.resume()
@@ -99,6 +114,7 @@ async function injectOne(fault: Fault, record: FaultRecord, cluster: Cluster, sd
       await server.kill()
       await sleep(1000)
       await server.startUntilUp()
+      record.workersBackAfterMs = await waitForWorkersOf(server, workers)
       return
     }
     case 'server-failpoint': {
@@ -107,14 +123,17 @@ async function injectOne(fault: Fault, record: FaultRecord, cluster: Cluster, sd
       // Armed, it dies the first time it gets there; if it never gets there, it is killed after 30 s.
       record.isReached = false
       if (await server.start([fault.failpoint])) {
+        const listeningAt = Date.now()
         const exit = await server.waitForExit(30_000)
         record.isReached = exit?.signal === 'SIGKILL'
+        if (record.isReached) record.reachedAfterMs = Date.now() - listeningAt
       } else {
         record.isReached = (await server.waitForExit(0))?.signal === 'SIGKILL'
       }
       await server.kill()
       await sleep(500)
       await server.startUntilUp()
+      record.workersBackAfterMs = await waitForWorkersOf(server, workers)
       return
     }
     case 'pg-restart': {
@@ -147,6 +166,19 @@ async function injectOne(fault: Fault, record: FaultRecord, cluster: Cluster, sd
       return
     }
   }
+}
+
+/**
+ * Waits (up to 30 s) until the workers of a restarted server that are not
+ * stopped have connected to it again: the fault is over when the system is
+ * whole again, and the next one does not strike a worker cut off from its
+ * only server (its leases would run out, and an outage would be blamed).
+ */
+async function waitForWorkersOf(server: ServerProcess, workers: readonly WorkerProcess[]): Promise<number | null> {
+  const ids = workers
+    .filter((worker) => serverOfWorker(worker.index) === server.index && !worker.isFrozen)
+    .flatMap((worker) => (worker.current ? [worker.current.workerId] : []))
+  return (await server.waitForWorkers(ids, 30_000)) ?? null
 }
 
 /** Per server: whether its health said NOT_SERVING at some point before `until`. */
@@ -214,8 +246,19 @@ async function exhaustPool(address: string, callers: number, durationMs: number,
   const outcomes: Record<string, number> = {}
   const count = (outcome: string) => (outcomes[outcome] = (outcomes[outcome] ?? 0) + 1)
   try {
-    const key = `chaos:exhaust:${Date.now()}`
-    const holder = await client.state.lock(key, { ttl: durationMs + 30_000 })
+    // The server may be restarting after the previous fault: try again for a while, each time on a new key
+    // (a lock taken by a call whose answer was lost would hold up the next try).
+    let key = ''
+    let holder: StateLock | undefined
+    for (const giveUpAt = Date.now() + 60_000; !holder;) {
+      key = `chaos:exhaust:${randomUUID()}`
+      try {
+        holder = await client.state.lock(key, { ttl: durationMs + 30_000 })
+      } catch (error) {
+        if (!(error as Partial<StackShiftError>).isRetryable || Date.now() > giveUpAt) throw error
+        await sleep(500)
+      }
+    }
     await Promise.all(
       Array.from({ length: callers }, async () => {
         try {

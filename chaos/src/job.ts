@@ -58,25 +58,45 @@ async function traced<T>(call: string, run: { id: string; attempt: number }, fn:
   }
 }
 
+/**
+ * Says on stdout that a step's side effect was recorded (`start`) and that
+ * the step's result was stored or its attempt ended (`end`): the harness
+ * counts the steps in flight, to strike a worker in the middle of one.
+ */
+function reportStep(phase: 'start' | 'end', run: { id: string; attempt: number }, stepId: string): void {
+  process.stdout.write(JSON.stringify({ msg: 'chaos step', phase, runId: run.id, attempt: run.attempt, stepId }) + '\n')
+}
+
 export function registerChaosJob(stackshift: StackShift, ledger: Ledger, workerId: string): void {
   stackshift.job<ChaosPayload, ChaosResult>(jobName, async ({ payload, step, state, run }) => {
     // A side effect first, then the work: a process killed during the work leaves the side effect behind.
-    const effect = (stepId: (typeof effectSteps)[number]) => async () => {
-      const nonce = randomUUID()
-      await ledger.record({ runId: run.id, stepId, attempt: run.attempt, workerId, nonce })
-      await sleep(payload.stepMs[stepId])
-      return { nonce }
+    const effect = async (stepId: (typeof effectSteps)[number]) => {
+      let isStarted = false
+      try {
+        return await traced('step.run', run, () =>
+          step.run(stepId, async () => {
+            const nonce = randomUUID()
+            await ledger.record({ runId: run.id, stepId, attempt: run.attempt, workerId, nonce })
+            isStarted = true
+            reportStep('start', run, stepId)
+            await sleep(payload.stepMs[stepId])
+            return { nonce }
+          }),
+        )
+      } finally {
+        if (isStarted) reportStep('end', run, stepId)
+      }
     }
-    const reserve = await traced('step.run', run, () => step.run('reserve', effect('reserve')))
+    const reserve = await effect('reserve')
     await traced('state.increment', run, () => state.increment(counterKey(payload.key), 1))
-    const charge = await traced('step.run', run, () => step.run('charge', effect('charge')))
+    const charge = await effect('charge')
     await traced('step.sleep', run, () => step.sleep('cool-off', payload.sleepMs))
     // lookback: the driver may send the event before the run reaches the wait.
     const approval = await traced('step.waitForEvent', run, () =>
       step.waitForEvent('approval', { event: eventName, match: { key: payload.key }, timeout: '30m', lookback: '1h' }),
     )
     const counter = await traced('state.increment', run, () => state.increment(counterKey(payload.key), 2))
-    const ship = await traced('step.run', run, () => step.run('ship', effect('ship')))
+    const ship = await effect('ship')
     return { nonces: { reserve: reserve.nonce, charge: charge.nonce, ship: ship.nonce }, counter, eventId: approval?.id ?? null }
   })
 }

@@ -202,7 +202,7 @@ async function main(): Promise<number> {
         faults,
         incarnations: running.workers.flatMap((worker) => worker.incarnations),
         serverErrors: running.servers.flatMap((server) => server.errors),
-        handlerErrors: sumCounts(running.workers.map((worker) => worker.handlerErrors)),
+        handlerErrors: running.workers.flatMap((worker) => worker.handlerErrors),
         isDrained,
         drainMs,
         requiredKinds: faultKinds,
@@ -227,7 +227,7 @@ async function main(): Promise<number> {
         enqueueCalls: records.reduce((sum, r) => sum + r.calls, 0),
         waitsSampled: workload.waits.length,
         failedCalls: Object.fromEntries(workload.failures),
-        handlerErrors: Object.fromEntries(sumCounts(running.workers.map((worker) => worker.handlerErrors))),
+        handlerErrors: countBy(running.workers.flatMap((worker) => worker.handlerErrors).map((error) => `${error.call} ${error.error}`)),
       },
       checks,
       isPassed,
@@ -243,15 +243,18 @@ async function main(): Promise<number> {
     process.removeListener('SIGTERM', onSignal)
     await tearDown(running)
     driverLog.end()
-    if (isPassed && !options.isKeep) await rm(runDir, { recursive: true, force: true })
+    if (isPassed && !options.isKeep) {
+      await running.postgres?.remove()
+      await rm(runDir, { recursive: true, force: true })
+    } else if (running.postgres) log(`PostgreSQL's files kept in ${running.postgres.clusterDir}`)
   }
   return isPassed ? 0 : 1
 }
 
-function sumCounts(maps: ReadonlyArray<ReadonlyMap<string, number>>): Map<string, number> {
-  const sum = new Map<string, number>()
-  for (const map of maps) for (const [name, n] of map) sum.set(name, (sum.get(name) ?? 0) + n)
-  return sum
+function countBy(names: readonly string[]): Record<string, number> {
+  const counts: Record<string, number> = {}
+  for (const name of names) counts[name] = (counts[name] ?? 0) + 1
+  return counts
 }
 
 /**

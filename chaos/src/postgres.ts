@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process'
+import { rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { type EmbeddedPostgresHandle, createLogger, startEmbeddedPostgres } from '@stackshift/server'
 import pg from 'pg'
@@ -49,6 +50,19 @@ export class ChaosPostgres {
   /** Stops the cluster at once, whatever it is doing (the end of a run); no error if it is not running. */
   async stopImmediately(): Promise<void> {
     await this.pgCtl(['stop', '-w', '-m', 'immediate']).catch(() => {})
+  }
+
+  /**
+   * Deletes the cluster's files (the run is over and passed). As root they
+   * are not under the run's directory, which holds only a link to them.
+   */
+  async remove(): Promise<void> {
+    await rm(this.control.clusterDir, { recursive: true, force: true })
+  }
+
+  /** Where the cluster's files are (kept after a failed run, for a look). */
+  get clusterDir(): string {
+    return this.control.clusterDir
   }
 
   /**

@@ -71,6 +71,8 @@ export class ServerProcess {
   /** Starts so far (1 for the first). */
   incarnation = 0
   readonly errors: LoggedError[] = []
+  /** Worker ids that connected to the current incarnation. */
+  private readonly connectedWorkers = new Set<string>()
 
   constructor(
     readonly index: number,
@@ -94,6 +96,7 @@ export class ServerProcess {
    */
   async start(failpoints: string[] = []): Promise<boolean> {
     this.incarnation++
+    this.connectedWorkers.clear()
     let onListening: () => void = () => {}
     const listening = new Promise<void>((resolve) => (onListening = resolve))
     const child = new Child(
@@ -136,15 +139,30 @@ export class ServerProcess {
     return result
   }
 
+  /**
+   * Waits until each of `workerIds` has connected to the current incarnation,
+   * for up to `timeoutMs`. Returns how long that took, or undefined if some
+   * did not connect in time.
+   */
+  async waitForWorkers(workerIds: readonly string[], timeoutMs: number): Promise<number | undefined> {
+    const startedAt = Date.now()
+    while (!workerIds.every((id) => this.connectedWorkers.has(id))) {
+      if (Date.now() - startedAt > timeoutMs) return undefined
+      await sleep(50)
+    }
+    return Date.now() - startedAt
+  }
+
   private read(line: string, onListening: () => void): void {
     if (!line.startsWith('{')) return
-    let entry: { level?: number | string; msg?: string; err?: { message?: string } }
+    let entry: { level?: number | string; msg?: string; err?: { message?: string }; workerId?: string }
     try {
       entry = JSON.parse(line) as typeof entry
     } catch {
       return
     }
     if (entry.msg === 'StackShift server listening') onListening()
+    if (entry.msg === 'worker connected' && entry.workerId !== undefined) this.connectedWorkers.add(entry.workerId)
     // pino writes the level as a label (its formatter here) or a number.
     const isError = entry.level === 'error' || entry.level === 'fatal' || (typeof entry.level === 'number' && entry.level >= 50)
     if (isError) this.errors.push({ server: this.index, msg: entry.msg ?? '', err: entry.err?.message, at: Date.now() })
@@ -162,6 +180,18 @@ export interface WorkerIncarnation {
   continuedAt?: number
 }
 
+/** An error a chaos handler met (job.ts reports each on stderr), other than a suspension. */
+export interface HandlerError {
+  workerId: string
+  runId: string
+  attempt: number
+  /** The handler's call that threw: `step.run`, `state.increment` ... */
+  call: string
+  /** The error's name: `LeaseLostError` ... */
+  error: string
+  at: number
+}
+
 /**
  * One worker process: `node chaos/dist/worker.js`, connected to one server.
  * Each start is a new incarnation with its own worker id (`w<n>.<k>`), which
@@ -171,8 +201,10 @@ export interface WorkerIncarnation {
 export class WorkerProcess {
   private child: Child | undefined
   readonly incarnations: WorkerIncarnation[] = []
-  /** Errors the job's handler met (job.ts reports them), by `<call> <error name>`. */
-  readonly handlerErrors = new Map<string, number>()
+  /** Errors the job's handlers met, every incarnation's. */
+  readonly handlerErrors: HandlerError[] = []
+  /** The current incarnation's steps in flight (side effect recorded, result not yet stored), by `<run>/<step>#<attempt>`. */
+  private readonly stepsInFlight = new Set<string>()
 
   constructor(
     readonly index: number,
@@ -182,6 +214,12 @@ export class WorkerProcess {
 
   get current(): WorkerIncarnation | undefined {
     return this.incarnations.at(-1)
+  }
+
+  /** Whether the current incarnation is stopped (SIGSTOP, not yet continued). */
+  get isFrozen(): boolean {
+    const current = this.current
+    return current?.stoppedAt !== undefined && current.continuedAt === undefined
   }
 
   /** Starts a new incarnation; resolves once its worker is connected and taking runs. */
@@ -198,20 +236,51 @@ export class WorkerProcess {
       (line) => this.read(line, onReady),
     )
     this.child = child
+    this.stepsInFlight.clear()
     this.incarnations.push({ worker: this.index, workerId, pid: child.process.pid, startedAt: Date.now() })
     const started = await Promise.race([ready.then(() => true), child.exited.then(() => false)])
     if (!started) throw new Error(`worker ${workerId} exited before it was ready; see worker-${this.index}.log`)
   }
 
+  /** How many steps the current incarnation has in flight. */
+  get stepCount(): number {
+    return this.stepsInFlight.size
+  }
+
+  /**
+   * Waits until the current incarnation is in the middle of a step (its side
+   * effect recorded, its result not stored), for up to `timeoutMs`. Returns
+   * how many steps it then has in flight (0: none came).
+   */
+  async waitForStepInFlight(timeoutMs: number): Promise<number> {
+    const deadline = Date.now() + timeoutMs
+    while (this.stepsInFlight.size === 0 && Date.now() < deadline) await sleep(20)
+    return this.stepsInFlight.size
+  }
+
   private read(line: string, onReady: () => void): void {
     if (line === 'ready') onReady()
-    if (!line.includes('"chaos handler error"')) return
+    if (!line.startsWith('{"msg":"chaos ')) return
+    let entry: { msg?: string; phase?: string; runId?: string; attempt?: number; stepId?: string; call?: string; error?: string }
     try {
-      const entry = JSON.parse(line) as { call?: string; error?: string }
-      const name = `${entry.call} ${entry.error}`
-      this.handlerErrors.set(name, (this.handlerErrors.get(name) ?? 0) + 1)
+      entry = JSON.parse(line) as typeof entry
     } catch {
-      // Not one of job.ts's lines.
+      return
+    }
+    const workerId = this.current?.workerId ?? '?'
+    if (entry.msg === 'chaos step') {
+      const step = `${entry.runId}/${entry.stepId}#${entry.attempt}`
+      if (entry.phase === 'start') this.stepsInFlight.add(step)
+      else this.stepsInFlight.delete(step)
+    } else if (entry.msg === 'chaos handler error') {
+      this.handlerErrors.push({
+        workerId,
+        runId: entry.runId ?? '?',
+        attempt: entry.attempt ?? 0,
+        call: entry.call ?? '?',
+        error: entry.error ?? '?',
+        at: Date.now(),
+      })
     }
   }
 

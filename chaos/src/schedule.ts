@@ -49,9 +49,6 @@ export const faultKinds: readonly FaultKind[] = [
  */
 const failpointServer = 0
 
-/** What the short profile injects: every kind once, the three failpoints the checks are about, and a second listener kill. */
-const shortFailpoints: readonly FailpointName[] = ['enqueue:after-commit', 'complete-step:after-commit', 'complete-run:after-commit']
-
 /** How often each kind comes up in the long profile, once every kind has come up once. */
 const longWeights: ReadonlyArray<[Exclude<FaultKind, 'worker-stop'>, number]> = [
   ['worker-kill', 4],
@@ -110,7 +107,7 @@ export function planFaults(profile: Profile, seed: number): Fault[] {
   ]
   const first: Array<Kind | FailpointName> =
     profile.name === 'short'
-      ? order.shuffle<Kind | FailpointName>([...everyKindOnce(shortFailpoints), 'listener-kill'])
+      ? order.shuffle<Kind | FailpointName>([...everyKindOnce(failpointNames), 'listener-kill'])
       : order.shuffle(everyKindOnce(failpointNames))
 
   const stops: Array<Extract<Fault, { kind: 'worker-stop' }>> = []
