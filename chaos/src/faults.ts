@@ -58,19 +58,26 @@ const sleepUntil = (at: number) => sleep(Math.max(0, at - Date.now()))
 /**
  * Injects the faults at their planned times after `startedAt`: the
  * sequential ones one after another (each waits for the previous to be
- * over), the worker stops alongside.
+ * over, and then for at least `quietMs`), the worker stops alongside. On a
+ * loaded machine faults take longer than planned, and the plan's gaps are
+ * used up; the quiet time keeps one fault's recovery (a worker's writes and
+ * heartbeats landing on its restarted server) from being cut short by the
+ * next, which would then cost attempts that neither fault costs alone.
  */
 export async function injectFaults(options: {
   cluster: Cluster
   faults: readonly Fault[]
   startedAt: number
+  quietMs: number
   log: (line: string) => void
   sdkLogger: Logger
 }): Promise<FaultRecord[]> {
   const { cluster, faults, startedAt, log } = options
   const records: FaultRecord[] = []
+  let previousEndedAt = 0
   const inject = async (fault: Fault) => {
-    await sleepUntil(startedAt + fault.atMs)
+    const isSequential = fault.kind !== 'worker-stop'
+    await sleepUntil(Math.max(startedAt + fault.atMs, isSequential ? previousEndedAt + options.quietMs : 0))
     log(`fault ${describeFault(fault)} (at +${((Date.now() - startedAt) / 1000).toFixed(1)}s)`)
     const record: FaultRecord = { fault, startedAt: Date.now(), endedAt: 0 }
     records.push(record)
@@ -81,6 +88,7 @@ export async function injectFaults(options: {
       log(`fault ${fault.kind} failed: ${record.error}`)
     }
     record.endedAt = Date.now()
+    if (isSequential) previousEndedAt = record.endedAt
   }
   const stops = faults.filter((fault) => fault.kind === 'worker-stop').map(inject)
   for (const fault of faults) if (fault.kind !== 'worker-stop') await inject(fault)
@@ -209,7 +217,11 @@ async function timeUntilServing(servers: readonly ServerProcess[], since: number
 
 /** GetRun of an unknown run (one query) every 200 ms until `isOver`, on a connection of its own: how long another client waits. */
 async function watchBystander(address: string, isOver: () => boolean): Promise<NonNullable<FaultRecord['bystander']>> {
-  const client = new RunServiceClient(address, credentials.createInsecure())
+  // A connection of its own that tries again soon after a failure (see checkHealth).
+  const client = new RunServiceClient(address, credentials.createInsecure(), {
+    'grpc.use_local_subchannel_pool': 1,
+    'grpc.max_reconnect_backoff_ms': 1000,
+  })
   const seen = { calls: 0, slowestMs: 0, codes: {} as Record<string, number> }
   try {
     while (!isOver()) {

@@ -179,6 +179,7 @@ async function main(): Promise<number> {
         cluster: { postgres, servers: running.servers, workers: running.workers },
         faults: schedule,
         startedAt: faultsStartedAt,
+        quietMs: profile.gapMs[0],
         log,
         sdkLogger,
       })
