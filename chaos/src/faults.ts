@@ -69,15 +69,22 @@ export async function injectFaults(options: {
   faults: readonly Fault[]
   startedAt: number
   quietMs: number
+  /** No fault starts after this instant (the long profile's length); the ones left are skipped. */
+  endsAt: number
   log: (line: string) => void
   sdkLogger: Logger
-}): Promise<FaultRecord[]> {
+}): Promise<{ records: FaultRecord[]; skipped: Fault[] }> {
   const { cluster, faults, startedAt, log } = options
   const records: FaultRecord[] = []
+  const skipped: Fault[] = []
   let previousEndedAt = 0
   const inject = async (fault: Fault) => {
     const isSequential = fault.kind !== 'worker-stop'
     await sleepUntil(Math.max(startedAt + fault.atMs, isSequential ? previousEndedAt + options.quietMs : 0))
+    if (Date.now() > options.endsAt) {
+      skipped.push(fault)
+      return
+    }
     log(`fault ${describeFault(fault)} (at +${((Date.now() - startedAt) / 1000).toFixed(1)}s)`)
     const record: FaultRecord = { fault, startedAt: Date.now(), endedAt: 0 }
     records.push(record)
@@ -93,7 +100,8 @@ export async function injectFaults(options: {
   const stops = faults.filter((fault) => fault.kind === 'worker-stop').map(inject)
   for (const fault of faults) if (fault.kind !== 'worker-stop') await inject(fault)
   await Promise.all(stops)
-  return records.sort((a, b) => a.startedAt - b.startedAt)
+  if (skipped.length > 0) log(`${skipped.length} planned faults skipped: the run is over (faults took longer than planned)`)
+  return { records: records.sort((a, b) => a.startedAt - b.startedAt), skipped }
 }
 
 async function injectOne(fault: Fault, record: FaultRecord, cluster: Cluster, sdkLogger: Logger): Promise<void> {

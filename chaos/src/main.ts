@@ -36,7 +36,7 @@ import { ServerProcess, WorkerProcess, serverEntry, workerEntry } from './proces
 import { type Profile, longProfile, shortProfile } from './profile.js'
 import { Random } from './random.js'
 import { type ChaosReport, defaultReportPath, formatChecks, writeReport } from './report.js'
-import { type FaultKind, describeFault, faultKinds, planFaults, serverCount, serverOfWorker, workerCount } from './schedule.js'
+import { type Fault, type FaultKind, describeFault, faultKinds, planFaults, serverCount, serverOfWorker, workerCount } from './schedule.js'
 import { Workload } from './workload.js'
 
 const repoRoot = fileURLToPath(new URL('../..', import.meta.url))
@@ -174,15 +174,18 @@ async function main(): Promise<number> {
       log(`progress: ${records.length} enqueued, ${records.filter((r) => r.runId !== undefined).length} acknowledged`)
     }, 30_000)
     let faults: FaultRecord[]
+    let skipped: Fault[]
     try {
-      faults = await injectFaults({
+      ;({ records: faults, skipped } = await injectFaults({
         cluster: { postgres, servers: running.servers, workers: running.workers },
         faults: schedule,
         startedAt: faultsStartedAt,
         quietMs: profile.gapMs[0],
+        // The short profile injects its whole list, however long it takes; the long one stops on time.
+        endsAt: profile.faultPhaseMs > 0 ? faultsStartedAt + profile.faultPhaseMs : Number.POSITIVE_INFINITY,
         log,
         sdkLogger,
-      })
+      }))
       await workload.stopEnqueueing()
     } finally {
       clearInterval(progress)
@@ -221,6 +224,7 @@ async function main(): Promise<number> {
       drainMs,
       faultCounts,
       schedule,
+      skipped,
       faults,
       workload: {
         enqueued: records.length,

@@ -16,6 +16,8 @@ export interface ChaosReport {
   drainMs: number
   faultCounts: Partial<Record<FaultKind, number>>
   schedule: Fault[]
+  /** Planned faults not injected: the long profile's time was up (faults take longer than planned on a busy machine). */
+  skipped: Fault[]
   faults: FaultRecord[]
   workload: {
     enqueued: number

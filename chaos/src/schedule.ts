@@ -60,24 +60,28 @@ const longWeights: ReadonlyArray<[Exclude<FaultKind, 'worker-stop'>, number]> = 
   ['pool-exhaustion', 1],
 ]
 
-/** About how long a fault keeps the system busy before the next may start, in ms (the runner waits for the real end). */
+/**
+ * About how long a fault keeps the system busy before the next may start, in
+ * ms, as measured on two busy cores (a server takes several seconds to start;
+ * a failpoint costs two starts). The runner waits for the real end anyway.
+ */
 function expectedSpanMs(fault: Fault): number {
   switch (fault.kind) {
     case 'worker-kill':
-      return 2_000
+      return 3_000
     case 'server-kill':
-      return 4_000
+      return 12_000
     case 'server-failpoint':
-      return 6_000
+      return 20_000
     case 'pg-restart':
-      return 5_000
+      return 4_000
     case 'pg-outage':
-      // Then 10 s to watch health come back.
-      return fault.durationMs + 10_000
+      // Then a few seconds until health says SERVING again.
+      return fault.durationMs + 6_000
     case 'listener-kill':
-      return 2_000
+      return 1_000
     case 'pool-exhaustion':
-      return fault.durationMs + 2_000
+      return fault.durationMs + 3_000
     case 'worker-stop':
       return fault.durationMs
   }
