@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto'
 import { Metadata, type ServiceError, credentials, status } from '@grpc/grpc-js'
 import { RunServiceClient } from '@stackshift/proto/run-service'
 import { type Logger, StackShift, type StackShiftError, type StateLock } from '@stackshift/sdk'
-import { checkHealth } from './health.js'
+import { checkHealth, statusName } from './health.js'
 import type { ChaosPostgres } from './postgres.js'
 import type { ServerProcess, WorkerProcess } from './processes.js'
 import { type Fault, describeFault, serverOfWorker } from './schedule.js'
@@ -244,7 +244,7 @@ async function watchBystander(address: string, isOver: () => boolean): Promise<N
       )
       seen.calls++
       seen.slowestMs = Math.max(seen.slowestMs, Date.now() - startedAt)
-      const name = (status[code] as string | undefined) ?? String(code)
+      const name = statusName(code)
       seen.codes[name] = (seen.codes[name] ?? 0) + 1
       await sleep(200)
     }

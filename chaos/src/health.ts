@@ -37,3 +37,8 @@ export function checkHealth(address: string, timeoutMs = 2000): Promise<string> 
     }),
   )
 }
+
+/** A gRPC status code's name ("UNAVAILABLE"), or the number for a code without one. */
+export function statusName(code: number): string {
+  return (grpc.status as Record<number, string | undefined>)[code] ?? String(code)
+}

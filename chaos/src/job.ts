@@ -71,20 +71,21 @@ export function registerChaosJob(stackshift: StackShift, ledger: Ledger, workerI
   stackshift.job<ChaosPayload, ChaosResult>(jobName, async ({ payload, step, state, run }) => {
     // A side effect first, then the work: a process killed during the work leaves the side effect behind.
     const effect = async (stepId: (typeof effectSteps)[number]) => {
-      let isStarted = false
+      // Set inside the step, read after it: an object, so the reads see the write.
+      const progress = { isStarted: false }
       try {
         return await traced('step.run', run, () =>
           step.run(stepId, async () => {
             const nonce = randomUUID()
             await ledger.record({ runId: run.id, stepId, attempt: run.attempt, workerId, nonce })
-            isStarted = true
+            progress.isStarted = true
             reportStep('start', run, stepId)
             await sleep(payload.stepMs[stepId])
             return { nonce }
           }),
         )
       } finally {
-        if (isStarted) reportStep('end', run, stepId)
+        if (progress.isStarted) reportStep('end', run, stepId)
       }
     }
     const reserve = await effect('reserve')

@@ -1,7 +1,8 @@
 /**
  * The timings of a chaos run. Two profiles: `long` (`npm run chaos -- --minutes N`),
  * for people, with PostgreSQL down for 45 s; and `short`, which the test
- * suite runs in about two minutes, with every kind of fault once.
+ * suite runs in two to three minutes, with every kind of fault at least
+ * once (each failpoint once, the LISTEN connections ended twice).
  *
  * The lease must outlast the outage *plus* a heartbeat interval: workers
  * heartbeat every third of the lease, so when PostgreSQL goes away a lease
@@ -14,7 +15,7 @@
  */
 export interface Profile {
   name: 'short' | 'long'
-  /** Long profile: faults are planned until this much time has passed (the short one plans a fixed list). */
+  /** Long profile: faults are planned, and started, until this much time has passed (the short one injects a fixed list). */
   faultPhaseMs: number
   /** STACKSHIFT_LEASE_MS of the servers (workers take the server's lease). */
   leaseMs: number

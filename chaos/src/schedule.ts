@@ -89,9 +89,12 @@ function expectedSpanMs(fault: Fault): number {
 
 /**
  * The faults of a run, a function of the profile and the seed alone (the same
- * seed gives the same schedule). The sequential faults come in a shuffled
- * order, each after a random gap; worker stops are placed on their own
- * timeline, one at a time, and a worker kill never picks the stopped worker.
+ * seed gives the same schedule). Every kind comes first, each failpoint once,
+ * in a shuffled order (the short profile ends the LISTEN connections twice,
+ * and stops there); the long profile then draws by weight until its time is
+ * planned. Each comes after a random gap; worker stops are placed on their
+ * own timeline, one at a time, and a worker kill never picks the stopped
+ * worker.
  */
 export function planFaults(profile: Profile, seed: number): Fault[] {
   const random = new Random(seed)

@@ -1,6 +1,7 @@
-import { Metadata, type ServiceError, credentials, status } from '@grpc/grpc-js'
+import { Metadata, type ServiceError, credentials } from '@grpc/grpc-js'
 import { RunServiceClient, type WaitForRunResponse } from '@stackshift/proto/run-service'
 import { type Logger, StackShift, type StackShiftError } from '@stackshift/sdk'
+import { statusName } from './health.js'
 import { type ChaosPayload, eventName, jobName, queueName } from './job.js'
 import type { Random } from './random.js'
 
@@ -33,7 +34,7 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 /** The status code of a failed SDK or gRPC call, by name ("UNAVAILABLE"). */
 function codeName(error: unknown): string {
   const code = (error as Partial<StackShiftError> | null)?.code
-  return typeof code === 'number' ? ((status[code] as string | undefined) ?? String(code)) : 'NOT_A_STATUS'
+  return typeof code === 'number' ? statusName(code) : 'NOT_A_STATUS'
 }
 
 /**
