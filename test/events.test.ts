@@ -310,3 +310,28 @@ it('a wait that takes an event received before it leaves the events received aft
   const done = await env.stackshift.waitForRun(id, { timeoutMs: 15_000 })
   expect(done.result).toEqual([1, 2, 3])
 })
+
+it('a wait sent again after it took an event at once takes the same event, and the run does not start waiting', async () => {
+  // What a worker does when the server died after storing the wait and before answering.
+  await env.stackshift.sendEvent('repeat.go', { order: 7 }, { id: 'repeat-7' })
+  await env.raw.runs('Enqueue', { run: { queue: 'repeat-waits', job: 'repeatWait', payload_json: '{}' } })
+  const { tasks } = await env.raw.workers('ClaimTask', { queues: ['repeat-waits'], jobs: ['repeatWait'], max_tasks: 1 })
+  const suspension = {
+    run_id: tasks[0]!.run_id,
+    lease_token: tasks[0]!.lease_token,
+    step_id: 'go',
+    event: { name: 'repeat.go', match_json: '{"order":7}', timeout_ms: 60_000, lookback_ms: 60_000 },
+  }
+  const first = await env.raw.workers('SuspendRun', suspension)
+  const again = await env.raw.workers('SuspendRun', suspension)
+
+  expect([first.suspended, first.event?.id]).toEqual([false, 'repeat-7'])
+  expect(again).toEqual(first)
+  const { rows } = await env.db.query<{ status: string; waits: number; step: string }>(
+    `SELECT r.status::text AS status, (SELECT count(*)::int FROM stackshift.waits WHERE run_id = r.id) AS waits,
+       (SELECT s.status::text FROM stackshift.steps AS s WHERE s.run_id = r.id AND s.step_id = 'go') AS step
+     FROM stackshift.runs AS r WHERE r.id = $1`,
+    [suspension.run_id],
+  )
+  expect(rows[0]).toEqual({ status: 'running', waits: 0, step: 'completed' })
+})

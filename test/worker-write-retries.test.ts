@@ -84,3 +84,34 @@ it('steps and completions refused during a database outage are sent again and st
     await worker.stop()
   }
 })
+
+it('State Store operations and events inside a run outlast an outage longer than a client call retries, in the same attempt', async () => {
+  let openGate: () => void = () => {}
+  const gate = new Promise<void>((resolve) => (openGate = resolve))
+  const handlerStarted = new Promise<void>((started) => {
+    stackshift.job('long-outage', async ({ step, state }) => {
+      started()
+      await gate
+      // Both at once, so both meet the outage.
+      const [count, sent] = await Promise.all([state.increment('outage-counter', 1), step.sendEvent('notify', { name: 'outage.over' })])
+      return { count, eventId: sent.id }
+    })
+  })
+  const worker = stackshift.worker({ queues: ['long-outage'], concurrency: 1 })
+  await worker.start()
+  try {
+    const run = await stackshift.queue('long-outage').enqueue('long-outage', {})
+    await handlerStarted
+    proxy.cut()
+    openGate()
+    // Longer than the 10 s a client call outside a run keeps retrying.
+    await new Promise((resolve) => setTimeout(resolve, 11_000))
+    proxy.restore()
+    const stored = await stackshift.waitForRun(run.id, { timeoutMs: 30_000 })
+    expect(stored).toMatchObject({ status: 'completed', attempts: 1, result: { count: 1, eventId: `${run.id}:notify` } })
+    expect(stored.attemptHistory.map((attempt) => attempt.outcome)).toEqual(['completed'])
+    expect(await stackshift.state.get('outage-counter')).toBe(1)
+  } finally {
+    await worker.stop()
+  }
+}, 60_000)
