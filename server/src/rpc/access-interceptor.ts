@@ -6,12 +6,16 @@ import { accessRules } from './access-rules.js'
 import { toRpcStatus } from './error-map.js'
 import { attachPrincipal } from './principal.js'
 
+/** The token of an `authorization: Bearer <token>` value (gRPC metadata or an HTTP header), if it is one. */
+export function bearerTokenIn(authorization: unknown): string | undefined {
+  if (typeof authorization !== 'string') return undefined
+  const match = /^Bearer\s+(\S+)\s*$/i.exec(authorization)
+  return match?.[1]
+}
+
 /** The bearer token of `authorization: Bearer <token>`, if the call carries one. */
 function bearerTokenOf(metadata: Metadata): string | undefined {
-  const [value] = metadata.get('authorization')
-  if (typeof value !== 'string') return undefined
-  const match = /^Bearer\s+(\S+)\s*$/i.exec(value)
-  return match?.[1]
+  return bearerTokenIn(metadata.get('authorization')[0])
 }
 
 /**
