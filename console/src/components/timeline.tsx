@@ -1,0 +1,190 @@
+import { AttemptOutcome, type Run, type Step, StepKind, StepStatus } from '@stackshift/proto/run'
+import type { ReactNode } from 'react'
+import { formatDuration, formatPreciseTime, formatTime, isFinished, stepKindLabels } from '../format.js'
+
+/** One bar of the waterfall. */
+interface Bar {
+  key: string
+  depth: 0 | 1
+  label: ReactNode
+  /** What the bar stands for, after its label: `1.2 s`, `until 10:04:05`. */
+  detail: string
+  startMs: number
+  endMs: number
+  /** Still going: the bar runs to now. */
+  isOpen: boolean
+  tone: 'completed' | 'failed' | 'running' | 'waiting' | 'cancelled' | 'memo'
+  step: Step | undefined
+}
+
+const attemptTones: Record<AttemptOutcome, Bar['tone']> = {
+  [AttemptOutcome.ATTEMPT_OUTCOME_UNSPECIFIED]: 'running',
+  [AttemptOutcome.ATTEMPT_OUTCOME_RUNNING]: 'running',
+  [AttemptOutcome.ATTEMPT_OUTCOME_COMPLETED]: 'completed',
+  [AttemptOutcome.ATTEMPT_OUTCOME_FAILED]: 'failed',
+  [AttemptOutcome.ATTEMPT_OUTCOME_LEASE_EXPIRED]: 'failed',
+  [AttemptOutcome.ATTEMPT_OUTCOME_CANCELLED]: 'cancelled',
+  [AttemptOutcome.UNRECOGNIZED]: 'running',
+}
+
+const attemptWords: Record<AttemptOutcome, string> = {
+  [AttemptOutcome.ATTEMPT_OUTCOME_UNSPECIFIED]: '',
+  [AttemptOutcome.ATTEMPT_OUTCOME_RUNNING]: 'running',
+  [AttemptOutcome.ATTEMPT_OUTCOME_COMPLETED]: 'completed',
+  [AttemptOutcome.ATTEMPT_OUTCOME_FAILED]: 'failed',
+  [AttemptOutcome.ATTEMPT_OUTCOME_LEASE_EXPIRED]: 'lease expired',
+  [AttemptOutcome.ATTEMPT_OUTCOME_CANCELLED]: 'cancelled',
+  [AttemptOutcome.UNRECOGNIZED]: '',
+}
+
+/** What a sleep or an event wait is waiting for, or waited for. */
+function waitDetail(step: Step): string {
+  const wake = step.wakeAt ? formatTime(step.wakeAt) : undefined
+  if (step.kind === StepKind.STEP_KIND_SLEEP) {
+    return step.status === StepStatus.STEP_STATUS_WAITING ? `sleeping until ${wake ?? '?'}` : `slept until ${wake ?? '?'}`
+  }
+  if (step.status === StepStatus.STEP_STATUS_WAITING) return `waiting for an event${wake ? `, times out ${wake}` : ''}`
+  const event = receivedEventName(step)
+  return event === undefined ? 'timed out: no event came' : `received event ${event}`
+}
+
+/** The name of the event a finished wait received (its result is the event), if it received one. */
+export function receivedEventName(step: Step): string | undefined {
+  try {
+    const event: unknown = JSON.parse(step.resultJson ?? 'null')
+    return typeof event === 'object' && event !== null && 'name' in event && typeof event.name === 'string' ? event.name : undefined
+  } catch {
+    return undefined
+  }
+}
+
+function stepTone(step: Step, isMemo: boolean): Bar['tone'] {
+  if (step.status === StepStatus.STEP_STATUS_FAILED) return 'failed'
+  if (step.status === StepStatus.STEP_STATUS_WAITING) return 'waiting'
+  return isMemo ? 'memo' : 'completed'
+}
+
+/**
+ * The run's attempts, each followed by the steps it recorded, on one time
+ * axis from the run's creation: a bar per attempt and per step, to scale.
+ * Sleeps and waits run to when they end (or time out). Steps that came with
+ * the run's memo (a replay's copies of its source's steps) come first.
+ */
+function buildBars(run: Run, nowMs: number): Bar[] {
+  const bars: Bar[] = []
+  const attemptNumbers = new Set(run.attemptHistory.map((attempt) => attempt.attempt))
+  const stepBar = (step: Step, isMemo: boolean): Bar => {
+    const startMs = (step.startedAt ?? step.finishedAt ?? run.createdAt!).getTime()
+    const isWait = step.kind === StepKind.STEP_KIND_SLEEP || step.kind === StepKind.STEP_KIND_WAIT
+    const isOpen = step.status === StepStatus.STEP_STATUS_WAITING
+    const endMs = isOpen ? Math.max(nowMs, step.wakeAt?.getTime() ?? 0) : (step.finishedAt?.getTime() ?? startMs)
+    const kind = stepKindLabels[step.kind]
+    return {
+      key: `step-${step.id}-${step.attempt}`,
+      depth: 1,
+      label: (
+        <>
+          <span className={`kind kind-${kind.replace(' ', '-')}`}>{kind}</span>
+          <span className="mono">{step.id}</span>
+        </>
+      ),
+      detail: isWait
+        ? waitDetail(step)
+        : step.status === StepStatus.STEP_STATUS_FAILED
+          ? `failed after ${formatDuration(endMs - startMs)}`
+          : isMemo
+            ? `memoized · ${formatDuration(endMs - startMs)}`
+            : formatDuration(endMs - startMs),
+      startMs,
+      endMs: isOpen && step.wakeAt ? step.wakeAt.getTime() : endMs,
+      isOpen,
+      tone: stepTone(step, isMemo),
+      step,
+    }
+  }
+  for (const step of run.steps) if (!attemptNumbers.has(step.attempt)) bars.push(stepBar(step, true))
+  for (const attempt of run.attemptHistory) {
+    const startMs = attempt.startedAt?.getTime() ?? run.createdAt!.getTime()
+    const isOpen = !attempt.finishedAt
+    const endMs = attempt.finishedAt?.getTime() ?? nowMs
+    bars.push({
+      key: `attempt-${attempt.attempt}`,
+      depth: 0,
+      label: <span className="strong">Attempt {attempt.attempt}</span>,
+      detail: `${attemptWords[attempt.outcome]}${isOpen ? ' · ' : ' after '}${formatDuration(endMs - startMs)}`,
+      startMs,
+      endMs,
+      isOpen,
+      tone: attemptTones[attempt.outcome],
+      step: undefined,
+    })
+    for (const step of run.steps) if (step.attempt === attempt.attempt) bars.push(stepBar(step, false))
+  }
+  return bars
+}
+
+/** The waterfall of a run's attempts and steps, with a Replay button on each step when the caller may act. */
+export function Timeline(props: { run: Run; nowMs: number; onReplay?: ((step: Step) => void) | undefined }) {
+  const { run, nowMs } = props
+  const bars = buildBars(run, nowMs)
+  const originMs = run.createdAt!.getTime()
+  const lastMs = Math.max(
+    originMs + 1,
+    isFinished(run.status) && run.finishedAt ? run.finishedAt.getTime() : nowMs,
+    ...bars.map((bar) => bar.endMs),
+  )
+  const spanMs = lastMs - originMs
+  const at = (ms: number) => `${(((ms - originMs) / spanMs) * 100).toFixed(3)}%`
+  const ticks = [0, 0.25, 0.5, 0.75, 1]
+  if (bars.length === 0) return <div className="muted">No attempt yet: the run is waiting for a worker.</div>
+  return (
+    <div className="timeline" role="table" aria-label="Timeline">
+      <div className="timeline-axis" role="row">
+        <div className="timeline-label" role="columnheader">
+          from {formatPreciseTime(run.createdAt)}
+        </div>
+        <div className="timeline-track" role="columnheader">
+          {ticks.map((tick) => (
+            <span key={tick} className="tick" style={{ left: `${tick * 100}%` }}>
+              {tick === 0 ? 'created' : `+${formatDuration(spanMs * tick)}`}
+            </span>
+          ))}
+        </div>
+      </div>
+      {bars.map((bar) => (
+        <div key={bar.key} className={`timeline-row depth-${bar.depth}`} role="row" data-step-id={bar.step?.id}>
+          <div className="timeline-label" role="cell">
+            {bar.label}
+          </div>
+          <div className="timeline-track" role="cell">
+            {ticks.slice(1, -1).map((tick) => (
+              <span key={tick} className="gridline" style={{ left: `${tick * 100}%` }} />
+            ))}
+            <div
+              className={`bar bar-${bar.tone}${bar.isOpen ? ' bar-open' : ''}`}
+              style={{ left: at(bar.startMs), width: `max(3px, calc(${at(bar.endMs)} - ${at(bar.startMs)}))` }}
+              title={`${formatPreciseTime(new Date(bar.startMs))} → ${bar.isOpen ? 'now' : formatPreciseTime(new Date(bar.endMs))}`}
+            />
+            <span
+              className="bar-detail"
+              style={
+                (bar.endMs - originMs) / spanMs > 0.7
+                  ? { right: `calc(100% - ${at(bar.startMs)} + 6px)` }
+                  : { left: `calc(${at(bar.endMs)} + 6px)` }
+              }
+            >
+              {bar.detail}
+            </span>
+          </div>
+          <div className="timeline-actions" role="cell">
+            {bar.step && props.onReplay && (
+              <button className="small-button" onClick={() => props.onReplay!(bar.step!)} title={`Replay the run from step ${bar.step.id}`}>
+                Replay from here
+              </button>
+            )}
+          </div>
+        </div>
+      ))}
+    </div>
+  )
+}
