@@ -38,7 +38,21 @@ import {
   SuspendRunRequest,
 } from '@stackshift/proto/worker-service'
 import type pg from 'pg'
+import {
+  BulkActionKind,
+  GetBulkActionRequest,
+  type GetCallerRequest,
+  type GetCallerResponse,
+  GetQueueStatsRequest,
+  ListBulkActionsRequest,
+  ListEventsRequest,
+  ListWorkersRequest,
+  ReplayRunRequest,
+  RerunRunRequest,
+  StartBulkActionRequest,
+} from '@stackshift/proto/operator-service'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { accessRules } from '../server/src/rpc/access-rules.js'
 import { connect, createTestDatabase } from './support/database.js'
 import {
   ApiKeyScope,
@@ -145,6 +159,7 @@ async function snapshotOfB(): Promise<string> {
     `SELECT to_jsonb(s) AS row FROM stackshift.state s WHERE namespace = 'B' ORDER BY key`,
     `SELECT to_jsonb(l) AS row FROM stackshift.locks l WHERE namespace = 'B' ORDER BY key`,
     `SELECT to_jsonb(k) - 'secret_sha256' AS row FROM stackshift.api_keys k WHERE namespace = 'B' ORDER BY id`,
+    `SELECT to_jsonb(a) AS row FROM stackshift.bulk_actions a WHERE namespace = 'B' ORDER BY id`,
   ]
   const parts: string[] = []
   for (const text of tables) parts.push(JSON.stringify((await db.query<{ row: unknown }>(text)).rows.map((r) => r.row)))
@@ -167,7 +182,7 @@ const unary = <Request>(
 
 /** Every RPC of every service, aimed at B. Built lazily: B's ids are known only after setup. */
 function calls(): Record<string, Call> {
-  const { runs, workers, state, admin } = clients
+  const { runs, workers, state, admin, operator } = clients
   const lease = () => ({ runId: b.heldRunId, leaseToken: b.leaseToken })
   const run = { queue: 'q', job: 'j', payloadJson: '{}' }
   return {
@@ -315,6 +330,50 @@ function calls(): Record<string, Call> {
       scope: 'admin',
       run: unary(admin.revokeApiKey.bind(admin), () => RevokeApiKeyRequest.fromPartial({ id: b.keyId })),
     },
+    'OperatorService/RerunRun': {
+      scope: 'operate',
+      run: unary(operator.rerunRun.bind(operator), () => RerunRunRequest.fromPartial({ namespace: 'B', runId: b.queuedRunId })),
+    },
+    'OperatorService/ReplayRun': {
+      scope: 'operate',
+      run: unary(operator.replayRun.bind(operator), () =>
+        ReplayRunRequest.fromPartial({ namespace: 'B', runId: b.heldRunId, fromStepId: 'first' }),
+      ),
+    },
+    'OperatorService/StartBulkAction': {
+      scope: 'operate',
+      run: unary(operator.startBulkAction.bind(operator), () =>
+        StartBulkActionRequest.fromPartial({ namespace: 'B', kind: BulkActionKind.BULK_ACTION_KIND_CANCEL, selection: {} }),
+      ),
+    },
+    'OperatorService/StartBulkAction as a dry run': {
+      scope: 'read',
+      run: unary(operator.startBulkAction.bind(operator), () =>
+        StartBulkActionRequest.fromPartial({ namespace: 'B', kind: BulkActionKind.BULK_ACTION_KIND_CANCEL, selection: {}, dryRun: true }),
+      ),
+    },
+    'OperatorService/GetBulkAction': {
+      scope: 'read',
+      run: unary(operator.getBulkAction.bind(operator), () =>
+        GetBulkActionRequest.fromPartial({ namespace: 'B', id: '0190b6b2-0000-4000-8000-000000000001' }),
+      ),
+    },
+    'OperatorService/ListBulkActions': {
+      scope: 'read',
+      run: unary(operator.listBulkActions.bind(operator), () => ListBulkActionsRequest.fromPartial({ namespace: 'B' })),
+    },
+    'OperatorService/ListEvents': {
+      scope: 'read',
+      run: unary(operator.listEvents.bind(operator), () => ListEventsRequest.fromPartial({ namespace: 'B' })),
+    },
+    'OperatorService/ListWorkers': {
+      scope: 'read',
+      run: unary(operator.listWorkers.bind(operator), () => ListWorkersRequest.fromPartial({ namespace: 'B' })),
+    },
+    'OperatorService/GetQueueStats': {
+      scope: 'read',
+      run: unary(operator.getQueueStats.bind(operator), () => GetQueueStatsRequest.fromPartial({ namespace: 'B' })),
+    },
   }
 }
 
@@ -336,6 +395,11 @@ async function unusableKeys(): Promise<Record<string, string>> {
 }
 
 describe('every RPC of every service, called on namespace B', () => {
+  it('covers every method the access rules name (GetCaller, open to every valid key, below)', () => {
+    const named = new Set(Object.keys(calls()).map((name) => `/stackshift.jobs.v1.${name.split(' ')[0]!}`))
+    expect([...accessRules.keys()].filter((path) => !named.has(path))).toEqual(['/stackshift.jobs.v1.OperatorService/GetCaller'])
+  })
+
   it('is refused for every key but B’s with the scope it needs, and B’s data is unchanged', async () => {
     const unusable = await unusableKeys()
     const before = await snapshotOfB()
@@ -388,6 +452,16 @@ describe('every RPC of every service, called on namespace B', () => {
     const outcome = await calls()['RunService/GetRun']!.run(adminKey)
     expect(outcome.code).toBe(status.OK)
   })
+})
+
+it('GetCaller describes the key of any scope, and refuses a key that does not work', async () => {
+  const { operator } = clients
+  for (const scope of scopeNames) {
+    const outcome = await callWith<GetCallerRequest, GetCallerResponse>(operator.getCaller.bind(operator), {}, keys.A[scope].secret)
+    expect(outcome.response).toEqual({ keyId: keys.A[scope].id, namespace: 'A', scopes: [scopeEnum[scope]], isAuthRequired: true })
+  }
+  const refused = await callWith(operator.getCaller.bind(operator), {}, `ssk_0123456789abcdef_${'x'.repeat(32)}`)
+  expect(refused.code).toBe(status.UNAUTHENTICATED)
 })
 
 it('a cancellation reaches the worker streams of the run’s namespace only', async () => {

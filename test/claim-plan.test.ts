@@ -7,16 +7,15 @@ import { runClaim } from '../server/src/db/queries/claim.js'
 import { createTestDatabase } from './support/database.js'
 
 /*
- * claim_runs forbids sequential and bitmap scans for its statement, and
- * compares the job so that no index of jobs can serve it. These tests show
- * why: a worker that takes some of a queue's jobs, right after a burst of
- * them arrived (and after many finished runs of the job were stored), when
- * the statistics were taken while the queue held only other jobs. The
- * planner then believes the job is absent and prefers reading the whole
- * table, or every run of the job through ListRuns' job index, to reading the
- * head of the ready index. The second test is the evidence for the settings:
- * should a PostgreSQL release plan the unpinned function well, it fails, and
- * the settings can go.
+ * claim_runs forbids sequential and bitmap scans for its statement. These
+ * tests show why: a worker that takes some of a queue's jobs, right after a
+ * burst of them arrived, when the statistics were taken while the queue held
+ * only other jobs. The planner then believes the job is absent and prefers
+ * reading the whole table to reading the head of the ready index. Many
+ * finished runs of the job are stored too: no other index (ListRuns' index of
+ * jobs among them) may lead the claim to read them. The second test is the
+ * evidence for the settings: should a PostgreSQL release plan the unpinned
+ * function well, it fails, and the settings can go.
  */
 
 const otherRuns = 20_000

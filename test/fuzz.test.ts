@@ -7,6 +7,19 @@ import {
   ListApiKeysRequest,
   RevokeApiKeyRequest,
 } from '@stackshift/proto/admin-service'
+import {
+  BulkActionKind,
+  GetBulkActionRequest,
+  GetCallerRequest,
+  GetQueueStatsRequest,
+  ListBulkActionsRequest,
+  ListEventsRequest,
+  ListWorkersRequest,
+  OperatorServiceService,
+  ReplayRunRequest,
+  RerunRunRequest,
+  StartBulkActionRequest,
+} from '@stackshift/proto/operator-service'
 import { RunStatus, StepKind } from '@stackshift/proto/run'
 import {
   CancelRunRequest,
@@ -447,6 +460,30 @@ it('random and mutated requests to every method get clear statuses, and leave th
     ],
     [AdminServiceService.listApiKeys.path]: [seed(ListApiKeysRequest, { namespace, includeRevoked: true })],
     [AdminServiceService.revokeApiKey.path]: [seed(RevokeApiKeyRequest, { id: '0123456789abcdef' })],
+    [OperatorServiceService.rerunRun.path]: [seed(RerunRunRequest, { namespace, runId: ids[0]!, payloadJson: '{"edited":[1,2.5]}' })],
+    [OperatorServiceService.replayRun.path]: [seed(ReplayRunRequest, { namespace, runId: ids[0]!, fromStepId: '' })],
+    [OperatorServiceService.startBulkAction.path]: [
+      seed(
+        StartBulkActionRequest,
+        StartBulkActionRequest.fromPartial({
+          namespace,
+          kind: BulkActionKind.BULK_ACTION_KIND_RERUN,
+          selection: {
+            queue: 'fz',
+            status: RunStatus.RUN_STATUS_FAILED,
+            createdAfter: new Date(now - 60_000),
+            payloadMatchJson: '{"a":1}',
+          },
+          dryRun: true,
+        }),
+      ),
+    ],
+    [OperatorServiceService.getBulkAction.path]: [seed(GetBulkActionRequest, { namespace, id: randomUUID() })],
+    [OperatorServiceService.listBulkActions.path]: [seed(ListBulkActionsRequest, { namespace, limit: 5 })],
+    [OperatorServiceService.listEvents.path]: [seed(ListEventsRequest, { namespace, name: 'e', limit: 5, cursor: '' })],
+    [OperatorServiceService.listWorkers.path]: [seed(ListWorkersRequest, { namespace })],
+    [OperatorServiceService.getQueueStats.path]: [seed(GetQueueStatsRequest, { namespace, queue: 'fz' })],
+    [OperatorServiceService.getCaller.path]: [seed(GetCallerRequest, {})],
   }
   const operation = (id: number) =>
     seed(
@@ -504,6 +541,7 @@ it('random and mutated requests to every method get clear statuses, and leave th
     ...Object.values(WorkerServiceService),
     ...Object.values(StateServiceService),
     ...Object.values(AdminServiceService),
+    ...Object.values(OperatorServiceService),
   ].map((method) => method.path)
   expect(methods.filter((path) => !(path in unarySeeds) && !(path in streamSeeds))).toEqual([])
   const allSeeds = [...Object.values(unarySeeds).flat(), ...Object.values(streamSeeds).flatMap((s) => [...s.first, ...s.rest])].map(

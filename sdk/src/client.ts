@@ -1,5 +1,15 @@
 import type { ChannelCredentials, ChannelOptions } from '@grpc/grpc-js'
 import { AdminClient } from './admin.js'
+import {
+  type BulkAction,
+  type BulkActionKindName,
+  type BulkActionStart,
+  type ConnectedWorker,
+  type EventPage,
+  OperatorCalls,
+  type QueueStats,
+  type RunSelection,
+} from './operator.js'
 import { fromEventMessage, fromRunMessage, toRunStatusMessage } from './convert.js'
 import { type TlsOptions, apiKeyInterceptor, channelCredentialsFor, resolveApiKey } from './credentials.js'
 import { EnqueueStreamClient } from './enqueue-stream.js'
@@ -60,6 +70,7 @@ export class StackShift {
   readonly state: StateStore
   /** Managing API keys (needs a key with the `admin` scope). */
   readonly admin: AdminClient
+  private readonly operator: OperatorCalls
   private readonly clients: GrpcClients
   private readonly enqueueStream: EnqueueStreamClient
   private readonly jobs = new Map<string, JobDefinition>()
@@ -82,6 +93,7 @@ export class StackShift {
     this.enqueueStream = new EnqueueStreamClient(this.clients.runs)
     this.state = new StateClient(this.clients.state, this.namespace, this.callTimeoutMs)
     this.admin = new AdminClient(this.clients.admin, this.namespace, this.callTimeoutMs)
+    this.operator = new OperatorCalls(this.clients.operator, this.namespace, this.callTimeoutMs, retryBudgetMs)
   }
 
   /** A queue to enqueue runs on. */
@@ -248,6 +260,64 @@ export class StackShift {
       { namespace: this.namespace, id, name, dataJson },
       this.callTimeoutMs,
     )
+  }
+
+  /**
+   * Runs the job of run `runId` again, as a new run on the same queue, with
+   * the same payload or `payload`. The source run is untouched; the new one
+   * says where it came from (`rerunOf`). Needs the `operate` scope.
+   */
+  rerunRun(runId: string, options: { payload?: unknown } = {}): Promise<Run> {
+    return this.operator.rerunRun(runId, options)
+  }
+
+  /**
+   * Forks run `runId`: a new run whose memo keeps the source's steps that
+   * completed before `fromStep` (in the order they were recorded), so it
+   * executes from that step on; without `fromStep`, from the start. The new
+   * run names its source and the step (`forkedFrom`). Needs `operate`.
+   */
+  replayRun(runId: string, options: { fromStep?: string } = {}): Promise<Run> {
+    return this.operator.replayRun(runId, options)
+  }
+
+  /**
+   * Cancels, reruns or replays every run a selection holds, on the server,
+   * in batches (it carries on after a server restart). With `dryRun` it only
+   * counts them. Poll it with `getBulkAction`. Needs `operate` (a dry run, `read`).
+   */
+  startBulkAction(options: {
+    action: BulkActionKindName
+    selection: RunSelection
+    fromStep?: string
+    dryRun?: boolean
+  }): Promise<BulkActionStart> {
+    return this.operator.startBulkAction(options)
+  }
+
+  /** A bulk action and its progress. */
+  getBulkAction(id: string): Promise<BulkAction> {
+    return this.operator.getBulkAction(id)
+  }
+
+  /** The namespace's bulk actions, newest first (default 50). */
+  listBulkActions(options: { limit?: number } = {}): Promise<BulkAction[]> {
+    return this.operator.listBulkActions(options)
+  }
+
+  /** A page of events, newest first, each with the runs it resumed. */
+  listEvents(options: { name?: string; limit?: number; cursor?: string } = {}): Promise<EventPage> {
+    return this.operator.listEvents(options)
+  }
+
+  /** The workers connected to any server of this namespace. */
+  listWorkers(): Promise<ConnectedWorker[]> {
+    return this.operator.listWorkers()
+  }
+
+  /** Queues' runs by state now, and their last hour by minute. */
+  getQueueStats(options: { queue?: string } = {}): Promise<QueueStats[]> {
+    return this.operator.getQueueStats(options)
   }
 
   /** Closes the channel. Stop workers first. */

@@ -65,6 +65,11 @@ function toErrorInfo(error: RunError | undefined): RunErrorInfo | undefined {
   return { name: error.name, message: error.message, ...(error.stack ? { stack: error.stack } : {}) }
 }
 
+/** A status filter sent back by the server; undefined when unknown to this SDK. */
+export function fromRunStatusMessage(status: RunStatusMessage): RunStatus | undefined {
+  return runStatuses[status]
+}
+
 export function fromRunMessage<TResult, TPayload>(run: RunMessage): Run<TResult, TPayload> {
   const status = runStatuses[run.status]
   if (!status) throw new Error(`server sent unknown run status ${run.status}; upgrade @stackshift/sdk`)

@@ -7,6 +7,7 @@ import {
   type ServiceError,
 } from '@grpc/grpc-js'
 import { AdminServiceClient } from '@stackshift/proto/admin-service'
+import { OperatorServiceClient } from '@stackshift/proto/operator-service'
 import { RunServiceClient } from '@stackshift/proto/run-service'
 import { StateServiceClient } from '@stackshift/proto/state-service'
 import { protocolLimits } from '@stackshift/proto/limits'
@@ -19,6 +20,7 @@ export interface GrpcClients {
   workers: WorkerServiceClient
   state: StateServiceClient
   admin: AdminServiceClient
+  operator: OperatorServiceClient
   close(): void
 }
 
@@ -47,11 +49,13 @@ export function createGrpcClients(
   const workers = new WorkerServiceClient(address, creds, shared())
   const state = new StateServiceClient(address, creds, shared())
   const admin = new AdminServiceClient(address, creds, shared())
+  const operator = new OperatorServiceClient(address, creds, shared())
   return {
     runs,
     workers,
     state,
     admin,
+    operator,
     close: () => runs.close(),
   }
 }

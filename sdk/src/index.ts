@@ -1,6 +1,16 @@
 /** @stackshift/sdk: the TypeScript client and worker for StackShift Durable Jobs. */
 export { StackShift, type StackShiftOptions } from './client.js'
 export { AdminClient, type ApiKeyInfo, type ApiKeyScope, type CreateApiKeyOptions } from './admin.js'
+export type {
+  BulkAction,
+  BulkActionKindName,
+  BulkActionStart,
+  ConnectedWorker,
+  EventPage,
+  ListedEvent,
+  QueueStats,
+  RunSelection,
+} from './operator.js'
 export type { TlsOptions } from './credentials.js'
 export { replaceAsyncResourceBind } from './tuning.js'
 export { Queue, type EnqueueItem, type EnqueueOptions } from './queue.js'

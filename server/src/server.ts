@@ -17,20 +17,24 @@ import { Timers } from './maintenance/timers.js'
 import { type MetricsEndpoint, startMetricsEndpoint } from './observability/metrics-endpoint.js'
 import { ServerMetrics } from './observability/metrics.js'
 import { ApiKeys } from './operations/api-keys.js'
+import { BulkActions } from './operations/bulk-actions.js'
 import { RunCanceller } from './operations/cancellation.js'
 import { RunClaims } from './operations/claim.js'
 import { RunEnqueuer } from './operations/enqueue.js'
-import { EventSender } from './operations/events.js'
+import { EventReads, EventSender } from './operations/events.js'
 import { LeaseWrites } from './operations/lease-writes.js'
 import { ReadyAnnouncer } from './operations/ready-announcer.js'
 import { QueueStats } from './operations/queue-stats.js'
+import { RunCopier } from './operations/run-copies.js'
 import { RunReads, RunWaiters } from './operations/run-reads.js'
 import { StateStore } from './operations/state-store.js'
 import { Suspensions } from './operations/waits.js'
+import { WorkerRegistry } from './operations/worker-registry.js'
 import { createAccessInterceptor } from './rpc/access-interceptor.js'
 import { createAdminService } from './rpc/admin-service.js'
 import { createConnectUnary } from './rpc/connect-unary.js'
 import { type StackShiftServices, bindGrpcServer, createGrpcServer } from './rpc/grpc-server.js'
+import { createOperatorService } from './rpc/operator-service.js'
 import { createPrincipalResolver } from './rpc/principal.js'
 import { createRunService } from './rpc/run-service.js'
 import { createStateService } from './rpc/state-service.js'
@@ -42,6 +46,10 @@ import { createWorkerService } from './rpc/worker-service.js'
  * notice be lost: a waiter returns at most this long after its run finished.
  */
 const waitRecheckIntervalMs = 2000
+/** How often each server writes down the workers connected to it (ListWorkers shows those reported within three). */
+const workerReportIntervalMs = 5000
+/** Bulk actions: how often a server looks for one no server works on, runs per transaction, and how long a taker holds one. */
+const bulkActionSettings = { intervalMs: 2000, batchSize: 100, leaseMs: 30_000 }
 
 /** A running StackShift server. */
 export interface StackShiftServer {
@@ -128,12 +136,22 @@ export async function startServer(config: ServerConfig & { databaseUrl: string }
   const suspensions = new Suspensions({ db, announcer })
   const events = new EventSender({ db, announcer })
   const canceller = new RunCanceller({ db, metrics, logger })
+  const copier = new RunCopier({ db, announcer, metrics })
+  const bulkActions = new BulkActions({ db, copier, metrics, logger, ...bulkActionSettings })
+  const eventReads = new EventReads({ db })
   const stateStore = new StateStore({ db })
   const authMode = resolveAuthMode(config.auth, config.host)
   const keys = new ApiKeys({ db, adminKey: config.adminKey })
   const principalOf = createPrincipalResolver(authMode === 'required')
 
   const workerService = createWorkerService({ config, logger, claims, dispatcher, leaseWrites, suspensions, principalOf })
+  const workerRegistry = new WorkerRegistry({
+    db,
+    logger,
+    serverId,
+    reportIntervalMs: workerReportIntervalMs,
+    localWorkers: () => workerService.streams,
+  })
   const listener = new NotificationListener({
     url: config.databaseUrl,
     logger,
@@ -157,6 +175,17 @@ export async function startServer(config: ServerConfig & { databaseUrl: string }
     workers: workerService.service,
     state: createStateService({ config, logger, store: stateStore }),
     admin: createAdminService({ logger, keys, principalOf }),
+    operator: createOperatorService({
+      config,
+      logger,
+      copier,
+      bulkActions,
+      eventReads,
+      workers: workerRegistry,
+      queueStats,
+      principalOf,
+      isAuthRequired: authMode === 'required',
+    }),
   }
   const { server: grpcServer, setHealth } = createGrpcServer({
     maxMessageBytes: config.maxMessageBytes,
@@ -204,6 +233,8 @@ export async function startServer(config: ServerConfig & { databaseUrl: string }
   reaper.start()
   retention.start()
   stateSweeper.start()
+  bulkActions.start()
+  workerRegistry.start()
 
   // Health follows the database: a server that cannot reach it should not
   // get traffic. It is asked on a connection of its own, so a pool busy with
@@ -269,6 +300,8 @@ export async function startServer(config: ServerConfig & { databaseUrl: string }
           reaper.stop(),
           retention.stop(),
           stateSweeper.stop(),
+          bulkActions.stop(),
+          workerRegistry.stop(),
           listener.stop(),
           databaseProbe.close(),
           metricsEndpoint?.close(),

@@ -1,5 +1,6 @@
 import { type ClientDuplexStream, type Metadata as MetadataType, Metadata, type ServiceError, credentials, status } from '@grpc/grpc-js'
 import { AdminServiceClient, ApiKeyScope, CreateApiKeyRequest, type CreateApiKeyResponse } from '@stackshift/proto/admin-service'
+import { OperatorServiceClient } from '@stackshift/proto/operator-service'
 import { RunServiceClient } from '@stackshift/proto/run-service'
 import { StateServiceClient } from '@stackshift/proto/state-service'
 import { WorkerServiceClient } from '@stackshift/proto/worker-service'
@@ -14,6 +15,7 @@ export interface KeyedClients {
   workers: WorkerServiceClient
   state: StateServiceClient
   admin: AdminServiceClient
+  operator: OperatorServiceClient
   close(): void
 }
 
@@ -26,6 +28,7 @@ export function connectClients(address: string): KeyedClients {
     workers: new WorkerServiceClient(address, creds, { channelOverride }),
     state: new StateServiceClient(address, creds, { channelOverride }),
     admin: new AdminServiceClient(address, creds, { channelOverride }),
+    operator: new OperatorServiceClient(address, creds, { channelOverride }),
     close: () => runs.close(),
   }
 }

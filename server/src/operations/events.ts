@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto'
 import type { Knex } from 'knex'
 import { eventResultJson } from '../core/event.js'
 import type { EventRecord } from '../core/run.js'
-import { eventFind, eventInsert, eventLockName } from '../db/queries/events.js'
+import { type EventCursor, eventFind, eventInsert, eventList, eventListDeliveries, eventLockName } from '../db/queries/events.js'
 import { waitResumeMatching } from '../db/queries/waits.js'
 import type { ReadyAnnouncer } from './ready-announcer.js'
 
@@ -43,5 +43,36 @@ export class EventSender {
     })
     this.deps.announcer.announceLocally(namespace, outcome.queues)
     return { event: outcome.event, isDeduplicated: outcome.isDeduplicated, resumedRuns: outcome.resumedRuns ?? 0 }
+  }
+}
+
+/** An event with the runs it resumed (their wait steps). */
+export interface ListedEvent {
+  event: EventRecord
+  deliveries: Array<{ runId: string; stepId: string }>
+}
+
+/** ListEvents: pages of a namespace's events, newest first, each with the runs it resumed. */
+export class EventReads {
+  constructor(private readonly deps: { db: Knex }) {}
+
+  async list(params: {
+    namespace: string
+    name: string | undefined
+    limit: number
+    after: EventCursor | undefined
+  }): Promise<{ events: ListedEvent[]; next: EventCursor | undefined }> {
+    const page = await eventList(this.deps.db, params)
+    const deliveries = await eventListDeliveries(this.deps.db, {
+      namespace: params.namespace,
+      events: page.map((event) => ({ id: event.id, name: event.name })),
+    })
+    return {
+      events: page.map((listed) => ({
+        event: { id: listed.id, name: listed.name, dataJson: listed.dataJson, receivedAt: listed.receivedAt },
+        deliveries: deliveries.filter((delivery) => delivery.eventId === listed.id).map(({ runId, stepId }) => ({ runId, stepId })),
+      })),
+      next: page.length === params.limit ? page.at(-1)?.cursor : undefined,
+    }
   }
 }

@@ -2,7 +2,7 @@ import { Metadata, ServerInterceptingCall, type ServerInterceptor, status } from
 import { type Principal, authorize } from '../core/access.js'
 import type { Logger } from '../logger.js'
 import type { ApiKeys } from '../operations/api-keys.js'
-import { accessRules } from './access-rules.js'
+import { type AccessRule, accessRules } from './access-rules.js'
 import { toRpcStatus } from './error-map.js'
 import { attachPrincipal } from './principal.js'
 
@@ -11,6 +11,17 @@ export function bearerTokenIn(authorization: unknown): string | undefined {
   if (typeof authorization !== 'string') return undefined
   const match = /^Bearer\s+(\S+)\s*$/i.exec(authorization)
   return match?.[1]
+}
+
+/**
+ * Throws PermissionDeniedError unless `principal` may send `message` by its
+ * method's rule: the scope the message needs (none: any valid key) in the
+ * namespace it acts in. The gRPC interceptor below and the Connect endpoint
+ * (connect-unary.ts) both check with it.
+ */
+export function authorizeMessage(principal: Principal, rule: AccessRule, message: unknown): void {
+  const scope = rule.scopeOf(message as never)
+  if (scope) authorize(principal, scope, rule.namespaceOf(message as never))
 }
 
 /** The bearer token of `authorization: Bearer <token>`, if the call carries one. */
@@ -63,7 +74,7 @@ export function createAccessInterceptor(deps: { keys: ApiKeys; logger: Logger })
               // Later messages of a stream: the key must still be good.
               const current = principal ? await deps.keys.authenticate(token) : undefined
               if (!current) return
-              authorize(current, rule.scopeOf(message as never), rule.namespaceOf(message as never))
+              authorizeMessage(current, rule, message)
               nextMessage(message)
             }),
           onReceiveHalfClose: (nextHalfClose) =>

@@ -1,4 +1,5 @@
 import type { CreateApiKeyRequest, ListApiKeysRequest } from '@stackshift/proto/admin-service'
+import type { StartBulkActionRequest } from '@stackshift/proto/operator-service'
 import type { CancelRunRequest, EnqueueStreamRequest } from '@stackshift/proto/run-service'
 import type { ConnectRequest } from '@stackshift/proto/worker-service'
 import type { Scope } from '../core/access.js'
@@ -11,8 +12,8 @@ import { defaultNamespace } from '../core/limits.js'
  * handlers. Methods missing here (health, reflection) are open to all.
  */
 export interface AccessRule {
-  /** The scope a message needs. */
-  scopeOf: (message: never) => Scope
+  /** The scope a message needs; undefined: any valid key may send it. */
+  scopeOf: (message: never) => Scope | undefined
   /**
    * The namespace a message acts in, as the request parsers will read it
    * (empty means "default"); undefined when it names none. Worker writes
@@ -93,4 +94,18 @@ export const accessRules: ReadonlyMap<string, AccessRule> = new Map<string, Acce
     { scopeOf: always('admin'), namespaceOf: (request: ListApiKeysRequest) => request.namespace || undefined },
   ],
   ['/stackshift.jobs.v1.AdminService/RevokeApiKey', { scopeOf: always('admin'), namespaceOf: noNamespace }],
+  ['/stackshift.jobs.v1.OperatorService/RerunRun', namespaced('operate')],
+  ['/stackshift.jobs.v1.OperatorService/ReplayRun', namespaced('operate')],
+  [
+    '/stackshift.jobs.v1.OperatorService/StartBulkAction',
+    // A dry run only counts: reading is enough.
+    { scopeOf: (request: StartBulkActionRequest) => (request.dryRun ? 'read' : 'operate'), namespaceOf },
+  ],
+  ['/stackshift.jobs.v1.OperatorService/GetBulkAction', namespaced('read')],
+  ['/stackshift.jobs.v1.OperatorService/ListBulkActions', namespaced('read')],
+  ['/stackshift.jobs.v1.OperatorService/ListEvents', namespaced('read')],
+  ['/stackshift.jobs.v1.OperatorService/ListWorkers', namespaced('read')],
+  ['/stackshift.jobs.v1.OperatorService/GetQueueStats', namespaced('read')],
+  // What the caller's own key may do: any valid key may ask.
+  ['/stackshift.jobs.v1.OperatorService/GetCaller', { scopeOf: () => undefined, namespaceOf: noNamespace }],
 ])

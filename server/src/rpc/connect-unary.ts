@@ -2,11 +2,10 @@ import { EventEmitter } from 'node:events'
 import { type DescMessage, type JsonValue, createFileRegistry, fromBinary, fromJson, toBinary, toJson } from '@bufbuild/protobuf'
 import { type Deadline, Metadata, type MethodDefinition, type ServerUnaryCall, type handleUnaryCall, status } from '@grpc/grpc-js'
 import { loadDescriptorSet } from '@stackshift/proto/descriptor-set'
-import { authorize } from '../core/access.js'
 import { InvalidArgumentError } from '../core/errors.js'
 import type { Logger } from '../logger.js'
 import type { ApiKeys } from '../operations/api-keys.js'
-import { bearerTokenIn } from './access-interceptor.js'
+import { authorizeMessage, bearerTokenIn } from './access-interceptor.js'
 import { accessRules } from './access-rules.js'
 import { withDecodeErrors } from './decode-errors.js'
 import { toRpcStatus } from './error-map.js'
@@ -182,7 +181,7 @@ export function createConnectUnary(deps: { services: StackShiftServices; keys: A
     const message = method.definition.requestDeserialize(toProtobufBytes(method.input, codec, request.body))
     const rule = accessRules.get(request.path)
     if (principal && rule) {
-      authorize(principal, rule.scopeOf(message as never), rule.namespaceOf(message as never))
+      authorizeMessage(principal, rule, message)
       attachPrincipal(metadata, principal)
     }
     const response = await invoke(method.handler, new ConnectUnaryCall(message, metadata, request), request)

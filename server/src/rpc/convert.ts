@@ -19,7 +19,7 @@ import type { RevokedLease as DomainRevokedLease } from '../operations/lease-wri
 
 /* Domain values to protobuf messages and back; with the services, the request parsers and grpc-server.ts, the only modules that touch generated types. */
 
-const runStatusToProto: Record<DomainRunStatus, RunStatus> = {
+export const runStatusToProto: Record<DomainRunStatus, RunStatus> = {
   queued: RunStatus.RUN_STATUS_QUEUED,
   running: RunStatus.RUN_STATUS_RUNNING,
   waiting: RunStatus.RUN_STATUS_WAITING,

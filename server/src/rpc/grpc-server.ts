@@ -1,6 +1,7 @@
 import { Server, type ServerCredentials, type ServerInterceptor, type ServiceDefinition } from '@grpc/grpc-js'
 import { AdminServiceService, type AdminServiceServer } from '@stackshift/proto/admin-service'
 import { protocolLimits } from '@stackshift/proto/limits'
+import { OperatorServiceService, type OperatorServiceServer } from '@stackshift/proto/operator-service'
 import { RunServiceService, type RunServiceServer } from '@stackshift/proto/run-service'
 import { StateServiceService, type StateServiceServer } from '@stackshift/proto/state-service'
 import { WorkerServiceService, type WorkerServiceServer } from '@stackshift/proto/worker-service'
@@ -14,6 +15,7 @@ export interface StackShiftServices {
   workers: WorkerServiceServer
   state: StateServiceServer
   admin: AdminServiceServer
+  operator: OperatorServiceServer
 }
 
 /**
@@ -26,6 +28,7 @@ export const stackShiftServiceDefinitions = {
   workers: WorkerServiceService,
   state: StateServiceService,
   admin: AdminServiceService,
+  operator: OperatorServiceService,
 } satisfies Record<keyof StackShiftServices, ServiceDefinition>
 
 /** A gRPC server with StackShift's services, the health service and reflection. */
@@ -41,6 +44,7 @@ const healthNames = [
   'stackshift.jobs.v1.WorkerService',
   'stackshift.jobs.v1.StateService',
   'stackshift.jobs.v1.AdminService',
+  'stackshift.jobs.v1.OperatorService',
 ]
 
 /**

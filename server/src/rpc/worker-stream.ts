@@ -65,6 +65,12 @@ export class WorkerStream implements TaskConsumer {
   jobs: string[] = []
   leaseMs = 0
   workerId = ''
+  /** The worker's SDK, as its hello said. */
+  sdk = ''
+  /** When the hello was accepted. */
+  connectedAt: Date | undefined
+  /** Identifies this stream on this server (a worker may open several). */
+  readonly streamId = randomBytes(8).toString('hex')
   readonly claimMax = limits.streamClaimMax
   private slots = 0
   private state: 'awaiting-hello' | 'open' | 'draining' | 'closed' = 'awaiting-hello'
@@ -194,6 +200,8 @@ export class WorkerStream implements TaskConsumer {
       jobs: hello.jobs,
       leaseMs: hello.leaseMs,
       workerId: hello.workerId,
+      sdk: hello.sdk,
+      connectedAt: new Date(),
     })
     this.slots = hello.slots
     this.state = 'open'

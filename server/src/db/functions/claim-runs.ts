@@ -18,11 +18,6 @@
  *   for this statement is never cheaper. The function forbids sequential and
  *   bitmap scans for its own statement (test/claim-plan.test.ts shows the
  *   plan it gets without them).
- * - The job is compared as an expression, (job || ''), which no index
- *   holds: ListRuns' index on (namespace, job, id) (migration 0010) must
- *   never serve the claim. When the statistics make a job look absent, the
- *   planner would read every run of that job through it, finished ones and
- *   all (test/claim-plan.test.ts), rather than the head of the ready index.
  * - Ids are matched with = ANY(ARRAY(...)), so the update probes the primary
  *   key whatever the row estimates.
  * - PL/pgSQL keeps the statement's plan for the session; a SQL function with
@@ -89,7 +84,7 @@ BEGIN
             ELSE 0 END AS bytes
       FROM stackshift.runs AS candidate
       WHERE candidate.namespace = p_namespace AND candidate.queue = q.name AND candidate.status = 'queued'
-        AND (candidate.job || '') = ANY(p_jobs)
+        AND candidate.job = ANY(p_jobs)
       ORDER BY candidate.priority DESC, candidate.available_at, candidate.id
       LIMIT p_limit
       FOR UPDATE SKIP LOCKED

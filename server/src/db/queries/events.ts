@@ -74,3 +74,52 @@ export async function eventFindMatch(
   )
   return rows[0] && toEventRecord(rows[0])
 }
+
+/** Where a page of events ends: the last event's receipt time in microseconds (as stored, finer than a Date) and id. */
+export interface EventCursor {
+  receivedAtUs: string
+  id: string
+}
+
+/** A page of a namespace's events, newest first (receipt time, then id), after `after`, the previous page's end. */
+export async function eventList(
+  db: Executor,
+  params: { namespace: string; name: string | undefined; limit: number; after: EventCursor | undefined },
+): Promise<Array<EventRecord & { cursor: EventCursor }>> {
+  const rows = await sql<EventRow & { received_at_us: string }>(
+    db,
+    `SELECT id, name, data::text AS data_json, received_at,
+       ((extract(epoch FROM received_at) * 1000000)::bigint)::text AS received_at_us
+     FROM stackshift.events
+     WHERE namespace = $1 AND ($2::text IS NULL OR name = $2)
+       AND ($3::bigint IS NULL OR (received_at, id) < (timestamptz 'epoch' + $3::bigint * interval '1 microsecond', $4::text))
+     ORDER BY received_at DESC, id DESC
+     LIMIT $5`,
+    [params.namespace, params.name ?? null, params.after?.receivedAtUs ?? null, params.after?.id ?? null, params.limit],
+  )
+  return rows.map((row) => ({ ...toEventRecord(row), cursor: { receivedAtUs: row.received_at_us, id: row.id } }))
+}
+
+/**
+ * The runs that events resumed: wait steps completed with the event (their
+ * result names it), through the partial index of completed wait steps by
+ * event id (migration 0010). Steps a replay copied from its source (attempt
+ * 0) are left out: the event resumed the source, not the copy.
+ */
+export async function eventListDeliveries(
+  db: Executor,
+  params: { namespace: string; events: ReadonlyArray<{ id: string; name: string }> },
+): Promise<Array<{ eventId: string; runId: string; stepId: string }>> {
+  if (params.events.length === 0) return []
+  const rows = await sql<{ event_id: string; run_id: string; step_id: string }>(
+    db,
+    `SELECT e.id AS event_id, s.run_id::text AS run_id, s.step_id
+     FROM unnest($2::text[], $3::text[]) AS e(id, name)
+     JOIN stackshift.steps AS s ON s.result ->> 'id' = e.id AND s.kind = 'wait' AND s.status = 'completed'
+     JOIN stackshift.runs AS r ON r.id = s.run_id AND r.namespace = $1
+     WHERE s.result ->> 'name' = e.name AND s.attempt > 0
+     ORDER BY s.run_id, s.step_id`,
+    [params.namespace, params.events.map((event) => event.id), params.events.map((event) => event.name)],
+  )
+  return rows.map((row) => ({ eventId: row.event_id, runId: row.run_id, stepId: row.step_id }))
+}

@@ -1,16 +1,6 @@
-import type {
-  AttemptRecord,
-  ErrorInfo,
-  RunFilter,
-  RunRecord,
-  RunStatus,
-  StepKind,
-  StepRecord,
-  StepStatus,
-  StoredRunStatus,
-} from '../../core/run.js'
-import { runIdFloor } from '../../core/run-id.js'
+import type { AttemptRecord, ErrorInfo, RunFilter, RunRecord, StepKind, StepRecord, StepStatus } from '../../core/run.js'
 import { type Executor, sql, sqlPlannedEachTime } from '../database.js'
+import { newestRunsSql } from './run-filters.js'
 import { type RunRow, runColumns, toRunRecord } from './run-record.js'
 
 /** Reads of runs for clients: one run with its steps and attempts, pages of runs, and WaitForRun's mark. */
@@ -24,49 +14,16 @@ export async function runGet(db: Executor, params: { namespace: string; runId: s
   return rows[0] && toRunRecord(rows[0])
 }
 
-/** The statuses of a public status, as stored ('queued' includes runs waiting for a delay). */
-const storedStatuses: Record<RunStatus, readonly StoredRunStatus[]> = {
-  queued: ['queued', 'scheduled'],
-  running: ['running'],
-  waiting: ['waiting'],
-  completed: ['completed'],
-  failed: ['failed'],
-  cancelled: ['cancelled'],
-}
-
 /**
  * A page of runs, newest first: run ids are time-ordered, so the primary key
- * (or the id at the end of each filter's index) gives the order, and a
- * creation-time range is an id range. The statement names only the filters
- * given, and the status as literals, so the planner can match each to its
- * index (runs_by_queue, runs_by_job, the partial ones of each status,
- * runs_payload for containment; see migration 0010); it is planned for its
- * values every time, since how many runs a filter selects decides the plan.
+ * (or the id at the end of each filter's index) gives the order. See
+ * newestRunsSql for how the filters meet their indexes.
  */
 export async function runList(db: Executor, filter: RunFilter): Promise<RunRecord[]> {
-  const values: unknown[] = [filter.namespace]
-  const parameter = (value: unknown) => {
-    values.push(value)
-    return `$${values.length}`
-  }
-  const conditions = ['namespace = $1']
-  if (filter.runId !== undefined) conditions.push(`id = ${parameter(filter.runId)}::uuid`)
-  if (filter.queue !== undefined) conditions.push(`queue = ${parameter(filter.queue)}`)
-  if (filter.job !== undefined) conditions.push(`job = ${parameter(filter.job)}`)
-  if (filter.status !== undefined) {
-    // Literals from the fixed list above, never from the request: they let a partial index match.
-    const statuses = storedStatuses[filter.status].map((status) => `'${status}'`)
-    conditions.push(statuses.length === 1 ? `status = ${statuses[0]!}` : `status IN (${statuses.join(', ')})`)
-  }
-  if (filter.sourceRunId !== undefined) conditions.push(`source_run_id = ${parameter(filter.sourceRunId)}::uuid`)
-  if (filter.idempotencyKey !== undefined) conditions.push(`idempotency_key = ${parameter(filter.idempotencyKey)}`)
-  if (filter.payloadMatchJson !== undefined) conditions.push(`payload @> ${parameter(filter.payloadMatchJson)}::jsonb`)
-  if (filter.createdAfter !== undefined) conditions.push(`id >= ${parameter(runIdFloor(filter.createdAfter.getTime()))}::uuid`)
-  const before = [filter.afterId, filter.createdBefore && runIdFloor(filter.createdBefore.getTime())].filter((id) => id !== undefined)
-  for (const id of before) conditions.push(`id < ${parameter(id)}::uuid`)
+  const values: unknown[] = []
   const rows = await sqlPlannedEachTime<RunRow>(
     db,
-    `SELECT ${runColumns} FROM stackshift.runs WHERE ${conditions.join(' AND ')} ORDER BY id DESC LIMIT ${parameter(filter.limit)}`,
+    newestRunsSql(runColumns, { ...filter, idBelow: filter.afterId }, values, filter.limit),
     values,
   )
   return rows.map(toRunRecord)
