@@ -179,3 +179,25 @@ describe('the Connect endpoint', () => {
     expect(answer.json).toMatchObject({ code: 'deadline_exceeded' })
   })
 })
+
+describe('the console pages', () => {
+  it('serves the app for its own routes, the page settings, and nothing outside the bundle', async () => {
+    const page = await fetch(`${base}/runs/0190aaaa-0000-7000-8000-000000000000`)
+    expect(page.status).toBe(200)
+    expect(page.headers.get('content-type')).toBe('text/html; charset=utf-8')
+    expect(page.headers.get('content-security-policy')).toContain("script-src 'self'")
+    expect(await page.text()).toContain('/assets/console.js')
+    const script = await fetch(`${base}/assets/console.js`)
+    expect(script.headers.get('content-type')).toBe('text/javascript; charset=utf-8')
+    const config = await fetch(`${base}/config.json`)
+    expect(await config.json()).toEqual({ traceUrl: null })
+    for (const path of ['/assets/../../package.json', '/%2e%2e/%2e%2e/package.json', '/assets/missing.js', '/..%2fpackage.json']) {
+      const response = await fetch(`${base}${path}`)
+      const text = await response.text()
+      expect(text, path).not.toContain('"name": "@stackshift/console"')
+      if (path.endsWith('.js')) expect(response.status).toBe(404)
+    }
+    const post = await fetch(`${base}/runs`, { method: 'POST', body: '{}' })
+    expect(post.status).toBe(405)
+  })
+})

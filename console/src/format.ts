@@ -7,10 +7,11 @@ export function formatDuration(ms: number): string {
   if (ms < 10_000) return `${(ms / 1000).toFixed(1)} s`
   if (ms < 60_000) return `${Math.round(ms / 1000)} s`
   const minutes = Math.floor(ms / 60_000)
-  if (minutes < 60) return `${minutes} min ${Math.round((ms % 60_000) / 1000)} s`
+  const seconds = Math.round((ms % 60_000) / 1000)
+  if (minutes < 60) return seconds > 0 ? `${minutes} min ${seconds} s` : `${minutes} min`
   const hours = Math.floor(minutes / 60)
-  if (hours < 48) return `${hours} h ${minutes % 60} min`
-  return `${Math.floor(hours / 24)} d ${hours % 24} h`
+  if (hours < 48) return minutes % 60 > 0 ? `${hours} h ${minutes % 60} min` : `${hours} h`
+  return hours % 24 > 0 ? `${Math.floor(hours / 24)} d ${hours % 24} h` : `${Math.floor(hours / 24)} d`
 }
 
 const timeFormat = new Intl.DateTimeFormat(undefined, {

@@ -17,9 +17,11 @@ const queryClient: QueryClient = new QueryClient({
   },
   queryCache: new QueryCache({
     // A key revoked (or expired) while the console is open: ask who the caller is again, which signs out.
-    onError: (error) => {
-      if (error instanceof ConnectError && error.code === 'unauthenticated')
+    onError: (error, query) => {
+      const isCallerQuery = query.queryKey[0] === callerQueryKey[0]
+      if (!isCallerQuery && error instanceof ConnectError && error.code === 'unauthenticated') {
         void queryClient.invalidateQueries({ queryKey: callerQueryKey })
+      }
     },
   }),
 })

@@ -52,7 +52,7 @@ export function BulkActionDialog(props: { filter: RunFilter; onClose: () => void
   return (
     <Dialog title="Bulk action" onClose={props.onClose}>
       {started ? (
-        <BulkProgress action={started} />
+        <BulkProgress action={started} expected={counted?.matched} />
       ) : (
         <div className="stack">
           <p className="muted">
@@ -106,8 +106,8 @@ export function BulkActionDialog(props: { filter: RunFilter; onClose: () => void
   )
 }
 
-/** A bulk action's progress, asked again every second until it completes. */
-export function BulkProgress(props: { action: BulkAction }) {
+/** A bulk action's progress, asked again every second until it completes; `expected`: the runs the count found. */
+export function BulkProgress(props: { action: BulkAction; expected?: number | undefined }) {
   const session = useSession()
   const polled = useQuery({
     queryKey: ['bulk-action', session.namespace, props.action.id],
@@ -124,8 +124,14 @@ export function BulkProgress(props: { action: BulkAction }) {
           {bulkKindLabels[action.kind]}: <strong>{formatCount(action.handled)}</strong> handled, {formatCount(action.skipped)} skipped
         </span>
       </div>
-      <div className={isDone ? 'progress progress-done' : 'progress progress-running'}>
-        <div />
+      <div className={isDone ? 'progress progress-done' : props.expected ? 'progress' : 'progress progress-running'}>
+        <div
+          style={
+            !isDone && props.expected
+              ? { width: `${Math.min(100, ((action.handled + action.skipped) / props.expected) * 100)}%` }
+              : undefined
+          }
+        />
       </div>
       <div className="muted small mono">{action.id}</div>
     </div>

@@ -20,28 +20,37 @@ export function TimeChart(props: {
   kind: 'bars' | 'line'
   height?: number
   formatValue?: (value: number) => string
+  /** The x axis, in Unix seconds: the window the chart covers, whatever the data. */
+  xRange: [number, number]
+  /** The y axis goes at least this high (so a quiet queue's axis does not read 0.5 runs). */
+  yMin?: number
 }) {
   const container = useRef<HTMLDivElement>(null)
   const chart = useRef<uPlot | undefined>(undefined)
-  const { kind, height = 160, formatValue = String } = props
+  const { kind, height = 160, formatValue = String, yMin = 1 } = props
+  const range = useRef(props.xRange)
+  range.current = props.xRange
   const seriesKey = props.series.map((series) => `${series.label}:${series.color}`).join('|')
 
   useEffect(() => {
     const element = container.current!
-    const bars = uPlot.paths.bars!({ size: [0.7, 24], gap: 1 })
+    const bars = uPlot.paths.bars!({ size: [0.9, 24], gap: 0 })
     const options: uPlot.Options = {
       width: element.clientWidth || 400,
       height,
       legend: { show: true, live: false },
       cursor: { drag: { x: false, y: false } },
-      scales: { x: { time: true }, y: { range: (_, min, max) => [0, Math.max(max, min, 1) * 1.1] } },
+      scales: {
+        x: { time: true, range: () => range.current },
+        y: { range: (_, min, max) => [0, Math.max(max, min, yMin) * 1.1] },
+      },
       axes: [
-        { stroke: '#64748b', grid: { stroke: '#eef2f7' }, ticks: { stroke: '#e2e8f0' } },
+        { stroke: '#64748b', grid: { stroke: '#eef2f7' }, ticks: { stroke: '#e2e8f0' }, space: 80 },
         {
           stroke: '#64748b',
           grid: { stroke: '#eef2f7' },
           ticks: { stroke: '#e2e8f0' },
-          size: 52,
+          size: 64,
           values: (_, ticks) => ticks.map(formatValue),
         },
       ],
@@ -53,7 +62,8 @@ export function TimeChart(props: {
           width: kind === 'bars' ? 0 : 2,
           fill: kind === 'bars' ? series.color : `${series.color}1f`,
           paths: kind === 'bars' ? bars : undefined,
-          points: { show: kind === 'line' && props.times.length < 3 },
+          // Points where a line has few values: a value alone draws no line.
+          points: { show: kind === 'line' && series.values.filter((value) => value !== null).length < 30, size: 5 },
           value: (_: uPlot, value: number | null) => (value === null ? '—' : formatValue(value)),
         })),
       ],
@@ -66,7 +76,7 @@ export function TimeChart(props: {
       chart.current?.destroy()
       chart.current = undefined
     }
-  }, [seriesKey, kind, height])
+  }, [seriesKey, kind, height, yMin])
 
   useEffect(() => {
     chart.current?.setData([props.times, ...props.series.map((series) => series.values)])

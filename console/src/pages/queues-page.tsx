@@ -98,13 +98,15 @@ function QueueCard(props: { queue: QueueStats; samples: DepthSample[] }) {
           )}
       </div>
       <div className="charts">
-        <TimeChart title="Depth since this page opened" kind="line" times={depth.times} series={depth.series} />
-        <TimeChart title="Finished per minute" kind="bars" times={hour.times} series={hour.throughput} />
+        <TimeChart title="Depth since this page opened" kind="line" times={depth.times} series={depth.series} xRange={depth.range} />
+        <TimeChart title="Finished per minute" kind="bars" times={hour.times} series={hour.throughput} xRange={hour.range} />
         <TimeChart
           title="Mean wait to start (ready → started)"
           kind="line"
           times={hour.times}
           series={hour.latency}
+          xRange={hour.range}
+          yMin={10}
           formatValue={(value) => (value === 0 ? '0' : formatDuration(value))}
         />
       </div>
@@ -129,18 +131,24 @@ function lastHour(queue: QueueStats) {
   }
   return {
     times,
+    // Half a minute either side, so the first and last bars are whole.
+    range: [(nowMinute - 59) * 60 - 30, nowMinute * 60 + 30] as [number, number],
     completed: completed.reduce((sum, value) => sum + value, 0),
     failed: failed.reduce((sum, value) => sum + value, 0),
+    // Stacked: the failed bar stands on the completed one (drawn first, to the sum; completed over it).
     throughput: [
+      { label: 'failed', color: '#dc2626', values: completed.map((value, index) => value + failed[index]!) },
       { label: 'completed', color: '#16a34a', values: completed },
-      { label: 'failed', color: '#dc2626', values: failed },
     ],
     latency: [{ label: 'mean wait', color: '#2563eb', values: latency }],
   }
 }
 
 function depthSeries(samples: DepthSample[]) {
+  const last = samples.at(-1)?.at ?? Math.floor(Date.now() / 1000)
   return {
+    // At least five minutes wide, so a few samples do not stretch across the axis.
+    range: [Math.min(samples[0]?.at ?? last, last - 300), last] as [number, number],
     times: samples.map((sample) => sample.at),
     series: (['ready', 'delayed', 'waiting', 'running'] as const).map((name) => ({
       label: name,

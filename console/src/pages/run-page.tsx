@@ -6,7 +6,7 @@ import { Dialog } from '../components/dialog.js'
 import { ErrorNotice } from '../components/error-notice.js'
 import { JsonBlock } from '../components/json-block.js'
 import { StatusBadge } from '../components/status-badge.js'
-import { Timeline } from '../components/timeline.js'
+import { Timeline, attemptCount } from '../components/timeline.js'
 import { formatDuration, formatPreciseTime, formatTime, isFinished, prettyJson, shortId, traceIdOf } from '../format.js'
 import { traceLink, usePageConfig } from '../page-config.js'
 import { Link, hrefOf, navigate } from '../router.js'
@@ -81,8 +81,7 @@ export function RunPage(props: { runId: string }) {
         <div className="card-header">
           <h2>Timeline</h2>
           <span className="muted small">
-            {run.attemptHistory.length} attempt{run.attemptHistory.length === 1 ? '' : 's'} · {run.steps.length} step
-            {run.steps.length === 1 ? '' : 's'}
+            {attemptCount(run)} attempt{attemptCount(run) === 1 ? '' : 's'} · {run.steps.length} step{run.steps.length === 1 ? '' : 's'}
           </span>
         </div>
         <Timeline run={run} nowMs={nowMs} onReplay={session.canOperate ? (step) => setDialog({ replayFrom: step }) : undefined} />

@@ -83,8 +83,8 @@ export function StatePage() {
         </div>
       </form>
       {entries.isError && <ErrorNotice error={entries.error} />}
-      <div className={selectedKey === undefined ? '' : 'split'}>
-        <div>
+      <div className={selectedKey === undefined ? 'stack' : 'split'}>
+        <div className="stack">
           <DataTable
             label="State entries"
             columns={columns}

@@ -25,7 +25,14 @@ const columns = column.columns([
       return seen ? <span title={formatPreciseTime(seen)}>{formatRelative(seen)}</span> : '—'
     },
   }),
-  column.accessor('serverId', { header: 'Server', cell: (info) => <span className="mono small">{info.getValue()}</span> }),
+  column.accessor('serverId', {
+    header: 'Server',
+    cell: (info) => (
+      <span className="mono small" title={info.getValue()}>
+        {info.getValue().slice(0, 8)}
+      </span>
+    ),
+  }),
 ])
 
 function Chips(props: { values: string[] }) {
