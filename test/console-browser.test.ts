@@ -231,7 +231,10 @@ describe.skipIf(!existsSync(chromiumPath) && !process.env.CI)('the web console i
   it('cancels a waiting run', async () => {
     await page.goto(`${base}/runs/${runs.payment}`)
     const payment = page.locator('.timeline-row[data-step-id="payment"]')
-    expect(await payment.locator('.bar-detail').innerText()).toMatch(/^waiting for an event/)
+    expect(await payment.locator('.bar-detail').innerText()).toMatch(
+      /^waiting for payment\.confirmed matching \{"orderId": "A-1003"\} · times out /,
+    )
+    await shoot(page, 'run-waiting')
     await page.getByRole('button', { name: 'Cancel run' }).click()
     await page
       .getByRole('dialog')

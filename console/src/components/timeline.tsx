@@ -46,7 +46,11 @@ function waitDetail(step: Step): string {
   if (step.kind === StepKind.STEP_KIND_SLEEP) {
     return step.status === StepStatus.STEP_STATUS_WAITING ? `sleeping until ${wake ?? '?'}` : `slept until ${wake ?? '?'}`
   }
-  if (step.status === StepStatus.STEP_STATUS_WAITING) return `waiting for an event${wake ? `, times out ${wake}` : ''}`
+  if (step.status === StepStatus.STEP_STATUS_WAITING) {
+    const event = step.waitEventName || 'an event'
+    const match = step.waitMatchJson && step.waitMatchJson !== '{}' ? ` matching ${step.waitMatchJson}` : ''
+    return `waiting for ${event}${match}${wake ? ` · times out ${wake}` : ''}`
+  }
   const event = receivedEventName(step)
   return event === undefined ? 'timed out: no event came' : `received event ${event}`
 }
