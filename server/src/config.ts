@@ -115,8 +115,9 @@ export const settings = {
   /** Port of the metrics endpoint; `0` picks a free one. */
   metricsPort: { env: 'STACKSHIFT_METRICS_PORT', default: 9464, schema: int(0, 65_535) },
   /**
-   * `on` serves the web console, and the Connect endpoint it calls the services through, over HTTP on
-   * `STACKSHIFT_HOST`; `off` serves neither.
+   * `on` serves the web console, and the Connect endpoint it calls the services through, on `STACKSHIFT_HOST`: over
+   * HTTP, or HTTPS with the gRPC server's certificate when TLS is on (client certificates required with mTLS); `off`
+   * serves neither.
    */
   isConsoleEnabled: { env: 'STACKSHIFT_CONSOLE', default: 'on', schema: onOff },
   /** Port of the web console and its Connect endpoint; `0` picks a free one. */

@@ -216,6 +216,7 @@ export async function startServer(config: ServerConfig & { databaseUrl: string }
         bundle: await loadConsoleBundle(),
         pageConfig: { traceUrl: config.consoleTraceUrl ?? null },
         maxMessageBytes: config.maxMessageBytes,
+        tls: tls.mode === 'off' ? undefined : tls,
         logger,
       })
     }

@@ -1,8 +1,10 @@
-import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http'
+import { type IncomingMessage, type RequestListener, type Server, type ServerResponse, createServer } from 'node:http'
+import { createServer as createHttpsServer } from 'node:https'
 import type { AddressInfo } from 'node:net'
 import { status } from '@grpc/grpc-js'
 import type { Logger } from '../logger.js'
 import { type ConnectResponse, type ConnectUnary, connectError } from '../rpc/connect-unary.js'
+import { type TlsFiles, certificateRefreshIntervalMs } from '../rpc/tls.js'
 import type { BundleFile, ConsoleBundle } from './console-bundle.js'
 
 /** A listening console. */
@@ -37,7 +39,9 @@ const notBuiltPage = `<!doctype html><meta charset="utf-8"><title>StackShift con
 <p>The Connect endpoint is served all the same.</p>\n`
 
 /**
- * Serves the web console on `host:port` over HTTP/1.1: `POST
+ * Serves the web console on `host:port` over HTTP/1.1 (HTTPS with the gRPC
+ * server's certificate when TLS is on, and client certificates required with
+ * mTLS, so keys never cross the network in the clear where gRPC's do not): `POST
  * /<package.Service>/<Method>` is the Connect endpoint (rpc/connect-unary.ts),
  * with request bodies of at most `maxMessageBytes`; `GET /config.json` the
  * page's settings; any other GET a file of the bundle, or the app's page
@@ -51,6 +55,8 @@ export async function startConsoleEndpoint(options: {
   bundle: ConsoleBundle | undefined
   pageConfig: ConsolePageConfig
   maxMessageBytes: number
+  /** The gRPC server's TLS files (rpc/tls.ts); undefined: plain HTTP. */
+  tls: { currentFiles(): TlsFiles | undefined } | undefined
   logger: Logger
 }): Promise<ConsoleEndpoint> {
   const { connect, bundle, logger } = options
@@ -59,7 +65,7 @@ export async function startConsoleEndpoint(options: {
     contentType: 'application/json',
     etag: '',
   }
-  const server: Server = createServer((request, response) => {
+  const handle: RequestListener = (request, response) => {
     const path = pathOf(request)
     if (path !== undefined && (connect.isMethodPath(path) || isServicePath(path))) {
       serveConnect(request, response, path)
@@ -88,7 +94,10 @@ export async function startConsoleEndpoint(options: {
       return
     }
     send(response, request, 404, { 'content-type': 'text/plain' }, Buffer.from('not found\n'))
-  })
+  }
+  const { server, stopRefreshing } = options.tls
+    ? serveTls(options.tls, handle, logger)
+    : { server: createServer(handle), stopRefreshing: () => {} }
 
   /** Reads the body, bounded, and answers the call. */
   function serveConnect(request: IncomingMessage, response: ServerResponse, path: string): void {
@@ -168,16 +177,49 @@ export async function startConsoleEndpoint(options: {
   })
   server.on('error', (error) => logger.error({ err: error }, 'console endpoint failed'))
   const port = (server.address() as AddressInfo).port
-  logger.info({ port, host: options.host, isBundleBuilt: bundle !== undefined }, 'web console listening')
+  logger.info({ port, host: options.host, isTls: options.tls !== undefined, isBundleBuilt: bundle !== undefined }, 'web console listening')
   if (!bundle) logger.warn("the web console's bundle is not built (npm run build): its pages are missing, the Connect endpoint is served")
   return {
     port,
     close: () =>
       new Promise<void>((resolve) => {
+        stopRefreshing()
         server.close(() => resolve())
         server.closeAllConnections()
       }),
   }
+}
+
+/**
+ * An HTTPS server presenting the files the gRPC server presents, and taking
+ * them up when they change on disk (checked as often as rpc/tls.ts reads
+ * them); with a client CA, a client without a certificate it signed is
+ * refused during the handshake.
+ */
+function serveTls(
+  tls: { currentFiles(): TlsFiles | undefined },
+  handle: RequestListener,
+  logger: Logger,
+): { server: Server; stopRefreshing: () => void } {
+  const contextOf = (files: TlsFiles) => ({ cert: files.certificate, key: files.privateKey, ca: files.clientCa })
+  let served = tls.currentFiles()
+  if (!served) throw new Error('TLS is on but its certificate and key are not usable')
+  const isMutual = served.clientCa !== undefined
+  const server = createHttpsServer({ ...contextOf(served), requestCert: isMutual, rejectUnauthorized: isMutual }, handle)
+  const refresh = setInterval(() => {
+    const files = tls.currentFiles()
+    if (!files || !served) return
+    const isSame =
+      files.certificate.equals(served.certificate) &&
+      files.privateKey.equals(served.privateKey) &&
+      (files.clientCa === undefined || (served.clientCa !== undefined && files.clientCa.equals(served.clientCa)))
+    if (isSame) return
+    server.setSecureContext(contextOf(files))
+    served = files
+    logger.debug('web console: TLS files reloaded')
+  }, certificateRefreshIntervalMs)
+  refresh.unref()
+  return { server, stopRefreshing: () => clearInterval(refresh) }
 }
 
 /** The URL's path, decoded; undefined when it cannot be decoded or holds a NUL. */
