@@ -1,0 +1,19 @@
+import type { Command } from '../command.js'
+import { bulkCommands } from './bulk.js'
+import { eventCommands } from './events.js'
+import { keyCommands } from './keys.js'
+import { queueCommands } from './queues.js'
+import { runCommands } from './runs.js'
+import { stateCommands } from './state.js'
+import { workerCommands } from './workers.js'
+
+/** Every command, in the order `stackshift --help` lists them. */
+export const commands: readonly Command[] = [
+  ...runCommands,
+  ...bulkCommands,
+  ...eventCommands,
+  ...stateCommands,
+  ...queueCommands,
+  ...workerCommands,
+  ...keyCommands,
+]
