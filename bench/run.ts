@@ -157,6 +157,7 @@ async function startServer(node: string, databaseUrl: string, system: string): P
       STACKSHIFT_PORT: '0',
       STACKSHIFT_METRICS_HOST: '127.0.0.1',
       STACKSHIFT_METRICS_PORT: '0',
+      STACKSHIFT_CONSOLE: 'off',
       STACKSHIFT_DB_POOL_SIZE: String(poolSize),
     },
     stdio: ['ignore', 'pipe', 'inherit'],

@@ -335,3 +335,27 @@ it('a wait sent again after it took an event at once takes the same event, and t
   )
   expect(rows[0]).toEqual({ status: 'running', waits: 0, step: 'completed' })
 })
+
+it('GetRun names the event a wait in progress waits for, and its match; the ended wait has the event as its result', async () => {
+  env.stackshift.job<{ orderId: string }>('awaitShipment', ({ payload, step }) =>
+    step.waitForEvent('shipped', { event: 'order.shipped', match: { orderId: payload.orderId }, timeout: '1h' }),
+  )
+  await env.startWorker({ queues: ['shipping'], jobs: ['awaitShipment'] })
+  const { id } = await env.stackshift.queue('shipping').enqueue('awaitShipment', { orderId: 's-1' })
+  await waitUntil(
+    () => countWaiting('awaitShipment'),
+    (n) => n === 1,
+  )
+  const waiting = (await env.raw.runs('GetRun', { run_id: id })).run as unknown as {
+    steps: Array<{ id: string; wait_event_name: string; wait_match_json: string }>
+  }
+  expect(waiting.steps).toMatchObject([{ id: 'shipped', wait_event_name: 'order.shipped', wait_match_json: '{"orderId": "s-1"}' }])
+
+  await env.stackshift.sendEvent('order.shipped', { orderId: 's-1' })
+  expect((await env.stackshift.waitForRun(id)).status).toBe('completed')
+  const ended = (await env.raw.runs('GetRun', { run_id: id })).run as unknown as {
+    steps: Array<{ id: string; wait_event_name: string; result_json: string }>
+  }
+  expect(ended.steps).toMatchObject([{ id: 'shipped', wait_event_name: '' }])
+  expect(JSON.parse(ended.steps[0]!.result_json)).toMatchObject({ name: 'order.shipped', data: { orderId: 's-1' } })
+})

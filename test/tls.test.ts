@@ -1,6 +1,8 @@
 import { copyFile, mkdir, rename } from 'node:fs/promises'
 import { join } from 'node:path'
 import { Writable } from 'node:stream'
+import { request as requestHttp } from 'node:http'
+import { request as requestHttps } from 'node:https'
 import { connect as connectTls } from 'node:tls'
 import { StackShift, type StackShiftOptions, UnavailableError } from '@stackshift/sdk'
 import { ConfigError, type Logger, type ServerConfig, createLogger } from '@stackshift/server'
@@ -111,12 +113,48 @@ describe('a server with TLS', () => {
     expect(await storedRuns('tls-untrusted')).toEqual([])
   })
 
+  it('serves the web console over HTTPS with the same certificate, and not in plain HTTP', async () => {
+    const port = server.server.consolePort!
+    expect(await consoleGet(port, { ca: ca.cert })).toEqual({ status: 200, body: '{"traceUrl":null}' })
+    expect(await consoleGet(port, {})).toMatchObject({ error: expect.any(String) as unknown })
+    expect(await plainGet(port)).toMatchObject({ error: expect.any(String) as unknown })
+  })
+
   it('serves a client that trusts its CA: an enqueue over TLS is completed by a worker over TLS', async () => {
     const trusting = client(server.address, { tls: { ca: serverCertificateAuthorityPem() } })
     expect(await runOneJob(trusting, 'tls-trusted')).toEqual({ status: 'completed', result: { greeting: 'hello ada' } })
     expect(await storedRuns('tls-trusted')).toEqual([{ job: 'greet', status: 'completed', result: { greeting: 'hello ada' } }])
   })
 })
+
+/** GETs the console's /config.json over HTTPS; the status and body, or why the request failed. */
+function consoleGet(
+  port: number,
+  tls: { ca?: Buffer; cert?: Buffer; key?: Buffer },
+): Promise<{ status?: number; body?: string; error?: string }> {
+  return new Promise((resolve) => {
+    const request = requestHttps({ host: '127.0.0.1', port, path: '/config.json', servername: 'localhost', ...tls }, (response) => {
+      let body = ''
+      response.on('data', (chunk: Buffer) => (body += chunk.toString()))
+      response.on('end', () => resolve({ status: response.statusCode, body }))
+    })
+    request.on('error', (error) => resolve({ error: error.message }))
+    request.end()
+  })
+}
+
+/** The same in plain HTTP. */
+function plainGet(port: number): Promise<{ status?: number; error?: string }> {
+  return new Promise((resolve) => {
+    const request = requestHttp({ host: '127.0.0.1', port, path: '/config.json', timeout: 5000 }, (response) => {
+      response.resume()
+      resolve({ status: response.statusCode })
+    })
+    request.on('timeout', () => request.destroy(new Error('no answer')))
+    request.on('error', (error) => resolve({ error: error.message }))
+    request.end()
+  })
+}
 
 /** The CA as PEM text, as an application would read it from a file or secret (the option takes strings or Buffers). */
 const serverCertificateAuthorityPem = () => ca.cert.toString('utf8')
@@ -163,6 +201,15 @@ describe('a server with mTLS', () => {
     })
     await expect(foreign.queue('mtls-foreign').enqueueMany([{ job: 'greet', payload: {} }])).rejects.toBeInstanceOf(UnavailableError)
     expect(await storedRuns('mtls-foreign')).toEqual([])
+  })
+
+  it('serves the web console only to a client with a certificate the client CA signed', async () => {
+    const port = server.server.consolePort!
+    expect(await consoleGet(port, { ca: ca.cert })).toMatchObject({ error: expect.any(String) as unknown })
+    expect(await consoleGet(port, { ca: ca.cert, cert: foreignClientCertificate.cert, key: foreignClientCertificate.key })).toMatchObject({
+      error: expect.any(String) as unknown,
+    })
+    expect(await consoleGet(port, { ca: ca.cert, cert: clientCertificate.cert, key: clientCertificate.key })).toMatchObject({ status: 200 })
   })
 
   it('serves a client whose certificate the client CA signed: an enqueue is completed by a worker, both with that certificate', async () => {

@@ -106,6 +106,7 @@ describe('OpenTelemetry', () => {
       STACKSHIFT_HOST: '127.0.0.1',
       STACKSHIFT_PORT: '0',
       STACKSHIFT_METRICS_PORT: '0',
+      STACKSHIFT_CONSOLE_PORT: '0',
       OTEL_EXPORTER_OTLP_ENDPOINT: collector.endpoint,
       OTEL_BSP_SCHEDULE_DELAY: '100',
     })

@@ -115,6 +115,25 @@ export const settings = {
   /** Port of the metrics endpoint; `0` picks a free one. */
   metricsPort: { env: 'STACKSHIFT_METRICS_PORT', default: 9464, schema: int(0, 65_535) },
   /**
+   * `on` serves the web console, and the Connect endpoint it calls the services through, on `STACKSHIFT_HOST`: over
+   * HTTP, or HTTPS with the gRPC server's certificate when TLS is on (client certificates required with mTLS); `off`
+   * serves neither.
+   */
+  isConsoleEnabled: { env: 'STACKSHIFT_CONSOLE', default: 'on', schema: onOff },
+  /** Port of the web console and its Connect endpoint; `0` picks a free one. */
+  consolePort: { env: 'STACKSHIFT_CONSOLE_PORT', default: 8233, schema: int(0, 65_535) },
+  /**
+   * Link from a run's trace id in the console to a tracing UI: `{traceId}` is replaced by the trace id, as in
+   * `http://localhost:16686/trace/{traceId}` (Jaeger). Unset: the trace id is shown without a link.
+   */
+  consoleTraceUrl: {
+    env: 'STACKSHIFT_CONSOLE_TRACE_URL',
+    schema: z
+      .string()
+      .regex(/^https?:\/\/\S*\{traceId\}\S*$/, 'must be an http(s) URL containing {traceId}')
+      .optional(),
+  },
+  /**
    * Process-wide tuning, opt-in: `idle` puts V8's helper threads (compiler, garbage collector) at idle priority on
    * Linux, so they do not preempt the thread that serves requests; `normal` leaves thread priorities alone. See
    * [Tuning](#tuning).

@@ -1,6 +1,8 @@
 import { randomBytes } from 'node:crypto'
 import type { Knex } from 'knex'
 import type { ServerConfig } from './config.js'
+import { loadConsoleBundle } from './console/console-bundle.js'
+import { type ConsoleEndpoint, startConsoleEndpoint } from './console/console-server.js'
 import { isLoopbackHost, resolveAuthMode } from './core/access.js'
 import { apiKeyAnyUsable } from './db/queries/api-keys.js'
 import { createDatabase, migrateDatabase } from './db/database.js'
@@ -30,8 +32,9 @@ import { Suspensions } from './operations/waits.js'
 import { WorkerRegistry } from './operations/worker-registry.js'
 import { createAccessInterceptor } from './rpc/access-interceptor.js'
 import { createAdminService } from './rpc/admin-service.js'
+import { createConnectUnary } from './rpc/connect-unary.js'
+import { type StackShiftServices, bindGrpcServer, createGrpcServer } from './rpc/grpc-server.js'
 import { createOperatorService } from './rpc/operator-service.js'
-import { bindGrpcServer, createGrpcServer } from './rpc/grpc-server.js'
 import { createPrincipalResolver } from './rpc/principal.js'
 import { createRunService } from './rpc/run-service.js'
 import { createStateService } from './rpc/state-service.js'
@@ -54,6 +57,8 @@ export interface StackShiftServer {
   port: number
   /** The port of the Prometheus endpoint (`GET /metrics`); undefined when metrics are off. */
   metricsPort: number | undefined
+  /** The port of the web console and its Connect endpoint; undefined when the console is off. */
+  consolePort: number | undefined
   /** This server's metrics (its own Prometheus registry). */
   metrics: ServerMetrics
   /** The connection pool, for tests and tools. */
@@ -165,33 +170,35 @@ export async function startServer(config: ServerConfig & { databaseUrl: string }
   await listener.start()
 
   const runService = createRunService({ config, logger, enqueuer, reads, events, canceller })
+  const services: StackShiftServices = {
+    runs: runService.service,
+    workers: workerService.service,
+    state: createStateService({ config, logger, store: stateStore }),
+    admin: createAdminService({ logger, keys, principalOf }),
+    operator: createOperatorService({
+      config,
+      logger,
+      copier,
+      bulkActions,
+      eventReads,
+      workers: workerRegistry,
+      queueStats,
+      principalOf,
+      isAuthRequired: authMode === 'required',
+    }),
+  }
   const { server: grpcServer, setHealth } = createGrpcServer({
     maxMessageBytes: config.maxMessageBytes,
     maxConcurrentStreams: config.maxConcurrentStreams,
-    services: {
-      runs: runService.service,
-      workers: workerService.service,
-      state: createStateService({ config, logger, store: stateStore }),
-      admin: createAdminService({ logger, keys, principalOf }),
-      operator: createOperatorService({
-        config,
-        logger,
-        copier,
-        bulkActions,
-        eventReads,
-        workers: workerRegistry,
-        queueStats,
-        principalOf,
-        isAuthRequired: authMode === 'required',
-      }),
-    },
+    services,
     interceptors: authMode === 'required' ? [createAccessInterceptor({ keys, logger })] : [],
   })
   await warnAboutAccess({ authMode, config, db, logger })
   const port = await bindGrpcServer(grpcServer, config.host, config.port, tls.credentials)
   let metricsEndpoint: MetricsEndpoint | undefined
-  if (config.isMetricsEnabled) {
-    try {
+  let consoleEndpoint: ConsoleEndpoint | undefined
+  try {
+    if (config.isMetricsEnabled) {
       metricsEndpoint = await startMetricsEndpoint({
         host: config.metricsHost,
         port: config.metricsPort,
@@ -199,13 +206,27 @@ export async function startServer(config: ServerConfig & { databaseUrl: string }
         metrics,
         logger,
       })
-    } catch (error) {
-      grpcServer.forceShutdown()
-      tls.close()
-      await listener.stop()
-      await db.destroy()
-      throw error
     }
+    if (config.isConsoleEnabled) {
+      // The console answers on the gRPC server's interface, with the same services and access checks.
+      consoleEndpoint = await startConsoleEndpoint({
+        host: config.host,
+        port: config.consolePort,
+        connect: createConnectUnary({ services, keys: authMode === 'required' ? keys : undefined, logger }),
+        bundle: await loadConsoleBundle(),
+        pageConfig: { traceUrl: config.consoleTraceUrl ?? null },
+        maxMessageBytes: config.maxMessageBytes,
+        tls: tls.mode === 'off' ? undefined : tls,
+        logger,
+      })
+    }
+  } catch (error) {
+    grpcServer.forceShutdown()
+    tls.close()
+    await metricsEndpoint?.close()
+    await listener.stop()
+    await db.destroy()
+    throw error
   }
 
   dispatcher.start()
@@ -246,6 +267,7 @@ export async function startServer(config: ServerConfig & { databaseUrl: string }
   return {
     port,
     metricsPort: metricsEndpoint?.port,
+    consolePort: consoleEndpoint?.port,
     metrics,
     db,
     stats: () => {
@@ -284,6 +306,7 @@ export async function startServer(config: ServerConfig & { databaseUrl: string }
           listener.stop(),
           databaseProbe.close(),
           metricsEndpoint?.close(),
+          consoleEndpoint?.close(),
         ])
         await db.destroy()
         logger.info('StackShift server stopped')

@@ -17,8 +17,8 @@ export class ChildScript {
   constructor(relativePath: string, env: Record<string, string>, nodeArgs: readonly string[] = []) {
     this.process = spawn(process.execPath, ['--conditions=@stackshift/source', '--import', 'tsx', ...nodeArgs, relativePath], {
       cwd: repoRoot,
-      // A server started here takes a free metrics port, so parallel test files never collide on 9464.
-      env: { ...process.env, STACKSHIFT_METRICS_HOST: '127.0.0.1', STACKSHIFT_METRICS_PORT: '0', ...env },
+      // A server started here takes free metrics and console ports, so parallel test files never collide on 9464 or 8233.
+      env: { ...process.env, STACKSHIFT_METRICS_HOST: '127.0.0.1', STACKSHIFT_METRICS_PORT: '0', STACKSHIFT_CONSOLE_PORT: '0', ...env },
       stdio: ['ignore', 'pipe', 'inherit'],
     })
     let buffer = ''

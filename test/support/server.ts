@@ -20,6 +20,7 @@ export async function startTestServer(databaseUrl: string, overrides: Partial<Se
     // Several servers run in one process and files run in parallel: no fixed metrics port.
     metricsHost: '127.0.0.1',
     metricsPort: 0,
+    consolePort: 0,
     retryBaseMs: 50,
     retryMaxMs: 1000,
     reaperIntervalMs: 100,

@@ -116,6 +116,8 @@ export interface StepRecord {
   finishedAt: Date | undefined
   /** For sleeps and waits: when the sleep ends or the wait times out. */
   wakeAt: Date | undefined
+  /** For an event wait in progress: what it waits for (the event's name, and the match as JSON text). */
+  waitingFor: { eventName: string; matchJson: string } | undefined
 }
 
 /** An event as stored. */

@@ -2,16 +2,31 @@ import { Metadata, ServerInterceptingCall, type ServerInterceptor, status } from
 import { type Principal, authorize } from '../core/access.js'
 import type { Logger } from '../logger.js'
 import type { ApiKeys } from '../operations/api-keys.js'
-import { accessRules } from './access-rules.js'
+import { type AccessRule, accessRules } from './access-rules.js'
 import { toRpcStatus } from './error-map.js'
 import { attachPrincipal } from './principal.js'
 
+/** The token of an `authorization: Bearer <token>` value (gRPC metadata or an HTTP header), if it is one. */
+export function bearerTokenIn(authorization: unknown): string | undefined {
+  if (typeof authorization !== 'string') return undefined
+  const match = /^Bearer\s+(\S+)\s*$/i.exec(authorization)
+  return match?.[1]
+}
+
+/**
+ * Throws PermissionDeniedError unless `principal` may send `message` by its
+ * method's rule: the scope the message needs (none: any valid key) in the
+ * namespace it acts in. The gRPC interceptor below and the Connect endpoint
+ * (connect-unary.ts) both check with it.
+ */
+export function authorizeMessage(principal: Principal, rule: AccessRule, message: unknown): void {
+  const scope = rule.scopeOf(message as never)
+  if (scope) authorize(principal, scope, rule.namespaceOf(message as never))
+}
+
 /** The bearer token of `authorization: Bearer <token>`, if the call carries one. */
 function bearerTokenOf(metadata: Metadata): string | undefined {
-  const [value] = metadata.get('authorization')
-  if (typeof value !== 'string') return undefined
-  const match = /^Bearer\s+(\S+)\s*$/i.exec(value)
-  return match?.[1]
+  return bearerTokenIn(metadata.get('authorization')[0])
 }
 
 /**
@@ -59,8 +74,7 @@ export function createAccessInterceptor(deps: { keys: ApiKeys; logger: Logger })
               // Later messages of a stream: the key must still be good.
               const current = principal ? await deps.keys.authenticate(token) : undefined
               if (!current) return
-              const scope = rule.scopeOf(message as never)
-              if (scope) authorize(current, scope, rule.namespaceOf(message as never))
+              authorizeMessage(current, rule, message)
               nextMessage(message)
             }),
           onReceiveHalfClose: (nextHalfClose) =>

@@ -99,6 +99,8 @@ export function toRunMessage(run: RunRecord | RunDetails): Run {
       startedAt: step.startedAt,
       finishedAt: step.finishedAt,
       wakeAt: step.wakeAt,
+      waitEventName: step.waitingFor?.eventName ?? '',
+      waitMatchJson: step.waitingFor?.matchJson ?? '',
     })),
     attemptHistory: details.attemptHistory.map((attempt) => ({
       attempt: attempt.attempt,

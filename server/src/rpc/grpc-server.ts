@@ -1,4 +1,4 @@
-import { Server, type ServerCredentials, type ServerInterceptor } from '@grpc/grpc-js'
+import { Server, type ServerCredentials, type ServerInterceptor, type ServiceDefinition } from '@grpc/grpc-js'
 import { AdminServiceService, type AdminServiceServer } from '@stackshift/proto/admin-service'
 import { protocolLimits } from '@stackshift/proto/limits'
 import { OperatorServiceService, type OperatorServiceServer } from '@stackshift/proto/operator-service'
@@ -17,6 +17,19 @@ export interface StackShiftServices {
   admin: AdminServiceServer
   operator: OperatorServiceServer
 }
+
+/**
+ * The generated definition of each service, by the name of its
+ * implementation: what the gRPC server adds, and what the console's Connect
+ * endpoint (connect-unary.ts) serves, so both offer every method of every service.
+ */
+export const stackShiftServiceDefinitions = {
+  runs: RunServiceService,
+  workers: WorkerServiceService,
+  state: StateServiceService,
+  admin: AdminServiceService,
+  operator: OperatorServiceService,
+} satisfies Record<keyof StackShiftServices, ServiceDefinition>
 
 /** A gRPC server with StackShift's services, the health service and reflection. */
 export interface GrpcServer {
@@ -62,11 +75,9 @@ export function createGrpcServer(options: {
     'grpc.http2.min_ping_interval_without_data_ms': protocolLimits.keepalivePingIntervalMs / 2,
     'grpc.keepalive_permit_without_calls': 1,
   })
-  server.addService(withDecodeErrors(RunServiceService), options.services.runs)
-  server.addService(withDecodeErrors(WorkerServiceService), options.services.workers)
-  server.addService(withDecodeErrors(StateServiceService), options.services.state)
-  server.addService(withDecodeErrors(AdminServiceService), options.services.admin)
-  server.addService(withDecodeErrors(OperatorServiceService), options.services.operator)
+  for (const name of Object.keys(stackShiftServiceDefinitions) as Array<keyof StackShiftServices>) {
+    server.addService(withDecodeErrors(stackShiftServiceDefinitions[name]), options.services[name])
+  }
   const health = new HealthImplementation(Object.fromEntries(healthNames.map((name) => [name, 'SERVING' as const])))
   health.addToServer(server)
   addReflection(server)

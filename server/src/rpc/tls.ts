@@ -22,8 +22,23 @@ export interface ServerTls {
   mode: 'off' | 'tls' | 'mtls'
   /** For `bindGrpcServer`. */
   credentials: ServerCredentials
+  /**
+   * What the server presents now, as last read from the files, for the other
+   * endpoints that serve TLS (the console's HTTPS): the certificate chain and
+   * key, and the client CA with mTLS. Undefined with TLS off, or while the
+   * files do not make a usable pair.
+   */
+  currentFiles(): TlsFiles | undefined
   /** Stops reading the files. Call once the gRPC server has shut down. */
   close(): void
+}
+
+/** PEM contents of the TLS files. */
+export interface TlsFiles {
+  certificate: Buffer
+  privateKey: Buffer
+  /** With mTLS: the certificate authorities whose client certificates are accepted. */
+  clientCa: Buffer | undefined
 }
 
 /** A setting as users write it: `STACKSHIFT_TLS_CERT_FILE (--tls-cert-file)`. */
@@ -49,7 +64,7 @@ export async function loadServerTls(tls: TlsSettings, logger: Logger): Promise<S
         `${named('tlsClientCaFile')} is set, but mTLS needs ${named('tlsCertFile')} and ${named('tlsKeyFile')} as well: the server presents its certificate before it asks for the client's`,
       )
     logger.info('TLS off: gRPC in plain text')
-    return { mode: 'off', credentials: ServerCredentials.createInsecure(), close: () => undefined }
+    return { mode: 'off', credentials: ServerCredentials.createInsecure(), currentFiles: () => undefined, close: () => undefined }
   }
   if (certFile === undefined || keyFile === undefined) {
     const [set, unset] = certFile === undefined ? (['tlsKeyFile', 'tlsCertFile'] as const) : (['tlsCertFile', 'tlsKeyFile'] as const)
@@ -103,7 +118,7 @@ export async function loadServerTls(tls: TlsSettings, logger: Logger): Promise<S
     },
     mode === 'tls' ? 'TLS on' : 'TLS on, with client certificates required (mTLS)',
   )
-  return { mode, credentials, close: () => watch.close() }
+  return { mode, credentials, currentFiles: () => watch.current(), close: () => watch.close() }
 }
 
 async function readSettingFile(setting: keyof TlsSettings, path: string): Promise<Buffer> {
@@ -159,7 +174,7 @@ function watchUpdates(
   provider: experimental.FileWatcherCertificateProvider,
   files: { certFile: string; keyFile: string; caFile: string | undefined },
   logger: Logger,
-): { firstRead: Promise<void>; close(): void } {
+): { firstRead: Promise<void>; current(): TlsFiles | undefined; close(): void } {
   let settleFirstRead!: (error?: Error) => void
   const firstRead = new Promise<void>((resolve, reject) => (settleFirstRead = (error) => (error ? reject(error) : resolve())))
   let lastIdentity: experimental.IdentityCertificateUpdate | null | undefined
@@ -209,6 +224,11 @@ function watchUpdates(
   if (files.caFile !== undefined) provider.addCaCertificateListener(onCa)
   return {
     firstRead,
+    current: () => {
+      if (!lastIdentity || describeIdentity(lastIdentity).problem !== undefined) return undefined
+      if (files.caFile !== undefined && !lastCa) return undefined
+      return { certificate: lastIdentity.certificate, privateKey: lastIdentity.privateKey, clientCa: lastCa?.caCertificate }
+    },
     close: () => {
       provider.removeIdentityCertificateListener(onIdentity)
       provider.removeCaCertificateListener(onCa)

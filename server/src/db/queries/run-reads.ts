@@ -54,12 +54,19 @@ export async function stepListForRun(db: Executor, params: { runId: string }): P
     started_at: Date
     finished_at: Date | null
     wake_at: Date | null
+    wait_event_name: string | null
+    wait_match_json: string | null
   }>(
     db,
+    // A wait in progress is a row of stackshift.waits too (one per run, gone once
+    // the wait ends): it says which event the step waits for.
     `
-    SELECT step_id, kind, status, result::text AS result_json, error, attempt, started_at, finished_at, wake_at
-    FROM stackshift.steps WHERE run_id = $1
-    ORDER BY finished_at NULLS LAST, step_id
+    SELECT s.step_id, s.kind, s.status, s.result::text AS result_json, s.error, s.attempt, s.started_at, s.finished_at, s.wake_at,
+      w.event_name AS wait_event_name, w.match::text AS wait_match_json
+    FROM stackshift.steps AS s
+    LEFT JOIN stackshift.waits AS w ON w.run_id = s.run_id AND w.step_id = s.step_id AND s.status = 'waiting'
+    WHERE s.run_id = $1
+    ORDER BY s.finished_at NULLS LAST, s.step_id
     `,
     [params.runId],
   )
@@ -73,6 +80,7 @@ export async function stepListForRun(db: Executor, params: { runId: string }): P
     startedAt: row.started_at,
     finishedAt: row.finished_at ?? undefined,
     wakeAt: row.wake_at ?? undefined,
+    waitingFor: row.wait_event_name === null ? undefined : { eventName: row.wait_event_name, matchJson: row.wait_match_json ?? '{}' },
   }))
 }
 

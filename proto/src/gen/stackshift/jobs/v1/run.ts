@@ -378,7 +378,20 @@ export interface Step {
   /** Which step function recorded the step. */
   kind: StepKind;
   /** For sleeps and waits: when the sleep ends or the wait times out. */
-  wakeAt: Date | undefined;
+  wakeAt:
+    | Date
+    | undefined;
+  /**
+   * For an event wait in progress (STEP_KIND_WAIT, STEP_STATUS_WAITING): the
+   * name of the event it waits for. Empty otherwise: a wait that ended has the
+   * event it received as its result, or null when it timed out.
+   */
+  waitEventName: string;
+  /**
+   * For an event wait in progress: the match the event's data must contain, as
+   * JSON text ("{}": any event of that name). Empty otherwise.
+   */
+  waitMatchJson: string;
 }
 
 /**
@@ -618,6 +631,8 @@ function createBaseStep(): Step {
     finishedAt: undefined,
     kind: 0,
     wakeAt: undefined,
+    waitEventName: "",
+    waitMatchJson: "",
   };
 }
 
@@ -649,6 +664,12 @@ export const Step: MessageFns<Step> = {
     }
     if (message.wakeAt !== undefined) {
       Timestamp.encode(toTimestamp(message.wakeAt), writer.uint32(74).fork()).join();
+    }
+    if (message.waitEventName !== "") {
+      writer.uint32(82).string(message.waitEventName);
+    }
+    if (message.waitMatchJson !== "") {
+      writer.uint32(90).string(message.waitMatchJson);
     }
     return writer;
   },
@@ -738,6 +759,22 @@ export const Step: MessageFns<Step> = {
             message.wakeAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
             continue;
           }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.waitEventName = reader.string();
+            continue;
+          }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            message.waitMatchJson = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -777,6 +814,16 @@ export const Step: MessageFns<Step> = {
         : isSet(object.wake_at)
         ? fromJsonTimestamp(object.wake_at)
         : undefined,
+      waitEventName: isSet(object.waitEventName)
+        ? globalThis.String(object.waitEventName)
+        : isSet(object.wait_event_name)
+        ? globalThis.String(object.wait_event_name)
+        : "",
+      waitMatchJson: isSet(object.waitMatchJson)
+        ? globalThis.String(object.waitMatchJson)
+        : isSet(object.wait_match_json)
+        ? globalThis.String(object.wait_match_json)
+        : "",
     };
   },
 
@@ -809,6 +856,12 @@ export const Step: MessageFns<Step> = {
     if (message.wakeAt !== undefined) {
       obj.wakeAt = message.wakeAt.toISOString();
     }
+    if (message.waitEventName !== "") {
+      obj.waitEventName = message.waitEventName;
+    }
+    if (message.waitMatchJson !== "") {
+      obj.waitMatchJson = message.waitMatchJson;
+    }
     return obj;
   },
 
@@ -828,6 +881,8 @@ export const Step: MessageFns<Step> = {
     message.finishedAt = object.finishedAt ?? undefined;
     message.kind = object.kind ?? 0;
     message.wakeAt = object.wakeAt ?? undefined;
+    message.waitEventName = object.waitEventName ?? "";
+    message.waitMatchJson = object.waitMatchJson ?? "";
     return message;
   },
 };
