@@ -195,7 +195,12 @@ it('by default a worker of short handlers holds nine runs ready per slot beyond 
       .queue('default-prefetch')
       .enqueueMany(Array.from({ length: 150 }, () => ({ job: 'shortByDefault', payload: { isHeld: true } })))
   ).map((r) => r.id)
-  // 10 running and 90 held ready: 100 leases; the other 50 stay queued.
+  // 10 running and 90 held ready: 100 leases; the other 50 stay queued. (Leases are
+  // stored before the worker has the runs: wait for both.)
+  await waitUntil(
+    () => started,
+    (running) => running === 10,
+  )
   await waitUntil(
     async () => (await leasesPerClaim(ids)).reduce((sum, n) => sum + n, 0),
     (leased) => leased === 100,
