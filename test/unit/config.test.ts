@@ -42,6 +42,9 @@ it('uses the documented default of every setting when nothing is set', () => {
     metricsHost: '127.0.0.1',
     metricsToken: undefined,
     metricsPort: 9464,
+    isConsoleEnabled: true,
+    consolePort: 8233,
+    consoleTraceUrl: undefined,
     backgroundThreads: 'normal',
   })
 })
