@@ -141,6 +141,8 @@ async function main(): Promise<number> {
       STACKSHIFT_RETRY_MAX_MS: '2000',
       STACKSHIFT_SHUTDOWN_GRACE_MS: '2000',
       STACKSHIFT_METRICS: 'off',
+      // Two servers on one host: the console's fixed port would be taken by the first.
+      STACKSHIFT_CONSOLE: 'off',
       STACKSHIFT_LOG_LEVEL: 'info',
     }
     for (let index = 0; index < serverCount; index++) {
