@@ -50,7 +50,8 @@ beforeAll(async () => {
     },
     ['--max-old-space-size=256'],
   )
-  const line = await server.waitForLine(/StackShift server listening/)
+  // A server child compiles its sources with tsx first: on a loaded 2-core machine that alone took 30 s.
+  const line = await server.waitForLine(/StackShift server listening/, 55_000)
   address = `127.0.0.1:${(JSON.parse(line) as { port: number }).port}`
 })
 
