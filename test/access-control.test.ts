@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto'
 import { status } from '@grpc/grpc-js'
 import { CreateApiKeyRequest, ListApiKeysRequest, RevokeApiKeyRequest } from '@stackshift/proto/admin-service'
 import {
@@ -489,8 +490,14 @@ it('a cancellation reaches the worker streams of the run’s namespace only', as
   )
   expect(cancelled.code).toBe(status.OK)
   await waitUntil(() => inB.messages.some((message) => message.revoked.some((revoked) => revoked.runId === runId)), Boolean, 10_000)
-  // Both streams are on this server, whose notice would reach them in the same turn.
-  await new Promise((resolve) => setTimeout(resolve, 100))
+  // Both streams are on this server, whose notice would reach them in the same turn. A
+  // write on A's stream made now is answered after anything the server sent it then.
+  inA.stream.write(
+    ConnectRequest.fromPartial({
+      operations: [{ id: 1, operation: { $case: 'releaseRun', releaseRun: { runId: randomUUID(), leaseToken: randomUUID() } } }],
+    }),
+  )
+  await waitUntil(() => inA.messages.some((message) => message.results.length > 0), Boolean, 10_000)
   expect(inA.messages.flatMap((message) => message.revoked)).toEqual([])
   expect(inA.messages.flatMap((message) => message.tasks)).toEqual([])
   inA.stream.cancel()

@@ -7,16 +7,16 @@ import { waitUntil } from './support/wait-until.js'
 
 const env = useTestEnvironment()
 
-async function count(sqlText: string, values: unknown[] = []): Promise<number> {
+async function countRows(sqlText: string, values: unknown[] = []): Promise<number> {
   const { rows } = await env.db.query<{ n: number }>(sqlText, values)
   return rows[0]!.n
 }
 
 describe('cancelRun', () => {
   it('a queued run ends cancelled at once and is never executed; its idempotency key is released', async () => {
-    let executed = false
-    env.stackshift.job('neverRuns', () => {
-      executed = true
+    const executed: string[] = []
+    env.stackshift.job('neverRuns', ({ run }) => {
+      executed.push(run.id)
     })
     const run = await env.stackshift.queue('cancel-queued').enqueue('neverRuns', {}, { idempotencyKey: 'cancel-me' })
     const cancelled = await env.stackshift.cancelRun(run.id, { reason: 'customer asked' })
@@ -25,40 +25,62 @@ describe('cancelRun', () => {
     await env.startWorker({ queues: ['cancel-queued'], jobs: ['neverRuns'] })
     const again = await env.stackshift.queue('cancel-queued').enqueue('neverRuns', {}, { idempotencyKey: 'cancel-me' })
     expect(again.deduplicated).toBe(false)
-    await env.stackshift.waitForRun(again.id)
-    expect(executed).toBe(true)
-    expect((await env.stackshift.getRun(run.id)).status).toBe('cancelled')
+    expect(again.id).not.toBe(run.id)
+    // The cancelled run is older: had it still been queued, the worker would have
+    // taken it no later than the new one.
+    expect((await env.stackshift.waitForRun(again.id)).status).toBe('completed')
+    expect(executed).toEqual([again.id])
+    const stored = await env.stackshift.getRun(run.id)
+    expect(stored).toMatchObject({ status: 'cancelled', attempts: 0, attemptHistory: [] })
   })
 
   it('a waiting run ends cancelled at once: its sleep ends with it and no timer wakes it', async () => {
-    let executions = 0
-    env.stackshift.job('sleeper', async ({ step }) => {
-      executions++
+    const executions = new Map<string, number>()
+    const recordExecution = (id: string) => executions.set(id, (executions.get(id) ?? 0) + 1)
+    env.stackshift.job('sleeper', async ({ step, run }) => {
+      recordExecution(run.id)
       await step.sleep('long-nap', '1h')
+      return 'woke'
     })
-    env.stackshift.job('waiter', async ({ step }) => {
-      executions++
+    env.stackshift.job('waiter', async ({ step, run }) => {
+      recordExecution(run.id)
       await step.waitForEvent('never', { event: 'cancel.never', timeout: '1h' })
+      return 'timed out'
     })
     await env.startWorker({ queues: ['cancel-waiting'], jobs: ['sleeper', 'waiter'] })
     const sleeping = await env.stackshift.queue('cancel-waiting').enqueue('sleeper', {})
     const waiting = await env.stackshift.queue('cancel-waiting').enqueue('waiter', {})
-    for (const run of [sleeping, waiting]) {
+    // Not cancelled: shows that the timers fire for the wake times moved below.
+    const control = await env.stackshift.queue('cancel-waiting').enqueue('sleeper', {})
+    for (const run of [sleeping, waiting, control]) {
       await waitUntil(
         () => env.stackshift.getRun(run.id),
         (current) => current.status === 'waiting',
       )
     }
+    const afterCancel = []
     for (const run of [sleeping, waiting]) {
       const cancelled = await env.stackshift.cancelRun(run.id)
       expect(cancelled.status).toBe('cancelled')
       const stored = await env.stackshift.getRun(run.id)
       expect(stored.steps).toMatchObject([{ status: 'failed', error: { name: 'CancelledError' } }])
+      afterCancel.push(stored)
     }
-    expect(await count(`SELECT count(*)::int AS n FROM stackshift.waits`)).toBe(0)
+    expect(await countRows(`SELECT count(*)::int AS n FROM stackshift.waits`)).toBe(0)
     // The event it waited for finds no one.
     expect((await env.stackshift.sendEvent('cancel.never', {})).resumedRuns).toBe(0)
-    expect(executions).toBe(2)
+
+    // The hour passes for all three (a run's wake time is its available_at): a timer would
+    // now wake any of them that still waited.
+    const ids = [sleeping.id, waiting.id, control.id]
+    await env.db.query(`UPDATE stackshift.runs SET available_at = now() - interval '1 second' WHERE id = ANY($1)`, [ids])
+    // One timer pass promotes every due run at once: once the control has woken, that pass has seen the other two.
+    expect(await env.stackshift.waitForRun(control.id)).toMatchObject({ status: 'completed', result: 'woke' })
+    // The cancelled runs are as they were, but for the time moved above.
+    for (const stored of afterCancel) {
+      expect(await env.stackshift.getRun(stored.id)).toEqual({ ...stored, availableAt: expect.any(Date) as unknown })
+    }
+    expect(Object.fromEntries(executions)).toEqual({ [sleeping.id]: 1, [waiting.id]: 1, [control.id]: 2 })
   })
 
   it('a running run: the handler sees signal.aborted, the run ends cancelled, and writes of that attempt are refused', async () => {
@@ -209,13 +231,13 @@ describe('bad input to waits and events: clear errors, nothing stored', () => {
       'InvalidArgumentError: step.waitForEvent("wait") options.timeout must be a duration like "500ms", "30s", "10m", "1h" or "7d", got "soon"',
       'InvalidArgumentError: step.waitForEvent("wait") options.match must be an object of fields to match, got string',
     ])
-    expect(await count(`SELECT count(*)::int AS n FROM stackshift.waits`)).toBe(0)
+    expect(await countRows(`SELECT count(*)::int AS n FROM stackshift.waits`)).toBe(0)
   })
 
   it('an event name of 2,000 characters is refused by sendEvent and by a wait', async () => {
     const longName = 'e'.repeat(2000)
     await expect(env.stackshift.sendEvent(longName, {})).rejects.toThrow(new InvalidArgumentError('name: must be at most 200 characters'))
-    expect(await count(`SELECT count(*)::int AS n FROM stackshift.events WHERE length(name) > 200`)).toBe(0)
+    expect(await countRows(`SELECT count(*)::int AS n FROM stackshift.events WHERE length(name) > 200`)).toBe(0)
 
     let refusal: unknown
     env.stackshift.job('longWait', async ({ step }) => {
@@ -242,7 +264,7 @@ describe('bad input to waits and events: clear errors, nothing stored', () => {
       const error = await rejectionOf(env.raw.workers('SuspendRun', { ...lease, ...wait }))
       expect([error.code, error.details]).toEqual([status.INVALID_ARGUMENT, message])
     }
-    expect(await count(`SELECT count(*)::int AS n FROM stackshift.steps WHERE run_id = $1`, [lease.run_id])).toBe(0)
+    expect(await countRows(`SELECT count(*)::int AS n FROM stackshift.steps WHERE run_id = $1`, [lease.run_id])).toBe(0)
     expect((await env.stackshift.getRun(lease.run_id)).status).toBe('running')
   })
 })

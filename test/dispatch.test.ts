@@ -8,10 +8,24 @@ import { waitUntil } from './support/wait-until.js'
 // A minute-long backstop poll: anything that happens sooner was woken on purpose.
 const env = useTestEnvironment({ pollIntervalMs: 60_000 })
 
+/** Statements of this database that call claim_runs and are running now. */
+async function claimsRunning(): Promise<number> {
+  const { rows } = await env.db.query<{ n: number }>(
+    `SELECT count(*)::int AS n FROM pg_stat_activity
+     WHERE datname = current_database() AND pid <> pg_backend_pid() AND state <> 'idle' AND query LIKE '%claim_runs%'`,
+  )
+  return rows[0]!.n
+}
+
 it('an enqueue wakes a waiting ClaimTask long-poll without polling', async () => {
   const claim = env.raw.workers('ClaimTask', { queues: ['wake'], jobs: ['j'], wait_ms: 30_000 })
-  // Let the long-poll find the queue empty and go to sleep first.
-  await new Promise((resolve) => setTimeout(resolve, 200))
+  // The long-poll first claims once, finds the queue empty and goes to sleep:
+  // wait until it is subscribed and that claim has finished.
+  await waitUntil(
+    () => env.server.server.stats().workers,
+    (workers) => workers === 1,
+  )
+  await waitUntil(claimsRunning, (running) => running === 0)
   const { run_id } = await env.raw.runs('Enqueue', { run: { queue: 'wake', job: 'j' } })
   const { tasks } = await claim
   expect(tasks.map((task) => task.run_id)).toEqual([run_id])
@@ -40,22 +54,17 @@ it('a ClaimTask whose caller goes away while its claim is running hands the run 
       (waiting) => waiting > 0,
     )
     expect((await claim).code).toBe(status.DEADLINE_EXCEEDED)
-    // The server sees the call end at the same deadline; let it get there before the claim can finish.
-    await new Promise((resolve) => setTimeout(resolve, 200))
+    // The client cancelled the call at its deadline. A call answered later on the same
+    // connection shows that the server has read that cancellation: only then may the
+    // claim finish.
+    const later = await rejectionOf(env.raw.workers('ClaimTask', { queues: [] }))
+    expect(later.code).toBe(status.INVALID_ARGUMENT)
     await blocker.query('COMMIT')
   } finally {
     await blocker.end()
   }
   // Once the claim statement has finished, the run can only be leased to nobody or handed back.
-  await waitUntil(
-    async () =>
-      (
-        await env.db.query<{ n: number }>(
-          `SELECT count(*)::int AS n FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND state <> 'idle' AND query LIKE '%claim_runs%'`,
-        )
-      ).rows[0]!.n,
-    (running) => running === 0,
-  )
+  await waitUntil(claimsRunning, (running) => running === 0)
   const stored = await waitUntil(
     async () =>
       (await env.db.query<{ status: string; attempt: number }>(`SELECT status::text, attempt FROM stackshift.runs WHERE id = $1`, [run_id]))
@@ -116,16 +125,12 @@ it('a worker prefetches runs beyond its concurrency, and starts them only as slo
   await env.startWorker({ queues: ['prefetch'], jobs: ['prefetched'], concurrency: 2, prefetch: 3 })
   await areTwoRunning
   // Two running plus three held ready: five leases, and only two handlers.
-  await expect
-    .poll(
-      async () =>
-        (
-          await env.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM stackshift.runs WHERE id = ANY($1) AND status = 'running'`, [
-            ids,
-          ])
-        ).rows[0]!.n,
-    )
-    .toBe(5)
+  await waitUntil(
+    async () =>
+      (await env.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM stackshift.runs WHERE id = ANY($1) AND status = 'running'`, [ids]))
+        .rows[0]!.n,
+    (leased) => leased === 5,
+  )
   expect(started).toBe(2)
   release()
   for (const id of ids) expect((await env.stackshift.waitForRun(id)).status).toBe('completed')
@@ -149,6 +154,14 @@ async function completedAmong(ids: readonly string[]): Promise<number> {
   return rows[0]!.n
 }
 
+async function queuedAmong(ids: readonly string[]): Promise<number> {
+  const { rows } = await env.db.query<{ n: number }>(
+    `SELECT count(*)::int AS n FROM stackshift.runs WHERE id = ANY($1) AND status = 'queued'`,
+    [ids],
+  )
+  return rows[0]!.n
+}
+
 /** A job whose handlers all wait until `release` is called. */
 function registerHeldJob(job: string): { release: () => void } {
   let release!: () => void
@@ -160,13 +173,93 @@ function registerHeldJob(job: string): { release: () => void } {
 }
 
 it('by default a worker of short handlers holds nine runs ready per slot beyond its concurrency', async () => {
-  const { release } = registerHeldJob('heldByDefault')
+  let started = 0
+  let release!: () => void
+  const released = new Promise<void>((resolve) => (release = resolve))
+  env.stackshift.job<{ isHeld: boolean }>('shortByDefault', async ({ payload }) => {
+    if (!payload.isHeld) return
+    started++
+    await released
+  })
+  // Concurrency 10 (the default). Its handlers so far have been short (they return at once).
+  await env.startWorker({ queues: ['default-prefetch'], jobs: ['shortByDefault'] })
+  const short = await env.stackshift
+    .queue('default-prefetch')
+    .enqueueMany(Array.from({ length: 30 }, () => ({ job: 'shortByDefault', payload: { isHeld: false } })))
+  await waitUntil(
+    () => completedAmong(short.map((r) => r.id)),
+    (n) => n === short.length,
+  )
   const ids = (
-    await env.stackshift.queue('default-prefetch').enqueueMany(Array.from({ length: 150 }, () => ({ job: 'heldByDefault', payload: {} })))
+    await env.stackshift
+      .queue('default-prefetch')
+      .enqueueMany(Array.from({ length: 150 }, () => ({ job: 'shortByDefault', payload: { isHeld: true } })))
   ).map((r) => r.id)
-  // Concurrency 10 (the default): 10 running and 90 held ready.
-  await env.startWorker({ queues: ['default-prefetch'], jobs: ['heldByDefault'] })
-  await expect.poll(async () => (await leasesPerClaim(ids)).reduce((sum, n) => sum + n, 0)).toBe(100)
+  // 10 running and 90 held ready: 100 leases; the other 50 stay queued. (Leases are
+  // stored before the worker has the runs: wait for both.)
+  await waitUntil(
+    () => started,
+    (running) => running === 10,
+  )
+  await waitUntil(
+    async () => (await leasesPerClaim(ids)).reduce((sum, n) => sum + n, 0),
+    (leased) => leased === 100,
+  )
+  expect(started).toBe(10)
+  expect(await queuedAmong(ids)).toBe(50)
+  release()
+  await waitUntil(
+    () => completedAmong(ids),
+    (n) => n === ids.length,
+  )
+})
+
+it('a worker whose handlers are slow holds no runs ready: it asks only for the slots that free', async () => {
+  let started = 0
+  let release!: () => void
+  const released = new Promise<void>((resolve) => (release = resolve))
+  env.stackshift.job<{ slowMs: number }>('slowThenHeld', async ({ payload }) => {
+    if (payload.slowMs > 0) return new Promise((resolve) => setTimeout(resolve, payload.slowMs))
+    started++
+    await released
+  })
+  // Concurrency 2 and prefetch 4: six runs in hand while handlers are short.
+  await env.startWorker({ queues: ['slow-prefetch'], jobs: ['slowThenHeld'], concurrency: 2, prefetch: 4, leaseMs: 3000 })
+  // Six handlers of 600 ms: the average handler time (a moving average that starts at 0
+  // and takes a tenth of each new one) is over 50 ms after the first.
+  const slow = await env.stackshift
+    .queue('slow-prefetch')
+    .enqueueMany(Array.from({ length: 6 }, () => ({ job: 'slowThenHeld', payload: { slowMs: 600 } })))
+  await waitUntil(
+    () => completedAmong(slow.map((r) => r.id)),
+    (n) => n === slow.length,
+  )
+  const ids = (
+    await env.stackshift
+      .queue('slow-prefetch')
+      .enqueueMany(Array.from({ length: 10 }, () => ({ job: 'slowThenHeld', payload: { slowMs: 0 } })))
+  ).map((r) => r.id)
+  await waitUntil(
+    () => started,
+    (n) => n === 2,
+  )
+  // Had the worker asked for more runs, it would have done so when it took these two,
+  // before its next heartbeat on the same stream. Each heartbeat moves the deadlines of
+  // the leases it holds; once two have, a claim for more would have been made.
+  const deadlines = async () =>
+    (
+      await env.db.query<{ at: Date }>(`SELECT lease_expires_at AS at FROM stackshift.runs WHERE id = ANY($1) AND status = 'running'`, [
+        ids,
+      ])
+    ).rows.map((row) => row.at.getTime())
+  let seen = await deadlines()
+  for (let heartbeat = 0; heartbeat < 2; heartbeat++) {
+    const before = Math.max(...seen)
+    seen = await waitUntil(deadlines, (now) => Math.min(...now) > before)
+  }
+  expect(await queuedAmong(ids)).toBe(8)
+  expect(seen).toHaveLength(2)
+  expect(started).toBe(2)
   release()
   await waitUntil(
     () => completedAmong(ids),
@@ -181,7 +274,10 @@ it('a worker stream is claimed at most 500 runs at a time: a worker holding 1,00
   ).map((r) => r.id)
   // Concurrency 100: the default prefetch (900) stops at 1,000 runs in hand.
   await env.startWorker({ queues: ['claim-size'], jobs: ['heldInBatches'], concurrency: 100 })
-  await expect.poll(async () => (await leasesPerClaim(ids)).reduce((sum, n) => sum + n, 0)).toBe(1000)
+  await waitUntil(
+    async () => (await leasesPerClaim(ids)).reduce((sum, n) => sum + n, 0),
+    (leased) => leased === 1000,
+  )
   expect(await leasesPerClaim(ids)).toEqual([500, 500])
   release()
   await waitUntil(

@@ -30,7 +30,8 @@ async function startServerProcess(): Promise<{ process: ChildScript; address: st
     STACKSHIFT_HOST: '127.0.0.1',
     STACKSHIFT_PORT: '0',
   })
-  const line = await process.waitForLine(/StackShift server listening/, 60_000)
+  // Starting PostgreSQL (initdb the first time) on a busy machine is the slow part.
+  const line = await process.waitForLine(/StackShift server listening/, 50_000)
   return { process, address: `127.0.0.1:${(JSON.parse(line) as { port: number }).port}` }
 }
 
@@ -58,12 +59,13 @@ it('without DATABASE_URL the server starts an embedded PostgreSQL whose data sur
   } finally {
     await third.process.kill('SIGTERM')
   }
-})
+  // Three starts of up to 50 s each.
+}, 180_000)
 
 it('a program that runs an embedded PostgreSQL keeps the exit code it sets', async () => {
   const child = new ChildScript('test/fixtures/embedded-exit-code.ts', { EXIT_CODE: '3' })
   const exited = once(child.process, 'exit')
-  await child.waitForLine(/^stopped$/, 60_000)
+  await child.waitForLine(/^stopped$/, 50_000)
   const [code] = (await exited) as [number | null]
   expect(code).toBe(3)
 })

@@ -3,6 +3,7 @@ import { LeaseLostError } from '@stackshift/sdk'
 import { expect, it } from 'vitest'
 import { rejectionOf } from './support/raw-client.js'
 import { useTestEnvironment } from './support/environment.js'
+import { waitUntil } from './support/wait-until.js'
 
 const env = useTestEnvironment()
 
@@ -70,15 +71,43 @@ it('runs claimed together each keep their lease by heartbeat while they run long
   let started = 0
   let allStarted!: () => void
   const areAllRunning = new Promise<void>((resolve) => (allStarted = resolve))
+  let release!: () => void
+  const released = new Promise<void>((resolve) => (release = resolve))
   env.stackshift.job('outlivesLease', async ({ run }) => {
     if (++started === 4) allStarted()
-    // Twice the lease: only heartbeats keep it.
-    await new Promise((resolve) => setTimeout(resolve, 2000))
+    await released
     return run.attempt
   })
   const runs = await env.stackshift.queue('long').enqueueMany(Array.from({ length: 4 }, () => ({ job: 'outlivesLease', payload: {} })))
-  await env.startWorker({ queues: ['long'], jobs: ['outlivesLease'], concurrency: 4, leaseMs: 1000 })
+  const ids = runs.map((run) => run.id)
+  // Heartbeats every 1.5 s: a stall of the worker shorter than 3 s costs it no lease.
+  const leaseMs = 4500
+  await env.startWorker({ queues: ['long'], jobs: ['outlivesLease'], concurrency: 4, leaseMs })
   await areAllRunning
+  const leases = async () =>
+    (
+      await env.db.query<{ token: string; expires_at: Date; is_past: boolean }>(
+        `SELECT lease_token::text AS token, lease_expires_at AS expires_at, lease_expires_at < now() AS is_past
+         FROM stackshift.runs WHERE id = ANY($1) AND status = 'running'`,
+        [ids],
+      )
+    ).rows
+  // Claimed together: one claim leased all four, under one token.
+  const claimed = await leases()
+  expect(claimed).toHaveLength(4)
+  expect(new Set(claimed.map((lease) => lease.token)).size).toBe(1)
+  const claimedUntil = Math.max(...claimed.map((lease) => lease.expires_at.getTime()))
+  // The handlers run on until the database clock has passed the deadline the claim
+  // gave: only heartbeats can have kept every lease.
+  await waitUntil(
+    async () => (await env.db.query<{ now: Date }>(`SELECT now()`)).rows[0]!.now.getTime(),
+    (now) => now > claimedUntil,
+    leaseMs + 10_000,
+  )
+  const held = await leases()
+  expect(held.map((lease) => [lease.token, lease.is_past])).toEqual(claimed.map((lease) => [lease.token, false]))
+  for (const lease of held) expect(lease.expires_at.getTime()).toBeGreaterThan(claimedUntil)
+  release()
   for (const run of runs) {
     const done = await env.stackshift.waitForRun(run.id)
     expect(done.status).toBe('completed')

@@ -55,14 +55,16 @@ it('the README tracing setup is examples/tracing.ts, and with it the quickstart 
     collector.close()
     await ownServer.stop()
   }
-  const exported = collector.exported().toString('latin1')
-  for (const name of [
+  const spans = collector.spans()
+  const names = [
     'enqueue provisionAfterPayment',
     'grpc.stackshift.jobs.v1.RunService/Enqueue',
     'run provisionAfterPayment',
     'step verify-payment',
     'step provision-customer-resources',
-  ]) {
-    expect(exported).toContain(name)
-  }
+  ]
+  const exportedNames = spans.map((span) => span.name)
+  for (const name of names) expect(exportedNames).toContain(name)
+  // One trace, from the enqueue to the steps.
+  expect(new Set(spans.filter((span) => names.includes(span.name)).map((span) => span.traceId)).size).toBe(1)
 })

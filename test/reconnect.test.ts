@@ -54,3 +54,31 @@ it('a worker reconnects when its server restarts, and a run in progress during t
     stackshift.close()
   }
 })
+
+it('a worker whose server was away for most of a minute is back within seconds of its return', async () => {
+  // gRPC's own backoff between connection attempts grows to 2 minutes; by 45 s it waits about 25 s.
+  const stackshift = new StackShift({ address: server.address })
+  stackshift.job('afterAbsence', () => 'done')
+  const worker = stackshift.worker({ queues: ['absence'] })
+  await worker.start()
+  try {
+    const port = server.server.port
+    await server.stop()
+    await new Promise((resolve) => setTimeout(resolve, 45_000))
+    server = await startTestServer(databaseUrl, { port })
+    const returnedAt = Date.now()
+    // A client of its own, whose calls are the test's: the worker's are under test. gRPC may share the
+    // worker's connection with it, still waiting to try again: the idempotency key lets the enqueue retry.
+    const client = new StackShift({ address: server.address })
+    try {
+      const run = await client.queue('absence').enqueue('afterAbsence', {}, { idempotencyKey: 'after-absence' })
+      expect((await client.waitForRun(run.id, { timeoutMs: 60_000 })).status).toBe('completed')
+      expect(Date.now() - returnedAt).toBeLessThan(12_000)
+    } finally {
+      client.close()
+    }
+  } finally {
+    await worker.stop()
+    stackshift.close()
+  }
+}, 120_000)

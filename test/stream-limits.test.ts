@@ -92,17 +92,39 @@ it('operations beyond 20,000 unanswered on one stream are each refused with RESO
 it('calls beyond the concurrent streams of a connection wait for one to end, rather than fail', async () => {
   const server = await startTestServer(env.databaseUrl, { maxConcurrentStreams: 2 })
   const raw = createRawClient(server.address)
+  // Another connection to the same server.
+  const other = createRawClient(server.address, { 'grpc.primary_user_agent': 'another-connection' })
   try {
-    const startedAt = Date.now()
-    // Two long-polls take both streams of the connection for a second.
-    const polls = [1, 2].map(() => raw.workers('ClaimTask', { queues: ['streams-empty'], jobs: ['j'], wait_ms: 1000 }))
-    await new Promise((resolve) => setTimeout(resolve, 100))
-    const { run_id } = await raw.runs('Enqueue', { run: { queue: 'streams-other', job: 'j' } })
-    expect(Date.now() - startedAt).toBeGreaterThanOrEqual(900)
-    expect(await Promise.all(polls)).toEqual([{ tasks: [] }, { tasks: [] }])
+    const answered: string[] = []
+    // Two long-polls take both streams of the connection.
+    const polls = [1, 2].map((n) =>
+      raw.workers('ClaimTask', { queues: ['streams-full'], jobs: ['j'], wait_ms: 30_000 }).then((answer) => {
+        answered.push(`poll ${n}`)
+        return answer
+      }),
+    )
+    await waitUntil(
+      () => server.server.stats().workers,
+      (waiting) => waiting === 2,
+    )
+    const enqueued = raw.runs('Enqueue', { run: { queue: 'streams-other', job: 'j' } }).then((answer) => {
+      answered.push('enqueue')
+      return answer
+    })
+    // An enqueue made later on the other connection is answered; this one waits.
+    await other.runs('Enqueue', { run: { queue: 'streams-witness', job: 'j' } })
+    expect(answered).toEqual([])
+    // A run for the polls, enqueued through the test environment's server: one poll
+    // takes it, and its stream ends.
+    const { id } = await env.stackshift.queue('streams-full').enqueue('j', {})
+    const { run_id } = await enqueued
     expect(run_id).toMatch(/^[0-9a-f-]{36}$/)
+    expect(answered).toEqual([expect.stringMatching(/^poll /), 'enqueue'])
+    const taken = await Promise.race(polls)
+    expect(taken.tasks.map((task) => task.run_id)).toEqual([id])
   } finally {
     raw.close()
+    other.close()
     await server.stop()
   }
 })

@@ -2,7 +2,7 @@ import { Metadata, status } from '@grpc/grpc-js'
 import { type Attributes, SpanKind, SpanStatusCode } from '@opentelemetry/api'
 import { describe, expect, it } from 'vitest'
 import { useTestEnvironment } from './support/environment.js'
-import { startOtlpCollector } from './support/otlp-collector.js'
+import { type OtlpSpan, OtlpSpanKind, startOtlpCollector } from './support/otlp-collector.js'
 import { ChildScript } from './support/processes.js'
 import { createRawClient, rejectionOf } from './support/raw-client.js'
 import { waitUntil } from './support/wait-until.js'
@@ -115,15 +115,31 @@ describe('OpenTelemetry', () => {
       const address = `127.0.0.1:${listening.port}`
       const traceId = '5b8efff798038103d269b633813fc60c'
       const metadata = new Metadata()
-      metadata.set('traceparent', `00-${traceId}-eee19b7ec3c1b174-01`)
+      // The caller's span: the parent the traceparent header names.
+      const callerSpanId = 'eee19b7ec3c1b174'
+      metadata.set('traceparent', `00-${traceId}-${callerSpanId}-01`)
       const client = createRawClient(address)
-      await client.runs('Enqueue', { run: { queue: 'exported', job: 'exportedJob' } }, metadata)
+      const { run_id: runId } = await client.runs('Enqueue', { run: { queue: 'exported', job: 'exportedJob' } }, metadata)
       client.close()
-      const exported = await waitUntil(
-        () => collector.exported(),
-        (bytes) => bytes.includes('RunService/Enqueue') && bytes.includes('pg.query') && bytes.includes(Buffer.from(traceId, 'hex')),
+
+      const isEnqueueServerSpan = (span: OtlpSpan) =>
+        span.kind === OtlpSpanKind.server && span.name === 'grpc.stackshift.jobs.v1.RunService/Enqueue' && span.traceId === traceId
+      const isRunInsert = (span: OtlpSpan) =>
+        span.name.startsWith('pg.query') &&
+        span.attributes['db.system.name'] === 'postgresql' &&
+        /INSERT INTO stackshift\.runs/.test(String(span.attributes['db.query.text']))
+      // Exports come in batches: wait until the RPC span and its SQL have both arrived.
+      const spans = await waitUntil(
+        () => collector.spans(),
+        (all) => all.some((rpc) => isEnqueueServerSpan(rpc) && all.some((sql) => isRunInsert(sql) && sql.parentSpanId === rpc.spanId)),
       )
-      expect(exported.includes(Buffer.from(traceId, 'hex'))).toBe(true)
+      const rpc = spans.filter(isEnqueueServerSpan)
+      expect(rpc.map((span) => [span.serviceName, span.parentSpanId])).toEqual([['stackshift-server', callerSpanId]])
+      const insert = spans.filter((span) => isRunInsert(span) && span.parentSpanId === rpc[0]!.spanId)
+      expect(insert.map((span) => [span.traceId, span.serviceName])).toEqual([[traceId, 'stackshift-server']])
+      // That insert stored the run this call enqueued.
+      const { rows } = await env.db.query<{ queue: string }>(`SELECT queue FROM stackshift.runs WHERE id = $1`, [runId])
+      expect(rows).toEqual([{ queue: 'exported' }])
     } finally {
       await server.kill('SIGTERM')
       collector.close()

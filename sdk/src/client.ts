@@ -14,7 +14,7 @@ import { fromEventMessage, fromRunMessage, toRunStatusMessage } from './convert.
 import { type TlsOptions, apiKeyInterceptor, channelCredentialsFor, resolveApiKey } from './credentials.js'
 import { EnqueueStreamClient } from './enqueue-stream.js'
 import { InvalidArgumentError, WaitForRunTimeoutError } from './errors.js'
-import { type GrpcClients, callUnary, createGrpcClients, withRetries } from './grpc.js'
+import { type GrpcClients, callUnary, createGrpcClients, withRetries, withRetriesUnderLease } from './grpc.js'
 import type { JobDefinition, JobHandler } from './job.js'
 import { type Logger, defaultLogger } from './logger.js'
 import { type EnqueueOptions, Queue } from './queue.js'
@@ -137,9 +137,10 @@ export class StackShift {
         namespace: this.namespace,
         jobs: this.jobs,
         logger: this.logger,
-        // Inside a job the id is always set (step.sendEvent derives one), so retries are safe.
-        sendEvent: async ({ id, name, dataJson }) =>
-          (await withRetries(() => this.callSendEvent(id, name, dataJson), retryBudgetMs)).event!.id,
+        // Inside a job the id is always set (step.sendEvent derives one), so retries are safe; like
+        // the run's other writes, they go on while the attempt lasts, so an outage costs no attempt.
+        sendEvent: async ({ id, name, dataJson }, throwIfAborted) =>
+          (await withRetriesUnderLease(() => this.callSendEvent(id, name, dataJson), throwIfAborted)).event!.id,
         runState: (scope) => new StateClient(this.clients.state, this.namespace, this.callTimeoutMs, scope),
       },
       options,

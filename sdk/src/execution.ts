@@ -16,8 +16,12 @@ import type { OperationBody } from './worker-connection.js'
 export interface ExecutionDeps {
   /** Sends a write about the run on the worker's stream. */
   send: (body: OperationBody) => Promise<OperationResult>
-  /** Sends an event (RunService.SendEvent); resolves with its id. */
-  sendEvent: (event: { id: string; name: string; dataJson: string }) => Promise<string>
+  /**
+   * Sends an event (RunService.SendEvent); resolves with its id. Its id makes
+   * it safe to send again, so it is retried until stored or `throwIfAborted`
+   * throws (the attempt was stopped).
+   */
+  sendEvent: (event: { id: string; name: string; dataJson: string }, throwIfAborted: () => void) => Promise<string>
   /** The State Store, with value operations recorded in the run. */
   runState: (scope: RunStateScope) => StateStore
   logger: Logger
@@ -211,7 +215,10 @@ export class Execution {
           }
           return { event: outcome?.event }
         },
-        sendEvent: (event) => this.deps.sendEvent(event),
+        sendEvent: (event) =>
+          this.deps.sendEvent(event, () => {
+            if (this.abortReason) throw this.abortReason
+          }),
       },
       () => this.abortReason,
     )

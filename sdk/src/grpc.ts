@@ -29,6 +29,10 @@ const defaultChannelOptions: ChannelOptions = {
   'grpc.keepalive_time_ms': protocolLimits.keepalivePingIntervalMs,
   'grpc.keepalive_timeout_ms': 5_000,
   'grpc.keepalive_permit_without_calls': 1,
+  // gRPC waits longer and longer between tries to reach a server that is away, up to 2 minutes by
+  // default: a worker whose server restarted a few times came back long after the server did, and lost
+  // its leases meanwhile. 5 s bounds that wait at a few connection attempts a minute.
+  'grpc.max_reconnect_backoff_ms': 5_000,
   'grpc.max_receive_message_length': 64 * 1024 * 1024,
   'grpc.max_send_message_length': 64 * 1024 * 1024,
 }
@@ -90,14 +94,34 @@ export function callUnary<Request, Response>(
  * Retries a call that is safe to repeat while it fails with UNAVAILABLE or
  * ABORTED, with exponential backoff, for up to `budgetMs`.
  */
-export async function withRetries<T>(call: () => Promise<T>, budgetMs: number): Promise<T> {
+export function withRetries<T>(call: () => Promise<T>, budgetMs: number): Promise<T> {
   const deadline = Date.now() + budgetMs
+  return retryWhile(call, (delayMs) => Date.now() + delayMs < deadline)
+}
+
+/**
+ * Retries a call made inside a run's attempt (a State Store operation under
+ * the run's lease, an event with an id derived from the step) while it fails
+ * with UNAVAILABLE or ABORTED, with no time budget: the attempt bounds it, as
+ * for the writes on the worker's stream (worker-connection.ts). Once the
+ * server reaches its database again it stores the call, or refuses a fenced
+ * one whose lease ran out meanwhile (FAILED_PRECONDITION); its answer to the
+ * worker's heartbeat then revokes such a lease, and `throwIfAborted` ends the
+ * loop. So an outage shorter than the lease costs no attempt.
+ */
+export function withRetriesUnderLease<T>(call: () => Promise<T>, throwIfAborted: () => void): Promise<T> {
+  return retryWhile(call, () => {
+    throwIfAborted()
+    return true
+  })
+}
+
+async function retryWhile<T>(call: () => Promise<T>, canRetryAfter: (delayMs: number) => boolean): Promise<T> {
   for (let delayMs = 100; ; delayMs = Math.min(delayMs * 2, 2000)) {
     try {
       return await call()
     } catch (error) {
-      const canRetry = (error as StackShiftError).isRetryable && Date.now() + delayMs < deadline
-      if (!canRetry) throw error
+      if (!(error as StackShiftError).isRetryable || !canRetryAfter(delayMs)) throw error
       await new Promise((done) => setTimeout(done, delayMs * (0.5 + Math.random() / 2)))
     }
   }

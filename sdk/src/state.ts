@@ -1,7 +1,7 @@
 import type { Lock as LockMessage, RunScope, StateEntry as StateEntryMessage, StateServiceClient } from '@stackshift/proto/state-service'
 import { type Duration, parseDurationMs } from './duration.js'
 import { InvalidArgumentError } from './errors.js'
-import { type UnaryMethod, callUnary, withRetries } from './grpc.js'
+import { type UnaryMethod, callUnary, withRetries, withRetriesUnderLease } from './grpc.js'
 import { decodeJson, encodeJson } from './json.js'
 import { attributes, inSpan } from './tracing.js'
 
@@ -94,7 +94,8 @@ export interface RunStateScope {
   throwIfAborted(): void
 }
 
-// Reads, and operations made inside runs (deduplicated by their id), are safe to repeat.
+// Reads are safe to repeat, for this long. Operations inside runs, deduplicated by
+// their id, are too, and retry for as long as the lease holds (withRetriesUnderLease).
 const retryBudgetMs = 10_000
 
 function ttlMs(ttl: Duration | undefined, what: string): number {
@@ -329,16 +330,20 @@ export class StateClient implements StateStore {
     isRead = false,
   ): Promise<T> {
     return inSpan(`state.${name}`, { attributes: { [attributes.stateKey]: key } }, async (span) => {
-      if (!this.run) return isRead ? withRetries(() => call(undefined), retryBudgetMs) : call(undefined)
-      const { opId, record } = this.run.operation(`state.${name}:${key}`)
-      span.setAttributes({ [attributes.stepId]: opId, [attributes.attempt]: this.run.attempt })
+      const run = this.run
+      if (!run) return isRead ? withRetries(() => call(undefined), retryBudgetMs) : call(undefined)
+      const { opId, record } = run.operation(`state.${name}:${key}`)
+      span.setAttributes({ [attributes.stepId]: opId, [attributes.attempt]: run.attempt })
       if (record) {
         span.setAttribute(attributes.outcome, 'memoized')
         return fromRecord(record.json)
       }
-      this.run.throwIfAborted()
-      const scope: RunScope = { runId: this.run.runId, leaseToken: this.run.leaseToken, opId }
-      return withRetries(() => call(scope), retryBudgetMs)
+      run.throwIfAborted()
+      const scope: RunScope = { runId: run.runId, leaseToken: run.leaseToken, opId }
+      return withRetriesUnderLease(
+        () => call(scope),
+        () => run.throwIfAborted(),
+      )
     })
   }
 

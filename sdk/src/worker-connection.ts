@@ -1,4 +1,4 @@
-import { type ClientDuplexStream, type ServiceError, status } from '@grpc/grpc-js'
+import { type ClientDuplexStream, Metadata, type ServiceError, status } from '@grpc/grpc-js'
 import type {
   ConnectRequest,
   ConnectResponse,
@@ -70,7 +70,10 @@ export class WorkerConnection {
 
   connect(): void {
     if (this.state === 'closed') return
-    const stream = this.deps.client.connect()
+    // waitForReady: while the server is away, the stream waits for the channel to reach it (gRPC retries
+    // with its backoff, capped in grpc.ts) instead of failing at once, so the worker is back as soon as
+    // the server is, not at its next try.
+    const stream = this.deps.client.connect(new Metadata({ waitForReady: true }))
     this.stream = stream
     this.state = 'connecting'
     this.addedSlots = 0
@@ -116,12 +119,15 @@ export class WorkerConnection {
     while (!isSettled() && Date.now() < deadline && this.state !== 'closed') {
       await new Promise((done) => setTimeout(done, 10))
     }
+    const wasOpen = this.state === 'open'
     this.state = 'closed'
     clearTimeout(this.reconnectTimer)
     for (const [id, entry] of this.pending)
       entry.resolve({ id, code: status.UNAVAILABLE, message: 'the worker stopped before the server answered', result: undefined })
     this.pending.clear()
-    this.stream?.end()
+    // A stream still waiting for the server would otherwise reach it later, hello and all.
+    if (wasOpen) this.stream?.end()
+    else this.stream?.cancel()
     this.stream = undefined
   }
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { ConfigError, loadConfig } from './config.js'
 import type { EmbeddedPostgresHandle } from './db/embedded-postgres.js'
+import { armedFailpoints } from './failpoints.js'
 import { createLogger } from './logger.js'
 import { startTracingFromEnvironment } from './tracing.js'
 import { lowerBackgroundThreadPriority } from './tuning.js'
@@ -9,6 +10,9 @@ import { lowerBackgroundThreadPriority } from './tuning.js'
 async function main(): Promise<void> {
   const config = loadConfig(process.env, process.argv.slice(2))
   const logger = createLogger(config.logLevel)
+  const failpoints = armedFailpoints()
+  if (failpoints.length > 0)
+    logger.warn({ failpoints }, 'failpoints armed: this process kills itself when it reaches one (STACKSHIFT_FAILPOINTS)')
   // Opt-in: only when STACKSHIFT_BACKGROUND_THREADS (--background-threads) says idle.
   if (config.backgroundThreads === 'idle') {
     const lowered = await lowerBackgroundThreadPriority()

@@ -9,6 +9,7 @@ interface HealthClient {
     options: grpc.CallOptions,
     callback: (error: Error | null, response: { status: string }) => void,
   ): void
+  Watch(request: { service: string }): grpc.ClientReadableStream<{ status: string }>
   close(): void
 }
 
@@ -28,4 +29,28 @@ export function checkHealth(address: string, service = ''): Promise<string> {
       else resolve(response.status)
     }),
   )
+}
+
+/** A Watch call of grpc.health.v1.Health: the statuses it was sent, in order, and how it ended. */
+export interface HealthWatch {
+  readonly statuses: string[]
+  /** Resolves when the call ends, with its status code and the time it ended (Date.now()). */
+  readonly ended: Promise<{ code: grpc.status; endedAt: number }>
+  cancel(): void
+}
+
+/** Watches the health of `service` ('' for the whole server), as a load balancer does. */
+export function watchHealth(address: string, service = ''): HealthWatch {
+  const client = new health.Health(address, grpc.credentials.createInsecure())
+  const call = client.Watch({ service })
+  const statuses: string[] = []
+  call.on('data', (response: { status: string }) => statuses.push(response.status))
+  const ended = new Promise<{ code: grpc.status; endedAt: number }>((resolve) => {
+    call.on('error', () => {})
+    call.on('status', (final: grpc.StatusObject) => {
+      client.close()
+      resolve({ code: final.code, endedAt: Date.now() })
+    })
+  })
+  return { statuses, ended, cancel: () => call.cancel() }
 }

@@ -70,13 +70,15 @@ export function callWith<Request, Response>(
 /**
  * Writes one message on a bidirectional stream opened with `key`, then
  * resolves with the first response, or with the status the stream ended
- * with (OK with no response if it neither answered nor ended in time).
+ * with. A stream that neither answers nor ends within `timeoutMs` resolves
+ * as DEADLINE_EXCEEDED: every stream here answers at once when allowed and
+ * ends at once when refused, so silence is a failure, not a pass.
  */
 export function streamWith<Request, Response>(
   open: (metadata: MetadataType) => ClientDuplexStream<Request, Response>,
   message: Request,
   key: string | undefined,
-  timeoutMs = 2000,
+  timeoutMs = 20_000,
 ): Promise<Outcome<Response>> {
   return new Promise((resolve) => {
     const stream = open(bearer(key))
@@ -87,7 +89,10 @@ export function streamWith<Request, Response>(
       stream.cancel()
       resolve(outcome)
     }
-    const timer = setTimeout(() => finish({ code: status.OK, message: 'no answer', response: undefined }), timeoutMs)
+    const timer = setTimeout(
+      () => finish({ code: status.DEADLINE_EXCEEDED, message: `no answer within ${timeoutMs} ms`, response: undefined }),
+      timeoutMs,
+    )
     stream.on('data', (response: Response) => finish({ code: status.OK, message: '', response }))
     stream.on('error', (error: ServiceError) => finish({ code: error.code, message: error.details, response: undefined }))
     stream.write(message)

@@ -174,6 +174,7 @@ export interface RunServiceResponses {
   CancelRun: { run: Run | null }
   ListRuns: { runs: Run[]; next_cursor: string }
   SendEvent: { event: Event | null; deduplicated: boolean; resumed_runs: number }
+  WaitForRun: { run: Run | null; finished: boolean }
 }
 
 /** What each WorkerService method the tests call answers. */

@@ -1,13 +1,15 @@
 import { type Server, type Socket, connect, createServer } from 'node:net'
 
 /**
- * A TCP proxy to a database, whose link the test can cut and restore: while
- * cut, open connections are destroyed and new ones are refused at once, as
- * when PostgreSQL is down.
+ * A TCP proxy to a database or a server, whose link the test can cut and
+ * restore: while cut, open connections are destroyed and new ones are refused
+ * at once, as when PostgreSQL (or the server) is down.
  */
 export interface TcpProxy {
-  /** The upstream URL with the proxy's port in place of PostgreSQL's. */
+  /** The upstream URL with the proxy's address in place of the upstream's. */
   url: string
+  /** Connections refused while cut, so far. */
+  readonly refusedConnections: number
   cut(): void
   restore(): void
   close(): Promise<void>
@@ -17,8 +19,10 @@ export async function startTcpProxy(upstreamUrl: string): Promise<TcpProxy> {
   const upstream = new URL(upstreamUrl)
   const sockets = new Set<Socket>()
   let isCut = false
+  let refusedConnections = 0
   const server: Server = createServer((client) => {
     if (isCut) {
+      refusedConnections++
       client.destroy()
       return
     }
@@ -40,6 +44,9 @@ export async function startTcpProxy(upstreamUrl: string): Promise<TcpProxy> {
   proxied.port = String((server.address() as { port: number }).port)
   return {
     url: proxied.toString(),
+    get refusedConnections() {
+      return refusedConnections
+    },
     cut: () => {
       isCut = true
       for (const socket of sockets) socket.destroy()

@@ -1,20 +1,71 @@
+import { readFileSync } from 'node:fs'
 import { ConfigError, type ServerConfig, loadConfig } from '@stackshift/server'
 import { expect, expectTypeOf, it } from 'vitest'
+import { readConfigTable, readmeFile } from '../../scripts/config-table.js'
 import { flagName, settings } from '../../server/src/config.js'
 
-it('uses documented defaults when nothing is set', () => {
-  const config = loadConfig({})
-  expect(config).toMatchObject({
+it('uses the documented default of every setting when nothing is set', () => {
+  // Every setting, so that a new one, or a changed default, has to be written here too.
+  expect(loadConfig({})).toStrictEqual({
     databaseUrl: undefined,
     host: '127.0.0.1',
-    port: 50051,
+    port: 50_051,
     dataDir: '.stackshift',
+    auth: 'auto',
+    adminKey: undefined,
+    tlsCertFile: undefined,
+    tlsKeyFile: undefined,
+    tlsClientCaFile: undefined,
+    embeddedPostgresPort: 54_329,
+    dbPoolSize: 10,
+    dbStatementTimeoutMs: 60_000,
+    dbIdleInTransactionTimeoutMs: 60_000,
     leaseMs: 30_000,
     defaultMaxAttempts: 5,
+    retryBaseMs: 1000,
+    retryMaxMs: 3_600_000,
     idempotencyTtlMs: 86_400_000,
     maxPayloadBytes: 1_048_576,
+    maxMessageBytes: 16_777_216,
+    maxConcurrentStreams: 10_000,
+    maxBatchSize: 10_000,
     pollIntervalMs: 2000,
+    reaperIntervalMs: 1000,
+    retentionMs: 2_592_000_000,
+    retentionIntervalMs: 60_000,
+    stateSweepIntervalMs: 10_000,
+    writeConcurrency: 2,
+    shutdownGraceMs: 10_000,
+    logLevel: 'info',
+    healthProbeIntervalMs: 5000,
+    isMetricsEnabled: true,
+    metricsHost: '127.0.0.1',
+    metricsToken: undefined,
+    metricsPort: 9464,
+    backgroundThreads: 'normal',
   })
+})
+
+it("applies each default as the README's settings table documents it", () => {
+  const rows = readConfigTable(readFileSync(readmeFile, 'utf8'))
+    .split('\n')
+    .slice(2)
+    .map((row) => row.split(' | ').map((cell) => cell.replace(/^\| /, '').replaceAll('`', '')))
+  const nameByVariable = new Map(Object.entries(settings).map(([name, setting]) => [setting.env, name as keyof ServerConfig]))
+  expect(rows.map(([variable]) => variable)).toEqual([...nameByVariable.keys()])
+  const config = loadConfig({})
+  for (const [variable, , documented] of rows) {
+    // As a user reads the table: unset, on/off, a number, or text.
+    const expected =
+      documented === 'unset'
+        ? undefined
+        : documented === 'on' || documented === 'off'
+          ? documented === 'on'
+          : /^\d+$/.test(documented!)
+            ? Number(documented)
+            : documented
+    expect(config[nameByVariable.get(variable!)!], variable).toBe(expected)
+  }
 })
 
 it('reads environment variables and lets flags override them', () => {

@@ -23,6 +23,24 @@ export interface EmbeddedPostgresHandle {
   url: string
   /** Shuts PostgreSQL down (fast mode: open transactions roll back). */
   stop(): Promise<void>
+  /**
+   * Where the cluster is, for tools that stop and start it themselves with
+   * `pg_ctl` (fault injection: `npm run chaos`). Run `<binDir>/pg_ctl -D
+   * <clusterDir>` as `account` when it is set: as root, PostgreSQL and its
+   * programs run as the user `postgres`, and pg_ctl refuses to run as root.
+   * A cluster started with pg_ctl is no longer this handle's child: stop it
+   * with pg_ctl too.
+   */
+  control: {
+    /** PostgreSQL's `bin/` directory (`pg_ctl`, `postgres`, `initdb`), possibly a copy placed for `account`. */
+    binDir: string
+    /** The cluster's data directory (pg_ctl's `-D`). */
+    clusterDir: string
+    /** The port the cluster listens on, on 127.0.0.1. */
+    port: number
+    /** As root: the user the cluster runs as. Undefined otherwise. */
+    account: { uid: number; gid: number } | undefined
+  }
 }
 
 /** What startEmbeddedPostgres runs, and where. */
@@ -94,6 +112,12 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
   return {
     url: `postgres://${superuser}:${encodeURIComponent(password)}@127.0.0.1:${port}/${databaseName}`,
     stop: () => postmaster.stop(),
+    control: {
+      binDir: dirname(installation.postgres),
+      clusterDir,
+      port,
+      account: account && { uid: account.uid, gid: account.gid },
+    },
   }
 }
 

@@ -11,6 +11,7 @@ import {
   runReleaseExpiredIdempotencyKeys,
 } from '../db/queries/enqueue.js'
 import type { Reservation } from '../dispatch/dispatcher.js'
+import { failpoint } from '../failpoints.js'
 import type { ServerMetrics } from '../observability/metrics.js'
 import { GroupCommit } from './group-commit.js'
 import type { ReadyAnnouncer } from './ready-announcer.js'
@@ -69,6 +70,7 @@ export class RunEnqueuer {
   /** Enqueues runs atomically: all are stored, or none. Outcomes in input order. */
   async enqueueBatch(namespace: string, runs: readonly NewRun[]): Promise<EnqueueOutcome[]> {
     const written = await this.deps.db.transaction((trx) => this.insert(trx, namespace, runs, []))
+    failpoint('enqueue:after-commit')
     this.announce(namespace, runs, written)
     this.deps.metrics.recordEnqueued(namespace, storedRuns(runs, written))
     return written.map(toOutcome)
@@ -97,6 +99,7 @@ export class RunEnqueuer {
         for (const reservation of reservations) reservation?.cancel()
         throw error
       }
+      failpoint('enqueue:after-commit')
       written.forEach((run, i) => {
         const reservation = reservations[i]
         if (!reservation) return

@@ -7,6 +7,7 @@ import { isDataError, isUniqueViolation } from '../db/errors.js'
 import { runLockHeldLeases } from '../db/queries/attempt-endings.js'
 import { type LeaseOutcome, runComplete, runFindLeaseOutcomes, runHeartbeat, runRelease } from '../db/queries/lease-writes.js'
 import { stepCompleteMany } from '../db/queries/step-memo.js'
+import { failpoint } from '../failpoints.js'
 import type { Logger } from '../logger.js'
 import type { ServerMetrics } from '../observability/metrics.js'
 import { type AttemptFailure, type FailureResult, endFailedAttempts } from './attempt-endings.js'
@@ -132,6 +133,7 @@ export class LeaseWrites {
       if (!isUniqueViolation(error)) throw error
       stored = await stepCompleteMany(this.deps.db, { steps: unique, isRepeat: true })
     }
+    failpoint('complete-step:after-commit')
     this.deps.metrics.recordStepDurations(
       'completed',
       unique.flatMap((step) => {
@@ -147,6 +149,7 @@ export class LeaseWrites {
   private async writeCompletions(items: Array<Fenced<RunCompletion>>): Promise<Array<undefined | Error>> {
     const unique = uniqueLeases(items)
     const counts = await runComplete(this.deps.db, { completions: unique })
+    failpoint('complete-run:after-commit')
     this.deps.metrics.recordCompleted(counts)
     const completed = counts.reduce((sum, count) => sum + count.count, 0)
     if (completed === unique.length) return items.map(() => undefined)

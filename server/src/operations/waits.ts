@@ -3,6 +3,7 @@ import { eventResultJson } from '../core/event.js'
 import type { Fenced, Suspension, SuspensionOutcome } from '../core/run.js'
 import { eventFindMatch, eventLockName } from '../db/queries/events.js'
 import { waitCompleteStepNow, waitLockLease, waitSuspend } from '../db/queries/waits.js'
+import { failpoint } from '../failpoints.js'
 import { explainLostLease } from './lease-writes.js'
 import type { ReadyAnnouncer } from './ready-announcer.js'
 
@@ -14,7 +15,8 @@ import type { ReadyAnnouncer } from './ready-announcer.js'
  * or the run becomes WAITING and its lease ends. An event wait holds the
  * event name's lock while it looks for an event and registers itself, so a
  * concurrent SendEvent either committed before (and is found) or runs after
- * (and finds the registration).
+ * (and finds the registration). A suspension sent again (its answer was
+ * lost) after it completed the step at once gets the same answer.
  */
 export class Suspensions {
   constructor(private readonly deps: { db: Knex; announcer: ReadyAnnouncer }) {}
@@ -24,6 +26,8 @@ export class Suspensions {
     const outcome = await this.deps.db.transaction(async (trx): Promise<SuspensionOutcome & { wakeAt?: Date }> => {
       const run = await waitLockLease(trx, suspension)
       if (!run) throw await explainLostLease(trx, suspension)
+      // A repeat of a suspension that completed the step at once: the same answer again.
+      if (run.completedStep) return { suspended: false, event: run.completedStep.event }
       if (wait.kind === 'sleep') {
         if (wait.wakeAt.getTime() <= run.now.getTime()) {
           await waitCompleteStepNow(trx, { runId, stepId, kind: 'sleep', attempt: run.attempt, resultJson: 'null' })
@@ -61,6 +65,7 @@ export class Suspensions {
       })
       return { suspended: true, wakeAt }
     })
+    failpoint('suspend-run:after-commit')
     if (outcome.wakeAt) this.deps.announcer.announceScheduled(outcome.wakeAt.getTime() - Date.now())
     return outcome.suspended ? { suspended: true } : { suspended: false, event: outcome.event }
   }

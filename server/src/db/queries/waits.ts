@@ -23,23 +23,64 @@ export interface SuspendingRun {
   waitSince: Date
   /** The database clock at the start of the transaction. */
   now: Date
+  /**
+   * Set when the step to suspend on is already completed: the request repeats
+   * one that completed it at once and whose answer was lost. `event` is the
+   * event a wait took (undefined for a sleep, or a wait that timed out).
+   */
+  completedStep: { event: EventRecord | undefined } | undefined
 }
 
-/** Locks the run of a held lease (see db/queries/lease-writes.ts on fencing). */
-export async function waitLockLease(db: Executor, params: Fenced<LeaseRef>): Promise<SuspendingRun | undefined> {
-  const rows = await sql<SuspendingRun>(
+interface SuspendingRunRow {
+  namespace: string
+  attempt: number
+  now: Date
+  wait_since: Date
+  is_step_completed: boolean
+  event_id: string | null
+  event_name: string | null
+  event_data_json: string | null
+  event_received_at: Date | null
+}
+
+/**
+ * Locks the run of a held lease (see db/queries/lease-writes.ts on fencing),
+ * and reads the step `stepId` if it is completed. A worker sends a suspension
+ * again when it got no answer; if the first completed the step at once (the
+ * sleep was over, an event matched), the repeat must not look again: the
+ * event is now taken by this very step (eventFindMatch leaves it out), so it
+ * would suspend the run on a wait that nothing ends.
+ */
+export async function waitLockLease(db: Executor, params: Fenced<LeaseRef> & { stepId: string }): Promise<SuspendingRun | undefined> {
+  const rows = await sql<SuspendingRunRow>(
     db,
     `SELECT r.namespace, r.attempt, now() AS now,
        greatest(r.created_at, (
          SELECT max(CASE WHEN s.kind = 'wait' THEN least(s.finished_at, (s.result ->> 'receivedAt')::timestamptz) ELSE s.finished_at END)
          FROM stackshift.steps AS s WHERE s.run_id = r.id AND s.status = 'completed'
-       )) AS "waitSince"
+       )) AS wait_since,
+       done.step_id IS NOT NULL AS is_step_completed,
+       done.result ->> 'id' AS event_id, done.result ->> 'name' AS event_name, (done.result -> 'data')::text AS event_data_json,
+       (done.result ->> 'receivedAt')::timestamptz AS event_received_at
      FROM stackshift.runs AS r
+     LEFT JOIN stackshift.steps AS done ON done.run_id = r.id AND done.step_id = $4 AND done.status = 'completed'
      WHERE r.id = $1 AND r.lease_token = $2 AND r.lease_expires_at > now() AND ($3 = '*' OR r.namespace = $3)
      FOR UPDATE OF r`,
-    [params.runId, params.leaseToken, params.namespace],
+    [params.runId, params.leaseToken, params.namespace, params.stepId],
   )
-  return rows[0]
+  const row = rows[0]
+  if (!row) return undefined
+  const event: EventRecord | undefined =
+    row.event_id !== null && row.event_name !== null && row.event_data_json !== null && row.event_received_at !== null
+      ? { id: row.event_id, name: row.event_name, dataJson: row.event_data_json, receivedAt: row.event_received_at }
+      : undefined
+  return {
+    namespace: row.namespace,
+    attempt: row.attempt,
+    now: row.now,
+    waitSince: row.wait_since,
+    completedStep: row.is_step_completed ? { event } : undefined,
+  }
 }
 
 /** Records a sleep or wait step that completed at once, with its result (JSON text). */
