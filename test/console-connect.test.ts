@@ -189,6 +189,9 @@ describe('the console pages', () => {
     expect(await page.text()).toContain('/assets/console.js')
     const script = await fetch(`${base}/assets/console.js`)
     expect(script.headers.get('content-type')).toBe('text/javascript; charset=utf-8')
+    // fetch asks for gzip and unpacks it: the script arrives whole.
+    expect(script.headers.get('content-encoding')).toBe('gzip')
+    expect((await script.text()).length).toBeGreaterThan(100_000)
     const config = await fetch(`${base}/config.json`)
     expect(await config.json()).toEqual({ traceUrl: null })
     for (const path of ['/assets/../../package.json', '/%2e%2e/%2e%2e/package.json', '/assets/missing.js', '/..%2fpackage.json']) {

@@ -261,5 +261,5 @@ export function Timeline(props: { run: Run; nowMs: number; onReplay?: ((step: St
 function detailPlacement(startFraction: number, endFraction: number): { isInside: boolean; style: { left?: string; right?: string } } {
   if (endFraction <= 0.7) return { isInside: false, style: { left: `calc(${(endFraction * 100).toFixed(3)}% + 6px)` } }
   if (startFraction >= 0.3) return { isInside: false, style: { right: `calc(${(100 - startFraction * 100).toFixed(3)}% + 6px)` } }
-  return { isInside: true, style: { left: `calc(${(startFraction * 100).toFixed(3)}% + 6px)` } }
+  return { isInside: true, style: { left: `calc(${(startFraction * 100).toFixed(3)}% + 14px)` } }
 }

@@ -247,6 +247,7 @@ function sendConnect(request: IncomingMessage, response: ServerResponse, answer:
 
 function sendFile(request: IncomingMessage, response: ServerResponse, file: BundleFile): void {
   const headers: Record<string, string> = { 'content-type': file.contentType, 'cache-control': 'no-cache' }
+  if (file.gzipped) headers.vary = 'accept-encoding'
   if (file.etag) {
     headers.etag = file.etag
     if (request.headers['if-none-match'] === file.etag) {
@@ -254,7 +255,20 @@ function sendFile(request: IncomingMessage, response: ServerResponse, file: Bund
       return
     }
   }
+  if (file.gzipped && acceptsGzip(request)) {
+    send(response, request, 200, { ...headers, 'content-encoding': 'gzip' }, file.gzipped)
+    return
+  }
   send(response, request, 200, headers, file.body)
+}
+
+/** Whether the request's Accept-Encoding takes gzip (and does not refuse it with q=0). */
+function acceptsGzip(request: IncomingMessage): boolean {
+  const accepted = request.headers['accept-encoding'] ?? ''
+  return accepted
+    .split(',')
+    .map((part) => part.trim().toLowerCase().split(';'))
+    .some(([coding, quality]) => coding === 'gzip' && !/^\s*q=0(\.0*)?\s*$/.test(quality ?? ''))
 }
 
 function send(response: ServerResponse, request: IncomingMessage, httpStatus: number, headers: Record<string, string>, body: Buffer): void {
