@@ -69,10 +69,20 @@ export class RunReads {
   /** The run with its steps and attempt history. */
   async getRun(namespace: string, runId: string): Promise<RunDetails> {
     // An id that is not a UUID cannot name a run; answer as for any unknown id.
-    const run = isUuid(runId) ? await runGet(this.deps.db, { namespace, runId }) : undefined
-    if (!run) throw new NotFoundError(`run ${runId} not found in namespace ${namespace}`)
-    const [steps, attempts] = await Promise.all([stepListForRun(this.deps.db, { runId }), attemptListForRun(this.deps.db, { runId })])
-    return { ...run, steps, attemptHistory: buildAttemptHistory(run, attempts) }
+    if (!isUuid(runId)) throw new NotFoundError(`run ${runId} not found in namespace ${namespace}`)
+    // One snapshot for the run, its steps and its attempts: read one after the
+    // other, an attempt that ends between the reads would show a RUNNING run
+    // whose current attempt has already failed.
+    return this.deps.db.transaction(
+      async (trx) => {
+        const run = await runGet(trx, { namespace, runId })
+        if (!run) throw new NotFoundError(`run ${runId} not found in namespace ${namespace}`)
+        const steps = await stepListForRun(trx, { runId })
+        const attempts = await attemptListForRun(trx, { runId })
+        return { ...run, steps, attemptHistory: buildAttemptHistory(run, attempts) }
+      },
+      { isolationLevel: 'repeatable read', readOnly: true },
+    )
   }
 
   /** A page of runs, newest first, and the cursor of the next page if there is one. */
