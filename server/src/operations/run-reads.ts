@@ -1,5 +1,6 @@
 import type { Knex } from 'knex'
 import { NotFoundError } from '../core/errors.js'
+import { childRunList } from '../db/queries/child-runs.js'
 import { type RunDetails, type RunFilter, type RunRecord, buildAttemptHistory, finishedStatuses, publicStatus } from '../core/run.js'
 import { isUuid } from '../core/run-id.js'
 import { attemptListForRun, runGet, runList, runListFinished, runMarkWaitedFor, stepListForRun } from '../db/queries/run-reads.js'
@@ -66,13 +67,17 @@ export class RunWaiters {
 export class RunReads {
   constructor(private readonly deps: { db: Knex; waiters: RunWaiters }) {}
 
-  /** The run with its steps and attempt history. */
+  /** The run with its steps, attempt history and child runs. */
   async getRun(namespace: string, runId: string): Promise<RunDetails> {
     // An id that is not a UUID cannot name a run; answer as for any unknown id.
     const run = isUuid(runId) ? await runGet(this.deps.db, { namespace, runId }) : undefined
     if (!run) throw new NotFoundError(`run ${runId} not found in namespace ${namespace}`)
-    const [steps, attempts] = await Promise.all([stepListForRun(this.deps.db, { runId }), attemptListForRun(this.deps.db, { runId })])
-    return { ...run, steps, attemptHistory: buildAttemptHistory(run, attempts) }
+    const [steps, attempts, children] = await Promise.all([
+      stepListForRun(this.deps.db, { runId }),
+      attemptListForRun(this.deps.db, { runId }),
+      childRunList(this.deps.db, { parentRunId: runId }),
+    ])
+    return { ...run, steps, attemptHistory: buildAttemptHistory(run, attempts), children }
   }
 
   /** A page of runs, newest first, and the cursor of the next page if there is one. */
