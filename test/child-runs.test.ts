@@ -1,3 +1,4 @@
+import { readFile } from 'node:fs/promises'
 import { status } from '@grpc/grpc-js'
 import { ChildRunFailedError, ChildRunTimeoutError, NonRetriableError, RunCancelledError } from '@stackshift/sdk'
 import { expect, it } from 'vitest'
@@ -328,4 +329,21 @@ it('an invoke naming a bad child is refused with the field, and starts nothing',
   expect(await statusOf(lease.run_id)).toBe('running')
   const { rows } = await env.db.query(`SELECT 1 FROM stackshift.steps WHERE run_id = $1`, [lease.run_id])
   expect(rows).toHaveLength(0)
+})
+
+it("the README's child runs example is examples/child-runs.ts, and it runs as shown", async () => {
+  const readme = await readFile(new URL('../README.md', import.meta.url), 'utf8')
+  const example = await readFile(new URL('../examples/child-runs.ts', import.meta.url), 'utf8')
+  const section = readme.slice(readme.indexOf('### Child runs'))
+  expect(/```ts\n([\s\S]*?)```/.exec(section)?.[1]).toBe(example)
+
+  const script = new ChildScript('examples/child-runs.ts', { STACKSHIFT_ADDRESS: env.server.address })
+  try {
+    expect(await script.waitForLine(/^no cover: /)).toBe('no cover: failed bad width -1')
+    expect(await script.waitForLine(/^completed /)).toBe("completed [ 'a.png?w=200', 'b.png?w=200', 'c.png?w=200' ] 4")
+    await new Promise((resolve) => script.process.once('exit', resolve))
+    expect(script.process.exitCode).toBe(0)
+  } finally {
+    await script.kill()
+  }
 })
