@@ -265,6 +265,35 @@ it('cancelling a parent cancels its children and grandchildren, and tells a runn
   expect(blockerSignalReason).toBeInstanceOf(RunCancelledError)
 })
 
+it('a bulk cancel cancels the children of the runs it selects', async () => {
+  env.stackshift.job('bulkParent', async ({ step }) => {
+    await step.invoke('only', { job: 'bulkChild', queue: 'nobody', timeout: '1h' })
+  })
+  await env.startWorker({ queues: ['bulk-parents'], jobs: ['bulkParent'] })
+  const parents = await env.stackshift.queue('bulk-parents').enqueueMany([
+    { job: 'bulkParent', payload: {} },
+    { job: 'bulkParent', payload: {} },
+  ])
+  const children = await Promise.all(
+    parents.map(async (parent) => {
+      const waiting = await waitUntil(
+        () => env.stackshift.getRun(parent.id),
+        (run) => run.status === 'waiting',
+      )
+      return waiting.children[0]!.runId
+    }),
+  )
+
+  const started = await env.stackshift.startBulkAction({ action: 'cancel', selection: { queue: 'bulk-parents' } })
+  const done = await waitUntil(
+    () => env.stackshift.getBulkAction(started.action!.id),
+    (action) => action.status === 'completed',
+  )
+
+  expect(done).toMatchObject({ handled: 2, skipped: 0 })
+  for (const id of [...parents.map((parent) => parent.id), ...children]) expect(await statusOf(id)).toBe('cancelled')
+})
+
 it("the parent's worker killed with SIGKILL while its children run does not start them twice", async () => {
   let releaseChildren: () => void = () => {}
   const childrenReleased = new Promise<void>((resolve) => (releaseChildren = resolve))
