@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises'
 import { status } from '@grpc/grpc-js'
-import { ChildRunFailedError, ChildRunTimeoutError, NonRetriableError, RunCancelledError } from '@stackshift/sdk'
+import { ChildRunFailedError, ChildRunTimeoutError, type InvokeOptions, NonRetriableError, RunCancelledError } from '@stackshift/sdk'
 import { expect, it } from 'vitest'
 import { useTestEnvironment } from './support/environment.js'
 import { ChildScript } from './support/processes.js'
@@ -77,6 +77,34 @@ it('a parent with 50 children on a worker of concurrency 1 completes: the childr
   expect(done.children.map((child) => [child.stepId, child.job, child.status])).toEqual(
     Array.from({ length: 50 }, (_, i) => [`item:${i}`, 'square', 'completed']),
   )
+})
+
+it('six parents fanning out 100 children each at once on one busy worker all complete, and each child runs once', async () => {
+  const childExecutions = new Map<string, number>()
+  env.stackshift.job<{ count: number }>('wideParent', async ({ payload, step }) => {
+    const values = await Promise.all(
+      Array.from({ length: payload.count }, (_, i) =>
+        step.invoke<number>(`part:${i}`, { job: 'part', queue: 'wide', payload: i, timeout: '1h' }),
+      ),
+    )
+    return values.reduce((sum, value) => sum + value, 0)
+  })
+  env.stackshift.job<number>('part', async ({ payload, run }) => {
+    childExecutions.set(run.id, (childExecutions.get(run.id) ?? 0) + 1)
+    await new Promise((resolve) => setImmediate(resolve))
+    return payload
+  })
+  await env.startWorker({ queues: ['wide'], jobs: ['wideParent', 'part'], concurrency: 100 })
+
+  const parents = await env.stackshift
+    .queue('wide')
+    .enqueueMany(Array.from({ length: 6 }, () => ({ job: 'wideParent', payload: { count: 100 } })))
+  const done = await Promise.all(parents.map((parent) => env.stackshift.waitForRun(parent.id, { timeoutMs: 50_000 })))
+
+  expect(done.map((run) => [run.status, run.result])).toEqual(parents.map(() => ['completed', 4950]))
+  expect(childExecutions.size).toBe(600)
+  expect([...childExecutions.values()].every((count) => count === 1)).toBe(true)
+  for (const parent of parents) expect(await childrenOf(parent.id)).toEqual({ runs: 100, attempts: 100 })
 })
 
 it("a child's result comes back to the parent, and getRun shows the parent and its children", async () => {
@@ -334,6 +362,39 @@ it("the parent's worker killed with SIGKILL while its children run does not star
   } finally {
     await crashing.kill('SIGKILL')
   }
+})
+
+it('step.invoke without a job, or with a bad timeout, throws in the handler and sends nothing', async () => {
+  env.stackshift.job('sloppyParent', async ({ step }) => {
+    const attempts: Array<[string, InvokeOptions]> = [
+      ['no-job', { job: '', timeout: '1h' }],
+      ['no-timeout', { job: 'x' } as InvokeOptions],
+      ['bad-timeout', { job: 'x', timeout: 'soon' }],
+      ['zero-timeout', { job: 'x', timeout: 0 }],
+    ]
+    const messages: string[] = []
+    for (const [id, options] of attempts) {
+      try {
+        await step.invoke(id, options)
+      } catch (error) {
+        messages.push(`${(error as Error).name}: ${(error as Error).message}`)
+      }
+    }
+    return messages
+  })
+  await env.startWorker({ queues: ['sloppy'], jobs: ['sloppyParent'] })
+  const { id } = await env.stackshift.queue('sloppy').enqueue('sloppyParent', {})
+  const done = await env.stackshift.waitForRun(id, { timeoutMs: 20_000 })
+
+  expect(done.status).toBe('completed')
+  const messages = done.result as string[]
+  expect(messages).toHaveLength(4)
+  expect(messages[0]).toBe('InvalidArgumentError: step.invoke("no-job") needs options.job, the child\'s job')
+  expect(messages[1]).toBe('InvalidArgumentError: step.invoke("no-timeout") needs options.timeout, such as "10m"')
+  expect(messages[2]).toMatch(/^InvalidArgumentError: step\.invoke\("bad-timeout"\) options\.timeout /)
+  expect(messages[3]).toBe('InvalidArgumentError: step.invoke("zero-timeout") options.timeout must be at least 1 ms')
+  expect(await childrenOf(id)).toEqual({ runs: 0, attempts: 0 })
+  expect(done.steps).toHaveLength(0)
 })
 
 it('an invoke naming a bad child is refused with the field, and starts nothing', async () => {

@@ -135,7 +135,7 @@ export async function startServer(config: ServerConfig & { databaseUrl: string }
   })
   const waiters = new RunWaiters({ db, logger, recheckIntervalMs: waitRecheckIntervalMs })
   const reads = new RunReads({ db, waiters })
-  const suspensions = new Suspensions({ db, announcer, childRuns: new ChildRuns({ db, announcer }) })
+  const suspensions = new Suspensions({ db, announcer, childRuns: new ChildRuns({ db, announcer, metrics }) })
   const events = new EventSender({ db, announcer })
   const copier = new RunCopier({ db, announcer, metrics })
   const bulkActions = new BulkActions({ db, copier, metrics, logger, ...bulkActionSettings })

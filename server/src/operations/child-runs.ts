@@ -4,6 +4,7 @@ import type { ChildRunRequest, Fenced, LeaseRef } from '../core/run.js'
 import { readyChannel } from '../db/channels.js'
 import { childParentLockLease, childParentSuspend, childRunInsertMany, childStepsWait } from '../db/queries/child-runs.js'
 import { failpoint } from '../failpoints.js'
+import type { ServerMetrics } from '../observability/metrics.js'
 import { explainLostLease } from './lease-writes.js'
 import type { ReadyAnnouncer } from './ready-announcer.js'
 
@@ -19,14 +20,14 @@ import type { ReadyAnnouncer } from './ready-announcer.js'
  * so a worker never needs the outcomes in the answer.
  */
 export class ChildRuns {
-  constructor(private readonly deps: { db: Knex; announcer: ReadyAnnouncer }) {}
+  constructor(private readonly deps: { db: Knex; announcer: ReadyAnnouncer; metrics: ServerMetrics }) {}
 
   async invoke(params: Fenced<LeaseRef> & { children: readonly ChildRunRequest[] }): Promise<void> {
     const { runId } = params
     const outcome = await this.deps.db.transaction(async (trx) => {
       const parent = await childParentLockLease(trx, params)
       if (!parent) throw await explainLostLease(trx, params)
-      const childQueues = await childRunInsertMany(trx, {
+      const inserted = await childRunInsertMany(trx, {
         parentRunId: runId,
         namespace: parent.namespace,
         traceContext: parent.traceContext,
@@ -41,10 +42,12 @@ export class ChildRuns {
       })
       const suspended = await childParentSuspend(trx, { parentRunId: runId })
       if (suspended.status === 'queued') await this.deps.announcer.notifyOtherServers(trx, parent.namespace, [suspended.queue])
-      return { namespace: parent.namespace, childQueues, suspended }
+      return { namespace: parent.namespace, inserted, suspended }
     })
     failpoint('suspend-run:after-commit')
-    const { namespace, childQueues, suspended } = outcome
+    const { namespace, inserted, suspended } = outcome
+    this.deps.metrics.recordEnqueued(namespace, inserted)
+    const childQueues = [...new Set(inserted.map((child) => child.queue))]
     this.deps.announcer.announceLocally(namespace, suspended.status === 'queued' ? [...childQueues, suspended.queue] : childQueues)
     if (suspended.status === 'waiting') this.deps.announcer.announceScheduled(suspended.availableAt.getTime() - Date.now())
   }

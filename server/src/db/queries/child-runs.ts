@@ -33,8 +33,8 @@ export async function childParentLockLease(db: Executor, params: Fenced<LeaseRef
  * Inserts the children of a parent's invoke steps, ready at once, with the
  * parent's trace context (a child's attempts belong to the parent's trace).
  * A step that already has a child gets no second one (runs_by_parent): the
- * insert skips it. Returns the queues that received new runs; the same
- * statement sends the ready notice when there are any, delivered at commit.
+ * insert skips it. Returns the queue and job of each child inserted, and
+ * sends the ready notice when there are any, delivered at commit.
  */
 export async function childRunInsertMany(
   db: Executor,
@@ -46,9 +46,9 @@ export async function childRunInsertMany(
     readyNotice: (queues: readonly string[]) => string
     readyChannel: string
   },
-): Promise<string[]> {
+): Promise<Array<{ queue: string; job: string }>> {
   const { children } = params
-  const rows = await sql<{ queue: string }>(
+  const rows = await sql<{ queue: string; job: string }>(
     db,
     `
     WITH inserted AS (
@@ -60,9 +60,9 @@ export async function childRunInsertMany(
       FROM unnest($4::uuid[], $5::text[], $6::text[], $7::text[], $8::integer[], $9::smallint[], $10::integer[], $11::text[])
         AS v(id, queue, job, payload, payload_bytes, priority, max_attempts, step_id)
       ON CONFLICT (parent_run_id, parent_step_id) WHERE parent_run_id IS NOT NULL DO NOTHING
-      RETURNING queue
+      RETURNING queue, job
     )
-    SELECT DISTINCT queue FROM inserted
+    SELECT queue, job FROM inserted
     `,
     [
       params.namespace,
@@ -78,9 +78,9 @@ export async function childRunInsertMany(
       children.map((child) => child.stepId),
     ],
   )
-  const queues = rows.map((row) => row.queue)
+  const queues = [...new Set(rows.map((row) => row.queue))]
   if (queues.length > 0) await sql(db, 'SELECT pg_notify($1, $2)', [params.readyChannel, params.readyNotice(queues)])
-  return queues
+  return rows
 }
 
 /**
