@@ -415,6 +415,9 @@ it('an invoke naming a bad child is refused with the field, and starts nothing',
     expect(rejection.code).toBe(status.INVALID_ARGUMENT)
     expect(rejection.details.startsWith(message), `${rejection.details} starts with ${message}`).toBe(true)
   }
+  const tooMany = Array.from({ length: 1001 }, (_, i) => ({ ...child, step_id: `s${i}` }))
+  const refused = await rejectionOf(env.raw.workers('SuspendRun', { ...lease, step_id: 's0', invoke: { children: tooMany } }))
+  expect(refused).toEqual({ code: status.RESOURCE_EXHAUSTED, details: 'invoke.children: holds 1001 child runs; the limit is 1000' })
   expect(await childrenOf(lease.run_id)).toEqual({ runs: 0, attempts: 0 })
   expect(await statusOf(lease.run_id)).toBe('running')
   const { rows } = await env.db.query(`SELECT 1 FROM stackshift.steps WHERE run_id = $1`, [lease.run_id])

@@ -1,5 +1,5 @@
 import { z } from 'zod'
-import { InvalidArgumentError } from '../core/errors.js'
+import { InvalidArgumentError, ResourceExhaustedError } from '../core/errors.js'
 import { checkJsonObject, checkJsonText, checkJsonValue } from '../core/json-text.js'
 import { defaultQueue, limits } from '../core/limits.js'
 import type { ChildRunRequest, ErrorInfo, LeaseRef, StepCompletion, Suspension } from '../core/run.js'
@@ -153,7 +153,10 @@ function parseInvokeChildren(invoke: InvokeChildren, stepId: string, config: Lim
   const { children } = invoke
   if (children.length === 0) throw new InvalidArgumentError(field('invoke.children'), 'must hold at least one child run')
   if (children.length > limits.invokeChildrenMax) {
-    throw new InvalidArgumentError(field('invoke.children'), `holds ${children.length} child runs; at most ${limits.invokeChildrenMax}`)
+    throw new ResourceExhaustedError(
+      field('invoke.children'),
+      `holds ${children.length} child runs; the limit is ${limits.invokeChildrenMax}`,
+    )
   }
   const stepIds = new Set<string>()
   const parsed = children.map((child, index): ChildRunRequest => {

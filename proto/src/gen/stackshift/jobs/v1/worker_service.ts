@@ -581,7 +581,10 @@ export interface SuspendRunResponse {
  * cancels its unfinished children, and theirs.
  */
 export interface InvokeChildren {
-  /** The children to start, 1 to 1,000, with distinct step ids. */
+  /**
+   * The children to start, 1 to 1,000 (RESOURCE_EXHAUSTED above), with
+   * distinct step ids.
+   */
   children: ChildRunRequest[];
 }
 
