@@ -348,6 +348,11 @@ describe.skipIf(!existsSync(chromiumPath) && !process.env.CI)('the web console i
         .getByRole('link', { name: `…${id.slice(-12)}` })
         .click()
       await page.waitForURL(`**/runs/${id}`)
+      // The runs list filtered to the parent's children.
+      await page.getByRole('link', { name: 'all in the runs list →' }).click()
+      await page.waitForURL(`**/runs?parent=${id}`)
+      await expect.poll(() => rowsOf(page, 'Runs').count()).toBe(3)
+      expect(await rowsOf(page, 'Runs').first().innerText()).toContain('child of')
     } finally {
       await albums.stop()
     }
