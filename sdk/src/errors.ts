@@ -123,8 +123,8 @@ export class WaitForRunTimeoutError extends DeadlineExceededError {
 }
 
 /**
- * Thrown by `step.sleep`, `step.sleepUntil` and `step.waitForEvent` when the
- * run is suspended: the handler stops here and the run resumes later, from
+ * Thrown by `step.sleep`, `step.sleepUntil`, `step.waitForEvent` and
+ * `step.invoke` when the run is suspended: the handler stops here and the run resumes later, from
  * the memo, on any worker. A handler that catches errors around those calls
  * must rethrow this one.
  */
