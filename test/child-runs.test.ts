@@ -397,6 +397,40 @@ it('step.invoke without a job, or with a bad timeout, throws in the handler and 
   expect(done.steps).toHaveLength(0)
 })
 
+it("over the raw protocol: the child's outcome reaches the parent's memo, and an invoke sent again starts nothing and queues the parent at once", async () => {
+  await env.raw.runs('Enqueue', { run: { queue: 'raw-family', job: 'rawFamilyParent', payload_json: '{}' } })
+  const claimed = await env.raw.workers('ClaimTask', { queues: ['raw-family'], jobs: ['rawFamilyParent'], max_tasks: 1 })
+  const parent = claimed.tasks[0]!
+  const invoke = {
+    run_id: parent.run_id,
+    lease_token: parent.lease_token,
+    step_id: 'convert',
+    invoke: {
+      children: [{ step_id: 'convert', queue: 'raw-family', job: 'rawFamilyChild', payload_json: '{"n":20}', timeout_ms: 3_600_000 }],
+    },
+  }
+  expect(await env.raw.workers('SuspendRun', invoke)).toMatchObject({ suspended: true })
+  expect(await statusOf(parent.run_id)).toBe('waiting')
+
+  const { tasks: childTasks } = await env.raw.workers('ClaimTask', { queues: ['raw-family'], jobs: ['rawFamilyChild'], max_tasks: 1 })
+  const child = childTasks[0]!
+  expect(JSON.parse(child.payload_json)).toEqual({ n: 20 })
+  await env.raw.workers('CompleteRun', { run_id: child.run_id, lease_token: child.lease_token, result_json: '{"n":21}' })
+  expect(await statusOf(parent.run_id)).toBe('queued')
+
+  const { tasks: resumed } = await env.raw.workers('ClaimTask', { queues: ['raw-family'], jobs: ['rawFamilyParent'], max_tasks: 1 })
+  expect(resumed[0]!.attempt).toBe(1)
+  expect(resumed[0]!.steps.map((step) => [step.step_id, JSON.parse(step.result_json!) as unknown])).toEqual([
+    ['convert', { childRunId: child.run_id, status: 'completed', result: { n: 21 } }],
+  ])
+  // A worker that ignored the memo and sent the invoke again: no second child, and the
+  // parent is queued again at once, to replay the outcome.
+  const again = await env.raw.workers('SuspendRun', { ...invoke, lease_token: resumed[0]!.lease_token })
+  expect(again).toMatchObject({ suspended: true })
+  expect(await statusOf(parent.run_id)).toBe('queued')
+  expect(await childrenOf(parent.run_id)).toEqual({ runs: 1, attempts: 1 })
+})
+
 it('an invoke naming a bad child is refused with the field, and starts nothing', async () => {
   await env.raw.runs('Enqueue', { run: { queue: 'raw-parents', job: 'rawParent', payload_json: '{}' } })
   const { tasks } = await env.raw.workers('ClaimTask', { queues: ['raw-parents'], jobs: ['rawParent'], max_tasks: 1 })
