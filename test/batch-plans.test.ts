@@ -152,7 +152,7 @@ it('promoting due runs finds them and their rows without scanning the runs table
     const due = await setStatus(trx, 'scheduled')
     const { seqScans } = await runsScans(trx)
     const promoted = await runPromoteDue(trx, { limit: 1000 })
-    expect(promoted).toEqual([{ namespace: 'default', queue: 'plans', count: batchSize }])
+    expect(promoted).toEqual({ queues: [{ namespace: 'default', queue: 'plans', count: batchSize }], abandonedChildRunIds: [] })
     expect((await runsScans(trx)).seqScans).toBe(seqScans)
     expect(await queuedCount(trx, due)).toBe(batchSize)
   } finally {

@@ -258,7 +258,7 @@ describe('bad input to waits and events: clear errors, nothing stored', () => {
     const cases: Array<[Record<string, unknown>, string]> = [
       [{ event: { name: 'x', match_json: '[1]', timeout_ms: 1000 } }, 'event.match_json: must be a JSON object'],
       [{ event: { name: 'x', match_json: '{}', timeout_ms: -5 } }, 'event.timeout_ms: must be at least 1'],
-      [{}, 'wait: must set sleep or event'],
+      [{}, 'wait: must set sleep, event or invoke'],
     ]
     for (const [wait, message] of cases) {
       const error = await rejectionOf(env.raw.workers('SuspendRun', { ...lease, ...wait }))

@@ -164,6 +164,37 @@ it('runs show prints the fields and a timeline: steps, their offsets, and what a
   expect(done.stdout).toMatch(/^step charge .* → "charged"$/m)
 })
 
+it('runs show prints a parent with its children, and a child with its parent; runs list --parent-run lists the children', async () => {
+  client.job('cliParent', async ({ step }) => {
+    const [a, b] = await Promise.all([
+      step.invoke<number>('double:0', { job: 'cliDouble', queue: 'cli-family', payload: 1, timeout: '1h' }),
+      step.invoke<number>('double:1', { job: 'cliDouble', queue: 'cli-family', payload: 2, timeout: '1h' }),
+    ])
+    return a + b
+  })
+  client.job<number>('cliDouble', ({ payload }) => payload * 2)
+  await startWorker('cli-family')
+  const { id } = await client.queue('cli-family').enqueue('cliParent', {})
+  const done = await client.waitForRun(id)
+  expect(done.result).toBe(6)
+  const [first, second] = done.children
+
+  const parent = await stackshift(['runs', 'show', id])
+  expect(parent.code).toBe(0)
+  const children = parent.stdout.slice(parent.stdout.indexOf('\nchildren:\n'), parent.stdout.indexOf('\ntimeline'))
+  expect(children).toMatch(/^ID +STEP +QUEUE +JOB +STATUS$/m)
+  expect(children).toMatch(new RegExp(`^${first!.runId}  double:0  cli-family  cliDouble  completed$`, 'm'))
+  expect(children).toMatch(new RegExp(`^${second!.runId}  double:1  cli-family  cliDouble  completed$`, 'm'))
+  expect(parent.stdout).toMatch(new RegExp(`^invoke double:0 .* child run ${first!.runId} completed$`, 'm'))
+
+  const child = await stackshift(['runs', 'show', first!.runId])
+  expect(child.stdout).toMatch(new RegExp(`^origin +child of ${id} \\(step double:0\\)$`, 'm'))
+  expect(child.stdout).not.toContain('children:')
+
+  const listed = await json<ListedRuns>(['runs', 'list', '--parent-run', id])
+  expect(ids(listed)).toEqual([first!.runId, second!.runId].sort())
+})
+
 it('runs cancel cancels an unfinished run; a finished one is refused (exit 1), an unknown one is not found (exit 3)', async () => {
   const { id } = await client.queue('cancel-me').enqueue('idle', {})
   const cancelled = await json<Run>(['runs', 'cancel', id, '--reason', 'not needed'])

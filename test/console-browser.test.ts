@@ -310,6 +310,54 @@ describe.skipIf(!existsSync(chromiumPath) && !process.env.CI)('the web console i
     await shoot(page, 'state')
   })
 
+  it("shows a parent's child runs with their status, each linked, and a child's parent", async () => {
+    stackshift.job<{ urls: string[] }>('publishAlbum', async ({ payload, step }) =>
+      Promise.all(
+        payload.urls.map((url, i) =>
+          step.invoke(`thumbnail:${i}`, { job: 'resizeImage', queue: 'albums', payload: { url }, timeout: '1h' }),
+        ),
+      ),
+    )
+    stackshift.job<{ url: string }>('resizeImage', async ({ payload }) => {
+      await sleep(60)
+      if (payload.url === 'broken.png') throw new NonRetriableError('cannot decode broken.png')
+      return `${payload.url}?w=200`
+    })
+    const albums = stackshift.worker({ queues: ['albums'], jobs: ['publishAlbum', 'resizeImage'] })
+    await albums.start()
+    try {
+      const { id } = await stackshift.queue('albums').enqueue('publishAlbum', { urls: ['a.png', 'b.png', 'broken.png'] })
+      const parent = await stackshift.waitForRun(id)
+      expect(parent).toMatchObject({ status: 'failed', error: { name: 'ChildRunFailedError' } })
+
+      await page.goto(`${base}/runs/${id}`)
+      const children = rowsOf(page, 'Child runs')
+      await expect.poll(() => children.count()).toBe(3)
+      expect(await children.nth(0).innerText()).toMatch(/thumbnail:0\s+resizeImage\s+albums\s+completed/)
+      expect(await children.nth(2).innerText()).toMatch(/thumbnail:2\s+resizeImage\s+albums\s+failed/)
+      expect(await page.locator('.timeline-row[data-step-id="thumbnail:2"] .bar-detail').innerText()).toBe('child run failed')
+      await shoot(page, 'run-children')
+
+      const broken = parent.children[2]!
+      await children.nth(2).getByRole('link').click()
+      await page.waitForURL(`**/runs/${broken.runId}`)
+      await page.getByText('cannot decode broken.png').first().waitFor()
+      await shoot(page, 'run-child')
+      await page
+        .locator('.facts')
+        .getByRole('link', { name: `…${id.slice(-12)}` })
+        .click()
+      await page.waitForURL(`**/runs/${id}`)
+      // The runs list filtered to the parent's children.
+      await page.getByRole('link', { name: 'all in the runs list →' }).click()
+      await page.waitForURL(`**/runs?parent=${id}`)
+      await expect.poll(() => rowsOf(page, 'Runs').count()).toBe(3)
+      expect(await rowsOf(page, 'Runs').first().innerText()).toContain('child of')
+    } finally {
+      await albums.stop()
+    }
+  })
+
   it('gives a read-only key no action buttons, and the server refuses the action all the same', async () => {
     const viewer = await browser.newContext({ viewport: { width: 1440, height: 900 } })
     try {

@@ -425,6 +425,19 @@ it('random and mutated requests to every method get clear statuses, and leave th
         stepId: 'wait',
         wait: { $case: 'event', event: { name: 'ev', matchJson: '{"x":[1]}', timeoutMs: 1000, lookbackMs: 0 } },
       }),
+      seed(SuspendRunRequest, {
+        ...leases[7]!,
+        stepId: 'kid:0',
+        wait: {
+          $case: 'invoke',
+          invoke: {
+            children: [
+              { stepId: 'kid:0', queue: 'fz', job: 'fk', payloadJson: '{"n":[1]}', timeoutMs: 1000, maxAttempts: 2, priority: 1 },
+              { stepId: 'kid:1', queue: '', job: 'fk', payloadJson: '', timeoutMs: 60_000, maxAttempts: 0, priority: 0 },
+            ],
+          },
+        },
+      }),
     ],
     [StateServiceService.get.path]: [
       seed(GetRequest, { namespace, key: 'k', run: undefined }),

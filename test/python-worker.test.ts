@@ -165,6 +165,33 @@ describe.skipIf(missingTools.length > 0 && !isCi)('a Python worker on the Connec
     expect(await worker.exited).toBe(0)
   }, 120_000)
 
+  it("a parent starts a child run and waits without its slot; executed again, it reads the child's result from the memo", async () => {
+    const worker = startPythonWorker(['--queue', 'py-ship', '--max-runs', '3'])
+    await worker.waitForLine(/^READY /)
+    const { id: parentId } = await env.stackshift
+      .queue('py-ship')
+      .enqueue('shipOrder', { orderId: 'C-1', amountCents: 900, queue: 'py-ship' })
+
+    const parent = await env.stackshift.waitForRun<Record<string, unknown>>(parentId, { timeoutMs: 60_000 })
+    // Three runs on one slot: the parent until it suspended, the child, the parent again.
+    expect(await worker.exited).toBe(0)
+
+    expect(parent.status).toBe('completed')
+    expect(parent.attempts).toBe(1)
+    const [child] = parent.children
+    expect(child).toMatchObject({ stepId: 'process', job: 'processOrder', status: 'completed' })
+    const childRun = await env.stackshift.getRun<Record<string, unknown>>(child!.runId)
+    expect(childRun).toMatchObject({ parentRunId: parentId, parentStepId: 'process', payload: { orderId: 'C-1', amountCents: 900 } })
+    expect(parent.result).toEqual({ orderId: 'C-1', chargeId: childRun.result!.chargeId, label: 'label-C-1' })
+    expect(parent.steps.map((step) => [step.id, step.kind, step.status])).toEqual([
+      ['process', 'invoke', 'completed'],
+      ['print-label', 'run', 'completed'],
+    ])
+    expect(worker.linesOf('SUSPENDED')).toEqual([[parentId, 'process']])
+    expect(worker.linesOf('START').map(([id]) => id)).toEqual([parentId, child!.runId, parentId])
+    expect(worker.linesOf('REPLAYED').map((words) => words.slice(0, 2))).toEqual([[parentId, 'process']])
+  }, 120_000)
+
   it('a worker that crashes after the first step: the next one takes the run as attempt 2 when the lease expires, replays the first step from the memo and completes', async () => {
     const crashing = startPythonWorker(['--queue', 'py-crash', '--lease-ms', '2000', '--crash-after-step', 'reserve-stock'])
     await crashing.waitForLine(/^READY /)

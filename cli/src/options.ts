@@ -31,6 +31,7 @@ export const optionSpecs = {
   'idempotency-key': { type: 'string', value: '<key>' },
   'payload-match': { type: 'string', value: '<json>' },
   'source-run': { type: 'string', value: '<id>' },
+  'parent-run': { type: 'string', value: '<id>' },
   // Paging.
   limit: { type: 'string', value: '<n>' },
   cursor: { type: 'string', value: '<cursor>' },

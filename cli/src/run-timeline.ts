@@ -118,6 +118,11 @@ function describeStep(step: StepInfo): string {
     }
     case 'send':
       return `sent event ${String((step.result as { id?: unknown } | null)?.id)}`
+    case 'invoke': {
+      if (step.status === 'waiting') return `waiting for a child run, times out at ${until}`
+      const outcome = step.result as { childRunId?: unknown; status?: unknown } | null
+      return `child run ${String(outcome?.childRunId)} ${String(outcome?.status).replace('_', ' ')}`
+    }
     case 'run':
     case 'state':
       return step.result === undefined ? 'completed' : `→ ${formatJsonBrief(step.result, 40)}`

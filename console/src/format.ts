@@ -90,6 +90,7 @@ export const stepKindLabels: Record<StepKind, string> = {
   [StepKind.STEP_KIND_WAIT]: 'wait',
   [StepKind.STEP_KIND_SEND]: 'send event',
   [StepKind.STEP_KIND_STATE]: 'state',
+  [StepKind.STEP_KIND_INVOKE]: 'invoke',
   [StepKind.UNRECOGNIZED]: 'step',
 }
 

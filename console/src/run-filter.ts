@@ -17,6 +17,7 @@ export interface RunFilter {
   idempotencyKey: string
   payloadMatch: string
   sourceRunId: string
+  parentRunId: string
 }
 
 export const emptyFilter: RunFilter = {
@@ -30,6 +31,7 @@ export const emptyFilter: RunFilter = {
   idempotencyKey: '',
   payloadMatch: '',
   sourceRunId: '',
+  parentRunId: '',
 }
 
 export const rangeOptions: Array<{ value: string; label: string; ms: number }> = [
@@ -50,6 +52,7 @@ const queryNames: Record<keyof RunFilter, string> = {
   idempotencyKey: 'key',
   payloadMatch: 'payload',
   sourceRunId: 'source',
+  parentRunId: 'parent',
 }
 
 export function filterFromQuery(query: URLSearchParams): RunFilter {
@@ -101,6 +104,7 @@ export function listRunsRequest(filter: RunFilter, now: number): Partial<ListRun
     idempotencyKey: filter.idempotencyKey.trim(),
     payloadMatchJson: payloadMatchProblem(filter.payloadMatch) === undefined ? filter.payloadMatch.trim() : '',
     sourceRunId: filter.sourceRunId.trim(),
+    parentRunId: filter.parentRunId.trim(),
   }
 }
 
@@ -117,7 +121,10 @@ export function runSelection(filter: RunFilter, now: number): RunSelection {
 
 /** Filters a bulk action cannot apply (RunSelection has no such field). */
 export function filtersBulkIgnores(filter: RunFilter): string[] {
-  return [filter.runId && 'run id', filter.idempotencyKey && 'idempotency key', filter.sourceRunId && 'source run'].filter(
-    (name): name is string => Boolean(name),
-  )
+  return [
+    filter.runId && 'run id',
+    filter.idempotencyKey && 'idempotency key',
+    filter.sourceRunId && 'source run',
+    filter.parentRunId && 'parent run',
+  ].filter((name): name is string => Boolean(name))
 }

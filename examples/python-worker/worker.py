@@ -6,13 +6,17 @@ tasks pushed as slots allow, each write sent as an operation with an id and
 answered by a result with that id, heartbeats, and the step memo that lets a
 new attempt skip the steps an earlier attempt completed.
 
-It executes one run at a time (one slot) of one job, `processOrder`, which has
-two steps. Each step prints what it did, so a test can see which steps ran:
+It executes one run at a time (one slot) of two jobs: `processOrder`, which has
+two steps, and `shipOrder`, which starts `processOrder` as a child run
+(step.invoke in the TypeScript SDK), waits for it without holding its slot,
+and ships with the child's result. Each step prints what it did, so a test can
+see which steps ran:
 
     READY <worker id>
     START <run id> attempt=<n> memoized=<step ids> traceparent=<...>
     EXECUTED <run id> <step id> <result JSON>
     REPLAYED <run id> <step id> <result JSON>
+    SUSPENDED <run id> <step id>
     COMPLETED <run id> <result JSON>
     CRASH <run id> after <step id>
 
@@ -77,6 +81,28 @@ class StreamClosed(Exception):
 class LeaseLost(Exception):
     """The lease of this attempt is gone (expired, cancelled, handed to another
     worker). The server stored nothing for the write; stop and write nothing more."""
+
+
+class Suspended(Exception):
+    """The run is WAITING (here: for a child run). The lease is over: stop and
+    write nothing more; the run is queued again, with the step's outcome in
+    the memo, when the child finishes."""
+
+    def __init__(self, step_id: str) -> None:
+        super().__init__(f"waiting on step {step_id}")
+        self.step_id = step_id
+
+
+class ChildRunFailed(Exception):
+    """A child run failed, was cancelled or timed out (its outcome in the memo
+    says which). Replaying the memo raises it again, so retrying cannot help."""
+
+    def __init__(self, step_id: str, outcome: dict[str, Any]) -> None:
+        error = outcome.get("error") or {}
+        super().__init__(
+            f"child run {outcome['childRunId']} of step {step_id} {outcome['status']}: {error.get('name')}: {error.get('message')}"
+        )
+        self.outcome = outcome
 
 
 class OperationFailed(Exception):
@@ -234,6 +260,40 @@ class Steps:
             os._exit(CRASH_EXIT_CODE)  # no cleanup, no goodbye: like a killed process
         return json.loads(result_json)
 
+    def invoke(self, name: str, job: str, queue_name: str, payload: Any, timeout_ms: int) -> Any:
+        """Starts a child run of `job` and returns its result: from the memo when
+        the child has finished (its outcome is {"childRunId", "status", "result"
+        or "error"}); otherwise SuspendRun with `invoke` starts the child (once
+        per run and step id, however often this is sent) and the run waits.
+        Several children started in one SuspendRun resume the run once; this
+        example starts one at a time."""
+        step_id = self._allocate_id(name)
+        run_id = self._task.run_id
+        if step_id in self._memo:
+            result_json = self._memo[step_id]
+            say("REPLAYED", run_id, step_id, result_json)
+            outcome = json.loads(result_json or "null")
+            if outcome["status"] != "completed":
+                raise ChildRunFailed(step_id, outcome)
+            return outcome.get("result")
+        self._check_lease()
+        child = pb.ChildRunRequest(
+            step_id=step_id,
+            queue=queue_name,
+            job=job,
+            payload_json=json.dumps(payload, separators=(",", ":")),
+            timeout_ms=timeout_ms,
+        )
+        suspension = pb.SuspendRunRequest(
+            run_id=run_id,
+            lease_token=self._task.lease_token,
+            step_id=step_id,
+            invoke=pb.InvokeChildren(children=[child]),
+        )
+        check(self._stream.call(suspend_run=suspension))
+        # An invoke always suspends: the answer's `suspended` is true.
+        raise Suspended(step_id)
+
     def _allocate_id(self, name: str) -> str:
         """The n-th repeat of a name within one attempt is "name:n", as in the TypeScript SDK."""
         seen = self._repeats.get(name, 0)
@@ -273,7 +333,21 @@ def process_order(payload: dict[str, Any], step: Steps) -> dict[str, Any]:
     return {"orderId": order_id, **reservation, **charge}
 
 
-JOBS: dict[str, Callable[[dict[str, Any], Steps], Any]] = {"processOrder": process_order}
+def ship_order(payload: dict[str, Any], step: Steps) -> dict[str, Any]:
+    """Processes the order as a child run, then ships it with the charge the child made."""
+    order_id = payload["orderId"]
+    processed = step.invoke(
+        "process",
+        job="processOrder",
+        queue_name=payload["queue"],
+        payload={"orderId": order_id, "amountCents": payload["amountCents"]},
+        timeout_ms=600_000,
+    )
+    label = step.run("print-label", lambda: {"label": f"label-{order_id}"})
+    return {"orderId": order_id, "chargeId": processed["chargeId"], **label}
+
+
+JOBS: dict[str, Callable[[dict[str, Any], Steps], Any]] = {"processOrder": process_order, "shipOrder": ship_order}
 
 
 # --- The worker --------------------------------------------------------------
@@ -335,6 +409,8 @@ class Worker:
             result_json = json.dumps(result, separators=(",", ":"))
             check(self._stream.call(complete_run=pb.CompleteRunRequest(**lease, result_json=result_json)))
             say("COMPLETED", task.run_id, result_json)
+        except Suspended as suspended:
+            say("SUSPENDED", task.run_id, suspended.step_id)
         except LeaseLost as error:
             say("LEASE_LOST", task.run_id, error)
         except StreamClosed:
@@ -347,7 +423,8 @@ class Worker:
                     error=run_pb2.RunError(
                         name=type(error).__name__, message=str(error) or repr(error), stack=traceback.format_exc()
                     ),
-                    non_retriable=isinstance(error, OperationFailed) and error.code in FINAL_CODES,
+                    non_retriable=isinstance(error, ChildRunFailed)
+                    or (isinstance(error, OperationFailed) and error.code in FINAL_CODES),
                     failed_step_id=failed_step_id,
                     failed_step_duration_ms=failed_step_ms,
                 )

@@ -9,6 +9,12 @@
  */
 export const protocolLimits = {
   /**
+   * Most child runs one SuspendRun's `invoke` may start. A worker sends every
+   * step.invoke its handler makes before it next yields in one request, so a
+   * fan-out wider than this must be split (awaited in rounds).
+   */
+  invokeChildrenMax: 1_000,
+  /**
    * Most free slots a worker stream may have: `WorkerHello.slots` above it is
    * INVALID_ARGUMENT, and an `added_slots` that would raise the stream's free
    * slots (hello.slots plus every added_slots, less the tasks pushed) above it

@@ -247,6 +247,7 @@ export class StackShift {
             idempotencyKey: options.idempotencyKey ?? '',
             payloadMatchJson: options.payloadMatch === undefined ? '' : JSON.stringify(options.payloadMatch),
             sourceRunId: options.sourceRunId ?? '',
+            parentRunId: options.parentRunId ?? '',
           },
           this.callTimeoutMs,
         ),

@@ -50,6 +50,7 @@ const stepKinds: Partial<Record<StepKind, StepInfo['kind']>> = {
   [StepKind.STEP_KIND_WAIT]: 'wait',
   [StepKind.STEP_KIND_SEND]: 'send',
   [StepKind.STEP_KIND_STATE]: 'state',
+  [StepKind.STEP_KIND_INVOKE]: 'invoke',
 }
 
 const attemptOutcomes: Partial<Record<AttemptOutcome, AttemptInfo['outcome']>> = {
@@ -110,6 +111,15 @@ export function fromRunMessage<TResult, TPayload>(run: RunMessage): Run<TResult,
     })),
     rerunOf: run.origin === RunOrigin.RUN_ORIGIN_RERUN ? run.sourceRunId : undefined,
     forkedFrom: run.origin === RunOrigin.RUN_ORIGIN_REPLAY ? { runId: run.sourceRunId, stepId: run.replayedFromStepId } : undefined,
+    parentRunId: run.parentRunId || undefined,
+    parentStepId: run.parentStepId || undefined,
+    children: run.children.map((child) => ({
+      runId: child.runId,
+      stepId: child.stepId,
+      queue: child.queue,
+      job: child.job,
+      status: runStatuses[child.status] ?? 'queued',
+    })),
   }
 }
 

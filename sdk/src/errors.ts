@@ -123,11 +123,44 @@ export class WaitForRunTimeoutError extends DeadlineExceededError {
 }
 
 /**
- * Thrown by `step.sleep`, `step.sleepUntil` and `step.waitForEvent` when the
- * run is suspended: the handler stops here and the run resumes later, from
+ * Thrown by `step.sleep`, `step.sleepUntil`, `step.waitForEvent` and
+ * `step.invoke` when the run is suspended: the handler stops here and the run resumes later, from
  * the memo, on any worker. A handler that catches errors around those calls
  * must rethrow this one.
  */
 export class RunSuspendedError extends Error {
   override name = 'RunSuspendedError'
+}
+
+/** How a child run ended for its parent, when it did not complete. */
+export type ChildRunFailureStatus = 'failed' | 'cancelled' | 'timed_out'
+
+/**
+ * Thrown by `step.invoke` when the child run failed (after its last attempt),
+ * was cancelled, or did not finish within the invoke's timeout (then a
+ * ChildRunTimeoutError). A replay of the parent throws it again from the
+ * memo, so a parent that lets it escape fails at once, without retries: each
+ * would throw the same error.
+ */
+export class ChildRunFailedError extends Error {
+  override name = 'ChildRunFailedError'
+  /** Id of the child run. */
+  readonly childRunId: string
+  /** How the child ended, as far as the parent is concerned. */
+  readonly status: ChildRunFailureStatus
+  /** The child's error (its last attempt's, the cancel reason, or the timeout). */
+  readonly childError: { name: string; message: string }
+
+  constructor(params: { stepId: string; childRunId: string; status: ChildRunFailureStatus; error: { name: string; message: string } }) {
+    const how = params.status === 'timed_out' ? 'did not finish in time' : params.status
+    super(`child run ${params.childRunId} of step "${params.stepId}" ${how}: ${params.error.name}: ${params.error.message}`)
+    this.childRunId = params.childRunId
+    this.status = params.status
+    this.childError = params.error
+  }
+}
+
+/** `step.invoke`'s timeout passed before the child run finished; the child is cancelled. */
+export class ChildRunTimeoutError extends ChildRunFailedError {
+  override name = 'ChildRunTimeoutError'
 }

@@ -2,7 +2,7 @@ import { inspect } from 'node:util'
 import { status } from '@grpc/grpc-js'
 import { StepKind } from '@stackshift/proto/run'
 import type { OperationResult, Task } from '@stackshift/proto/worker-service'
-import { LeaseLostError, RunSuspendedError, errorFromStatus, statusOf } from './errors.js'
+import { ChildRunFailedError, LeaseLostError, RunSuspendedError, errorFromStatus, statusOf } from './errors.js'
 import { NonRetriableError, RetryAfterError } from './handler-errors.js'
 import type { JobContext, JobDefinition, RunInfo } from './job.js'
 import { decodeJson, encodeJson, jsonText } from './json.js'
@@ -335,8 +335,13 @@ export function runLogFields(task: Task): Record<string, unknown> {
   return { runId: task.runId, job: task.job, attempt: task.attempt, traceId: traceIdOf(task.traceContext) }
 }
 
+/** Errors no retry can change: a child run's failure replays from the memo as the same error. */
 function isNonRetriable(error: unknown): boolean {
-  return error instanceof NonRetriableError || (error instanceof Error && error.name === 'NonRetriableError')
+  return (
+    error instanceof NonRetriableError ||
+    error instanceof ChildRunFailedError ||
+    (error instanceof Error && error.name === 'NonRetriableError')
+  )
 }
 
 function describeError(error: unknown): { name: string; message: string; stack: string } {

@@ -15,9 +15,10 @@ export type { TlsOptions } from './credentials.js'
 export { replaceAsyncResourceBind } from './tuning.js'
 export { Queue, type EnqueueItem, type EnqueueOptions } from './queue.js'
 export { Worker, type WorkerOptions } from './worker.js'
-export type { EventToSend, JobContext, JobDefinition, JobHandler, RunInfo, StepTools, WaitForEventOptions } from './job.js'
+export type { EventToSend, InvokeOptions, JobContext, JobDefinition, JobHandler, RunInfo, StepTools, WaitForEventOptions } from './job.js'
 export type {
   AttemptInfo,
+  ChildRunInfo,
   EnqueuedRun,
   ListRunsOptions,
   ReceivedEvent,
@@ -36,6 +37,9 @@ export {
   AbortedError,
   AlreadyExistsError,
   CancelledError,
+  ChildRunFailedError,
+  type ChildRunFailureStatus,
+  ChildRunTimeoutError,
   DataLossError,
   DeadlineExceededError,
   FailedPreconditionError,

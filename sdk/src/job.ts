@@ -22,6 +22,26 @@ export interface WaitForEventOptions {
   lookback?: Duration
 }
 
+/** Options of `step.invoke`: the child run to start, and how long to wait for it. */
+export interface InvokeOptions<TPayload = unknown> {
+  /** The child's job. */
+  job: string
+  /** The child's queue. Default "default". */
+  queue?: string
+  /** The child's payload (JSON). Default null. */
+  payload?: TPayload
+  /**
+   * How long the parent waits for the child: milliseconds or a string like
+   * "10m". Required. When it passes, `step.invoke` throws a
+   * ChildRunTimeoutError and the child is cancelled.
+   */
+  timeout: Duration
+  /** Attempts allowed for the child. Default: the server's (5). */
+  maxAttempts?: number
+  /** The child's priority among ready runs of its queue, -1000 to 1000. Default 0. */
+  priority?: number
+}
+
 /** An event sent from a job by `step.sendEvent`. */
 export interface EventToSend {
   name: string
@@ -70,6 +90,20 @@ export interface StepTools {
    * step, so even a send whose acknowledgement was lost is not repeated).
    */
   sendEvent(id: string, event: EventToSend): Promise<{ id: string }>
+
+  /**
+   * Starts a child run of `options.job` and returns its result once it
+   * completes. The child starts once per run and step id, whatever happens
+   * to the parent's worker. The parent is suspended meanwhile (no lease, no
+   * slot) and resumes on any worker. Invokes made before the handler next
+   * yields go out together (`Promise.all(items.map((x, i) => step.invoke(...)))`):
+   * every child starts at once and the parent resumes once, when the last
+   * finishes or a timeout passes. Throws ChildRunFailedError when the child
+   * failed or was cancelled, ChildRunTimeoutError when `timeout` passed;
+   * both again on replay. Cancelling the parent cancels its unfinished
+   * children.
+   */
+  invoke<TResult = unknown, TPayload = unknown>(id: string, options: InvokeOptions<TPayload>): Promise<TResult>
 }
 
 /** Facts about the run being executed. */

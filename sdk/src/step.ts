@@ -1,9 +1,10 @@
+import { protocolLimits } from '@stackshift/proto/limits'
 import type { Event } from '@stackshift/proto/run'
-import type { SuspendRunRequest } from '@stackshift/proto/worker-service'
+import type { ChildRunRequest, SuspendRunRequest } from '@stackshift/proto/worker-service'
 import { fromEventJson, fromEventMessage } from './convert.js'
 import { type Duration, parseDurationMs } from './duration.js'
-import { InvalidArgumentError } from './errors.js'
-import type { EventToSend, StepTools, WaitForEventOptions } from './job.js'
+import { ChildRunFailedError, type ChildRunFailureStatus, ChildRunTimeoutError, InvalidArgumentError } from './errors.js'
+import type { EventToSend, InvokeOptions, StepTools, WaitForEventOptions } from './job.js'
 import { decodeJson, encodeJson } from './json.js'
 import { attributes, inSpan, type Span } from './tracing.js'
 import type { ReceivedEvent } from './types.js'
@@ -41,6 +42,8 @@ export class StepRunner implements StepTools {
   private readonly usedIds = new Set<string>()
   /** The last step that threw, reported with the attempt's failure when the handler rethrows its error. */
   failedStep: FailedStep | undefined
+  /** Child runs of invokes made since the handler last yielded, and the suspension that will start them all. */
+  private invokeBatch: { children: ChildRunRequest[]; sent: Promise<never> } | undefined
 
   constructor(
     private readonly runId: string,
@@ -56,6 +59,7 @@ export class StepRunner implements StepTools {
     this.sleepUntil = this.sleepUntil.bind(this)
     this.waitForEvent = this.waitForEvent.bind(this)
     this.sendEvent = this.sendEvent.bind(this)
+    this.invoke = this.invoke.bind(this)
   }
 
   async run<T>(id: string, fn: () => T | Promise<T>): Promise<Awaited<T>> {
@@ -153,8 +157,62 @@ export class StepRunner implements StepTools {
     })
   }
 
+  async invoke<TResult = unknown, TPayload = unknown>(id: string, options: InvokeOptions<TPayload>): Promise<TResult> {
+    const stepId = this.allocateId(id)
+    const what = `step.invoke("${stepId}")`
+    // Checked as JavaScript callers may call it: options missing, or of other types.
+    const given = options as Partial<Record<keyof InvokeOptions, unknown>> | undefined
+    if (typeof given?.job !== 'string' || given.job === '') throw new InvalidArgumentError(`${what} needs options.job, the child's job`)
+    if (given.queue !== undefined && (typeof given.queue !== 'string' || given.queue === '')) {
+      throw new InvalidArgumentError(`${what} options.queue must be a non-empty string`)
+    }
+    if (given.timeout === undefined) throw new InvalidArgumentError(`${what} needs options.timeout, such as "10m"`)
+    const timeoutMs = parseDurationMs(options.timeout, `${what} options.timeout`)
+    if (timeoutMs < 1) throw new InvalidArgumentError(`${what} options.timeout must be at least 1 ms`)
+    const child: ChildRunRequest = {
+      stepId,
+      queue: options.queue ?? '',
+      job: options.job,
+      payloadJson: encodeJson(options.payload ?? null, `${what} options.payload`) ?? 'null',
+      timeoutMs,
+      maxAttempts: options.maxAttempts ?? 0,
+      priority: options.priority ?? 0,
+    }
+    return this.traced('invoke', stepId, async (span) => {
+      if (this.memo.has(stepId)) return this.memoized(span, childOutcome<TResult>(stepId, this.memo.get(stepId)))
+      this.throwIfAborted()
+      return this.startWithOthers(child)
+    })
+  }
+
+  /**
+   * Sends the invokes made before the handler next yields (setImmediate runs
+   * after every pending promise callback) in one suspension, so a fan-out
+   * starts its children together and the run suspends, and later resumes,
+   * once. The suspension always ends the attempt: the promise rejects with
+   * why (RunSuspendedError, or a lost lease).
+   */
+  private startWithOthers(child: ChildRunRequest): Promise<never> {
+    if (!this.invokeBatch) {
+      const children: ChildRunRequest[] = []
+      const sent = new Promise<void>((resolve) => setImmediate(resolve)).then(async (): Promise<never> => {
+        this.invokeBatch = undefined
+        await this.sink.suspend(children[0]!.stepId, { $case: 'invoke', invoke: { children } })
+        throw new Error(`the server did not suspend the run on step.invoke("${children[0]!.stepId}"); it must always do so`)
+      })
+      this.invokeBatch = { children, sent }
+    }
+    if (this.invokeBatch.children.length >= protocolLimits.invokeChildrenMax) {
+      throw new InvalidArgumentError(
+        `step.invoke("${child.stepId}"): at most ${protocolLimits.invokeChildrenMax} child runs start together; await them in rounds`,
+      )
+    }
+    this.invokeBatch.children.push(child)
+    return this.invokeBatch.sent
+  }
+
   /** A span for one step of this attempt, named by its kind and id. */
-  private traced<T>(kind: 'run' | 'sleep' | 'wait' | 'send', stepId: string, fn: (span: Span) => Promise<T>): Promise<T> {
+  private traced<T>(kind: 'run' | 'sleep' | 'wait' | 'send' | 'invoke', stepId: string, fn: (span: Span) => Promise<T>): Promise<T> {
     const spanAttributes = { [attributes.stepId]: stepId, [attributes.stepKind]: kind, [attributes.attempt]: this.attempt }
     return inSpan(`${kind === 'run' ? 'step' : kind} ${stepId}`, { attributes: spanAttributes }, fn)
   }
@@ -194,4 +252,22 @@ export class StepRunner implements StepTools {
     const reason = this.abortReason()
     if (reason) throw reason
   }
+}
+
+/** An invoke step's memoized outcome (see STEP_KIND_INVOKE): the child's result, or its failure thrown. */
+function childOutcome<TResult>(stepId: string, json: string | undefined): TResult {
+  const outcome = decodeJson(json) as {
+    childRunId: string
+    status: 'completed' | ChildRunFailureStatus
+    result?: TResult
+    error?: { name: string; message: string }
+  }
+  if (outcome.status === 'completed') return outcome.result as TResult
+  const failure = {
+    stepId,
+    childRunId: outcome.childRunId,
+    status: outcome.status,
+    error: outcome.error ?? { name: 'Error', message: outcome.status },
+  }
+  throw outcome.status === 'timed_out' ? new ChildRunTimeoutError(failure) : new ChildRunFailedError(failure)
 }

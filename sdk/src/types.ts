@@ -11,20 +11,21 @@ export interface RunErrorInfo {
 }
 
 /** Which step function recorded a step. */
-export type StepKind = 'run' | 'sleep' | 'wait' | 'send' | 'state'
+export type StepKind = 'run' | 'sleep' | 'wait' | 'send' | 'state' | 'invoke'
 
 /** One step of a run. */
 export interface StepInfo {
   /** Step id, with the ":n" suffix for repeats within one execution. */
   id: string
   kind: StepKind
-  /** 'waiting': a sleep or event wait in progress. */
+  /** 'waiting': a sleep, event wait or child run in progress. */
   status: 'completed' | 'failed' | 'waiting'
   /**
    * The step's result (JSON round-tripped) when completed: what `fn` returned
    * for `run`; the event (or null on timeout) for `wait`; `{ id }` of the event
    * sent for `send`; null for `sleep`; for `state`, the record of a State
-   * Store operation made in the run.
+   * Store operation made in the run; for `invoke`, the child's outcome
+   * (`{ childRunId, status, result }` or `{ childRunId, status, error }`).
    */
   result: unknown
   error: RunErrorInfo | undefined
@@ -32,8 +33,18 @@ export interface StepInfo {
   attempt: number
   startedAt: Date | undefined
   finishedAt: Date | undefined
-  /** For sleeps and waits: when the sleep ends or the wait times out. */
+  /** For sleeps, waits and invokes: when the sleep ends or the wait times out. */
   wakeAt: Date | undefined
+}
+
+/** A child run (started by `step.invoke`) as its parent lists it. */
+export interface ChildRunInfo {
+  runId: string
+  /** The parent's step that started it. */
+  stepId: string
+  queue: string
+  job: string
+  status: RunStatus
 }
 
 /** One attempt of a run. */
@@ -78,6 +89,12 @@ export interface Run<TResult = unknown, TPayload = unknown> {
   rerunOf: string | undefined
   /** For a run made by `replayRun`: the run it was forked from, and the step it executes from. */
   forkedFrom: { runId: string; stepId: string } | undefined
+  /** For a child run (started by another run's `step.invoke`): the parent's id. */
+  parentRunId: string | undefined
+  /** For a child run: the parent's step that waits for it. */
+  parentStepId: string | undefined
+  /** The child runs this run started, oldest first (filled by `getRun` and `waitForRun`; empty in `listRuns`). */
+  children: ChildRunInfo[]
 }
 
 /** What `enqueue` returns. */
@@ -127,6 +144,8 @@ export interface ListRunsOptions {
   payloadMatch?: Record<string, unknown>
   /** Only runs made from this run by `rerunRun` or `replayRun`. */
   sourceRunId?: string
+  /** Only the child runs of this run (`step.invoke`). */
+  parentRunId?: string
 }
 
 /** A page of runs, newest first. Runs in a page carry no steps or attempt history (see `getRun`). */

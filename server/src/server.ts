@@ -19,6 +19,7 @@ import { ServerMetrics } from './observability/metrics.js'
 import { ApiKeys } from './operations/api-keys.js'
 import { BulkActions } from './operations/bulk-actions.js'
 import { RunCanceller } from './operations/cancellation.js'
+import { ChildRuns } from './operations/child-runs.js'
 import { RunClaims } from './operations/claim.js'
 import { RunEnqueuer } from './operations/enqueue.js'
 import { EventReads, EventSender } from './operations/events.js'
@@ -120,7 +121,8 @@ export async function startServer(config: ServerConfig & { databaseUrl: string }
     fail: (failure) => leaseWrites.failRun({ ...failure, namespace: '*' }),
   })
   const dispatcher: Dispatcher = new Dispatcher({ claims, logger, pollIntervalMs: config.pollIntervalMs })
-  const timers: Timers = new Timers({ db, logger, announcer, pollIntervalMs: config.pollIntervalMs })
+  const canceller = new RunCanceller({ db, metrics, logger })
+  const timers: Timers = new Timers({ db, logger, announcer, canceller, pollIntervalMs: config.pollIntervalMs })
   const reaper = new LeaseReaper({ db, logger, announcer, backoff, metrics, intervalMs: config.reaperIntervalMs })
   const retention = new RetentionSweeper({ db, logger, retentionMs: config.retentionMs, intervalMs: config.retentionIntervalMs })
   const stateSweeper = new StateSweeper({ db, logger, intervalMs: config.stateSweepIntervalMs })
@@ -133,9 +135,8 @@ export async function startServer(config: ServerConfig & { databaseUrl: string }
   })
   const waiters = new RunWaiters({ db, logger, recheckIntervalMs: waitRecheckIntervalMs })
   const reads = new RunReads({ db, waiters })
-  const suspensions = new Suspensions({ db, announcer })
+  const suspensions = new Suspensions({ db, announcer, childRuns: new ChildRuns({ db, announcer, metrics }) })
   const events = new EventSender({ db, announcer })
-  const canceller = new RunCanceller({ db, metrics, logger })
   const copier = new RunCopier({ db, announcer, metrics })
   const bulkActions = new BulkActions({ db, copier, metrics, logger, ...bulkActionSettings })
   const eventReads = new EventReads({ db })

@@ -20,6 +20,7 @@ export const lookupOptions = {
   'run-id': 'only the run with this id',
   'idempotency-key': 'only the run holding this idempotency key',
   'source-run': 'only runs rerun or replayed from this run',
+  'parent-run': 'only the child runs (step.invoke) of this run',
 } as const
 
 /** What `selectionOptions` select, as the SDK takes it. */

@@ -17,8 +17,9 @@ function age(run: Run, now: Date): string {
   return formatDurationMs((run.finishedAt ?? now).getTime() - run.createdAt.getTime())
 }
 
-/** Where the run came from, when an operator made it. */
+/** Where the run came from, when an operator or another run made it. */
 function describeOrigin(run: Run): string | undefined {
+  if (run.parentRunId) return `child of ${run.parentRunId} (step ${run.parentStepId ?? ''})`
   if (run.rerunOf) return `rerun of ${run.rerunOf}`
   if (run.forkedFrom) return `replay of ${run.forkedFrom.runId} from step ${run.forkedFrom.stepId || '(the start)'}`
   return undefined
@@ -58,6 +59,7 @@ const list: Command = {
       runId: args.string('run-id'),
       idempotencyKey: args.string('idempotency-key'),
       sourceRunId: args.string('source-run'),
+      parentRunId: args.string('parent-run'),
     }
     const page = await readPages(
       args,
@@ -100,7 +102,14 @@ const show: Command = {
     if (run.result !== undefined) fields.push(['result', formatJsonBrief(run.result, 200)])
     // A run that completed after a retry keeps the error of the attempt that failed before.
     if (run.error) fields.push([run.status === 'failed' ? 'error' : 'last error', `${run.error.name}: ${firstLine(run.error.message)}`])
-    return { json: run, text: `${renderColumns(fields)}\n\n${renderTimeline(run, now)}` }
+    const children =
+      run.children.length === 0
+        ? ''
+        : `\n\nchildren:\n${renderTable(
+            ['ID', 'STEP', 'QUEUE', 'JOB', 'STATUS'],
+            run.children.map((child) => [child.runId, child.stepId, child.queue, child.job, child.status]),
+          )}`
+    return { json: run, text: `${renderColumns(fields)}${children}\n\n${renderTimeline(run, now)}` }
   },
 }
 

@@ -39,10 +39,15 @@ const attemptWords: Record<AttemptOutcome, string> = {
   [AttemptOutcome.UNRECOGNIZED]: '',
 }
 
-/** What a sleep or an event wait is waiting for, or waited for. */
+/** What a sleep, an event wait or an invoke is waiting for, or waited for. */
 function waitDetail(step: Step): string {
   const wake = step.wakeAt ? formatTime(step.wakeAt) : undefined
   if (step.status === StepStatus.STEP_STATUS_FAILED) return `ended: ${step.error?.message || 'failed'}`
+  if (step.kind === StepKind.STEP_KIND_INVOKE) {
+    if (step.status === StepStatus.STEP_STATUS_WAITING) return `waiting for its child run${wake ? ` · times out ${wake}` : ''}`
+    const outcome = childOutcomeOf(step)
+    return outcome ? `child run ${outcome.status.replace('_', ' ')}` : 'child run finished'
+  }
   if (step.kind === StepKind.STEP_KIND_SLEEP) {
     return step.status === StepStatus.STEP_STATUS_WAITING ? `sleeping until ${wake ?? '?'}` : `slept until ${wake ?? '?'}`
   }
@@ -65,18 +70,41 @@ export function receivedEventName(step: Step): string | undefined {
   }
 }
 
+/** An invoke step's outcome: its result is {childRunId, status, result or error}. */
+export function childOutcomeOf(step: Step): { childRunId: string; status: string } | undefined {
+  try {
+    const outcome: unknown = JSON.parse(step.resultJson ?? 'null')
+    return typeof outcome === 'object' &&
+      outcome !== null &&
+      'childRunId' in outcome &&
+      typeof outcome.childRunId === 'string' &&
+      'status' in outcome &&
+      typeof outcome.status === 'string'
+      ? { childRunId: outcome.childRunId, status: outcome.status }
+      : undefined
+  } catch {
+    return undefined
+  }
+}
+
 function stepTone(step: Step, isMemo: boolean): Bar['tone'] {
   if (step.status === StepStatus.STEP_STATUS_FAILED) return 'failed'
+  // An invoke step completes with its child's outcome, which may be a failure.
+  if (step.kind === StepKind.STEP_KIND_INVOKE && step.status === StepStatus.STEP_STATUS_COMPLETED) {
+    const outcome = childOutcomeOf(step)
+    if (outcome && outcome.status !== 'completed') return 'failed'
+  }
   if (step.status === StepStatus.STEP_STATUS_WAITING) return 'waiting'
   return isMemo ? 'memo' : 'completed'
 }
 
-const isWaitStep = (step: Step) => step.kind === StepKind.STEP_KIND_SLEEP || step.kind === StepKind.STEP_KIND_WAIT
+const isWaitStep = (step: Step) =>
+  step.kind === StepKind.STEP_KIND_SLEEP || step.kind === StepKind.STEP_KIND_WAIT || step.kind === StepKind.STEP_KIND_INVOKE
 
 /**
  * The run's attempts, each followed by the steps it recorded, on one time
  * axis from the run's creation: a bar per attempt and per step, to scale.
- * Sleeps and waits run to when they end (or time out). Steps that came with
+ * Sleeps, waits and invokes run to when they end (or time out). Steps that came with
  * the run's memo (attempt 0: a replay's copies of its source's steps) come
  * first. An attempt that suspended the run (a sleep or a wait) is not in the
  * attempt history; its bar spans its steps.

@@ -86,6 +86,17 @@ export function RunPage(props: { runId: string }) {
         </div>
         <Timeline run={run} nowMs={nowMs} onReplay={session.canOperate ? (step) => setDialog({ replayFrom: step }) : undefined} />
       </section>
+      {run.children.length > 0 && (
+        <section className="card">
+          <div className="card-header">
+            <h2>Child runs</h2>
+            <Link href={hrefOf('/runs', { parent: run.id })} className="small">
+              all in the runs list →
+            </Link>
+          </div>
+          <ChildRuns run={run} />
+        </section>
+      )}
       {stateSteps.length > 0 && (
         <section className="card">
           <h2>State operations</h2>
@@ -154,6 +165,17 @@ function Summary(props: { run: Run; nowMs: number }) {
       ),
     ],
   ]
+  if (run.parentRunId) {
+    rows.push([
+      'Parent',
+      <span key="parent">
+        <Link href={`/runs/${run.parentRunId}`} className="mono">
+          {shortId(run.parentRunId)}
+        </Link>{' '}
+        step <span className="mono">{run.parentStepId}</span>
+      </span>,
+    ])
+  }
   if (run.origin !== RunOrigin.RUN_ORIGIN_UNSPECIFIED && run.sourceRunId) {
     rows.push([
       run.origin === RunOrigin.RUN_ORIGIN_REPLAY ? 'Replay of' : 'Rerun of',
@@ -203,6 +225,42 @@ function Outcome(props: { run: Run }) {
     )
   }
   return <div className="muted">{isFinished(run.status) ? 'None.' : 'Not finished yet.'}</div>
+}
+
+/** The runs this run started with step.invoke, each with its step and status. */
+function ChildRuns(props: { run: Run }) {
+  return (
+    <div className="table-wrap">
+      <table className="table" aria-label="Child runs">
+        <thead>
+          <tr>
+            <th>Run</th>
+            <th>Step</th>
+            <th>Job</th>
+            <th>Queue</th>
+            <th>Status</th>
+          </tr>
+        </thead>
+        <tbody>
+          {props.run.children.map((child) => (
+            <tr key={child.runId}>
+              <td>
+                <Link href={`/runs/${child.runId}`} className="mono">
+                  {shortId(child.runId)}
+                </Link>
+              </td>
+              <td className="mono">{child.stepId}</td>
+              <td>{child.job}</td>
+              <td>{child.queue}</td>
+              <td>
+                <StatusBadge status={child.status} />
+              </td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </div>
+  )
 }
 
 function StateOperations(props: { steps: Step[] }) {
@@ -286,6 +344,7 @@ function CancelDialog(props: { run: Run; onClose: () => void; onDone: () => Prom
         <p>
           Cancelling ends the run now{props.run.status === RunStatus.RUN_STATUS_RUNNING ? ': its worker is told to stop' : ''}. It cannot be
           resumed, but it can be rerun.
+          {props.run.children.some((child) => !isFinished(child.status)) && ' Its unfinished child runs are cancelled with it.'}
         </p>
         <label className="field">
           <span>Reason (stored as the run's error)</span>

@@ -63,6 +63,16 @@ function runDuration(run: Run): string {
 
 function OriginCell(props: { run: Run }) {
   const { run } = props
+  if (run.parentRunId) {
+    return (
+      <span className="muted small">
+        child of{' '}
+        <Link href={`/runs/${run.parentRunId}`} className="mono">
+          {shortId(run.parentRunId)}
+        </Link>
+      </span>
+    )
+  }
   if (run.origin === RunOrigin.RUN_ORIGIN_UNSPECIFIED || !run.sourceRunId) return null
   const word = run.origin === RunOrigin.RUN_ORIGIN_REPLAY ? 'replay of' : 'rerun of'
   return (
@@ -166,7 +176,13 @@ function LiveIndicator(props: { isLive: boolean; isFetching: boolean }) {
 function FilterBar(props: { filter: RunFilter; onApply: (filter: RunFilter) => void }) {
   const [draft, setDraft] = useState(props.filter)
   const [isMoreOpen, setMoreOpen] = useState(
-    Boolean(props.filter.runId || props.filter.idempotencyKey || props.filter.payloadMatch || props.filter.sourceRunId),
+    Boolean(
+      props.filter.runId ||
+      props.filter.idempotencyKey ||
+      props.filter.payloadMatch ||
+      props.filter.sourceRunId ||
+      props.filter.parentRunId,
+    ),
   )
   const payloadProblem = payloadMatchProblem(draft.payloadMatch)
   const set = (name: keyof RunFilter, value: string, isImmediate = false) => {
@@ -254,6 +270,7 @@ function FilterBar(props: { filter: RunFilter; onApply: (filter: RunFilter) => v
           {text('runId', 'Run id', 'exact id', 'field-wide')}
           {text('idempotencyKey', 'Idempotency key', 'exact key')}
           {text('sourceRunId', 'Made from run', 'run id', 'field-wide')}
+          {text('parentRunId', 'Child of run', 'run id', 'field-wide')}
           <label className={payloadProblem ? 'field field-wide field-invalid' : 'field field-wide'}>
             <span>Payload contains</span>
             <input

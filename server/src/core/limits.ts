@@ -34,6 +34,7 @@ export const limits = {
   operationsInFlightMax: protocolLimits.operationsInFlightMax,
   claimBatchMax: 1000,
   streamClaimMax: protocolLimits.streamClaimMax,
+  invokeChildrenMax: protocolLimits.invokeChildrenMax,
   /**
    * Most bytes of tasks (payloads, and step results for runs that executed
    * before) in one message of a worker stream; a larger task goes alone. Most

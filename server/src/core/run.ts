@@ -88,7 +88,7 @@ export function leaseKey(runId: string, leaseToken: string): string {
 export type StepStatus = 'completed' | 'failed' | 'waiting'
 
 /** Which step function recorded a step. */
-export type StepKind = 'run' | 'sleep' | 'wait' | 'send' | 'state'
+export type StepKind = 'run' | 'sleep' | 'wait' | 'send' | 'state' | 'invoke'
 
 /** Identifies a step of a run. */
 export function stepKey(runId: string, stepId: string): string {
@@ -128,10 +128,28 @@ export interface EventRecord {
   receivedAt: Date
 }
 
-/** A sleep or event wait a worker asks for, validated. */
+/** A sleep, an event wait or child runs to start and wait for, as a worker asks, validated. */
 export interface Suspension extends LeaseRef {
   stepId: string
-  wait: { kind: 'sleep'; wakeAt: Date } | { kind: 'event'; name: string; matchJson: string; timeoutMs: number; lookbackMs: number }
+  wait:
+    | { kind: 'sleep'; wakeAt: Date }
+    | { kind: 'event'; name: string; matchJson: string; timeoutMs: number; lookbackMs: number }
+    | { kind: 'invoke'; children: ChildRunRequest[] }
+}
+
+/** A child run a parent starts with step.invoke, validated. */
+export interface ChildRunRequest {
+  /** The parent's step that waits for the child. */
+  stepId: string
+  queue: string
+  job: string
+  payloadJson: string
+  /** Size of the payload as received, in bytes of JSON text. */
+  payloadBytes: number
+  /** How long the parent waits for the child. */
+  timeoutMs: number
+  maxAttempts: number
+  priority: number
 }
 
 /** What came of a suspension: the run waits, or the step completed at once (with the event that matched). */
@@ -156,10 +174,12 @@ export interface RunFilter {
   payloadMatchJson: string | undefined
   /** Only runs made from this run (reruns and replays). */
   sourceRunId: string | undefined
+  /** Only the child runs of this run (step.invoke). */
+  parentRunId: string | undefined
 }
 
 /** How a run came to be: enqueued, or made by an operator from another run. */
-export type RunOrigin = 'enqueue' | 'rerun' | 'replay'
+export type RunOrigin = 'enqueue' | 'rerun' | 'replay' | 'invoke'
 
 export type AttemptOutcome = 'running' | 'completed' | 'failed' | 'lease_expired' | 'cancelled'
 
@@ -195,12 +215,26 @@ export interface RunRecord {
   sourceRunId: string | undefined
   /** For a replay: the step it executes from. */
   replayedFromStepId: string | undefined
+  /** For a child run (origin 'invoke'): the run that started it. */
+  parentRunId: string | undefined
+  /** For a child run: the parent's step that waits for it. */
+  parentStepId: string | undefined
 }
 
-/** A run with its steps and every attempt. */
+/** A child run as its parent lists it. */
+export interface ChildRunSummary {
+  runId: string
+  stepId: string
+  queue: string
+  job: string
+  status: StoredRunStatus
+}
+
+/** A run with its steps, every attempt, and its child runs. */
 export interface RunDetails extends RunRecord {
   steps: StepRecord[]
   attemptHistory: AttemptRecord[]
+  children: ChildRunSummary[]
 }
 
 /**

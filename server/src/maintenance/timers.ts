@@ -1,6 +1,7 @@
 import type { Knex } from 'knex'
 import { runNextDueInMs, runPromoteDue } from '../db/queries/timers.js'
 import type { Logger } from '../logger.js'
+import type { RunCanceller } from '../operations/cancellation.js'
 import type { ReadyAnnouncer } from '../operations/ready-announcer.js'
 import { PeriodicTask } from './periodic-task.js'
 
@@ -12,12 +13,18 @@ const promoteBatchSize = 1000
  * database reports it, but never longer than the poll interval, so runs
  * scheduled by other servers are also promoted on time if those servers are
  * gone. Every server runs this; SKIP LOCKED keeps them from promoting the
- * same run twice.
+ * same run twice. A child run whose parent timed out waiting for it is
+ * cancelled after the promotion commits, in its own transaction: a cancel
+ * locks children before parents (operations/cancellation.ts), and the
+ * promotion holds the parent. If the server stops in between, the child runs
+ * on and its outcome is ignored: the parent's step has its outcome already.
  */
 export class Timers {
   private readonly task: PeriodicTask
 
-  constructor(private readonly deps: { db: Knex; logger: Logger; announcer: ReadyAnnouncer; pollIntervalMs: number }) {
+  constructor(
+    private readonly deps: { db: Knex; logger: Logger; announcer: ReadyAnnouncer; canceller: RunCanceller; pollIntervalMs: number },
+  ) {
     this.task = new PeriodicTask({ name: 'timers', logger: deps.logger, intervalMs: deps.pollIntervalMs, run: () => this.pass() })
   }
 
@@ -36,13 +43,14 @@ export class Timers {
 
   private async pass(): Promise<number> {
     for (;;) {
-      const promoted = await runPromoteDue(this.deps.db, { limit: promoteBatchSize })
+      const { queues: promoted, abandonedChildRunIds } = await runPromoteDue(this.deps.db, { limit: promoteBatchSize })
       const byNamespace = new Map<string, string[]>()
       for (const group of promoted) byNamespace.set(group.namespace, [...(byNamespace.get(group.namespace) ?? []), group.queue])
       for (const [namespace, queues] of byNamespace) {
         await this.deps.announcer.notifyOtherServers(this.deps.db, namespace, queues)
         this.deps.announcer.announceLocally(namespace, queues)
       }
+      await this.deps.canceller.cancelAbandoned(abandonedChildRunIds)
       if (promoted.reduce((sum, group) => sum + group.count, 0) < promoteBatchSize) break
     }
     const dueInMs = await runNextDueInMs(this.deps.db)

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto'
 import type { Knex } from 'knex'
 import type { BulkActionKind, BulkActionRecord, RunSelection } from '../core/bulk-action.js'
 import { NotFoundError } from '../core/errors.js'
-import { type RunRecord, finishedStatuses, publicStatus } from '../core/run.js'
+import type { RunRecord } from '../core/run.js'
 import { isUuid, newRunId } from '../core/run-id.js'
 import {
   bulkActionAdvance,
@@ -14,11 +14,11 @@ import {
   runCountSelection,
   runSelectBatch,
 } from '../db/queries/bulk-actions.js'
-import { runCancel, runLockForCancel } from '../db/queries/cancellation.js'
 import { stepListForRun } from '../db/queries/run-reads.js'
 import type { Logger } from '../logger.js'
 import { PeriodicTask } from '../maintenance/periodic-task.js'
 import type { ServerMetrics } from '../observability/metrics.js'
+import { cancelRunAndDescendants } from './cancellation.js'
 import { type PlannedCopy, type RunCopier, planReplay, planRerun } from './run-copies.js'
 
 /** A bulk action as asked for. */
@@ -149,12 +149,10 @@ export class BulkActions {
     let skipped = 0
     for (const run of runs) {
       if (action.kind === 'cancel') {
-        const status = await runLockForCancel(trx, { namespace: action.namespace, runId: run.id })
-        if (!status || finishedStatuses.has(publicStatus(status))) skipped++
-        else {
-          const error = { name: 'CancelledError', message: `cancelled by bulk action ${action.id}` }
-          cancelled.push(await runCancel(trx, { runId: run.id, error, isRunning: status === 'running' }))
-        }
+        const error = { name: 'CancelledError', message: `cancelled by bulk action ${action.id}` }
+        const ended = await cancelRunAndDescendants(trx, { namespace: action.namespace, runId: run.id, error })
+        if (!ended || 'finishedStatus' in ended) skipped++
+        else cancelled.push(ended.run, ...ended.descendants)
         continue
       }
       const planned =

@@ -1,5 +1,6 @@
 import type { Knex } from 'knex'
 import { NotFoundError } from '../core/errors.js'
+import { childRunList } from '../db/queries/child-runs.js'
 import { type RunDetails, type RunFilter, type RunRecord, buildAttemptHistory, finishedStatuses, publicStatus } from '../core/run.js'
 import { isUuid } from '../core/run-id.js'
 import { attemptListForRun, runGet, runList, runListFinished, runMarkWaitedFor, stepListForRun } from '../db/queries/run-reads.js'
@@ -66,20 +67,21 @@ export class RunWaiters {
 export class RunReads {
   constructor(private readonly deps: { db: Knex; waiters: RunWaiters }) {}
 
-  /** The run with its steps and attempt history. */
+  /** The run with its steps, attempt history and child runs. */
   async getRun(namespace: string, runId: string): Promise<RunDetails> {
     // An id that is not a UUID cannot name a run; answer as for any unknown id.
     if (!isUuid(runId)) throw new NotFoundError(`run ${runId} not found in namespace ${namespace}`)
-    // One snapshot for the run, its steps and its attempts: read one after the
-    // other, an attempt that ends between the reads would show a RUNNING run
-    // whose current attempt has already failed.
+    // One snapshot for the run, its steps, its attempts and its children: read
+    // one after the other, an attempt that ends between the reads would show a
+    // RUNNING run whose current attempt has already failed.
     return this.deps.db.transaction(
       async (trx) => {
         const run = await runGet(trx, { namespace, runId })
         if (!run) throw new NotFoundError(`run ${runId} not found in namespace ${namespace}`)
         const steps = await stepListForRun(trx, { runId })
         const attempts = await attemptListForRun(trx, { runId })
-        return { ...run, steps, attemptHistory: buildAttemptHistory(run, attempts) }
+        const children = await childRunList(trx, { parentRunId: runId })
+        return { ...run, steps, attemptHistory: buildAttemptHistory(run, attempts), children }
       },
       { isolationLevel: 'repeatable read', readOnly: true },
     )

@@ -4,6 +4,7 @@ import type { Fenced, Suspension, SuspensionOutcome } from '../core/run.js'
 import { eventFindMatch, eventLockName } from '../db/queries/events.js'
 import { waitCompleteStepNow, waitLockLease, waitSuspend } from '../db/queries/waits.js'
 import { failpoint } from '../failpoints.js'
+import type { ChildRuns } from './child-runs.js'
 import { explainLostLease } from './lease-writes.js'
 import type { ReadyAnnouncer } from './ready-announcer.js'
 
@@ -16,13 +17,18 @@ import type { ReadyAnnouncer } from './ready-announcer.js'
  * event name's lock while it looks for an event and registers itself, so a
  * concurrent SendEvent either committed before (and is found) or runs after
  * (and finds the registration). A suspension sent again (its answer was
- * lost) after it completed the step at once gets the same answer.
+ * lost) after it completed the step at once gets the same answer. Child
+ * runs (step.invoke) suspend through ChildRuns.
  */
 export class Suspensions {
-  constructor(private readonly deps: { db: Knex; announcer: ReadyAnnouncer }) {}
+  constructor(private readonly deps: { db: Knex; announcer: ReadyAnnouncer; childRuns: ChildRuns }) {}
 
   async suspend(suspension: Fenced<Suspension>): Promise<SuspensionOutcome> {
     const { runId, stepId, wait } = suspension
+    if (wait.kind === 'invoke') {
+      await this.deps.childRuns.invoke({ ...suspension, children: wait.children })
+      return { suspended: true }
+    }
     const outcome = await this.deps.db.transaction(async (trx): Promise<SuspensionOutcome & { wakeAt?: Date }> => {
       const run = await waitLockLease(trx, suspension)
       if (!run) throw await explainLostLease(trx, suspension)

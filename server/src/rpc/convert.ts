@@ -45,6 +45,7 @@ const stepKindToProto: Record<DomainStepKind, StepKind> = {
   wait: StepKind.STEP_KIND_WAIT,
   send: StepKind.STEP_KIND_SEND,
   state: StepKind.STEP_KIND_STATE,
+  invoke: StepKind.STEP_KIND_INVOKE,
 }
 
 const attemptOutcomeToProto: Record<DomainAttemptOutcome, AttemptOutcome> = {
@@ -59,15 +60,16 @@ const runOriginToProto: Record<DomainRunOrigin, RunOrigin> = {
   enqueue: RunOrigin.RUN_ORIGIN_UNSPECIFIED,
   rerun: RunOrigin.RUN_ORIGIN_RERUN,
   replay: RunOrigin.RUN_ORIGIN_REPLAY,
+  invoke: RunOrigin.RUN_ORIGIN_INVOKE,
 }
 
 function toRunError(error: ErrorInfo | undefined): RunError | undefined {
   return error ? { name: error.name, message: error.message, stack: error.stack ?? '' } : undefined
 }
 
-/** A run; its steps and attempt history when it has them (GetRun), empty lists otherwise (ListRuns). */
+/** A run; its steps, attempt history and children when it has them (GetRun), empty lists otherwise (ListRuns). */
 export function toRunMessage(run: RunRecord | RunDetails): Run {
-  const details = 'steps' in run ? run : { steps: [], attemptHistory: [] }
+  const details = 'steps' in run ? run : { steps: [], attemptHistory: [], children: [] }
   return {
     id: run.id,
     namespace: run.namespace,
@@ -89,6 +91,15 @@ export function toRunMessage(run: RunRecord | RunDetails): Run {
     origin: runOriginToProto[run.origin],
     sourceRunId: run.sourceRunId ?? '',
     replayedFromStepId: run.replayedFromStepId ?? '',
+    parentRunId: run.parentRunId ?? '',
+    parentStepId: run.parentStepId ?? '',
+    children: details.children.map((child) => ({
+      runId: child.runId,
+      stepId: child.stepId,
+      queue: child.queue,
+      job: child.job,
+      status: runStatusToProto[publicStatus(child.status)],
+    })),
     steps: details.steps.map((step) => ({
       id: step.id,
       kind: stepKindToProto[step.kind],

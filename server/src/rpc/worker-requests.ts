@@ -1,8 +1,8 @@
 import { z } from 'zod'
-import { InvalidArgumentError } from '../core/errors.js'
-import { checkJsonObject, checkJsonText } from '../core/json-text.js'
-import { limits } from '../core/limits.js'
-import type { ErrorInfo, LeaseRef, StepCompletion, Suspension } from '../core/run.js'
+import { InvalidArgumentError, ResourceExhaustedError } from '../core/errors.js'
+import { checkJsonObject, checkJsonText, checkJsonValue } from '../core/json-text.js'
+import { defaultQueue, limits } from '../core/limits.js'
+import type { ChildRunRequest, ErrorInfo, LeaseRef, StepCompletion, Suspension } from '../core/run.js'
 import type { RunFailure } from '../operations/lease-writes.js'
 import { StepKind } from '@stackshift/proto/run'
 import type {
@@ -13,6 +13,7 @@ import type {
   HeartbeatRequest,
   LeaseRef as LeaseRefMessage,
   ReleaseRunRequest,
+  InvokeChildren,
   SuspendRunRequest,
   WorkerHello,
 } from '@stackshift/proto/worker-service'
@@ -131,14 +132,67 @@ const eventWaitSchema = z.object({
   lookbackMs: durationMsSchema(0),
 })
 
+const childRunRequestSchema = z.object({
+  stepId: nameSchema(limits.stepIdMaxLength),
+  queue: z
+    .string()
+    .transform((value) => value || defaultQueue)
+    .pipe(nameSchema(limits.queueMaxLength)),
+  job: nameSchema(limits.jobMaxLength),
+  timeoutMs: durationMsSchema(1),
+  maxAttempts: z.number().int().max(limits.maxAttemptsMax, `must be at most ${limits.maxAttemptsMax}`),
+  priority: z
+    .number()
+    .int()
+    .min(limits.priorityMin, `must be at least ${limits.priorityMin}`)
+    .max(limits.priorityMax, `must be at most ${limits.priorityMax}`),
+})
+
+/** The children of an `invoke`: errors name `invoke.children[i].…`. */
+function parseInvokeChildren(invoke: InvokeChildren, stepId: string, config: Limits, field: (name: string) => string): ChildRunRequest[] {
+  const { children } = invoke
+  if (children.length === 0) throw new InvalidArgumentError(field('invoke.children'), 'must hold at least one child run')
+  if (children.length > limits.invokeChildrenMax) {
+    throw new ResourceExhaustedError(
+      field('invoke.children'),
+      `holds ${children.length} child runs; the limit is ${limits.invokeChildrenMax}`,
+    )
+  }
+  const stepIds = new Set<string>()
+  const parsed = children.map((child, index): ChildRunRequest => {
+    const prefix = field(`invoke.children[${index}]`)
+    const valid = parse(childRunRequestSchema, child, prefix)
+    if (stepIds.has(valid.stepId)) throw new InvalidArgumentError(`${prefix}.step_id`, `repeats "${valid.stepId}"; step ids must differ`)
+    stepIds.add(valid.stepId)
+    const payload = checkJsonValue(`${prefix}.payload_json`, child.payloadJson, config.maxPayloadBytes)
+    return {
+      stepId: valid.stepId,
+      queue: valid.queue,
+      job: valid.job,
+      payloadJson: payload.text,
+      payloadBytes: payload.bytes,
+      timeoutMs: valid.timeoutMs,
+      maxAttempts: valid.maxAttempts || config.defaultMaxAttempts,
+      priority: valid.priority,
+    }
+  })
+  if (parsed[0]!.stepId !== stepId) {
+    throw new InvalidArgumentError(field('step_id'), `must be the first child's step id ("${parsed[0]!.stepId}") for invoke`)
+  }
+  return parsed
+}
+
 export function parseSuspendRun(request: SuspendRunRequest, config: Limits, prefix = ''): Suspension {
   const lease = parse(suspendRunSchema, request, prefix)
   const field = (name: string) => (prefix ? `${prefix}.${name}` : name)
   const { wait } = request
-  // The oneof's members are fields of the request itself: errors name `sleep.…` or `event.…`.
-  if (!wait) throw new InvalidArgumentError(field('wait'), 'must set sleep or event')
+  // The oneof's members are fields of the request itself: errors name `sleep.…`, `event.…` or `invoke.…`.
+  if (!wait) throw new InvalidArgumentError(field('wait'), 'must set sleep, event or invoke')
   if (wait.$case === 'sleep')
     return { ...lease, wait: { kind: 'sleep', wakeAt: parse(sleepUntilSchema, wait.sleep, field('sleep')).wakeAt } }
+  if (wait.$case === 'invoke') {
+    return { ...lease, wait: { kind: 'invoke', children: parseInvokeChildren(wait.invoke, lease.stepId, config, field) } }
+  }
   const event = parse(eventWaitSchema, wait.event, field('event'))
   return {
     ...lease,

@@ -3,12 +3,18 @@ import { runCancelledChannel } from '../channels.js'
 import { type Executor, sql } from '../database.js'
 import { type RunRow, runColumns, toRunRecord } from './run-record.js'
 
-/** Locks a run for cancelling; returns its stored status, or undefined if there is no such run. */
-export async function runLockForCancel(db: Executor, params: { namespace: string; runId: string }): Promise<StoredRunStatus | undefined> {
+/**
+ * Locks a run for cancelling; returns its stored status, or undefined if there
+ * is no such run (in `namespace`, when given).
+ */
+export async function runLockForCancel(
+  db: Executor,
+  params: { namespace: string | undefined; runId: string },
+): Promise<StoredRunStatus | undefined> {
   const rows = await sql<{ status: StoredRunStatus }>(
     db,
-    `SELECT status FROM stackshift.runs WHERE id = $1 AND namespace = $2 FOR UPDATE`,
-    [params.runId, params.namespace],
+    `SELECT status FROM stackshift.runs WHERE id = $1 AND ($2::text IS NULL OR namespace = $2) FOR UPDATE`,
+    [params.runId, params.namespace ?? null],
   )
   return rows[0]?.status
 }

@@ -163,6 +163,14 @@ export enum StepKind {
    * described on the operation's response (see StateService).
    */
   STEP_KIND_STATE = 5,
+  /**
+   * STEP_KIND_INVOKE - step.invoke: a child run started by SuspendRun's `invoke`. Its result is
+   * the child's outcome as a JSON object: {"childRunId": id, "status":
+   * "completed" | "failed" | "cancelled" | "timed_out", "result": the child's
+   * result (only when completed and it returned something), "error": {"name",
+   * "message"} (when not completed)}. WAITING while the child runs.
+   */
+  STEP_KIND_INVOKE = 6,
   UNRECOGNIZED = -1,
 }
 
@@ -186,6 +194,9 @@ export function stepKindFromJSON(object: any): StepKind {
     case 5:
     case "STEP_KIND_STATE":
       return StepKind.STEP_KIND_STATE;
+    case 6:
+    case "STEP_KIND_INVOKE":
+      return StepKind.STEP_KIND_INVOKE;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -207,6 +218,8 @@ export function stepKindToJSON(object: StepKind): string {
       return "STEP_KIND_SEND";
     case StepKind.STEP_KIND_STATE:
       return "STEP_KIND_STATE";
+    case StepKind.STEP_KIND_INVOKE:
+      return "STEP_KIND_INVOKE";
     case StepKind.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";
@@ -294,6 +307,12 @@ export enum RunOrigin {
    * memo of the source's steps completed before `replayed_from_step_id`.
    */
   RUN_ORIGIN_REPLAY = 2,
+  /**
+   * RUN_ORIGIN_INVOKE - Started by another run's step.invoke (WorkerService.SuspendRun's
+   * `invoke`): `parent_run_id` and `parent_step_id` name the parent, which
+   * receives this run's outcome when it finishes.
+   */
+  RUN_ORIGIN_INVOKE = 4,
   UNRECOGNIZED = -1,
 }
 
@@ -308,6 +327,9 @@ export function runOriginFromJSON(object: any): RunOrigin {
     case 2:
     case "RUN_ORIGIN_REPLAY":
       return RunOrigin.RUN_ORIGIN_REPLAY;
+    case 4:
+    case "RUN_ORIGIN_INVOKE":
+      return RunOrigin.RUN_ORIGIN_INVOKE;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -323,6 +345,8 @@ export function runOriginToJSON(object: RunOrigin): string {
       return "RUN_ORIGIN_RERUN";
     case RunOrigin.RUN_ORIGIN_REPLAY:
       return "RUN_ORIGIN_REPLAY";
+    case RunOrigin.RUN_ORIGIN_INVOKE:
+      return "RUN_ORIGIN_INVOKE";
     case RunOrigin.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";
@@ -512,11 +536,37 @@ export interface Run {
    * before it were copied into this run's memo (empty otherwise).
    */
   replayedFromStepId: string;
+  /**
+   * For a child run (RUN_ORIGIN_INVOKE): the run that started it with
+   * step.invoke (empty otherwise).
+   */
+  parentRunId: string;
+  /** For a child run: the parent's step (STEP_KIND_INVOKE) that waits for it. */
+  parentStepId: string;
+  /**
+   * The child runs this run started, oldest first. Only filled by GetRun and
+   * WaitForRun.
+   */
+  children: ChildRun[];
 }
 
 export interface Run_TraceContextEntry {
   key: string;
   value: string;
+}
+
+/** ChildRun is a run started by another run's step.invoke, as its parent lists it. */
+export interface ChildRun {
+  /** Id of the child run. */
+  runId: string;
+  /** The parent's step that started it (and receives its outcome). */
+  stepId: string;
+  /** The child's queue. */
+  queue: string;
+  /** The child's job. */
+  job: string;
+  /** The child's status now. */
+  status: RunStatus;
 }
 
 function createBaseRunError(): RunError {
@@ -1179,6 +1229,9 @@ function createBaseRun(): Run {
     origin: 0,
     sourceRunId: "",
     replayedFromStepId: "",
+    parentRunId: "",
+    parentStepId: "",
+    children: [],
   };
 }
 
@@ -1249,6 +1302,15 @@ export const Run: MessageFns<Run> = {
     }
     if (message.replayedFromStepId !== "") {
       writer.uint32(178).string(message.replayedFromStepId);
+    }
+    if (message.parentRunId !== "") {
+      writer.uint32(202).string(message.parentRunId);
+    }
+    if (message.parentStepId !== "") {
+      writer.uint32(210).string(message.parentStepId);
+    }
+    for (const v of message.children) {
+      ChildRun.encode(v!, writer.uint32(218).fork()).join();
     }
     return writer;
   },
@@ -1445,6 +1507,30 @@ export const Run: MessageFns<Run> = {
             message.replayedFromStepId = reader.string();
             continue;
           }
+          case 25: {
+            if (tag !== 202) {
+              break;
+            }
+
+            message.parentRunId = reader.string();
+            continue;
+          }
+          case 26: {
+            if (tag !== 210) {
+              break;
+            }
+
+            message.parentStepId = reader.string();
+            continue;
+          }
+          case 27: {
+            if (tag !== 218) {
+              break;
+            }
+
+            message.children.push(ChildRun.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1553,6 +1639,19 @@ export const Run: MessageFns<Run> = {
         : isSet(object.replayed_from_step_id)
         ? globalThis.String(object.replayed_from_step_id)
         : "",
+      parentRunId: isSet(object.parentRunId)
+        ? globalThis.String(object.parentRunId)
+        : isSet(object.parent_run_id)
+        ? globalThis.String(object.parent_run_id)
+        : "",
+      parentStepId: isSet(object.parentStepId)
+        ? globalThis.String(object.parentStepId)
+        : isSet(object.parent_step_id)
+        ? globalThis.String(object.parent_step_id)
+        : "",
+      children: globalThis.Array.isArray(object?.children)
+        ? object.children.map((e: any) => ChildRun.fromJSON(e))
+        : [],
     };
   },
 
@@ -1630,6 +1729,15 @@ export const Run: MessageFns<Run> = {
     if (message.replayedFromStepId !== "") {
       obj.replayedFromStepId = message.replayedFromStepId;
     }
+    if (message.parentRunId !== "") {
+      obj.parentRunId = message.parentRunId;
+    }
+    if (message.parentStepId !== "") {
+      obj.parentStepId = message.parentStepId;
+    }
+    if (message.children?.length) {
+      obj.children = message.children.map((e) => ChildRun.toJSON(e));
+    }
     return obj;
   },
 
@@ -1670,6 +1778,9 @@ export const Run: MessageFns<Run> = {
     message.origin = object.origin ?? 0;
     message.sourceRunId = object.sourceRunId ?? "";
     message.replayedFromStepId = object.replayedFromStepId ?? "";
+    message.parentRunId = object.parentRunId ?? "";
+    message.parentStepId = object.parentStepId ?? "";
+    message.children = object.children?.map((e) => ChildRun.fromPartial(e)) || [];
     return message;
   },
 };
@@ -1755,6 +1866,147 @@ export const Run_TraceContextEntry: MessageFns<Run_TraceContextEntry> = {
     const message = createBaseRun_TraceContextEntry();
     message.key = object.key ?? "";
     message.value = object.value ?? "";
+    return message;
+  },
+};
+
+function createBaseChildRun(): ChildRun {
+  return { runId: "", stepId: "", queue: "", job: "", status: 0 };
+}
+
+export const ChildRun: MessageFns<ChildRun> = {
+  encode(message: ChildRun, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.runId !== "") {
+      writer.uint32(10).string(message.runId);
+    }
+    if (message.stepId !== "") {
+      writer.uint32(18).string(message.stepId);
+    }
+    if (message.queue !== "") {
+      writer.uint32(26).string(message.queue);
+    }
+    if (message.job !== "") {
+      writer.uint32(34).string(message.job);
+    }
+    if (message.status !== 0) {
+      writer.uint32(40).int32(message.status);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ChildRun {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseChildRun();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.runId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.stepId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.queue = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.job = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.status = reader.int32() as any;
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ChildRun {
+    return {
+      runId: isSet(object.runId)
+        ? globalThis.String(object.runId)
+        : isSet(object.run_id)
+        ? globalThis.String(object.run_id)
+        : "",
+      stepId: isSet(object.stepId)
+        ? globalThis.String(object.stepId)
+        : isSet(object.step_id)
+        ? globalThis.String(object.step_id)
+        : "",
+      queue: isSet(object.queue) ? globalThis.String(object.queue) : "",
+      job: isSet(object.job) ? globalThis.String(object.job) : "",
+      status: isSet(object.status) ? runStatusFromJSON(object.status) : 0,
+    };
+  },
+
+  toJSON(message: ChildRun): unknown {
+    const obj: any = {};
+    if (message.runId !== "") {
+      obj.runId = message.runId;
+    }
+    if (message.stepId !== "") {
+      obj.stepId = message.stepId;
+    }
+    if (message.queue !== "") {
+      obj.queue = message.queue;
+    }
+    if (message.job !== "") {
+      obj.job = message.job;
+    }
+    if (message.status !== 0) {
+      obj.status = runStatusToJSON(message.status);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ChildRun>): ChildRun {
+    return ChildRun.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ChildRun>): ChildRun {
+    const message = createBaseChildRun();
+    message.runId = object.runId ?? "";
+    message.stepId = object.stepId ?? "";
+    message.queue = object.queue ?? "";
+    message.job = object.job ?? "";
+    message.status = object.status ?? 0;
     return message;
   },
 };

@@ -298,6 +298,8 @@ export interface ListRunsRequest {
    * empty: any.
    */
   sourceRunId: string;
+  /** Only the child runs of this run (step.invoke), as a UUID. Empty: no filter. */
+  parentRunId: string;
 }
 
 /** ListRunsResponse is one page of runs. */
@@ -2069,6 +2071,7 @@ function createBaseListRunsRequest(): ListRunsRequest {
     idempotencyKey: "",
     payloadMatchJson: "",
     sourceRunId: "",
+    parentRunId: "",
   };
 }
 
@@ -2109,6 +2112,9 @@ export const ListRunsRequest: MessageFns<ListRunsRequest> = {
     }
     if (message.sourceRunId !== "") {
       writer.uint32(98).string(message.sourceRunId);
+    }
+    if (message.parentRunId !== "") {
+      writer.uint32(106).string(message.parentRunId);
     }
     return writer;
   },
@@ -2222,6 +2228,14 @@ export const ListRunsRequest: MessageFns<ListRunsRequest> = {
             message.sourceRunId = reader.string();
             continue;
           }
+          case 13: {
+            if (tag !== 106) {
+              break;
+            }
+
+            message.parentRunId = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2272,6 +2286,11 @@ export const ListRunsRequest: MessageFns<ListRunsRequest> = {
         : isSet(object.source_run_id)
         ? globalThis.String(object.source_run_id)
         : "",
+      parentRunId: isSet(object.parentRunId)
+        ? globalThis.String(object.parentRunId)
+        : isSet(object.parent_run_id)
+        ? globalThis.String(object.parent_run_id)
+        : "",
     };
   },
 
@@ -2313,6 +2332,9 @@ export const ListRunsRequest: MessageFns<ListRunsRequest> = {
     if (message.sourceRunId !== "") {
       obj.sourceRunId = message.sourceRunId;
     }
+    if (message.parentRunId !== "") {
+      obj.parentRunId = message.parentRunId;
+    }
     return obj;
   },
 
@@ -2333,6 +2355,7 @@ export const ListRunsRequest: MessageFns<ListRunsRequest> = {
     message.idempotencyKey = object.idempotencyKey ?? "";
     message.payloadMatchJson = object.payloadMatchJson ?? "";
     message.sourceRunId = object.sourceRunId ?? "";
+    message.parentRunId = object.parentRunId ?? "";
     return message;
   },
 };

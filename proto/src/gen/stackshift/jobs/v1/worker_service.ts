@@ -497,7 +497,10 @@ export interface SuspendRunRequest {
   runId: string;
   /** Lease token of the current attempt. */
   leaseToken: string;
-  /** Step id of the sleep or wait, 1 to 500 characters. */
+  /**
+   * Step id of the sleep or wait, 1 to 500 characters. For `invoke`: the
+   * step id of its first child (children[0].step_id).
+   */
   stepId: string;
   /** What the run waits for. Exactly one must be set. */
   wait:
@@ -507,6 +510,9 @@ export interface SuspendRunRequest {
     | //
     /** Wait for an event. */
     { $case: "event"; event: EventWait }
+    | //
+    /** Start child runs and wait until each has finished or timed out. */
+    { $case: "invoke"; invoke: InvokeChildren }
     | undefined;
 }
 
@@ -558,6 +564,56 @@ export interface SuspendRunResponse {
   suspended: boolean;
   /** For an event wait that did not suspend: the event that matched. */
   event: Event | undefined;
+}
+
+/**
+ * InvokeChildren starts child runs (step.invoke) and suspends the run until
+ * every child of the run's invoke steps has finished or timed out. All the
+ * invokes a handler makes before it next yields go in one request, so a
+ * fan-out suspends once and resumes once. Always answered `suspended: true`:
+ * the worker stops, and the run is queued again when the last child finished
+ * (or a timeout passed), with each invoke step's outcome in the memo
+ * (STEP_KIND_INVOKE describes it). Each child is started once per parent and
+ * step id: a request naming a step that already has a child starts nothing
+ * new for it (and a step already completed keeps its outcome), so a repeat
+ * after a lost answer, a crash or a resumed run is safe. When every child named
+ * has already finished, the run is queued again at once. Cancelling the parent
+ * cancels its unfinished children, and theirs.
+ */
+export interface InvokeChildren {
+  /**
+   * The children to start, 1 to 1,000 (RESOURCE_EXHAUSTED above), with
+   * distinct step ids.
+   */
+  children: ChildRunRequest[];
+}
+
+/** ChildRunRequest is one child run to start from a step.invoke. */
+export interface ChildRunRequest {
+  /** The parent's step id for this invoke, 1 to 500 characters. */
+  stepId: string;
+  /** Queue of the child run, at most 200 characters. Empty means "default". */
+  queue: string;
+  /** Job of the child run, 1 to 200 characters. */
+  job: string;
+  /** The child's payload as JSON text. Empty means null. */
+  payloadJson: string;
+  /**
+   * How long the parent waits for this child, in milliseconds, 1 to ten
+   * years. When it passes, the step completes with status "timed_out" and
+   * the child is cancelled.
+   */
+  timeoutMs: number;
+  /**
+   * Attempts allowed for the child, 1 to 1,000. 0 means the server default
+   * (STACKSHIFT_DEFAULT_MAX_ATTEMPTS).
+   */
+  maxAttempts: number;
+  /**
+   * Priority of the child among ready runs of its queue; higher runs first.
+   * -1000 to 1000, default 0.
+   */
+  priority: number;
 }
 
 function createBaseLeaseRef(): LeaseRef {
@@ -3598,6 +3654,9 @@ export const SuspendRunRequest: MessageFns<SuspendRunRequest> = {
       case "event":
         EventWait.encode(message.wait.event, writer.uint32(42).fork()).join();
         break;
+      case "invoke":
+        InvokeChildren.encode(message.wait.invoke, writer.uint32(50).fork()).join();
+        break;
     }
     return writer;
   },
@@ -3655,6 +3714,14 @@ export const SuspendRunRequest: MessageFns<SuspendRunRequest> = {
             message.wait = { $case: "event", event: EventWait.decode(reader, reader.uint32()) };
             continue;
           }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.wait = { $case: "invoke", invoke: InvokeChildren.decode(reader, reader.uint32()) };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3688,6 +3755,8 @@ export const SuspendRunRequest: MessageFns<SuspendRunRequest> = {
         ? { $case: "sleep", sleep: SleepUntil.fromJSON(object.sleep) }
         : isSet(object.event)
         ? { $case: "event", event: EventWait.fromJSON(object.event) }
+        : isSet(object.invoke)
+        ? { $case: "invoke", invoke: InvokeChildren.fromJSON(object.invoke) }
         : undefined,
     };
   },
@@ -3707,6 +3776,8 @@ export const SuspendRunRequest: MessageFns<SuspendRunRequest> = {
       obj.sleep = SleepUntil.toJSON(message.wait.sleep);
     } else if (message.wait?.$case === "event") {
       obj.event = EventWait.toJSON(message.wait.event);
+    } else if (message.wait?.$case === "invoke") {
+      obj.invoke = InvokeChildren.toJSON(message.wait.invoke);
     }
     return obj;
   },
@@ -3729,6 +3800,12 @@ export const SuspendRunRequest: MessageFns<SuspendRunRequest> = {
       case "event": {
         if (object.wait?.event !== undefined && object.wait?.event !== null) {
           message.wait = { $case: "event", event: EventWait.fromPartial(object.wait.event) };
+        }
+        break;
+      }
+      case "invoke": {
+        if (object.wait?.invoke !== undefined && object.wait?.invoke !== null) {
+          message.wait = { $case: "invoke", invoke: InvokeChildren.fromPartial(object.wait.invoke) };
         }
         break;
       }
@@ -4020,6 +4097,258 @@ export const SuspendRunResponse: MessageFns<SuspendRunResponse> = {
     const message = createBaseSuspendRunResponse();
     message.suspended = object.suspended ?? false;
     message.event = (object.event !== undefined && object.event !== null) ? Event.fromPartial(object.event) : undefined;
+    return message;
+  },
+};
+
+function createBaseInvokeChildren(): InvokeChildren {
+  return { children: [] };
+}
+
+export const InvokeChildren: MessageFns<InvokeChildren> = {
+  encode(message: InvokeChildren, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.children) {
+      ChildRunRequest.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): InvokeChildren {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseInvokeChildren();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.children.push(ChildRunRequest.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): InvokeChildren {
+    return {
+      children: globalThis.Array.isArray(object?.children)
+        ? object.children.map((e: any) => ChildRunRequest.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: InvokeChildren): unknown {
+    const obj: any = {};
+    if (message.children?.length) {
+      obj.children = message.children.map((e) => ChildRunRequest.toJSON(e));
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<InvokeChildren>): InvokeChildren {
+    return InvokeChildren.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<InvokeChildren>): InvokeChildren {
+    const message = createBaseInvokeChildren();
+    message.children = object.children?.map((e) => ChildRunRequest.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseChildRunRequest(): ChildRunRequest {
+  return { stepId: "", queue: "", job: "", payloadJson: "", timeoutMs: 0, maxAttempts: 0, priority: 0 };
+}
+
+export const ChildRunRequest: MessageFns<ChildRunRequest> = {
+  encode(message: ChildRunRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.stepId !== "") {
+      writer.uint32(10).string(message.stepId);
+    }
+    if (message.queue !== "") {
+      writer.uint32(18).string(message.queue);
+    }
+    if (message.job !== "") {
+      writer.uint32(26).string(message.job);
+    }
+    if (message.payloadJson !== "") {
+      writer.uint32(34).string(message.payloadJson);
+    }
+    if (message.timeoutMs !== 0) {
+      writer.uint32(40).int64(message.timeoutMs);
+    }
+    if (message.maxAttempts !== 0) {
+      writer.uint32(48).uint32(message.maxAttempts);
+    }
+    if (message.priority !== 0) {
+      writer.uint32(56).int32(message.priority);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ChildRunRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseChildRunRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.stepId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.queue = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.job = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.payloadJson = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.timeoutMs = longToNumber(reader.int64());
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.maxAttempts = reader.uint32();
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.priority = reader.int32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ChildRunRequest {
+    return {
+      stepId: isSet(object.stepId)
+        ? globalThis.String(object.stepId)
+        : isSet(object.step_id)
+        ? globalThis.String(object.step_id)
+        : "",
+      queue: isSet(object.queue) ? globalThis.String(object.queue) : "",
+      job: isSet(object.job) ? globalThis.String(object.job) : "",
+      payloadJson: isSet(object.payloadJson)
+        ? globalThis.String(object.payloadJson)
+        : isSet(object.payload_json)
+        ? globalThis.String(object.payload_json)
+        : "",
+      timeoutMs: isSet(object.timeoutMs)
+        ? globalThis.Number(object.timeoutMs)
+        : isSet(object.timeout_ms)
+        ? globalThis.Number(object.timeout_ms)
+        : 0,
+      maxAttempts: isSet(object.maxAttempts)
+        ? globalThis.Number(object.maxAttempts)
+        : isSet(object.max_attempts)
+        ? globalThis.Number(object.max_attempts)
+        : 0,
+      priority: isSet(object.priority) ? globalThis.Number(object.priority) : 0,
+    };
+  },
+
+  toJSON(message: ChildRunRequest): unknown {
+    const obj: any = {};
+    if (message.stepId !== "") {
+      obj.stepId = message.stepId;
+    }
+    if (message.queue !== "") {
+      obj.queue = message.queue;
+    }
+    if (message.job !== "") {
+      obj.job = message.job;
+    }
+    if (message.payloadJson !== "") {
+      obj.payloadJson = message.payloadJson;
+    }
+    if (message.timeoutMs !== 0) {
+      obj.timeoutMs = Math.round(message.timeoutMs);
+    }
+    if (message.maxAttempts !== 0) {
+      obj.maxAttempts = Math.round(message.maxAttempts);
+    }
+    if (message.priority !== 0) {
+      obj.priority = Math.round(message.priority);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ChildRunRequest>): ChildRunRequest {
+    return ChildRunRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ChildRunRequest>): ChildRunRequest {
+    const message = createBaseChildRunRequest();
+    message.stepId = object.stepId ?? "";
+    message.queue = object.queue ?? "";
+    message.job = object.job ?? "";
+    message.payloadJson = object.payloadJson ?? "";
+    message.timeoutMs = object.timeoutMs ?? 0;
+    message.maxAttempts = object.maxAttempts ?? 0;
+    message.priority = object.priority ?? 0;
     return message;
   },
 };
