@@ -61,6 +61,7 @@ try {
     idempotencyKey: undefined,
     payloadMatchJson: undefined,
     sourceRunId: undefined,
+    scheduleId: undefined,
   }
   const hourAgo = new Date(Date.now() - 3_600_000)
   const cases: Array<[string, Partial<RunFilter>]> = [

@@ -78,6 +78,10 @@ export interface Run<TResult = unknown, TPayload = unknown> {
   rerunOf: string | undefined
   /** For a run made by `replayRun`: the run it was forked from, and the step it executes from. */
   forkedFrom: { runId: string; stepId: string } | undefined
+  /** For a run a schedule fired: the schedule's id. */
+  scheduleId: string | undefined
+  /** For a run a schedule fired: the tick it was fired for (a trigger's: the instant of the trigger). */
+  scheduledAt: Date | undefined
 }
 
 /** What `enqueue` returns. */
@@ -127,6 +131,8 @@ export interface ListRunsOptions {
   payloadMatch?: Record<string, unknown>
   /** Only runs made from this run by `rerunRun` or `replayRun`. */
   sourceRunId?: string
+  /** Only runs fired by this schedule. */
+  scheduleId?: string
 }
 
 /** A page of runs, newest first. Runs in a page carry no steps or attempt history (see `getRun`). */

@@ -64,6 +64,14 @@ export interface ClaimedRun {
   availableAt: Date
   memo: MemoEntry[]
   traceContext: TraceContext | undefined
+  /** For a run a schedule fired: the schedule and the tick. */
+  schedule?: ScheduleTick | undefined
+}
+
+/** The schedule that fired a run, and the tick it fired it for. */
+export interface ScheduleTick {
+  id: string
+  scheduledAt: Date
 }
 
 /** A lease a worker holds, as it names it in writes. */
@@ -156,10 +164,12 @@ export interface RunFilter {
   payloadMatchJson: string | undefined
   /** Only runs made from this run (reruns and replays). */
   sourceRunId: string | undefined
+  /** Only runs fired by this schedule. */
+  scheduleId: string | undefined
 }
 
-/** How a run came to be: enqueued, or made by an operator from another run. */
-export type RunOrigin = 'enqueue' | 'rerun' | 'replay'
+/** How a run came to be: enqueued, made by an operator from another run, or fired by a schedule. */
+export type RunOrigin = 'enqueue' | 'rerun' | 'replay' | 'schedule'
 
 export type AttemptOutcome = 'running' | 'completed' | 'failed' | 'lease_expired' | 'cancelled'
 
@@ -195,6 +205,8 @@ export interface RunRecord {
   sourceRunId: string | undefined
   /** For a replay: the step it executes from. */
   replayedFromStepId: string | undefined
+  /** For a run a schedule fired: the schedule and the tick. */
+  schedule: ScheduleTick | undefined
 }
 
 /** A run with its steps and every attempt. */

@@ -59,6 +59,7 @@ const runOriginToProto: Record<DomainRunOrigin, RunOrigin> = {
   enqueue: RunOrigin.RUN_ORIGIN_UNSPECIFIED,
   rerun: RunOrigin.RUN_ORIGIN_RERUN,
   replay: RunOrigin.RUN_ORIGIN_REPLAY,
+  schedule: RunOrigin.RUN_ORIGIN_SCHEDULE,
 }
 
 function toRunError(error: ErrorInfo | undefined): RunError | undefined {
@@ -89,6 +90,8 @@ export function toRunMessage(run: RunRecord | RunDetails): Run {
     origin: runOriginToProto[run.origin],
     sourceRunId: run.sourceRunId ?? '',
     replayedFromStepId: run.replayedFromStepId ?? '',
+    scheduleId: run.schedule?.id ?? '',
+    scheduledAt: run.schedule?.scheduledAt,
     steps: details.steps.map((step) => ({
       id: step.id,
       kind: stepKindToProto[step.kind],
@@ -128,6 +131,8 @@ export function toTaskMessage(run: ClaimedRun, leaseMs: number): Task {
     availableAt: run.availableAt,
     leaseExpiresAt: run.leaseExpiresAt,
     traceContext: run.traceContext ?? {},
+    scheduledAt: run.schedule?.scheduledAt,
+    scheduleId: run.schedule?.id ?? '',
   }
 }
 

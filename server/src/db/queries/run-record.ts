@@ -22,12 +22,14 @@ export interface RunRow {
   origin: Exclude<RunOrigin, 'enqueue'> | null
   source_run_id: string | null
   replayed_from_step_id: string | null
+  schedule_id: string | null
+  scheduled_at: Date | null
 }
 
 /** The columns of a whole run, as RunRow names them. */
 export const runColumns = `id::text AS id, namespace, queue, job, status, payload::text AS payload_json, result::text AS result_json, error,
   attempt, max_attempts, priority, created_at, available_at, started_at, finished_at, idempotency_key, trace_context,
-  origin, source_run_id::text AS source_run_id, replayed_from_step_id`
+  origin, source_run_id::text AS source_run_id, replayed_from_step_id, schedule_id, scheduled_at`
 
 export function toRunRecord(row: RunRow): RunRecord {
   return {
@@ -51,5 +53,6 @@ export function toRunRecord(row: RunRow): RunRecord {
     origin: row.origin ?? 'enqueue',
     sourceRunId: row.source_run_id ?? undefined,
     replayedFromStepId: row.replayed_from_step_id ?? undefined,
+    schedule: row.schedule_id === null ? undefined : { id: row.schedule_id, scheduledAt: row.scheduled_at! },
   }
 }

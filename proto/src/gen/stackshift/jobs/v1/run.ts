@@ -294,6 +294,11 @@ export enum RunOrigin {
    * memo of the source's steps completed before `replayed_from_step_id`.
    */
   RUN_ORIGIN_REPLAY = 2,
+  /**
+   * RUN_ORIGIN_SCHEDULE - Fired by a schedule (a tick, a trigger or a backfill): `schedule_id` and
+   * `scheduled_at` say which schedule and which tick.
+   */
+  RUN_ORIGIN_SCHEDULE = 3,
   UNRECOGNIZED = -1,
 }
 
@@ -308,6 +313,9 @@ export function runOriginFromJSON(object: any): RunOrigin {
     case 2:
     case "RUN_ORIGIN_REPLAY":
       return RunOrigin.RUN_ORIGIN_REPLAY;
+    case 3:
+    case "RUN_ORIGIN_SCHEDULE":
+      return RunOrigin.RUN_ORIGIN_SCHEDULE;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -323,6 +331,8 @@ export function runOriginToJSON(object: RunOrigin): string {
       return "RUN_ORIGIN_RERUN";
     case RunOrigin.RUN_ORIGIN_REPLAY:
       return "RUN_ORIGIN_REPLAY";
+    case RunOrigin.RUN_ORIGIN_SCHEDULE:
+      return "RUN_ORIGIN_SCHEDULE";
     case RunOrigin.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";
@@ -512,6 +522,18 @@ export interface Run {
    * before it were copied into this run's memo (empty otherwise).
    */
   replayedFromStepId: string;
+  /**
+   * For a run a schedule fired (RUN_ORIGIN_SCHEDULE): the schedule's id
+   * (see ScheduleService). Empty otherwise.
+   */
+  scheduleId: string;
+  /**
+   * For a run a schedule fired: the tick it was fired for, the instant the
+   * cron expression named (not when the run was stored; the gap is the
+   * firing delay). A trigger's run has the instant of the trigger. Unset
+   * otherwise.
+   */
+  scheduledAt: Date | undefined;
 }
 
 export interface Run_TraceContextEntry {
@@ -1179,6 +1201,8 @@ function createBaseRun(): Run {
     origin: 0,
     sourceRunId: "",
     replayedFromStepId: "",
+    scheduleId: "",
+    scheduledAt: undefined,
   };
 }
 
@@ -1249,6 +1273,12 @@ export const Run: MessageFns<Run> = {
     }
     if (message.replayedFromStepId !== "") {
       writer.uint32(178).string(message.replayedFromStepId);
+    }
+    if (message.scheduleId !== "") {
+      writer.uint32(186).string(message.scheduleId);
+    }
+    if (message.scheduledAt !== undefined) {
+      Timestamp.encode(toTimestamp(message.scheduledAt), writer.uint32(194).fork()).join();
     }
     return writer;
   },
@@ -1445,6 +1475,22 @@ export const Run: MessageFns<Run> = {
             message.replayedFromStepId = reader.string();
             continue;
           }
+          case 23: {
+            if (tag !== 186) {
+              break;
+            }
+
+            message.scheduleId = reader.string();
+            continue;
+          }
+          case 24: {
+            if (tag !== 194) {
+              break;
+            }
+
+            message.scheduledAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1553,6 +1599,16 @@ export const Run: MessageFns<Run> = {
         : isSet(object.replayed_from_step_id)
         ? globalThis.String(object.replayed_from_step_id)
         : "",
+      scheduleId: isSet(object.scheduleId)
+        ? globalThis.String(object.scheduleId)
+        : isSet(object.schedule_id)
+        ? globalThis.String(object.schedule_id)
+        : "",
+      scheduledAt: isSet(object.scheduledAt)
+        ? fromJsonTimestamp(object.scheduledAt)
+        : isSet(object.scheduled_at)
+        ? fromJsonTimestamp(object.scheduled_at)
+        : undefined,
     };
   },
 
@@ -1630,6 +1686,12 @@ export const Run: MessageFns<Run> = {
     if (message.replayedFromStepId !== "") {
       obj.replayedFromStepId = message.replayedFromStepId;
     }
+    if (message.scheduleId !== "") {
+      obj.scheduleId = message.scheduleId;
+    }
+    if (message.scheduledAt !== undefined) {
+      obj.scheduledAt = message.scheduledAt.toISOString();
+    }
     return obj;
   },
 
@@ -1670,6 +1732,8 @@ export const Run: MessageFns<Run> = {
     message.origin = object.origin ?? 0;
     message.sourceRunId = object.sourceRunId ?? "";
     message.replayedFromStepId = object.replayedFromStepId ?? "";
+    message.scheduleId = object.scheduleId ?? "";
+    message.scheduledAt = object.scheduledAt ?? undefined;
     return message;
   },
 };

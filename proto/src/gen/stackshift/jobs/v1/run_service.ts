@@ -298,6 +298,8 @@ export interface ListRunsRequest {
    * empty: any.
    */
   sourceRunId: string;
+  /** Only runs fired by this schedule (Run.schedule_id); empty: any. */
+  scheduleId: string;
 }
 
 /** ListRunsResponse is one page of runs. */
@@ -2069,6 +2071,7 @@ function createBaseListRunsRequest(): ListRunsRequest {
     idempotencyKey: "",
     payloadMatchJson: "",
     sourceRunId: "",
+    scheduleId: "",
   };
 }
 
@@ -2109,6 +2112,9 @@ export const ListRunsRequest: MessageFns<ListRunsRequest> = {
     }
     if (message.sourceRunId !== "") {
       writer.uint32(98).string(message.sourceRunId);
+    }
+    if (message.scheduleId !== "") {
+      writer.uint32(114).string(message.scheduleId);
     }
     return writer;
   },
@@ -2222,6 +2228,14 @@ export const ListRunsRequest: MessageFns<ListRunsRequest> = {
             message.sourceRunId = reader.string();
             continue;
           }
+          case 14: {
+            if (tag !== 114) {
+              break;
+            }
+
+            message.scheduleId = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2272,6 +2286,11 @@ export const ListRunsRequest: MessageFns<ListRunsRequest> = {
         : isSet(object.source_run_id)
         ? globalThis.String(object.source_run_id)
         : "",
+      scheduleId: isSet(object.scheduleId)
+        ? globalThis.String(object.scheduleId)
+        : isSet(object.schedule_id)
+        ? globalThis.String(object.schedule_id)
+        : "",
     };
   },
 
@@ -2313,6 +2332,9 @@ export const ListRunsRequest: MessageFns<ListRunsRequest> = {
     if (message.sourceRunId !== "") {
       obj.sourceRunId = message.sourceRunId;
     }
+    if (message.scheduleId !== "") {
+      obj.scheduleId = message.scheduleId;
+    }
     return obj;
   },
 
@@ -2333,6 +2355,7 @@ export const ListRunsRequest: MessageFns<ListRunsRequest> = {
     message.idempotencyKey = object.idempotencyKey ?? "";
     message.payloadMatchJson = object.payloadMatchJson ?? "";
     message.sourceRunId = object.sourceRunId ?? "";
+    message.scheduleId = object.scheduleId ?? "";
     return message;
   },
 };
