@@ -1,7 +1,7 @@
 import type { Knex } from 'knex'
 import { type RunRecord, finishedStatuses, publicStatus } from '../core/run.js'
 import { type TickPlan, planDueTicks } from '../core/schedule.js'
-import { CronSeriesCache } from '../core/schedule-ticks.js'
+import { type CronSeries, CronSeriesCache } from '../core/schedule-ticks.js'
 import { runCancel, runLockForCancel } from '../db/queries/cancellation.js'
 import {
   type ScheduleAdvance,
@@ -91,7 +91,25 @@ export class ScheduleFiring {
     const toCancel: string[] = []
     let hasMore = false
     for (const schedule of schedules) {
-      const series = this.series.get(schedule.cron, schedule.timezone)
+      let series: CronSeries
+      try {
+        series = this.series.get(schedule.cron, schedule.timezone)
+      } catch (error) {
+        // Stored expressions were valid when stored; one this process cannot read (a zone its time zone
+        // database lacks) stops that schedule, rather than failing every batch it is taken in.
+        this.deps.logger.error(
+          { err: error, namespace: schedule.namespace, scheduleId: schedule.id },
+          'schedule cannot be evaluated; it stops',
+        )
+        advances.push({
+          namespace: schedule.namespace,
+          id: schedule.id,
+          nextFireAt: undefined,
+          lastTickAt: undefined,
+          bufferedAt: undefined,
+        })
+        continue
+      }
       const runIds = unfinishedBySchedule.get(`${schedule.namespace}/${schedule.id}`) ?? []
       const plan: TickPlan = planDueTicks(
         {
