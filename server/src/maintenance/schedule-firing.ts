@@ -83,7 +83,9 @@ export class ScheduleFiring {
     const unfinishedBySchedule = new Map<string, string[]>()
     for (const run of unfinished) {
       const key = `${run.namespace}/${run.scheduleId}`
-      unfinishedBySchedule.set(key, [...(unfinishedBySchedule.get(key) ?? []), run.runId])
+      const runIds = unfinishedBySchedule.get(key)
+      if (runIds) runIds.push(run.runId)
+      else unfinishedBySchedule.set(key, [run.runId])
     }
 
     const ticks: Array<{ namespace: string; scheduleId: string; tick: Date; queue: string }> = []
@@ -128,7 +130,8 @@ export class ScheduleFiring {
       advances.push({ namespace: schedule.namespace, id: schedule.id, ...plan })
       if (plan.nextFireAt && plan.nextFireAt <= now) hasMore = true
       if (plan.isBehindWindow || plan.skipped > 0) {
-        this.deps.logger.info(
+        // Debug: a frequent schedule with a slow job drops a tick every period, by design.
+        this.deps.logger.debug(
           { namespace: schedule.namespace, scheduleId: schedule.id, skipped: plan.skipped, isBehindWindow: plan.isBehindWindow },
           'schedule ticks dropped (overlap policy, or older than the catch-up window)',
         )

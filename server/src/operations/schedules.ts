@@ -66,9 +66,7 @@ export class ScheduledRuns {
   }
 
   announce(runs: readonly FiredRun[]): void {
-    const byNamespace = new Map<string, FiredRun[]>()
-    for (const run of runs) byNamespace.set(run.namespace, [...(byNamespace.get(run.namespace) ?? []), run])
-    for (const [namespace, fired] of byNamespace) {
+    for (const [namespace, fired] of groupBy(runs, (run) => run.namespace)) {
       this.deps.announcer.announceLocally(namespace, [...new Set(fired.map((run) => run.queue))])
       this.deps.metrics.recordEnqueued(namespace, fired)
     }
@@ -191,10 +189,10 @@ export class Schedules {
 
   /** Schedules with their next ticks (from their next unhandled tick, or from now for a paused one) and last runs. */
   private async withViews(schedules: readonly ScheduleRecord[]): Promise<ScheduleView[]> {
-    const byNamespace = new Map<string, string[]>()
-    for (const s of schedules) byNamespace.set(s.namespace, [...(byNamespace.get(s.namespace) ?? []), s.id])
+    const byNamespace = groupBy(schedules, (schedule) => schedule.namespace)
     const recent = new Map<string, ScheduleView['recentRuns']>()
-    for (const [namespace, ids] of byNamespace) {
+    for (const [namespace, inNamespace] of byNamespace) {
+      const ids = inNamespace.map((schedule) => schedule.id)
       for (const [id, runs] of await scheduleRecentRuns(this.deps.db, { namespace, ids, count: shownTicks }))
         recent.set(`${namespace}/${id}`, runs)
     }
@@ -215,6 +213,16 @@ function upcomingTicks(schedule: ScheduleRecord, series: CronSeries, now: Date):
 
 function seriesOf(schedule: ScheduleRecord): CronSeries {
   return parseCronSeries(schedule.cron, schedule.timezone)
+}
+
+function groupBy<T>(items: readonly T[], keyOf: (item: T) => string): Map<string, T[]> {
+  const groups = new Map<string, T[]>()
+  for (const item of items) {
+    const group = groups.get(keyOf(item))
+    if (group) group.push(item)
+    else groups.set(keyOf(item), [item])
+  }
+  return groups
 }
 
 function notFound(namespace: string, id: string): NotFoundError {

@@ -169,7 +169,10 @@ export async function scheduleRecentRuns(
   const runs = new Map<string, ScheduleRunRef[]>()
   for (const row of rows) {
     const status: RunStatus = publicStatus(row.status)
-    runs.set(row.schedule_id, [...(runs.get(row.schedule_id) ?? []), { runId: row.run_id, status, scheduledAt: row.scheduled_at }])
+    const ref = { runId: row.run_id, status, scheduledAt: row.scheduled_at }
+    const found = runs.get(row.schedule_id)
+    if (found) found.push(ref)
+    else runs.set(row.schedule_id, [ref])
   }
   return runs
 }
