@@ -125,6 +125,24 @@ describe('defining schedules', () => {
     )
   })
 
+  it('names the field of every other bad request: an id, a page, a backfill range', async () => {
+    const refusal = (call: (callback: (error: Error | null) => void) => void) =>
+      new Promise<string | undefined>((resolve) => call((error) => resolve(error?.message)))
+    expect(await refusal((done) => schedules().getSchedule({ namespace: '', scheduleId: 'no spaces' }, done))).toMatch(
+      /INVALID_ARGUMENT: schedule_id: /,
+    )
+    expect(await refusal((done) => schedules().listSchedules({ namespace: '', limit: 501, cursor: '' }, done))).toMatch(
+      /INVALID_ARGUMENT: limit: must be at most 500/,
+    )
+    expect(await refusal((done) => schedules().listSchedules({ namespace: 'bad namespace', limit: 0, cursor: '' }, done))).toMatch(
+      /INVALID_ARGUMENT: namespace: /,
+    )
+    const backfill = (startAt: Date | undefined, endAt: Date | undefined) =>
+      refusal((done) => schedules().backfillSchedule({ namespace: '', scheduleId: 'x', startAt, endAt }, done))
+    expect(await backfill(undefined, new Date())).toMatch(/INVALID_ARGUMENT: start_at: is required/)
+    expect(await backfill(new Date(), undefined)).toMatch(/INVALID_ARGUMENT: end_at: is required/)
+  })
+
   it('answers NOT_FOUND for a schedule that is not there', async () => {
     await expect(env.stackshift.schedules.get('missing')).rejects.toThrow(NotFoundError)
     await expect(env.stackshift.schedules.pause('missing')).rejects.toThrow(NotFoundError)

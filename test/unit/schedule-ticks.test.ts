@@ -153,6 +153,17 @@ describe('what a pass does with due ticks', () => {
     expect(plan.nextFireAt?.toISOString()).toBe('2026-01-01T00:02:00.000Z')
   })
 
+  it('fires a buffered tick of a schedule whose expression has no more ticks, and nothing else', () => {
+    const plan = planDueTicks(
+      due({ overlap: 'buffer_one', nextFireAt: undefined, bufferedAt: at('2026-01-01T00:01:00Z') }),
+      minutely,
+      now,
+      100,
+    )
+    expect(iso(plan.fire)).toEqual(['2026-01-01T00:01:00.000Z'])
+    expect(plan).toMatchObject({ bufferedAt: undefined, nextFireAt: undefined, lastTickAt: undefined })
+  })
+
   it('fires nothing for a schedule whose next tick is in the future', () => {
     const plan = planDueTicks(due({ nextFireAt: at('2026-01-01T00:05:00Z') }), minutely, now, 100)
     expect(plan).toMatchObject({ fire: [], lastTickAt: undefined })
