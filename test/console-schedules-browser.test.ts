@@ -90,6 +90,8 @@ describe.skipIf(!existsSync(chromiumPath) && !process.env.CI)('the Schedules pag
     const nightly = card('nightly-report')
     expect(await nightly.innerText()).toMatch(/paused[\s\S]*0 2 \* \* \*[\s\S]*Europe\/Paris[\s\S]*buildReport on reports[\s\S]*skip/)
     expect(await nightly.locator('.schedule-ticks li').count()).toBe(5)
+    // Each tick says what it is in the schedule's zone: 02:00 in Paris.
+    expect(await nightly.locator('.schedule-ticks li').first().getAttribute('title')).toMatch(/\b0?2:00(\s*AM)? in Europe\/Paris$/)
     expect(await nightly.locator('.schedule-runs li').count()).toBe(3)
     expect(await card('hourly-sync').innerText()).toMatch(/active[\s\S]*buffer one/)
     await page.screenshot({ path: `${artifacts}schedules.png`, fullPage: true })

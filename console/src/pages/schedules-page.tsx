@@ -16,6 +16,12 @@ const overlapLabels: Record<ScheduleOverlapPolicy, string> = {
   [ScheduleOverlapPolicy.UNRECOGNIZED]: 'unknown',
 }
 
+/** A tick as the schedule's cron expression reads it: the wall time in its zone. */
+function formatInZone(tick: Date, timezone: string): string {
+  const wallTime = new Intl.DateTimeFormat(undefined, { timeZone: timezone, dateStyle: 'medium', timeStyle: 'short' }).format(tick)
+  return `${wallTime} in ${timezone}`
+}
+
 /** A schedule's last runs, newest first, each linking to its run. */
 function RecentRuns(props: { runs: ScheduleRun[] }) {
   if (props.runs.length === 0) return <span className="muted small">none yet</span>
@@ -92,7 +98,7 @@ function ScheduleCard(props: { schedule: Schedule; canOperate: boolean }) {
           <h3>{schedule.isPaused ? 'Would fire, if resumed' : 'Next fire times'}</h3>
           <ol className="schedule-ticks">
             {schedule.nextFireTimes.map((tick) => (
-              <li key={tick.getTime()} title={formatPreciseTime(tick)}>
+              <li key={tick.getTime()} title={`${formatPreciseTime(tick)} here; ${formatInZone(tick, definition.timezone)}`}>
                 {formatTime(tick)}
               </li>
             ))}
