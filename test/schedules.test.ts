@@ -280,6 +280,27 @@ describe('firing', () => {
     await expect(env.stackshift.schedules.backfill('hourly', { from: to, to: from })).rejects.toThrow(/end_at/)
   })
 
+  it('fires a 02:30 Paris schedule once on the day 02:30 is skipped and once on the day it repeats (by backfill)', async () => {
+    await env.stackshift.schedules.create({
+      id: 'half-past-two',
+      cron: '30 2 * * *',
+      timezone: 'Europe/Paris',
+      job: 'nobody',
+      queue: 'dst',
+      paused: true,
+    })
+    const spring = { from: new Date('2026-03-28T00:00:00Z'), to: new Date('2026-03-30T00:00:00Z') }
+    const autumn = { from: new Date('2026-10-24T00:00:00Z'), to: new Date('2026-10-26T00:00:00Z') }
+    expect(await env.stackshift.schedules.backfill('half-past-two', spring)).toEqual({ fired: 2, existing: 0 })
+    expect(await env.stackshift.schedules.backfill('half-past-two', autumn)).toEqual({ fired: 2, existing: 0 })
+    expect((await runsOf('half-past-two')).map((run) => run.scheduled_at.toISOString())).toEqual([
+      '2026-03-28T01:30:00.000Z',
+      '2026-03-29T01:00:00.000Z', // 03:00 CEST: the skipped 02:30, once
+      '2026-10-24T00:30:00.000Z',
+      '2026-10-25T00:30:00.000Z', // the first of the two 02:30s, once
+    ])
+  })
+
   it('triggers one run now, with the trigger as its tick', async () => {
     await env.stackshift.schedules.create({ id: 'on-demand', cron: '0 0 1 1 *', job: 'nobody', queue: 'trigger', paused: true })
     const before = Date.now()
