@@ -38,7 +38,7 @@ export function toOverlapPolicyMessage(policy: OverlapPolicy): ScheduleOverlapPo
 }
 
 /** A schedule's id: it goes into idempotency keys and URLs, so a plain name. */
-export const scheduleIdSchema = z
+const scheduleIdSchema = z
   .string()
   .min(1, 'must not be empty')
   .max(limits.scheduleIdMaxLength, `must be at most ${limits.scheduleIdMaxLength} characters`)
