@@ -61,6 +61,7 @@ try {
     idempotencyKey: undefined,
     payloadMatchJson: undefined,
     sourceRunId: undefined,
+    scheduleId: undefined,
     parentRunId: undefined,
   }
   const hourAgo = new Date(Date.now() - 3_600_000)

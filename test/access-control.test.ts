@@ -38,6 +38,16 @@ import {
   RevokeReason,
   SuspendRunRequest,
 } from '@stackshift/proto/worker-service'
+import {
+  BackfillScheduleRequest,
+  CreateScheduleRequest,
+  DeleteScheduleRequest,
+  GetScheduleRequest,
+  ListSchedulesRequest,
+  PauseScheduleRequest,
+  ResumeScheduleRequest,
+  TriggerScheduleRequest,
+} from '@stackshift/proto/schedule-service'
 import type pg from 'pg'
 import {
   BulkActionKind,
@@ -142,6 +152,11 @@ beforeAll(async () => {
     keys.B.state.secret,
   )
   b.lockId = lock.response!.lock!.lockId
+  await callWith(
+    clients.schedules.createSchedule.bind(clients.schedules),
+    CreateScheduleRequest.fromPartial({ namespace: 'B', schedule: { id: 'b-schedule', cron: '0 0 1 1 *', job: 'j', paused: true } }),
+    keys.B.operate.secret,
+  )
 }, 60_000)
 
 afterAll(async () => {
@@ -161,6 +176,7 @@ async function snapshotOfB(): Promise<string> {
     `SELECT to_jsonb(l) AS row FROM stackshift.locks l WHERE namespace = 'B' ORDER BY key`,
     `SELECT to_jsonb(k) - 'secret_sha256' AS row FROM stackshift.api_keys k WHERE namespace = 'B' ORDER BY id`,
     `SELECT to_jsonb(a) AS row FROM stackshift.bulk_actions a WHERE namespace = 'B' ORDER BY id`,
+    `SELECT to_jsonb(s) AS row FROM stackshift.schedules s WHERE namespace = 'B' ORDER BY id`,
   ]
   const parts: string[] = []
   for (const text of tables) parts.push(JSON.stringify((await db.query<{ row: unknown }>(text)).rows.map((r) => r.row)))
@@ -183,7 +199,8 @@ const unary = <Request>(
 
 /** Every RPC of every service, aimed at B. Built lazily: B's ids are known only after setup. */
 function calls(): Record<string, Call> {
-  const { runs, workers, state, admin, operator } = clients
+  const { runs, workers, state, admin, operator, schedules } = clients
+  const schedule = { namespace: 'B', scheduleId: 'b-schedule' }
   const lease = () => ({ runId: b.heldRunId, leaseToken: b.leaseToken })
   const run = { queue: 'q', job: 'j', payloadJson: '{}' }
   return {
@@ -374,6 +391,46 @@ function calls(): Record<string, Call> {
     'OperatorService/GetQueueStats': {
       scope: 'read',
       run: unary(operator.getQueueStats.bind(operator), () => GetQueueStatsRequest.fromPartial({ namespace: 'B' })),
+    },
+    'ScheduleService/CreateSchedule': {
+      scope: 'operate',
+      run: unary(schedules.createSchedule.bind(schedules), () =>
+        CreateScheduleRequest.fromPartial({ namespace: 'B', schedule: { id: 'b-schedule', cron: '* * * * * *', job: 'forged' } }),
+      ),
+    },
+    'ScheduleService/GetSchedule': {
+      scope: 'read',
+      run: unary(schedules.getSchedule.bind(schedules), () => GetScheduleRequest.fromPartial(schedule)),
+    },
+    'ScheduleService/ListSchedules': {
+      scope: 'read',
+      run: unary(schedules.listSchedules.bind(schedules), () => ListSchedulesRequest.fromPartial({ namespace: 'B' })),
+    },
+    'ScheduleService/DeleteSchedule': {
+      scope: 'operate',
+      run: unary(schedules.deleteSchedule.bind(schedules), () => DeleteScheduleRequest.fromPartial(schedule)),
+    },
+    'ScheduleService/PauseSchedule': {
+      scope: 'operate',
+      run: unary(schedules.pauseSchedule.bind(schedules), () => PauseScheduleRequest.fromPartial(schedule)),
+    },
+    'ScheduleService/ResumeSchedule': {
+      scope: 'operate',
+      run: unary(schedules.resumeSchedule.bind(schedules), () => ResumeScheduleRequest.fromPartial(schedule)),
+    },
+    'ScheduleService/TriggerSchedule': {
+      scope: 'operate',
+      run: unary(schedules.triggerSchedule.bind(schedules), () => TriggerScheduleRequest.fromPartial(schedule)),
+    },
+    'ScheduleService/BackfillSchedule': {
+      scope: 'operate',
+      run: unary(schedules.backfillSchedule.bind(schedules), () =>
+        BackfillScheduleRequest.fromPartial({
+          ...schedule,
+          startAt: new Date('2026-01-01T00:00:00Z'),
+          endAt: new Date('2027-01-01T00:00:00Z'),
+        }),
+      ),
     },
   }
 }

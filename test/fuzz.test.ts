@@ -22,6 +22,18 @@ import {
 } from '@stackshift/proto/operator-service'
 import { RunStatus, StepKind } from '@stackshift/proto/run'
 import {
+  BackfillScheduleRequest,
+  CreateScheduleRequest,
+  DeleteScheduleRequest,
+  GetScheduleRequest,
+  ListSchedulesRequest,
+  PauseScheduleRequest,
+  ResumeScheduleRequest,
+  ScheduleOverlapPolicy,
+  ScheduleServiceService,
+  TriggerScheduleRequest,
+} from '@stackshift/proto/schedule-service'
+import {
   CancelRunRequest,
   EnqueueBatchRequest,
   EnqueueRequest,
@@ -497,6 +509,39 @@ it('random and mutated requests to every method get clear statuses, and leave th
     [OperatorServiceService.listWorkers.path]: [seed(ListWorkersRequest, { namespace })],
     [OperatorServiceService.getQueueStats.path]: [seed(GetQueueStatsRequest, { namespace, queue: 'fz' })],
     [OperatorServiceService.getCaller.path]: [seed(GetCallerRequest, {})],
+    [ScheduleServiceService.createSchedule.path]: [
+      seed(
+        CreateScheduleRequest,
+        CreateScheduleRequest.fromPartial({
+          namespace,
+          schedule: {
+            id: 'fz-schedule',
+            cron: '*/5 * * * * *',
+            timezone: 'Europe/Paris',
+            queue: 'fz',
+            job: 'fj',
+            payloadJson: '{"n":1}',
+            overlap: ScheduleOverlapPolicy.SCHEDULE_OVERLAP_POLICY_BUFFER_ONE,
+            catchupWindowMs: 60_000,
+            paused: true,
+          },
+        }),
+      ),
+    ],
+    [ScheduleServiceService.getSchedule.path]: [seed(GetScheduleRequest, { namespace, scheduleId: 'fz-schedule' })],
+    [ScheduleServiceService.listSchedules.path]: [seed(ListSchedulesRequest, { namespace, limit: 5, cursor: '' })],
+    [ScheduleServiceService.deleteSchedule.path]: [seed(DeleteScheduleRequest, { namespace, scheduleId: 'fz-gone' })],
+    [ScheduleServiceService.pauseSchedule.path]: [seed(PauseScheduleRequest, { namespace, scheduleId: 'fz-schedule' })],
+    [ScheduleServiceService.resumeSchedule.path]: [seed(ResumeScheduleRequest, { namespace, scheduleId: 'fz-schedule' })],
+    [ScheduleServiceService.triggerSchedule.path]: [seed(TriggerScheduleRequest, { namespace, scheduleId: 'fz-schedule' })],
+    [ScheduleServiceService.backfillSchedule.path]: [
+      seed(BackfillScheduleRequest, {
+        namespace,
+        scheduleId: 'fz-schedule',
+        startAt: new Date(now - 60_000),
+        endAt: new Date(now),
+      }),
+    ],
   }
   const operation = (id: number) =>
     seed(
@@ -555,6 +600,7 @@ it('random and mutated requests to every method get clear statuses, and leave th
     ...Object.values(StateServiceService),
     ...Object.values(AdminServiceService),
     ...Object.values(OperatorServiceService),
+    ...Object.values(ScheduleServiceService),
   ].map((method) => method.path)
   expect(methods.filter((path) => !(path in unarySeeds) && !(path in streamSeeds))).toEqual([])
   const allSeeds = [...Object.values(unarySeeds).flat(), ...Object.values(streamSeeds).flatMap((s) => [...s.first, ...s.rest])].map(

@@ -68,3 +68,22 @@ it('the README tracing setup is examples/tracing.ts, and with it the quickstart 
   // One trace, from the enqueue to the steps.
   expect(new Set(spans.filter((span) => names.includes(span.name)).map((span) => span.traceId)).size).toBe(1)
 })
+
+it('the README schedules example is examples/schedules.ts, and it runs as shown', async () => {
+  const readme = await readFile(new URL('../README.md', import.meta.url), 'utf8')
+  const example = await readFile(new URL('../examples/schedules.ts', import.meta.url), 'utf8')
+  const section = readme.slice(readme.indexOf('### Schedules'))
+  expect(/```ts\n([\s\S]*?)```/.exec(section)?.[1]).toBe(example)
+
+  const script = new ChildScript('examples/schedules.ts', { STACKSHIFT_ADDRESS: server.address })
+  try {
+    expect(await script.waitForLine(/fire times ahead$/)).toBe('5 fire times ahead')
+    expect(await script.waitForLine(/^triggered /)).toBe('triggered completed')
+    expect(await script.waitForLine(/^backfilled /)).toBe('backfilled true')
+    expect(await script.waitForLine(/^nightly-report /)).toBe('nightly-report 5')
+    await new Promise((resolve) => script.process.once('exit', resolve))
+    expect(script.process.exitCode).toBe(0)
+  } finally {
+    await script.kill()
+  }
+})

@@ -129,6 +129,7 @@ it('reflection lists the StackShift services and the health service', async () =
       'stackshift.jobs.v1.RunService',
       'stackshift.jobs.v1.WorkerService',
       'stackshift.jobs.v1.StateService',
+      'stackshift.jobs.v1.ScheduleService',
       'grpc.health.v1.Health',
     ]),
   )

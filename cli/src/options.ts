@@ -53,6 +53,14 @@ export const optionSpecs = {
   scopes: { type: 'string', value: '<scope,...>' },
   'expires-at': { type: 'string', value: '<time>' },
   'include-revoked': { type: 'boolean' },
+  // Schedules.
+  cron: { type: 'string', value: '<expression>' },
+  timezone: { type: 'string', value: '<zone>' },
+  overlap: { type: 'string', value: '<policy>' },
+  'catchup-window': { type: 'string', value: '<duration>' },
+  paused: { type: 'boolean' },
+  from: { type: 'string', value: '<time>' },
+  to: { type: 'string', value: '<time>' },
 } as const satisfies Record<string, OptionSpec>
 
 export type OptionName = keyof typeof optionSpecs

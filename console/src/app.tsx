@@ -9,6 +9,7 @@ import { LoginPage } from './pages/login-page.js'
 import { QueuesPage } from './pages/queues-page.js'
 import { RunPage } from './pages/run-page.js'
 import { RunsPage } from './pages/runs-page.js'
+import { SchedulesPage } from './pages/schedules-page.js'
 import { StatePage } from './pages/state-page.js'
 import { WorkersPage } from './pages/workers-page.js'
 import { navigate, useLocation } from './router.js'
@@ -90,6 +91,8 @@ function Routes() {
       return <RunsPage />
     case '/events':
       return <EventsPage />
+    case '/schedules':
+      return <SchedulesPage />
     case '/queues':
       return <QueuesPage />
     case '/workers':

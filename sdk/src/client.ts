@@ -18,6 +18,7 @@ import { type GrpcClients, callUnary, createGrpcClients, withRetries, withRetrie
 import type { JobDefinition, JobHandler } from './job.js'
 import { type Logger, defaultLogger } from './logger.js'
 import { type EnqueueOptions, Queue } from './queue.js'
+import { Schedules } from './schedules.js'
 import { StateClient, type StateStore } from './state.js'
 import { encodeJson } from './json.js'
 import type { EnqueuedRun, ListRunsOptions, ReceivedEvent, Run, RunPage, SentEvent } from './types.js'
@@ -70,6 +71,8 @@ export class StackShift {
   readonly state: StateStore
   /** Managing API keys (needs a key with the `admin` scope). */
   readonly admin: AdminClient
+  /** Schedules: runs enqueued on a cron expression (needs `operate` to change them, `read` to read them). */
+  readonly schedules: Schedules
   private readonly operator: OperatorCalls
   private readonly clients: GrpcClients
   private readonly enqueueStream: EnqueueStreamClient
@@ -94,6 +97,7 @@ export class StackShift {
     this.state = new StateClient(this.clients.state, this.namespace, this.callTimeoutMs)
     this.admin = new AdminClient(this.clients.admin, this.namespace, this.callTimeoutMs)
     this.operator = new OperatorCalls(this.clients.operator, this.namespace, this.callTimeoutMs, retryBudgetMs)
+    this.schedules = new Schedules(this.clients.schedules, this.namespace, this.callTimeoutMs, retryBudgetMs)
   }
 
   /** A queue to enqueue runs on. */
@@ -247,6 +251,7 @@ export class StackShift {
             idempotencyKey: options.idempotencyKey ?? '',
             payloadMatchJson: options.payloadMatch === undefined ? '' : JSON.stringify(options.payloadMatch),
             sourceRunId: options.sourceRunId ?? '',
+            scheduleId: options.scheduleId ?? '',
             parentRunId: options.parentRunId ?? '',
           },
           this.callTimeoutMs,

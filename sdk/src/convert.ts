@@ -111,6 +111,8 @@ export function fromRunMessage<TResult, TPayload>(run: RunMessage): Run<TResult,
     })),
     rerunOf: run.origin === RunOrigin.RUN_ORIGIN_RERUN ? run.sourceRunId : undefined,
     forkedFrom: run.origin === RunOrigin.RUN_ORIGIN_REPLAY ? { runId: run.sourceRunId, stepId: run.replayedFromStepId } : undefined,
+    scheduleId: run.scheduleId || undefined,
+    scheduledAt: run.scheduledAt,
     parentRunId: run.parentRunId || undefined,
     parentStepId: run.parentStepId || undefined,
     children: run.children.map((child) => ({

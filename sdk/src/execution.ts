@@ -316,6 +316,8 @@ class AttemptContext implements JobContext<unknown> {
       attempt: task.attempt,
       maxAttempts: task.maxAttempts,
       createdAt: task.createdAt,
+      scheduledAt: task.scheduledAt,
+      scheduleId: task.scheduleId || undefined,
     }
     return this.runInfo
   }

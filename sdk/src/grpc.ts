@@ -9,6 +9,7 @@ import {
 import { AdminServiceClient } from '@stackshift/proto/admin-service'
 import { OperatorServiceClient } from '@stackshift/proto/operator-service'
 import { RunServiceClient } from '@stackshift/proto/run-service'
+import { ScheduleServiceClient } from '@stackshift/proto/schedule-service'
 import { StateServiceClient } from '@stackshift/proto/state-service'
 import { protocolLimits } from '@stackshift/proto/limits'
 import { WorkerServiceClient } from '@stackshift/proto/worker-service'
@@ -21,6 +22,7 @@ export interface GrpcClients {
   state: StateServiceClient
   admin: AdminServiceClient
   operator: OperatorServiceClient
+  schedules: ScheduleServiceClient
   close(): void
 }
 
@@ -54,12 +56,14 @@ export function createGrpcClients(
   const state = new StateServiceClient(address, creds, shared())
   const admin = new AdminServiceClient(address, creds, shared())
   const operator = new OperatorServiceClient(address, creds, shared())
+  const schedules = new ScheduleServiceClient(address, creds, shared())
   return {
     runs,
     workers,
     state,
     admin,
     operator,
+    schedules,
     close: () => runs.close(),
   }
 }

@@ -11,6 +11,7 @@ export type {
   QueueStats,
   RunSelection,
 } from './operator.js'
+export { Schedules, type OverlapPolicy, type Schedule, type ScheduleOptions } from './schedules.js'
 export type { TlsOptions } from './credentials.js'
 export { replaceAsyncResourceBind } from './tuning.js'
 export { Queue, type EnqueueItem, type EnqueueOptions } from './queue.js'

@@ -117,6 +117,10 @@ export interface RunInfo {
   /** Attempts allowed; a failure on the last one is final. */
   maxAttempts: number
   createdAt: Date | undefined
+  /** For a run a schedule fired: the tick it was fired for (the instant the cron expression named). Undefined otherwise. */
+  scheduledAt: Date | undefined
+  /** For a run a schedule fired: the schedule's id. Undefined otherwise. */
+  scheduleId: string | undefined
 }
 
 /** What a handler receives. */

@@ -89,6 +89,10 @@ export interface Run<TResult = unknown, TPayload = unknown> {
   rerunOf: string | undefined
   /** For a run made by `replayRun`: the run it was forked from, and the step it executes from. */
   forkedFrom: { runId: string; stepId: string } | undefined
+  /** For a run a schedule fired: the schedule's id. */
+  scheduleId: string | undefined
+  /** For a run a schedule fired: the tick it was fired for (a trigger's: the instant of the trigger). */
+  scheduledAt: Date | undefined
   /** For a child run (started by another run's `step.invoke`): the parent's id. */
   parentRunId: string | undefined
   /** For a child run: the parent's step that waits for it. */
@@ -144,6 +148,8 @@ export interface ListRunsOptions {
   payloadMatch?: Record<string, unknown>
   /** Only runs made from this run by `rerunRun` or `replayRun`. */
   sourceRunId?: string
+  /** Only runs fired by this schedule. */
+  scheduleId?: string
   /** Only the child runs of this run (`step.invoke`). */
   parentRunId?: string
 }

@@ -94,6 +94,13 @@ export const settings = {
   retentionIntervalMs: { env: 'STACKSHIFT_RETENTION_INTERVAL_MS', default: 60_000, schema: int(1000, 86_400_000) },
   /** How often expired State Store entries and locks are deleted, in ms (they are invisible from the moment they expire). */
   stateSweepIntervalMs: { env: 'STACKSHIFT_STATE_SWEEP_INTERVAL_MS', default: 10_000, schema: int(50, 86_400_000) },
+  /**
+   * How often each server looks for schedules created or resumed on other servers, and for buffered ticks whose run
+   * ended, in ms; due ticks are fired on time regardless (a server sleeps until the next tick it knows of).
+   */
+  schedulePollIntervalMs: { env: 'STACKSHIFT_SCHEDULE_POLL_INTERVAL_MS', default: 1000, schema: int(50, 600_000) },
+  /** Most schedules one transaction of the firing pass takes; their runs are inserted in one statement. */
+  scheduleBatchSize: { env: 'STACKSHIFT_SCHEDULE_BATCH_SIZE', default: 1000, schema: int(1, 10_000) },
   /** Group-commit batches of one kind in flight at once. */
   writeConcurrency: { env: 'STACKSHIFT_WRITE_CONCURRENCY', default: 2, schema: int(1, 64) },
   /** On SIGTERM, how long in-flight calls may take before connections are cut, in ms. */

@@ -13,6 +13,7 @@ import type { Logger } from './logger.js'
 import { LeaseReaper } from './maintenance/lease-reaper.js'
 import { RetentionSweeper } from './maintenance/retention.js'
 import { StateSweeper } from './maintenance/state-sweeper.js'
+import { ScheduleFiring } from './maintenance/schedule-firing.js'
 import { Timers } from './maintenance/timers.js'
 import { type MetricsEndpoint, startMetricsEndpoint } from './observability/metrics-endpoint.js'
 import { ServerMetrics } from './observability/metrics.js'
@@ -28,6 +29,7 @@ import { ReadyAnnouncer } from './operations/ready-announcer.js'
 import { QueueStats } from './operations/queue-stats.js'
 import { RunCopier } from './operations/run-copies.js'
 import { RunReads, RunWaiters } from './operations/run-reads.js'
+import { ScheduledRuns, Schedules } from './operations/schedules.js'
 import { StateStore } from './operations/state-store.js'
 import { Suspensions } from './operations/waits.js'
 import { WorkerRegistry } from './operations/worker-registry.js'
@@ -38,6 +40,7 @@ import { type StackShiftServices, bindGrpcServer, createGrpcServer } from './rpc
 import { createOperatorService } from './rpc/operator-service.js'
 import { createPrincipalResolver } from './rpc/principal.js'
 import { createRunService } from './rpc/run-service.js'
+import { createScheduleService } from './rpc/schedule-service.js'
 import { createStateService } from './rpc/state-service.js'
 import { loadServerTls } from './rpc/tls.js'
 import { createWorkerService } from './rpc/worker-service.js'
@@ -140,6 +143,21 @@ export async function startServer(config: ServerConfig & { databaseUrl: string }
   const copier = new RunCopier({ db, announcer, metrics })
   const bulkActions = new BulkActions({ db, copier, metrics, logger, ...bulkActionSettings })
   const eventReads = new EventReads({ db })
+  const scheduledRuns = new ScheduledRuns({
+    announcer,
+    metrics,
+    maxAttempts: config.defaultMaxAttempts,
+    idempotencyTtlMs: config.idempotencyTtlMs,
+  })
+  const scheduleFiring = new ScheduleFiring({
+    db,
+    runs: scheduledRuns,
+    metrics,
+    logger,
+    pollIntervalMs: config.schedulePollIntervalMs,
+    batchSize: config.scheduleBatchSize,
+  })
+  const schedules = new Schedules({ db, runs: scheduledRuns, logger, wake: () => scheduleFiring.wake() })
   const stateStore = new StateStore({ db })
   const authMode = resolveAuthMode(config.auth, config.host)
   const keys = new ApiKeys({ db, adminKey: config.adminKey })
@@ -187,6 +205,7 @@ export async function startServer(config: ServerConfig & { databaseUrl: string }
       principalOf,
       isAuthRequired: authMode === 'required',
     }),
+    schedules: createScheduleService({ config, logger, schedules }),
   }
   const { server: grpcServer, setHealth } = createGrpcServer({
     maxMessageBytes: config.maxMessageBytes,
@@ -236,6 +255,7 @@ export async function startServer(config: ServerConfig & { databaseUrl: string }
   retention.start()
   stateSweeper.start()
   bulkActions.start()
+  scheduleFiring.start()
   workerRegistry.start()
 
   // Health follows the database: a server that cannot reach it should not
@@ -303,6 +323,7 @@ export async function startServer(config: ServerConfig & { databaseUrl: string }
           retention.stop(),
           stateSweeper.stop(),
           bulkActions.stop(),
+          scheduleFiring.stop(),
           workerRegistry.stop(),
           listener.stop(),
           databaseProbe.close(),

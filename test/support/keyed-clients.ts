@@ -2,6 +2,7 @@ import { type ClientDuplexStream, type Metadata as MetadataType, Metadata, type 
 import { AdminServiceClient, ApiKeyScope, CreateApiKeyRequest, type CreateApiKeyResponse } from '@stackshift/proto/admin-service'
 import { OperatorServiceClient } from '@stackshift/proto/operator-service'
 import { RunServiceClient } from '@stackshift/proto/run-service'
+import { ScheduleServiceClient } from '@stackshift/proto/schedule-service'
 import { StateServiceClient } from '@stackshift/proto/state-service'
 import { WorkerServiceClient } from '@stackshift/proto/worker-service'
 
@@ -16,6 +17,7 @@ export interface KeyedClients {
   state: StateServiceClient
   admin: AdminServiceClient
   operator: OperatorServiceClient
+  schedules: ScheduleServiceClient
   close(): void
 }
 
@@ -29,6 +31,7 @@ export function connectClients(address: string): KeyedClients {
     state: new StateServiceClient(address, creds, { channelOverride }),
     admin: new AdminServiceClient(address, creds, { channelOverride }),
     operator: new OperatorServiceClient(address, creds, { channelOverride }),
+    schedules: new ScheduleServiceClient(address, creds, { channelOverride }),
     close: () => runs.close(),
   }
 }

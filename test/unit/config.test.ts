@@ -34,6 +34,8 @@ it('uses the documented default of every setting when nothing is set', () => {
     retentionMs: 2_592_000_000,
     retentionIntervalMs: 60_000,
     stateSweepIntervalMs: 10_000,
+    schedulePollIntervalMs: 1000,
+    scheduleBatchSize: 1000,
     writeConcurrency: 2,
     shutdownGraceMs: 10_000,
     logLevel: 'info',

@@ -4,6 +4,7 @@ import { eventCommands } from './events.js'
 import { keyCommands } from './keys.js'
 import { queueCommands } from './queues.js'
 import { runCommands } from './runs.js'
+import { scheduleCommands } from './schedules.js'
 import { stateCommands } from './state.js'
 import { workerCommands } from './workers.js'
 
@@ -12,6 +13,7 @@ export const commands: readonly Command[] = [
   ...runCommands,
   ...bulkCommands,
   ...eventCommands,
+  ...scheduleCommands,
   ...stateCommands,
   ...queueCommands,
   ...workerCommands,

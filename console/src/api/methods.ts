@@ -30,6 +30,17 @@ import {
   SendEventRequest,
   SendEventResponse,
 } from '@stackshift/proto/run-service'
+import {
+  ListSchedulesRequest,
+  ListSchedulesResponse,
+  PauseScheduleRequest,
+  PauseScheduleResponse,
+  ResumeScheduleRequest,
+  ResumeScheduleResponse,
+  ScheduleServiceService,
+  TriggerScheduleRequest,
+  TriggerScheduleResponse,
+} from '@stackshift/proto/schedule-service'
 import { GetRequest, GetResponse, ListRequest, ListResponse, StateServiceService } from '@stackshift/proto/state-service'
 import type { Method } from './connect-client.js'
 
@@ -62,3 +73,8 @@ export const listBulkActions = method(OperatorServiceService.listBulkActions, Li
 export const listEvents = method(OperatorServiceService.listEvents, ListEventsRequest, ListEventsResponse)
 export const listWorkers = method(OperatorServiceService.listWorkers, ListWorkersRequest, ListWorkersResponse)
 export const getQueueStats = method(OperatorServiceService.getQueueStats, GetQueueStatsRequest, GetQueueStatsResponse)
+
+export const listSchedules = method(ScheduleServiceService.listSchedules, ListSchedulesRequest, ListSchedulesResponse)
+export const pauseSchedule = method(ScheduleServiceService.pauseSchedule, PauseScheduleRequest, PauseScheduleResponse)
+export const resumeSchedule = method(ScheduleServiceService.resumeSchedule, ResumeScheduleRequest, ResumeScheduleResponse)
+export const triggerSchedule = method(ScheduleServiceService.triggerSchedule, TriggerScheduleRequest, TriggerScheduleResponse)

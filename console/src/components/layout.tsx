@@ -6,6 +6,7 @@ import { useSession } from '../session.js'
 const sections = [
   { href: '/runs', label: 'Runs' },
   { href: '/events', label: 'Events' },
+  { href: '/schedules', label: 'Schedules' },
   { href: '/queues', label: 'Queues' },
   { href: '/workers', label: 'Workers' },
   { href: '/state', label: 'State' },

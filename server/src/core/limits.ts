@@ -18,6 +18,11 @@ export const limits = {
   eventIdMaxLength: 500,
   listRunsLimitMax: 500,
   listRunsLimitDefault: 50,
+  scheduleIdMaxLength: 200,
+  listSchedulesLimitMax: 500,
+  listSchedulesLimitDefault: 100,
+  /** Most ticks one BackfillSchedule fires. */
+  backfillTicksMax: 10_000,
   /** A payload match (ListRuns, bulk actions): a JSON object of at most this many bytes. */
   payloadMatchMaxBytes: 64 * 1024,
   stateKeyMaxLength: 400,

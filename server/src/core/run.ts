@@ -64,6 +64,14 @@ export interface ClaimedRun {
   availableAt: Date
   memo: MemoEntry[]
   traceContext: TraceContext | undefined
+  /** For a run a schedule fired: the schedule and the tick. */
+  schedule?: ScheduleTick | undefined
+}
+
+/** The schedule that fired a run, and the tick it fired it for. */
+export interface ScheduleTick {
+  id: string
+  scheduledAt: Date
 }
 
 /** A lease a worker holds, as it names it in writes. */
@@ -174,12 +182,17 @@ export interface RunFilter {
   payloadMatchJson: string | undefined
   /** Only runs made from this run (reruns and replays). */
   sourceRunId: string | undefined
+  /** Only runs fired by this schedule. */
+  scheduleId: string | undefined
   /** Only the child runs of this run (step.invoke). */
   parentRunId: string | undefined
 }
 
-/** How a run came to be: enqueued, or made by an operator from another run. */
-export type RunOrigin = 'enqueue' | 'rerun' | 'replay' | 'invoke'
+/**
+ * How a run came to be: enqueued, made by an operator from another run, fired
+ * by a schedule, or started by another run's step.invoke.
+ */
+export type RunOrigin = 'enqueue' | 'rerun' | 'replay' | 'schedule' | 'invoke'
 
 export type AttemptOutcome = 'running' | 'completed' | 'failed' | 'lease_expired' | 'cancelled'
 
@@ -215,6 +228,8 @@ export interface RunRecord {
   sourceRunId: string | undefined
   /** For a replay: the step it executes from. */
   replayedFromStepId: string | undefined
+  /** For a run a schedule fired: the schedule and the tick. */
+  schedule: ScheduleTick | undefined
   /** For a child run (origin 'invoke'): the run that started it. */
   parentRunId: string | undefined
   /** For a child run: the parent's step that waits for it. */

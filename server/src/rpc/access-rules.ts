@@ -106,6 +106,14 @@ export const accessRules: ReadonlyMap<string, AccessRule> = new Map<string, Acce
   ['/stackshift.jobs.v1.OperatorService/ListEvents', namespaced('read')],
   ['/stackshift.jobs.v1.OperatorService/ListWorkers', namespaced('read')],
   ['/stackshift.jobs.v1.OperatorService/GetQueueStats', namespaced('read')],
+  ['/stackshift.jobs.v1.ScheduleService/CreateSchedule', namespaced('operate')],
+  ['/stackshift.jobs.v1.ScheduleService/GetSchedule', namespaced('read')],
+  ['/stackshift.jobs.v1.ScheduleService/ListSchedules', namespaced('read')],
+  ['/stackshift.jobs.v1.ScheduleService/DeleteSchedule', namespaced('operate')],
+  ['/stackshift.jobs.v1.ScheduleService/PauseSchedule', namespaced('operate')],
+  ['/stackshift.jobs.v1.ScheduleService/ResumeSchedule', namespaced('operate')],
+  ['/stackshift.jobs.v1.ScheduleService/TriggerSchedule', namespaced('operate')],
+  ['/stackshift.jobs.v1.ScheduleService/BackfillSchedule', namespaced('operate')],
   // What the caller's own key may do: any valid key may ask.
   ['/stackshift.jobs.v1.OperatorService/GetCaller', { scopeOf: () => undefined, namespaceOf: noNamespace }],
 ])

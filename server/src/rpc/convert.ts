@@ -60,6 +60,7 @@ const runOriginToProto: Record<DomainRunOrigin, RunOrigin> = {
   enqueue: RunOrigin.RUN_ORIGIN_UNSPECIFIED,
   rerun: RunOrigin.RUN_ORIGIN_RERUN,
   replay: RunOrigin.RUN_ORIGIN_REPLAY,
+  schedule: RunOrigin.RUN_ORIGIN_SCHEDULE,
   invoke: RunOrigin.RUN_ORIGIN_INVOKE,
 }
 
@@ -91,6 +92,8 @@ export function toRunMessage(run: RunRecord | RunDetails): Run {
     origin: runOriginToProto[run.origin],
     sourceRunId: run.sourceRunId ?? '',
     replayedFromStepId: run.replayedFromStepId ?? '',
+    scheduleId: run.schedule?.id ?? '',
+    scheduledAt: run.schedule?.scheduledAt,
     parentRunId: run.parentRunId ?? '',
     parentStepId: run.parentStepId ?? '',
     children: details.children.map((child) => ({
@@ -139,6 +142,8 @@ export function toTaskMessage(run: ClaimedRun, leaseMs: number): Task {
     availableAt: run.availableAt,
     leaseExpiresAt: run.leaseExpiresAt,
     traceContext: run.traceContext ?? {},
+    scheduledAt: run.schedule?.scheduledAt,
+    scheduleId: run.schedule?.id ?? '',
   }
 }
 

@@ -3,6 +3,7 @@ import { AdminServiceService, type AdminServiceServer } from '@stackshift/proto/
 import { protocolLimits } from '@stackshift/proto/limits'
 import { OperatorServiceService, type OperatorServiceServer } from '@stackshift/proto/operator-service'
 import { RunServiceService, type RunServiceServer } from '@stackshift/proto/run-service'
+import { ScheduleServiceService, type ScheduleServiceServer } from '@stackshift/proto/schedule-service'
 import { StateServiceService, type StateServiceServer } from '@stackshift/proto/state-service'
 import { WorkerServiceService, type WorkerServiceServer } from '@stackshift/proto/worker-service'
 import { HealthImplementation } from 'grpc-health-check'
@@ -16,6 +17,7 @@ export interface StackShiftServices {
   state: StateServiceServer
   admin: AdminServiceServer
   operator: OperatorServiceServer
+  schedules: ScheduleServiceServer
 }
 
 /**
@@ -29,6 +31,7 @@ export const stackShiftServiceDefinitions = {
   state: StateServiceService,
   admin: AdminServiceService,
   operator: OperatorServiceService,
+  schedules: ScheduleServiceService,
 } satisfies Record<keyof StackShiftServices, ServiceDefinition>
 
 /** A gRPC server with StackShift's services, the health service and reflection. */
@@ -45,6 +48,7 @@ const healthNames = [
   'stackshift.jobs.v1.StateService',
   'stackshift.jobs.v1.AdminService',
   'stackshift.jobs.v1.OperatorService',
+  'stackshift.jobs.v1.ScheduleService',
 ]
 
 /**

@@ -158,6 +158,7 @@ const listRunsSchema = z.object({
   runId: z.union([z.literal(''), uuidSchema]),
   idempotencyKey: textSchema(limits.idempotencyKeyMaxLength),
   sourceRunId: z.union([z.literal(''), uuidSchema]),
+  scheduleId: textSchema(limits.scheduleIdMaxLength),
   parentRunId: z.union([z.literal(''), uuidSchema]),
 })
 
@@ -175,6 +176,7 @@ export function parseListRuns(request: ListRunsRequest, status: RunStatus | unde
     runId: parsed.runId || undefined,
     idempotencyKey: parsed.idempotencyKey || undefined,
     sourceRunId: parsed.sourceRunId || undefined,
+    scheduleId: parsed.scheduleId || undefined,
     parentRunId: parsed.parentRunId || undefined,
     payloadMatchJson:
       request.payloadMatchJson === ''

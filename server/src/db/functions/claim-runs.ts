@@ -48,6 +48,8 @@
  *   claims, six drains of 150,000 small runs alternating with the old
  *   function: 18.4-20.6 µs against 17.4-20.1), as did one statement with a
  *   window function for the running sum.
+ * - A run a schedule fired comes with its schedule and tick (migration 0011),
+ *   which the handler sees; other runs have neither.
  */
 export const claimRunsFunction = `
 CREATE OR REPLACE FUNCTION stackshift.claim_runs(
@@ -55,7 +57,7 @@ CREATE OR REPLACE FUNCTION stackshift.claim_runs(
 ) RETURNS TABLE (
   run_id text, run_queue text, run_job text, payload_json text, run_attempt integer, run_max_attempts integer,
   run_priority smallint, run_lease_token text, lease_expires_ms float8, available_ms float8, memo json, trace_context jsonb,
-  is_cut boolean
+  is_cut boolean, run_schedule_id text, scheduled_ms float8
 )
 LANGUAGE plpgsql VOLATILE
 SET enable_seqscan = off
@@ -115,7 +117,9 @@ BEGIN
        FROM stackshift.steps AS s WHERE s.run_id = r.id AND s.status = 'completed')
     END,
     r.trace_context,
-    v_picked > cardinality(v_ids);
+    v_picked > cardinality(v_ids),
+    r.schedule_id,
+    (extract(epoch FROM r.scheduled_at) * 1000)::float8;
 END
 $$;
 `

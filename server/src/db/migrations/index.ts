@@ -9,6 +9,7 @@ import * as claimRunsFromSource from './0007-claim-runs-from-source.js'
 import * as claimsSizedByBytes from './0008-claims-sized-by-bytes.js'
 import * as apiKeys from './0009-api-keys.js'
 import * as operatorViews from './0010-operator-views.js'
+import * as schedules from './0011-schedules.js'
 import * as childRuns from './0012-child-runs.js'
 
 /**
@@ -36,6 +37,7 @@ const migrations: ReadonlyArray<readonly [name: string, migration: Knex.Migratio
   ['0008-claims-sized-by-bytes', claimsSizedByBytes],
   ['0009-api-keys', apiKeys],
   ['0010-operator-views', operatorViews],
+  ['0011-schedules', schedules],
   ['0012-child-runs', childRuns],
 ]
 

@@ -17,6 +17,8 @@ interface ClaimedRow {
   memo: Array<[string, string | null]> | null
   trace_context: TraceContext | null
   is_cut: boolean
+  run_schedule_id: string | null
+  scheduled_ms: number | null
 }
 
 /** What a claim leased, in claim order. */
@@ -76,6 +78,7 @@ export async function runClaim(
     availableAt: new Date(row.available_ms),
     memo: (row.memo ?? []).map(([stepId, resultJson]) => ({ stepId, resultJson: resultJson ?? undefined })),
     traceContext: row.trace_context ?? undefined,
+    schedule: row.run_schedule_id === null ? undefined : { id: row.run_schedule_id, scheduledAt: new Date(row.scheduled_ms!) },
   }))
   return { runs, isCutByBytes: rows[0]?.is_cut ?? false }
 }

@@ -14,6 +14,7 @@ export interface RunConditions {
   /** JSON text of an object the payload must contain. */
   payloadMatchJson?: string | undefined
   sourceRunId?: string | undefined
+  scheduleId?: string | undefined
   /** Only the child runs of this run (index runs_by_parent). */
   parentRunId?: string | undefined
   /** Only runs with ids below this one (a page's cursor, a bulk action's progress). */
@@ -59,6 +60,7 @@ export function runConditionsSql(conditions: RunConditions, values: unknown[]): 
   if (conditions.idempotencyKey !== undefined) clauses.push(`idempotency_key = ${parameter(conditions.idempotencyKey)}`)
   if (conditions.payloadMatchJson !== undefined) clauses.push(`payload @> ${parameter(conditions.payloadMatchJson)}::jsonb`)
   if (conditions.sourceRunId !== undefined) clauses.push(`source_run_id = ${parameter(conditions.sourceRunId)}::uuid`)
+  if (conditions.scheduleId !== undefined) clauses.push(`schedule_id = ${parameter(conditions.scheduleId)}`)
   if (conditions.parentRunId !== undefined) clauses.push(`parent_run_id = ${parameter(conditions.parentRunId)}::uuid`)
   if (conditions.createdAfter !== undefined) {
     clauses.push(`id >= ${parameter(runIdFloor(conditions.createdAfter.getTime()))}::uuid`)

@@ -22,6 +22,8 @@ export interface RunRow {
   origin: Exclude<RunOrigin, 'enqueue'> | null
   source_run_id: string | null
   replayed_from_step_id: string | null
+  schedule_id: string | null
+  scheduled_at: Date | null
   parent_run_id: string | null
   parent_step_id: string | null
 }
@@ -29,7 +31,8 @@ export interface RunRow {
 /** The columns of a whole run, as RunRow names them. */
 export const runColumns = `id::text AS id, namespace, queue, job, status, payload::text AS payload_json, result::text AS result_json, error,
   attempt, max_attempts, priority, created_at, available_at, started_at, finished_at, idempotency_key, trace_context,
-  origin, source_run_id::text AS source_run_id, replayed_from_step_id, parent_run_id::text AS parent_run_id, parent_step_id`
+  origin, source_run_id::text AS source_run_id, replayed_from_step_id, schedule_id, scheduled_at,
+  parent_run_id::text AS parent_run_id, parent_step_id`
 
 export function toRunRecord(row: RunRow): RunRecord {
   return {
@@ -53,6 +56,7 @@ export function toRunRecord(row: RunRow): RunRecord {
     origin: row.origin ?? 'enqueue',
     sourceRunId: row.source_run_id ?? undefined,
     replayedFromStepId: row.replayed_from_step_id ?? undefined,
+    schedule: row.schedule_id === null ? undefined : { id: row.schedule_id, scheduledAt: row.scheduled_at! },
     parentRunId: row.parent_run_id ?? undefined,
     parentStepId: row.parent_step_id ?? undefined,
   }

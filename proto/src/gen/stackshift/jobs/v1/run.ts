@@ -308,6 +308,11 @@ export enum RunOrigin {
    */
   RUN_ORIGIN_REPLAY = 2,
   /**
+   * RUN_ORIGIN_SCHEDULE - Fired by a schedule (a tick, a trigger or a backfill): `schedule_id` and
+   * `scheduled_at` say which schedule and which tick.
+   */
+  RUN_ORIGIN_SCHEDULE = 3,
+  /**
    * RUN_ORIGIN_INVOKE - Started by another run's step.invoke (WorkerService.SuspendRun's
    * `invoke`): `parent_run_id` and `parent_step_id` name the parent, which
    * receives this run's outcome when it finishes.
@@ -327,6 +332,9 @@ export function runOriginFromJSON(object: any): RunOrigin {
     case 2:
     case "RUN_ORIGIN_REPLAY":
       return RunOrigin.RUN_ORIGIN_REPLAY;
+    case 3:
+    case "RUN_ORIGIN_SCHEDULE":
+      return RunOrigin.RUN_ORIGIN_SCHEDULE;
     case 4:
     case "RUN_ORIGIN_INVOKE":
       return RunOrigin.RUN_ORIGIN_INVOKE;
@@ -345,6 +353,8 @@ export function runOriginToJSON(object: RunOrigin): string {
       return "RUN_ORIGIN_RERUN";
     case RunOrigin.RUN_ORIGIN_REPLAY:
       return "RUN_ORIGIN_REPLAY";
+    case RunOrigin.RUN_ORIGIN_SCHEDULE:
+      return "RUN_ORIGIN_SCHEDULE";
     case RunOrigin.RUN_ORIGIN_INVOKE:
       return "RUN_ORIGIN_INVOKE";
     case RunOrigin.UNRECOGNIZED:
@@ -536,6 +546,20 @@ export interface Run {
    * before it were copied into this run's memo (empty otherwise).
    */
   replayedFromStepId: string;
+  /**
+   * For a run a schedule fired (RUN_ORIGIN_SCHEDULE): the schedule's id
+   * (see ScheduleService). Empty otherwise.
+   */
+  scheduleId: string;
+  /**
+   * For a run a schedule fired: the tick it was fired for, the instant the
+   * cron expression named (not when the run was stored; the gap is the
+   * firing delay). A trigger's run has the instant of the trigger. Unset
+   * otherwise.
+   */
+  scheduledAt:
+    | Date
+    | undefined;
   /**
    * For a child run (RUN_ORIGIN_INVOKE): the run that started it with
    * step.invoke (empty otherwise).
@@ -1229,6 +1253,8 @@ function createBaseRun(): Run {
     origin: 0,
     sourceRunId: "",
     replayedFromStepId: "",
+    scheduleId: "",
+    scheduledAt: undefined,
     parentRunId: "",
     parentStepId: "",
     children: [],
@@ -1302,6 +1328,12 @@ export const Run: MessageFns<Run> = {
     }
     if (message.replayedFromStepId !== "") {
       writer.uint32(178).string(message.replayedFromStepId);
+    }
+    if (message.scheduleId !== "") {
+      writer.uint32(186).string(message.scheduleId);
+    }
+    if (message.scheduledAt !== undefined) {
+      Timestamp.encode(toTimestamp(message.scheduledAt), writer.uint32(194).fork()).join();
     }
     if (message.parentRunId !== "") {
       writer.uint32(202).string(message.parentRunId);
@@ -1507,6 +1539,22 @@ export const Run: MessageFns<Run> = {
             message.replayedFromStepId = reader.string();
             continue;
           }
+          case 23: {
+            if (tag !== 186) {
+              break;
+            }
+
+            message.scheduleId = reader.string();
+            continue;
+          }
+          case 24: {
+            if (tag !== 194) {
+              break;
+            }
+
+            message.scheduledAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
           case 25: {
             if (tag !== 202) {
               break;
@@ -1639,6 +1687,16 @@ export const Run: MessageFns<Run> = {
         : isSet(object.replayed_from_step_id)
         ? globalThis.String(object.replayed_from_step_id)
         : "",
+      scheduleId: isSet(object.scheduleId)
+        ? globalThis.String(object.scheduleId)
+        : isSet(object.schedule_id)
+        ? globalThis.String(object.schedule_id)
+        : "",
+      scheduledAt: isSet(object.scheduledAt)
+        ? fromJsonTimestamp(object.scheduledAt)
+        : isSet(object.scheduled_at)
+        ? fromJsonTimestamp(object.scheduled_at)
+        : undefined,
       parentRunId: isSet(object.parentRunId)
         ? globalThis.String(object.parentRunId)
         : isSet(object.parent_run_id)
@@ -1729,6 +1787,12 @@ export const Run: MessageFns<Run> = {
     if (message.replayedFromStepId !== "") {
       obj.replayedFromStepId = message.replayedFromStepId;
     }
+    if (message.scheduleId !== "") {
+      obj.scheduleId = message.scheduleId;
+    }
+    if (message.scheduledAt !== undefined) {
+      obj.scheduledAt = message.scheduledAt.toISOString();
+    }
     if (message.parentRunId !== "") {
       obj.parentRunId = message.parentRunId;
     }
@@ -1778,6 +1842,8 @@ export const Run: MessageFns<Run> = {
     message.origin = object.origin ?? 0;
     message.sourceRunId = object.sourceRunId ?? "";
     message.replayedFromStepId = object.replayedFromStepId ?? "";
+    message.scheduleId = object.scheduleId ?? "";
+    message.scheduledAt = object.scheduledAt ?? undefined;
     message.parentRunId = object.parentRunId ?? "";
     message.parentStepId = object.parentStepId ?? "";
     message.children = object.children?.map((e) => ChildRun.fromPartial(e)) || [];

@@ -298,6 +298,8 @@ export interface ListRunsRequest {
    * empty: any.
    */
   sourceRunId: string;
+  /** Only runs fired by this schedule (Run.schedule_id); empty: any. */
+  scheduleId: string;
   /** Only the child runs of this run (step.invoke), as a UUID. Empty: no filter. */
   parentRunId: string;
 }
@@ -2071,6 +2073,7 @@ function createBaseListRunsRequest(): ListRunsRequest {
     idempotencyKey: "",
     payloadMatchJson: "",
     sourceRunId: "",
+    scheduleId: "",
     parentRunId: "",
   };
 }
@@ -2112,6 +2115,9 @@ export const ListRunsRequest: MessageFns<ListRunsRequest> = {
     }
     if (message.sourceRunId !== "") {
       writer.uint32(98).string(message.sourceRunId);
+    }
+    if (message.scheduleId !== "") {
+      writer.uint32(114).string(message.scheduleId);
     }
     if (message.parentRunId !== "") {
       writer.uint32(106).string(message.parentRunId);
@@ -2228,6 +2234,14 @@ export const ListRunsRequest: MessageFns<ListRunsRequest> = {
             message.sourceRunId = reader.string();
             continue;
           }
+          case 14: {
+            if (tag !== 114) {
+              break;
+            }
+
+            message.scheduleId = reader.string();
+            continue;
+          }
           case 13: {
             if (tag !== 106) {
               break;
@@ -2286,6 +2300,11 @@ export const ListRunsRequest: MessageFns<ListRunsRequest> = {
         : isSet(object.source_run_id)
         ? globalThis.String(object.source_run_id)
         : "",
+      scheduleId: isSet(object.scheduleId)
+        ? globalThis.String(object.scheduleId)
+        : isSet(object.schedule_id)
+        ? globalThis.String(object.schedule_id)
+        : "",
       parentRunId: isSet(object.parentRunId)
         ? globalThis.String(object.parentRunId)
         : isSet(object.parent_run_id)
@@ -2332,6 +2351,9 @@ export const ListRunsRequest: MessageFns<ListRunsRequest> = {
     if (message.sourceRunId !== "") {
       obj.sourceRunId = message.sourceRunId;
     }
+    if (message.scheduleId !== "") {
+      obj.scheduleId = message.scheduleId;
+    }
     if (message.parentRunId !== "") {
       obj.parentRunId = message.parentRunId;
     }
@@ -2355,6 +2377,7 @@ export const ListRunsRequest: MessageFns<ListRunsRequest> = {
     message.idempotencyKey = object.idempotencyKey ?? "";
     message.payloadMatchJson = object.payloadMatchJson ?? "";
     message.sourceRunId = object.sourceRunId ?? "";
+    message.scheduleId = object.scheduleId ?? "";
     message.parentRunId = object.parentRunId ?? "";
     return message;
   },

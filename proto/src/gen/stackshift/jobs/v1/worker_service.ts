@@ -157,6 +157,15 @@ export interface Task {
    * attempt's span. Empty when the run was enqueued without one.
    */
   traceContext: { [key: string]: string };
+  /**
+   * For a run a schedule fired: the tick it was fired for (see
+   * Run.scheduled_at). Unset for other runs.
+   */
+  scheduledAt:
+    | Date
+    | undefined;
+  /** For a run a schedule fired: the schedule's id. Empty for other runs. */
+  scheduleId: string;
 }
 
 export interface Task_TraceContextEntry {
@@ -907,6 +916,8 @@ function createBaseTask(): Task {
     availableAt: undefined,
     leaseExpiresAt: undefined,
     traceContext: {},
+    scheduledAt: undefined,
+    scheduleId: "",
   };
 }
 
@@ -954,6 +965,12 @@ export const Task: MessageFns<Task> = {
     globalThis.Object.entries(message.traceContext).forEach(([key, value]: [string, string]) => {
       Task_TraceContextEntry.encode({ key: key as any, value }, writer.uint32(114).fork()).join();
     });
+    if (message.scheduledAt !== undefined) {
+      Timestamp.encode(toTimestamp(message.scheduledAt), writer.uint32(122).fork()).join();
+    }
+    if (message.scheduleId !== "") {
+      writer.uint32(130).string(message.scheduleId);
+    }
     return writer;
   },
 
@@ -1085,6 +1102,22 @@ export const Task: MessageFns<Task> = {
             }
             continue;
           }
+          case 15: {
+            if (tag !== 122) {
+              break;
+            }
+
+            message.scheduledAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 16: {
+            if (tag !== 130) {
+              break;
+            }
+
+            message.scheduleId = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1173,6 +1206,16 @@ export const Task: MessageFns<Task> = {
           {},
         )
         : {},
+      scheduledAt: isSet(object.scheduledAt)
+        ? fromJsonTimestamp(object.scheduledAt)
+        : isSet(object.scheduled_at)
+        ? fromJsonTimestamp(object.scheduled_at)
+        : undefined,
+      scheduleId: isSet(object.scheduleId)
+        ? globalThis.String(object.scheduleId)
+        : isSet(object.schedule_id)
+        ? globalThis.String(object.schedule_id)
+        : "",
     };
   },
 
@@ -1226,6 +1269,12 @@ export const Task: MessageFns<Task> = {
         });
       }
     }
+    if (message.scheduledAt !== undefined) {
+      obj.scheduledAt = message.scheduledAt.toISOString();
+    }
+    if (message.scheduleId !== "") {
+      obj.scheduleId = message.scheduleId;
+    }
     return obj;
   },
 
@@ -1256,6 +1305,8 @@ export const Task: MessageFns<Task> = {
       },
       {},
     );
+    message.scheduledAt = object.scheduledAt ?? undefined;
+    message.scheduleId = object.scheduleId ?? "";
     return message;
   },
 };
