@@ -52,6 +52,7 @@ import {
   RerunRunRequest,
   StartBulkActionRequest,
 } from '@stackshift/proto/operator-service'
+import { ConfigureJobRequest, ConfigureQueueRequest, GetJobRequest, GetQueueRequest, ListJobsRequest } from '@stackshift/proto/job-service'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { accessRules } from '../server/src/rpc/access-rules.js'
 import { connect, createTestDatabase } from './support/database.js'
@@ -161,6 +162,8 @@ async function snapshotOfB(): Promise<string> {
     `SELECT to_jsonb(l) AS row FROM stackshift.locks l WHERE namespace = 'B' ORDER BY key`,
     `SELECT to_jsonb(k) - 'secret_sha256' AS row FROM stackshift.api_keys k WHERE namespace = 'B' ORDER BY id`,
     `SELECT to_jsonb(a) AS row FROM stackshift.bulk_actions a WHERE namespace = 'B' ORDER BY id`,
+    `SELECT to_jsonb(p) AS row FROM stackshift.job_policies p WHERE namespace = 'B' ORDER BY job`,
+    `SELECT to_jsonb(p) AS row FROM stackshift.queue_policies p WHERE namespace = 'B' ORDER BY queue`,
   ]
   const parts: string[] = []
   for (const text of tables) parts.push(JSON.stringify((await db.query<{ row: unknown }>(text)).rows.map((r) => r.row)))
@@ -183,7 +186,7 @@ const unary = <Request>(
 
 /** Every RPC of every service, aimed at B. Built lazily: B's ids are known only after setup. */
 function calls(): Record<string, Call> {
-  const { runs, workers, state, admin, operator } = clients
+  const { runs, workers, state, admin, operator, jobs } = clients
   const lease = () => ({ runId: b.heldRunId, leaseToken: b.leaseToken })
   const run = { queue: 'q', job: 'j', payloadJson: '{}' }
   return {
@@ -374,6 +377,30 @@ function calls(): Record<string, Call> {
     'OperatorService/GetQueueStats': {
       scope: 'read',
       run: unary(operator.getQueueStats.bind(operator), () => GetQueueStatsRequest.fromPartial({ namespace: 'B' })),
+    },
+    'JobService/ConfigureJob': {
+      scope: 'operate',
+      run: unary(jobs.configureJob.bind(jobs), () =>
+        ConfigureJobRequest.fromPartial({ namespace: 'B', job: 'j', policies: { concurrency: { limit: 3, key: 'customerId' } } }),
+      ),
+    },
+    'JobService/GetJob': {
+      scope: 'read',
+      run: unary(jobs.getJob.bind(jobs), () => GetJobRequest.fromPartial({ namespace: 'B', job: 'j' })),
+    },
+    'JobService/ListJobs': {
+      scope: 'read',
+      run: unary(jobs.listJobs.bind(jobs), () => ListJobsRequest.fromPartial({ namespace: 'B' })),
+    },
+    'JobService/ConfigureQueue': {
+      scope: 'operate',
+      run: unary(jobs.configureQueue.bind(jobs), () =>
+        ConfigureQueueRequest.fromPartial({ namespace: 'B', queue: 'q', policies: { concurrency: 4 } }),
+      ),
+    },
+    'JobService/GetQueue': {
+      scope: 'read',
+      run: unary(jobs.getQueue.bind(jobs), () => GetQueueRequest.fromPartial({ namespace: 'B', queue: 'q' })),
     },
   }
 }

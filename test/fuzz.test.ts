@@ -1,3 +1,11 @@
+import {
+  ConfigureJobRequest,
+  ConfigureQueueRequest,
+  GetJobRequest,
+  GetQueueRequest,
+  JobServiceService,
+  ListJobsRequest,
+} from '@stackshift/proto/job-service'
 import { randomUUID } from 'node:crypto'
 import * as grpc from '@grpc/grpc-js'
 import {
@@ -484,6 +492,25 @@ it('random and mutated requests to every method get clear statuses, and leave th
     [OperatorServiceService.listWorkers.path]: [seed(ListWorkersRequest, { namespace })],
     [OperatorServiceService.getQueueStats.path]: [seed(GetQueueStatsRequest, { namespace, queue: 'fz' })],
     [OperatorServiceService.getCaller.path]: [seed(GetCallerRequest, {})],
+    [JobServiceService.configureJob.path]: [
+      seed(
+        ConfigureJobRequest,
+        ConfigureJobRequest.fromPartial({
+          namespace,
+          job: 'fzj',
+          policies: {
+            concurrency: { limit: 2, key: 'a.b' },
+            rateLimit: { limit: 5, periodMs: 1000, key: 'a.b' },
+            debounce: { periodMs: 500, key: 'c' },
+            fairness: { key: 'a.b' },
+          },
+        }),
+      ),
+    ],
+    [JobServiceService.getJob.path]: [seed(GetJobRequest, { namespace, job: 'fzj' })],
+    [JobServiceService.listJobs.path]: [seed(ListJobsRequest, { namespace })],
+    [JobServiceService.configureQueue.path]: [seed(ConfigureQueueRequest, { namespace, queue: 'fzq', policies: { concurrency: 3 } })],
+    [JobServiceService.getQueue.path]: [seed(GetQueueRequest, { namespace, queue: 'fzq' })],
   }
   const operation = (id: number) =>
     seed(

@@ -1,3 +1,4 @@
+import { fromFlowWaitMessage } from './flow.js'
 import {
   AttemptOutcome,
   type Event as EventMessage,
@@ -110,6 +111,8 @@ export function fromRunMessage<TResult, TPayload>(run: RunMessage): Run<TResult,
     })),
     rerunOf: run.origin === RunOrigin.RUN_ORIGIN_RERUN ? run.sourceRunId : undefined,
     forkedFrom: run.origin === RunOrigin.RUN_ORIGIN_REPLAY ? { runId: run.sourceRunId, stepId: run.replayedFromStepId } : undefined,
+    concurrencyKey: run.concurrencyKey,
+    flowWait: fromFlowWaitMessage(run.flowWait),
   }
 }
 

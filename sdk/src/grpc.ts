@@ -7,6 +7,7 @@ import {
   type ServiceError,
 } from '@grpc/grpc-js'
 import { AdminServiceClient } from '@stackshift/proto/admin-service'
+import { JobServiceClient } from '@stackshift/proto/job-service'
 import { OperatorServiceClient } from '@stackshift/proto/operator-service'
 import { RunServiceClient } from '@stackshift/proto/run-service'
 import { StateServiceClient } from '@stackshift/proto/state-service'
@@ -21,6 +22,7 @@ export interface GrpcClients {
   state: StateServiceClient
   admin: AdminServiceClient
   operator: OperatorServiceClient
+  jobs: JobServiceClient
   close(): void
 }
 
@@ -54,12 +56,14 @@ export function createGrpcClients(
   const state = new StateServiceClient(address, creds, shared())
   const admin = new AdminServiceClient(address, creds, shared())
   const operator = new OperatorServiceClient(address, creds, shared())
+  const jobs = new JobServiceClient(address, creds, shared())
   return {
     runs,
     workers,
     state,
     admin,
     operator,
+    jobs,
     close: () => runs.close(),
   }
 }

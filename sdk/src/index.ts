@@ -12,6 +12,7 @@ export type {
   RunSelection,
 } from './operator.js'
 export type { TlsOptions } from './credentials.js'
+export type { FlowWait, JobInfo, JobPolicies, QueueInfo, QueuePolicies } from './flow.js'
 export { replaceAsyncResourceBind } from './tuning.js'
 export { Queue, type EnqueueItem, type EnqueueOptions } from './queue.js'
 export { Worker, type WorkerOptions } from './worker.js'

@@ -1,5 +1,7 @@
 /** Public types of the SDK. None of them is a protobuf message. */
 
+import type { FlowWait } from './flow.js'
+
 /** Where a run is in its lifecycle. A queued run may have a future `availableAt` (delay or retry backoff). */
 export type RunStatus = 'queued' | 'running' | 'waiting' | 'completed' | 'failed' | 'cancelled'
 
@@ -78,6 +80,10 @@ export interface Run<TResult = unknown, TPayload = unknown> {
   rerunOf: string | undefined
   /** For a run made by `replayRun`: the run it was forked from, and the step it executes from. */
   forkedFrom: { runId: string; stepId: string } | undefined
+  /** Under flow control: the key value its job's concurrency, rate limit and fairness apply to. */
+  concurrencyKey: string | undefined
+  /** For a ready run held back by a flow-control limit (from `getRun`): which, counted when read. */
+  flowWait: FlowWait | undefined
 }
 
 /** What `enqueue` returns. */

@@ -19,6 +19,7 @@ import { ServerMetrics } from './observability/metrics.js'
 import { ApiKeys } from './operations/api-keys.js'
 import { BulkActions } from './operations/bulk-actions.js'
 import { RunCanceller } from './operations/cancellation.js'
+import { FlowPolicies } from './operations/flow-policies.js'
 import { RunClaims } from './operations/claim.js'
 import { RunEnqueuer } from './operations/enqueue.js'
 import { EventReads, EventSender } from './operations/events.js'
@@ -32,6 +33,7 @@ import { Suspensions } from './operations/waits.js'
 import { WorkerRegistry } from './operations/worker-registry.js'
 import { createAccessInterceptor } from './rpc/access-interceptor.js'
 import { createAdminService } from './rpc/admin-service.js'
+import { createJobService } from './rpc/job-service.js'
 import { createConnectUnary } from './rpc/connect-unary.js'
 import { type StackShiftServices, bindGrpcServer, createGrpcServer } from './rpc/grpc-server.js'
 import { createOperatorService } from './rpc/operator-service.js'
@@ -110,10 +112,13 @@ export async function startServer(config: ServerConfig & { databaseUrl: string }
     wakeTimers: (dueInMs) => timers.wakeWithin(dueInMs),
   })
   const leaseWrites = new LeaseWrites({ db, announcer, backoff, metrics, logger, writeConcurrency: config.writeConcurrency })
+  const policies = new FlowPolicies({ db, logger })
+  await policies.load()
   const claims = new RunClaims({
     db,
     metrics,
     logger,
+    policies,
     // Room for the response around one task (results and revocations leave in messages of their own then).
     maxTaskBytes: config.maxMessageBytes - 1024,
     release: (leases) => leaseWrites.releaseUndelivered(leases),
@@ -128,11 +133,12 @@ export async function startServer(config: ServerConfig & { databaseUrl: string }
     db,
     announcer,
     metrics,
+    policies,
     writeConcurrency: config.writeConcurrency,
     reserveIdle: (namespace, queue, job) => dispatcher.reserveIdle(namespace, queue, job),
   })
   const waiters = new RunWaiters({ db, logger, recheckIntervalMs: waitRecheckIntervalMs })
-  const reads = new RunReads({ db, waiters })
+  const reads = new RunReads({ db, waiters, policies })
   const suspensions = new Suspensions({ db, announcer })
   const events = new EventSender({ db, announcer })
   const canceller = new RunCanceller({ db, metrics, logger })
@@ -144,7 +150,7 @@ export async function startServer(config: ServerConfig & { databaseUrl: string }
   const keys = new ApiKeys({ db, adminKey: config.adminKey })
   const principalOf = createPrincipalResolver(authMode === 'required')
 
-  const workerService = createWorkerService({ config, logger, claims, dispatcher, leaseWrites, suspensions, principalOf })
+  const workerService = createWorkerService({ config, logger, claims, dispatcher, leaseWrites, suspensions, policies, principalOf })
   const workerRegistry = new WorkerRegistry({
     db,
     logger,
@@ -161,7 +167,13 @@ export async function startServer(config: ServerConfig & { databaseUrl: string }
     onRunFinished: (runId) => waiters.notify(runId),
     onRunCancelled: (namespace, runId) => workerService.revoke(namespace, [{ runId, reason: 'cancelled' }]),
     onApiKeyRevoked: (keyId) => keys.forget(keyId),
+    // A limit may have been raised: held runs may start now.
+    onFlowPoliciesChanged: () => {
+      policies.reload()
+      dispatcher.wakeAll()
+    },
     onReconnected: () => {
+      policies.reload()
       dispatcher.wakeAll()
       waiters.notifyAll()
       keys.forgetAll()
@@ -186,6 +198,7 @@ export async function startServer(config: ServerConfig & { databaseUrl: string }
       principalOf,
       isAuthRequired: authMode === 'required',
     }),
+    jobs: createJobService({ logger, policies }),
   }
   const { server: grpcServer, setHealth } = createGrpcServer({
     maxMessageBytes: config.maxMessageBytes,

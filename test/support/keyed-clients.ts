@@ -1,5 +1,6 @@
 import { type ClientDuplexStream, type Metadata as MetadataType, Metadata, type ServiceError, credentials, status } from '@grpc/grpc-js'
 import { AdminServiceClient, ApiKeyScope, CreateApiKeyRequest, type CreateApiKeyResponse } from '@stackshift/proto/admin-service'
+import { JobServiceClient } from '@stackshift/proto/job-service'
 import { OperatorServiceClient } from '@stackshift/proto/operator-service'
 import { RunServiceClient } from '@stackshift/proto/run-service'
 import { StateServiceClient } from '@stackshift/proto/state-service'
@@ -16,6 +17,7 @@ export interface KeyedClients {
   state: StateServiceClient
   admin: AdminServiceClient
   operator: OperatorServiceClient
+  jobs: JobServiceClient
   close(): void
 }
 
@@ -29,6 +31,7 @@ export function connectClients(address: string): KeyedClients {
     state: new StateServiceClient(address, creds, { channelOverride }),
     admin: new AdminServiceClient(address, creds, { channelOverride }),
     operator: new OperatorServiceClient(address, creds, { channelOverride }),
+    jobs: new JobServiceClient(address, creds, { channelOverride }),
     close: () => runs.close(),
   }
 }

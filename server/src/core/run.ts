@@ -1,5 +1,7 @@
 /** Domain types for runs, steps and attempts, independent of protobuf and SQL. */
 
+import type { FlowWait } from './flow-wait.js'
+
 /**
  * Statuses as stored. 'scheduled' is the stored form of a QUEUED run whose
  * available_at is in the future; it keeps such runs out of the claim index.
@@ -37,6 +39,8 @@ export interface NewRun {
   priority: number
   maxAttempts: number
   traceContext: TraceContext | undefined
+  /** The key value for the job's flow-control policies, given at enqueue (instead of the one at the policies' payload path). */
+  concurrencyKey?: string
 }
 
 /** A W3C Trace Context carrier (traceparent, tracestate, baggage). */
@@ -195,12 +199,16 @@ export interface RunRecord {
   sourceRunId: string | undefined
   /** For a replay: the step it executes from. */
   replayedFromStepId: string | undefined
+  /** Under flow control: the key value its job's policies apply to. */
+  concurrencyKey: string | undefined
 }
 
 /** A run with its steps and every attempt. */
 export interface RunDetails extends RunRecord {
   steps: StepRecord[]
   attemptHistory: AttemptRecord[]
+  /** For a ready run held back by a flow-control limit: which, as counted when read. */
+  flowWait: FlowWait | undefined
 }
 
 /**

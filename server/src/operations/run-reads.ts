@@ -4,6 +4,7 @@ import { type RunDetails, type RunFilter, type RunRecord, buildAttemptHistory, f
 import { isUuid } from '../core/run-id.js'
 import { attemptListForRun, runGet, runList, runListFinished, runMarkWaitedFor, stepListForRun } from '../db/queries/run-reads.js'
 import type { Logger } from '../logger.js'
+import type { FlowPolicies } from './flow-policies.js'
 
 /**
  * Wakes WaitForRun calls when their run finishes. Fed by the notification
@@ -64,15 +65,19 @@ export class RunWaiters {
 
 /** Reads runs for clients. */
 export class RunReads {
-  constructor(private readonly deps: { db: Knex; waiters: RunWaiters }) {}
+  constructor(private readonly deps: { db: Knex; waiters: RunWaiters; policies: FlowPolicies }) {}
 
-  /** The run with its steps and attempt history. */
+  /** The run with its steps and attempt history, and the flow-control limit it waits for, if any. */
   async getRun(namespace: string, runId: string): Promise<RunDetails> {
     // An id that is not a UUID cannot name a run; answer as for any unknown id.
     const run = isUuid(runId) ? await runGet(this.deps.db, { namespace, runId }) : undefined
     if (!run) throw new NotFoundError(`run ${runId} not found in namespace ${namespace}`)
-    const [steps, attempts] = await Promise.all([stepListForRun(this.deps.db, { runId }), attemptListForRun(this.deps.db, { runId })])
-    return { ...run, steps, attemptHistory: buildAttemptHistory(run, attempts) }
+    const [steps, attempts, flowWait] = await Promise.all([
+      stepListForRun(this.deps.db, { runId }),
+      attemptListForRun(this.deps.db, { runId }),
+      run.status === 'queued' ? this.deps.policies.flowWaitOf(run) : undefined,
+    ])
+    return { ...run, steps, attemptHistory: buildAttemptHistory(run, attempts), flowWait }
   }
 
   /** A page of runs, newest first, and the cursor of the next page if there is one. */

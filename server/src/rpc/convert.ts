@@ -1,3 +1,5 @@
+import { FlowLimit, type FlowWait as FlowWaitMessage } from '@stackshift/proto/job-service'
+import type { FlowLimitKind, FlowWait } from '../core/flow-wait.js'
 import { AttemptOutcome, type Event, type Run, type RunError, RunOrigin, RunStatus, StepKind, StepStatus } from '@stackshift/proto/run'
 import { type FailRunResponse, RevokeReason, type RevokedLease, type SuspendRunResponse, type Task } from '@stackshift/proto/worker-service'
 import type {
@@ -67,7 +69,7 @@ function toRunError(error: ErrorInfo | undefined): RunError | undefined {
 
 /** A run; its steps and attempt history when it has them (GetRun), empty lists otherwise (ListRuns). */
 export function toRunMessage(run: RunRecord | RunDetails): Run {
-  const details = 'steps' in run ? run : { steps: [], attemptHistory: [] }
+  const details = 'steps' in run ? run : { steps: [], attemptHistory: [], flowWait: undefined }
   return {
     id: run.id,
     namespace: run.namespace,
@@ -109,6 +111,25 @@ export function toRunMessage(run: RunRecord | RunDetails): Run {
       finishedAt: attempt.finishedAt,
       error: toRunError(attempt.error),
     })),
+    flowWait: details.flowWait && toFlowWaitMessage(details.flowWait),
+    concurrencyKey: run.concurrencyKey,
+  }
+}
+
+const flowLimitToProto: Record<FlowLimitKind, FlowLimit> = {
+  concurrency: FlowLimit.FLOW_LIMIT_CONCURRENCY,
+  rateLimit: FlowLimit.FLOW_LIMIT_RATE_LIMIT,
+  queueConcurrency: FlowLimit.FLOW_LIMIT_QUEUE_CONCURRENCY,
+}
+
+function toFlowWaitMessage(wait: FlowWait): FlowWaitMessage {
+  return {
+    limit: flowLimitToProto[wait.limit],
+    key: wait.key,
+    used: wait.used,
+    max: wait.max,
+    opensAt: wait.opensAt,
+    description: wait.description,
   }
 }
 

@@ -1,5 +1,6 @@
 import { Server, type ServerCredentials, type ServerInterceptor, type ServiceDefinition } from '@grpc/grpc-js'
 import { AdminServiceService, type AdminServiceServer } from '@stackshift/proto/admin-service'
+import { JobServiceService, type JobServiceServer } from '@stackshift/proto/job-service'
 import { protocolLimits } from '@stackshift/proto/limits'
 import { OperatorServiceService, type OperatorServiceServer } from '@stackshift/proto/operator-service'
 import { RunServiceService, type RunServiceServer } from '@stackshift/proto/run-service'
@@ -16,6 +17,7 @@ export interface StackShiftServices {
   state: StateServiceServer
   admin: AdminServiceServer
   operator: OperatorServiceServer
+  jobs: JobServiceServer
 }
 
 /**
@@ -29,6 +31,7 @@ export const stackShiftServiceDefinitions = {
   state: StateServiceService,
   admin: AdminServiceService,
   operator: OperatorServiceService,
+  jobs: JobServiceService,
 } satisfies Record<keyof StackShiftServices, ServiceDefinition>
 
 /** A gRPC server with StackShift's services, the health service and reflection. */
@@ -45,6 +48,7 @@ const healthNames = [
   'stackshift.jobs.v1.StateService',
   'stackshift.jobs.v1.AdminService',
   'stackshift.jobs.v1.OperatorService',
+  'stackshift.jobs.v1.JobService',
 ]
 
 /**

@@ -9,6 +9,7 @@ import * as claimRunsFromSource from './0007-claim-runs-from-source.js'
 import * as claimsSizedByBytes from './0008-claims-sized-by-bytes.js'
 import * as apiKeys from './0009-api-keys.js'
 import * as operatorViews from './0010-operator-views.js'
+import * as flowControl from './0013-flow-control.js'
 
 /**
  * The schema migrations, in order. Listed in code rather than discovered on
@@ -35,6 +36,7 @@ const migrations: ReadonlyArray<readonly [name: string, migration: Knex.Migratio
   ['0008-claims-sized-by-bytes', claimsSizedByBytes],
   ['0009-api-keys', apiKeys],
   ['0010-operator-views', operatorViews],
+  ['0013-flow-control', flowControl],
 ]
 
 /** A Knex migration source over the list above. */

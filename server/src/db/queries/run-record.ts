@@ -22,12 +22,13 @@ export interface RunRow {
   origin: Exclude<RunOrigin, 'enqueue'> | null
   source_run_id: string | null
   replayed_from_step_id: string | null
+  concurrency_key: string | null
 }
 
 /** The columns of a whole run, as RunRow names them. */
 export const runColumns = `id::text AS id, namespace, queue, job, status, payload::text AS payload_json, result::text AS result_json, error,
   attempt, max_attempts, priority, created_at, available_at, started_at, finished_at, idempotency_key, trace_context,
-  origin, source_run_id::text AS source_run_id, replayed_from_step_id`
+  origin, source_run_id::text AS source_run_id, replayed_from_step_id, concurrency_key`
 
 export function toRunRecord(row: RunRow): RunRecord {
   return {
@@ -51,5 +52,6 @@ export function toRunRecord(row: RunRow): RunRecord {
     origin: row.origin ?? 'enqueue',
     sourceRunId: row.source_run_id ?? undefined,
     replayedFromStepId: row.replayed_from_step_id ?? undefined,
+    concurrencyKey: row.concurrency_key ?? undefined,
   }
 }

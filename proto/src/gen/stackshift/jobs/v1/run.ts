@@ -4,6 +4,7 @@
 /* eslint-disable */
 import { BinaryReader, BinaryWriter } from "@bufbuild/protobuf/wire";
 import { Timestamp } from "../../../google/protobuf/timestamp.js";
+import { FlowWait } from "./job_service.js";
 
 export const protobufPackage = "stackshift.jobs.v1";
 
@@ -512,6 +513,20 @@ export interface Run {
    * before it were copied into this run's memo (empty otherwise).
    */
   replayedFromStepId: string;
+  /**
+   * For a QUEUED run that is ready but held back by a flow-control limit
+   * (JobService): which limit, computed when the run is read. Unset when the
+   * run is not waiting for a limit.
+   */
+  flowWait:
+    | FlowWait
+    | undefined;
+  /**
+   * The key value the job's concurrency, rate limit and fairness apply to,
+   * stored at enqueue (NewRun.concurrency_key, or the policy's payload path).
+   * Unset for runs of jobs and queues without such policies.
+   */
+  concurrencyKey?: string | undefined;
 }
 
 export interface Run_TraceContextEntry {
@@ -1179,6 +1194,8 @@ function createBaseRun(): Run {
     origin: 0,
     sourceRunId: "",
     replayedFromStepId: "",
+    flowWait: undefined,
+    concurrencyKey: undefined,
   };
 }
 
@@ -1249,6 +1266,12 @@ export const Run: MessageFns<Run> = {
     }
     if (message.replayedFromStepId !== "") {
       writer.uint32(178).string(message.replayedFromStepId);
+    }
+    if (message.flowWait !== undefined) {
+      FlowWait.encode(message.flowWait, writer.uint32(226).fork()).join();
+    }
+    if (message.concurrencyKey !== undefined) {
+      writer.uint32(234).string(message.concurrencyKey);
     }
     return writer;
   },
@@ -1445,6 +1468,22 @@ export const Run: MessageFns<Run> = {
             message.replayedFromStepId = reader.string();
             continue;
           }
+          case 28: {
+            if (tag !== 226) {
+              break;
+            }
+
+            message.flowWait = FlowWait.decode(reader, reader.uint32());
+            continue;
+          }
+          case 29: {
+            if (tag !== 234) {
+              break;
+            }
+
+            message.concurrencyKey = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1553,6 +1592,16 @@ export const Run: MessageFns<Run> = {
         : isSet(object.replayed_from_step_id)
         ? globalThis.String(object.replayed_from_step_id)
         : "",
+      flowWait: isSet(object.flowWait)
+        ? FlowWait.fromJSON(object.flowWait)
+        : isSet(object.flow_wait)
+        ? FlowWait.fromJSON(object.flow_wait)
+        : undefined,
+      concurrencyKey: isSet(object.concurrencyKey)
+        ? globalThis.String(object.concurrencyKey)
+        : isSet(object.concurrency_key)
+        ? globalThis.String(object.concurrency_key)
+        : undefined,
     };
   },
 
@@ -1630,6 +1679,12 @@ export const Run: MessageFns<Run> = {
     if (message.replayedFromStepId !== "") {
       obj.replayedFromStepId = message.replayedFromStepId;
     }
+    if (message.flowWait !== undefined) {
+      obj.flowWait = FlowWait.toJSON(message.flowWait);
+    }
+    if (message.concurrencyKey !== undefined) {
+      obj.concurrencyKey = message.concurrencyKey;
+    }
     return obj;
   },
 
@@ -1670,6 +1725,10 @@ export const Run: MessageFns<Run> = {
     message.origin = object.origin ?? 0;
     message.sourceRunId = object.sourceRunId ?? "";
     message.replayedFromStepId = object.replayedFromStepId ?? "";
+    message.flowWait = (object.flowWait !== undefined && object.flowWait !== null)
+      ? FlowWait.fromPartial(object.flowWait)
+      : undefined;
+    message.concurrencyKey = object.concurrencyKey ?? undefined;
     return message;
   },
 };
