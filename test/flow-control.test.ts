@@ -138,8 +138,9 @@ it('debounce: 10 enqueues within the period give one run, with the last payload'
 
   env.stackshift.job<{ n: number }>('recompute', ({ payload }) => void seen.push(payload.n))
   await env.startWorker({ queues: ['debounced'], jobs: ['recompute'], concurrency: 5 })
-  // The period passes: move the pending runs' start into the past.
+  // The period passes: move the pending runs' start into the past, and wake the timers with a run due at once.
   await env.db.query(`UPDATE stackshift.runs SET available_at = now() WHERE job = 'recompute' AND status = 'scheduled'`)
+  await env.stackshift.queue('nudges').enqueue('nudge', {}, { delay: 1 })
   const done = await env.stackshift.waitForRun(ids[0]!)
   await env.stackshift.waitForRun(other.id)
   expect(done.status).toBe('completed')
@@ -322,4 +323,14 @@ it('job(name, handler) works unchanged: its runs carry no key and bypass the flo
   const done = await env.stackshift.waitForRun(run.id)
   expect(done).toMatchObject({ status: 'completed', result: 42, concurrencyKey: undefined, flowWait: undefined })
   expect((await env.stackshift.getJob('plain')).version).toBe(0)
+})
+
+it('a rerun of a run under flow control keeps its key value and is claimed within the limit', async () => {
+  env.stackshift.job<{ tenant: string }>('rerunnable', { concurrency: { limit: 1, key: 'tenant' } }, ({ payload }) => payload.tenant)
+  await env.startWorker({ queues: ['reruns'], jobs: ['rerunnable'], concurrency: 2 })
+  const source = await env.stackshift.queue('reruns').enqueue('rerunnable', { tenant: 't9' })
+  await env.stackshift.waitForRun(source.id)
+  const copy = await env.stackshift.rerunRun(source.id)
+  const done = await env.stackshift.waitForRun(copy.id)
+  expect(done).toMatchObject({ status: 'completed', result: 't9', concurrencyKey: 't9' })
 })

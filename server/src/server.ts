@@ -142,7 +142,7 @@ export async function startServer(config: ServerConfig & { databaseUrl: string }
   const suspensions = new Suspensions({ db, announcer })
   const events = new EventSender({ db, announcer })
   const canceller = new RunCanceller({ db, metrics, logger })
-  const copier = new RunCopier({ db, announcer, metrics })
+  const copier = new RunCopier({ db, announcer, metrics, policies })
   const bulkActions = new BulkActions({ db, copier, metrics, logger, ...bulkActionSettings })
   const eventReads = new EventReads({ db })
   const stateStore = new StateStore({ db })

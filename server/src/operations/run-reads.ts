@@ -3,6 +3,7 @@ import { NotFoundError } from '../core/errors.js'
 import { type RunDetails, type RunFilter, type RunRecord, buildAttemptHistory, finishedStatuses, publicStatus } from '../core/run.js'
 import { isUuid } from '../core/run-id.js'
 import { attemptListForRun, runGet, runList, runListFinished, runMarkWaitedFor, stepListForRun } from '../db/queries/run-reads.js'
+import type { FlowWait } from '../core/flow-wait.js'
 import type { Logger } from '../logger.js'
 import type { FlowPolicies } from './flow-policies.js'
 
@@ -80,11 +81,23 @@ export class RunReads {
     return { ...run, steps, attemptHistory: buildAttemptHistory(run, attempts), flowWait }
   }
 
-  /** A page of runs, newest first, and the cursor of the next page if there is one. */
-  async listRuns(filter: RunFilter): Promise<{ runs: RunRecord[]; nextCursor: string | undefined }> {
+  /**
+   * A page of runs, newest first, and the cursor of the next page if there is
+   * one. Queued runs under flow control say what limit they wait for (one
+   * count per such run; other runs cost nothing more).
+   */
+  async listRuns(
+    filter: RunFilter,
+  ): Promise<{ runs: Array<RunRecord & { flowWait: FlowWait | undefined }>; nextCursor: string | undefined }> {
     const rows = await runList(this.deps.db, { ...filter, limit: filter.limit + 1 })
-    const runs = rows.slice(0, filter.limit)
-    return { runs, nextCursor: rows.length > filter.limit ? runs.at(-1)!.id : undefined }
+    const page = rows.slice(0, filter.limit)
+    const runs = await Promise.all(
+      page.map(async (run) => ({
+        ...run,
+        flowWait: run.status === 'queued' && run.concurrencyKey !== undefined ? await this.deps.policies.flowWaitOf(run) : undefined,
+      })),
+    )
+    return { runs, nextCursor: rows.length > filter.limit ? page.at(-1)!.id : undefined }
   }
 
   /**

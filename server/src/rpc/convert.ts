@@ -67,9 +67,9 @@ function toRunError(error: ErrorInfo | undefined): RunError | undefined {
   return error ? { name: error.name, message: error.message, stack: error.stack ?? '' } : undefined
 }
 
-/** A run; its steps and attempt history when it has them (GetRun), empty lists otherwise (ListRuns). */
-export function toRunMessage(run: RunRecord | RunDetails): Run {
-  const details = 'steps' in run ? run : { steps: [], attemptHistory: [], flowWait: undefined }
+/** A run; its steps and attempt history when it has them (GetRun), empty lists otherwise (ListRuns); its flow wait when read. */
+export function toRunMessage(run: RunRecord | RunDetails | (RunRecord & { flowWait: FlowWait | undefined })): Run {
+  const details = 'steps' in run ? run : { steps: [], attemptHistory: [], flowWait: 'flowWait' in run ? run.flowWait : undefined }
   return {
     id: run.id,
     namespace: run.namespace,

@@ -32,9 +32,14 @@
  *   at most limit - (starts in (now - period, now]) and records its own.
  *   Instants are clock_timestamp() read after the lock, so they increase
  *   from claim to claim, and are the runs' started_at.
- * - Keys are served round robin, least recently served first
- *   (flow_keys.served_at), one run per key per round: with 1,000 runs of key
- *   A queued before 10 of key B, B's runs are among the first 20 started.
+ * - Keys are served round robin: each claim reads the keys in key order from
+ *   where the last claim stopped (flow_cursors), wrapping around, and takes
+ *   one run per key per round: with 1,000 runs of key A queued before 10 of
+ *   key B, B's runs are among the first 20 started. (A first version kept
+ *   when each key was last served and read the keys in that order; every
+ *   claim then rewrote hundreds of key rows and their index entries. With it
+ *   W5 drained at 45-47% of W1; the cursor and generic plans (below) brought
+ *   it to 71-88%.)
  * - Keys with no ready runs are not scanned: flow_keys holds a key only
  *   while it may have ready runs. The trigger flow_key_ready adds a key when
  *   a run of it becomes ready (insert, promotion, retry, hand-back, resume),
@@ -42,11 +47,19 @@
  *   empty while holding the lock exclusively, so the two never cross: a run
  *   made ready while the claim runs commits after it, and adds its key back.
  *
+ * - Generic plans only (plan_cache_mode): on a table loaded in bulk and not
+ *   yet analyzed, the custom plans PostgreSQL makes for the first calls of
+ *   each session counted each key's running runs by reading every running
+ *   run: 80-120 ms a claim of 500 against 20 with the generic plan, and when
+ *   those custom plans looked cheaper it never switched (W5 drained at a
+ *   quarter of W1's rate). The generic plan probes runs_flow_running per key
+ *   whatever the statistics say.
+ *
  * Cost: reading the policies and the counts is a few index probes; the
- * keys are read in service order only until p_limit keys with room are
- * found (keys at their limit are read and skipped: they were served last, so
- * they sit at the back of the order); runs are read per key, at most
- * ceil(p_limit / keys) from each, through runs_flow_ready. docs/performance.md
+ * keys are read in round order only until p_limit keys with room are found
+ * (keys at their limit are read and skipped, one count each); runs are read
+ * per key, at most ceil(p_limit / keys) from each, through runs_flow_ready;
+ * the claim writes the leased runs and one cursor row. docs/performance.md
  * ("Flow control") has the plans and the drain rates measured.
  *
  * (Knex reads "?" in raw SQL as a placeholder: the jsonb tests are written
@@ -68,6 +81,7 @@ CREATE OR REPLACE FUNCTION stackshift.claim_flow_runs(
 LANGUAGE plpgsql VOLATILE
 SET enable_seqscan = off
 SET enable_bitmapscan = off
+SET plan_cache_mode = force_generic_plan
 AS $$
 DECLARE
   v_lease_token uuid := gen_random_uuid();
@@ -86,6 +100,9 @@ DECLARE
   v_key text;
   v_key_room integer;
   v_key_opens timestamptz;
+  v_cursor text;
+  v_last_scanned text;
+  v_empty_keys text[];
   v_keys text[] := '{}';
   v_key_rooms integer[] := '{}';
   v_share integer;
@@ -147,6 +164,9 @@ BEGIN
 
   IF v_room > 0 THEN
     -- Keys with ready runs in service order, and the room each has, until v_room keys with room.
+    SELECT c.last_key INTO v_cursor FROM stackshift.flow_cursors AS c
+    WHERE c.namespace = p_namespace AND c.queue = p_queue AND c.job = p_job;
+    v_cursor := coalesce(v_cursor, '');
     FOR v_key, v_key_room, v_key_opens IN
       SELECT fk.concurrency_key,
         least(
@@ -156,16 +176,26 @@ BEGIN
               AND r.lease_expires_at > v_now), v_room),
           CASE WHEN v_is_rate_keyed THEN v_rate_limit - rw.used ELSE v_room END),
         rw.opens
-      FROM stackshift.flow_keys AS fk
+      FROM (
+        -- The keys after the cursor, then from the first to the cursor: a round. Each branch is read
+        -- in key order from flow_keys' primary key and Append reads them one after the other, so the
+        -- loop stops reading where it exits; an ORDER BY over both would sort every key first.
+        (SELECT k.concurrency_key FROM stackshift.flow_keys AS k
+         WHERE k.namespace = p_namespace AND k.queue = p_queue AND k.job = p_job AND k.concurrency_key > v_cursor
+         ORDER BY k.concurrency_key)
+        UNION ALL
+        (SELECT k.concurrency_key FROM stackshift.flow_keys AS k
+         WHERE k.namespace = p_namespace AND k.queue = p_queue AND k.job = p_job AND k.concurrency_key <= v_cursor
+         ORDER BY k.concurrency_key)
+      ) AS fk
       LEFT JOIN LATERAL (
         SELECT count(*)::integer AS used, (array_agg(s ORDER BY s DESC))[v_rate_limit] + v_rate_period AS opens
         FROM stackshift.flow_rate_windows AS w, unnest(w.starts) AS s
         WHERE v_is_rate_keyed AND w.namespace = p_namespace AND w.job = p_job AND w.rate_key = fk.concurrency_key
           AND s > v_now - v_rate_period
       ) AS rw ON true
-      WHERE fk.namespace = p_namespace AND fk.queue = p_queue AND fk.job = p_job
-      ORDER BY fk.served_at, fk.concurrency_key
     LOOP
+      v_last_scanned := v_key;
       IF v_key_room > 0 THEN
         v_keys := v_keys || v_key;
         v_key_rooms := v_key_rooms || v_key_room;
@@ -210,14 +240,21 @@ BEGIN
   ) AS p;
   v_picked := coalesce(v_picked, 0);
 
+  -- The next claim goes on from the last key this one looked at.
+  INSERT INTO stackshift.flow_cursors AS c (namespace, queue, job, last_key) VALUES (p_namespace, p_queue, p_job, v_last_scanned)
+  ON CONFLICT (namespace, queue, job) DO UPDATE SET last_key = EXCLUDED.last_key;
+
   -- Keys that had room and gave nothing have no ready run in this queue: forget them (see flow_key_ready).
-  DELETE FROM stackshift.flow_keys AS fk
-  WHERE fk.namespace = p_namespace AND fk.queue = p_queue AND fk.job = p_job
-    AND fk.concurrency_key = ANY(v_keys) AND NOT (fk.concurrency_key = ANY(coalesce(v_run_keys, '{}')))
-    AND NOT EXISTS (
-      SELECT 1 FROM stackshift.runs AS r
-      WHERE r.namespace = p_namespace AND r.queue = p_queue AND r.job = p_job AND r.concurrency_key = fk.concurrency_key
-        AND r.status = 'queued');
+  -- A set difference, hashed: = ANY over two arrays of hundreds of keys would compare every pair.
+  SELECT array_agg(e.k) INTO v_empty_keys FROM (SELECT unnest(v_keys) AS k EXCEPT SELECT unnest(v_run_keys)) AS e;
+  IF v_empty_keys IS NOT NULL THEN
+    DELETE FROM stackshift.flow_keys AS fk
+    WHERE fk.namespace = p_namespace AND fk.queue = p_queue AND fk.job = p_job AND fk.concurrency_key = ANY(v_empty_keys)
+      AND NOT EXISTS (
+        SELECT 1 FROM stackshift.runs AS r
+        WHERE r.namespace = p_namespace AND r.queue = p_queue AND r.job = p_job AND r.concurrency_key = fk.concurrency_key
+          AND r.status = 'queued');
+  END IF;
 
   IF v_picked = 0 THEN
     RETURN QUERY SELECT NULL::text, NULL::text, NULL::text, NULL::text, NULL::integer, NULL::integer, NULL::smallint, NULL::text,
@@ -237,9 +274,7 @@ BEGIN
     v_is_cut := true;
   END IF;
 
-  -- The served keys go to the back of the order; the starts enter the rate windows.
-  UPDATE stackshift.flow_keys AS fk SET served_at = v_now
-  WHERE fk.namespace = p_namespace AND fk.queue = p_queue AND fk.job = p_job AND fk.concurrency_key = ANY(v_run_keys);
+  -- The starts enter the rate windows.
   IF v_rate_limit IS NOT NULL THEN
     INSERT INTO stackshift.flow_rate_windows AS w (namespace, job, rate_key, starts)
     SELECT p_namespace, p_job, started.rate_key, array_fill(v_now, ARRAY[started.n])

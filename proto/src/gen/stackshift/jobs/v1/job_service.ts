@@ -123,9 +123,11 @@ export interface DebouncePolicy {
 }
 
 /**
- * FairnessPolicy takes ready runs round robin across the values of `key`, the
- * value served least recently first, so a burst of one value does not delay
- * the others.
+ * FairnessPolicy takes ready runs round robin across the values of `key`:
+ * one run per value per round, each claim going on from the value where the
+ * last one stopped, so a burst of one value does not delay the others. (Runs
+ * of a job whose concurrency or rate limit names a key are served the same
+ * way.)
  */
 export interface FairnessPolicy {
   /** Payload path, as in ConcurrencyPolicy.key. Required. */

@@ -515,8 +515,8 @@ export interface Run {
   replayedFromStepId: string;
   /**
    * For a QUEUED run that is ready but held back by a flow-control limit
-   * (JobService): which limit, computed when the run is read. Unset when the
-   * run is not waiting for a limit.
+   * (JobService): which limit, computed when the run is read (GetRun,
+   * WaitForRun, ListRuns). Unset when the run is not waiting for a limit.
    */
   flowWait:
     | FlowWait
