@@ -160,7 +160,7 @@ describe.skipIf(!existsSync(chromiumPath) && !process.env.CI)('the web console i
 
   it('lists the runs newest first, and filters them by status and job', async () => {
     const rows = rowsOf(page, 'Runs')
-    await expect.poll(() => rows.count()).toBe(8)
+    await expect.poll(() => rows.count()).toBe(10)
     // Newest first: the last enqueued (the digests) on top.
     expect(await rows.first().innerText()).toContain('weeklyDigest')
     expect(await rows.last().innerText()).toContain('checkout')
@@ -177,7 +177,7 @@ describe.skipIf(!existsSync(chromiumPath) && !process.env.CI)('the web console i
     await expect.poll(() => rows.count()).toBe(1)
     expect(await rows.first().innerText()).toContain('maintenance')
     await page.getByRole('button', { name: 'Clear' }).click()
-    await expect.poll(() => rows.count()).toBe(8)
+    await expect.poll(() => rows.count()).toBe(10)
   })
 
   it("shows a run's steps in order with their durations, its State operations and its result", async () => {

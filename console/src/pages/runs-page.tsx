@@ -44,7 +44,7 @@ const columns = column.columns([
         {info.row.original.flowWait && (
           <span className="flow-wait-mark small" title={info.row.original.flowWait.description}>
             {' '}
-            ⏸ limit
+            held by a limit
           </span>
         )}
       </>

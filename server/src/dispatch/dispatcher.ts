@@ -219,7 +219,8 @@ export class Dispatcher {
 
   /**
    * Wakes the consumer at `at` (a rate limit's window opens then; nothing
-   * else would announce it). The earliest such instant wins.
+   * else would announce it). Each claim says when, so the latest claim's
+   * instant replaces an earlier one.
    */
   private wakeAt(entry: Entry, at: Date): void {
     clearTimeout(entry.opensTimer)
