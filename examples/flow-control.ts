@@ -3,7 +3,7 @@ import { StackShift } from '@stackshift/sdk'
 const stackshift = new StackShift({ address: process.env.STACKSHIFT_ADDRESS ?? 'localhost:50051' })
 
 // A stand-in for a partner API that allows 10 calls a second.
-const syncWithCrm = async (customerId: string) => ({ customerId, synced: true })
+const syncWithCrm = (customerId: string) => ({ customerId, synced: true })
 
 stackshift.job<{ customerId: string }>('syncCustomer', {
   concurrency: { limit: 2, key: 'customerId' },              // at most 2 running per customer
