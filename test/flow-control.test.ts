@@ -334,3 +334,21 @@ it('a rerun of a run under flow control keeps its key value and is claimed withi
   const done = await env.stackshift.waitForRun(copy.id)
   expect(done).toMatchObject({ status: 'completed', result: 't9', concurrencyKey: 't9' })
 })
+
+it('runs stored before their job gets a policy are put under it, and complete within the new limit', async () => {
+  const recorder = new ConcurrencyRecorder()
+  const runs = await env.stackshift
+    .queue('late')
+    .enqueueMany(Array.from({ length: 8 }, (_, i) => ({ job: 'latePolicy', payload: { i, region: i % 2 === 0 ? 'eu' : 'us' } })))
+  await env.stackshift.configureJob('latePolicy', { concurrency: { limit: 1, key: 'region' } })
+  env.stackshift.job<{ region: string }>('latePolicy', async ({ payload }) => {
+    recorder.enter(payload.region)
+    await new Promise((resolve) => setTimeout(resolve, 10))
+    recorder.leave(payload.region)
+  })
+  await env.startWorker({ queues: ['late'], jobs: ['latePolicy'], concurrency: 8 })
+  const done = await Promise.all(runs.map((run) => env.stackshift.waitForRun(run.id)))
+  expect(done.every((run) => run.status === 'completed')).toBe(true)
+  expect(new Set(done.map((run) => run.concurrencyKey))).toEqual(new Set(['eu', 'us']))
+  expect([...recorder.most.values()]).toEqual([1, 1])
+})

@@ -218,17 +218,29 @@ export class FlowPolicies {
 
   private async keyStoredRunsOfJob(record: JobPolicyRecord): Promise<void> {
     if (!isClaimLimited(record.policies)) return
-    const keyed = await runAssignConcurrencyKeys(this.deps.db, {
-      namespace: record.namespace,
-      job: record.job,
-      keyPath: claimKeyPath(record.policies),
-    })
-    if (keyed > 0) this.deps.logger.info({ namespace: record.namespace, job: record.job, runs: keyed }, 'runs put under flow control')
+    await this.keyStoredRuns({ namespace: record.namespace, job: record.job, keyPath: claimKeyPath(record.policies) })
   }
 
   private async keyStoredRunsOfQueue(record: QueuePolicyRecord): Promise<void> {
     if (record.policies.concurrency === 0) return
-    const keyed = await runAssignConcurrencyKeys(this.deps.db, { namespace: record.namespace, queue: record.queue })
-    if (keyed > 0) this.deps.logger.info({ namespace: record.namespace, queue: record.queue, runs: keyed }, 'runs put under flow control')
+    await this.keyStoredRuns({ namespace: record.namespace, queue: record.queue })
+  }
+
+  /**
+   * Keys the runs stored without a key value, now and once more a second
+   * later: an enqueue that read the policies before they changed may commit
+   * after the first pass, and its runs would otherwise wait for a claim that
+   * never comes (claim_runs no longer takes the job, claim_flow_runs only
+   * takes keyed runs).
+   */
+  private async keyStoredRuns(target: Parameters<typeof runAssignConcurrencyKeys>[1]): Promise<void> {
+    const pass = async () => {
+      const keyed = await runAssignConcurrencyKeys(this.deps.db, target)
+      if (keyed > 0) this.deps.logger.info({ ...target, runs: keyed }, 'runs put under flow control')
+    }
+    await pass()
+    setTimeout(() => {
+      pass().catch((error: unknown) => this.deps.logger.warn({ err: error, ...target }, 'could not put stored runs under flow control'))
+    }, 1000).unref()
   }
 }

@@ -210,30 +210,34 @@ export class WorkerStream implements TaskConsumer {
     })
     this.slots = hello.slots
     this.state = 'open'
-    this.write({
-      drained: false,
-      welcome: {
-        workerId: hello.workerId,
-        leaseMs: hello.leaseMs,
-        heartbeatIntervalMs: Math.floor(hello.leaseMs / 3),
-        maxPayloadBytes: this.deps.config.maxPayloadBytes,
-      },
-      tasks: [],
-      results: [],
-      revoked: [],
-    })
-    this.logger.info(
-      { workerId: hello.workerId, namespace: hello.namespace, queues: hello.queues, slots: hello.slots, sdk: hello.sdk },
-      'worker connected',
-    )
-    if (declaredPolicies.size === 0) {
+    const welcome = () => {
+      this.write({
+        drained: false,
+        welcome: {
+          workerId: hello.workerId,
+          leaseMs: hello.leaseMs,
+          heartbeatIntervalMs: Math.floor(hello.leaseMs / 3),
+          maxPayloadBytes: this.deps.config.maxPayloadBytes,
+        },
+        tasks: [],
+        results: [],
+        revoked: [],
+      })
+      this.logger.info(
+        { workerId: hello.workerId, namespace: hello.namespace, queues: hello.queues, slots: hello.slots, sdk: hello.sdk },
+        'worker connected',
+      )
       this.subscription = this.deps.dispatcher.subscribe(this)
+    }
+    if (declaredPolicies.size === 0) {
+      welcome()
       return
     }
-    // The policies are stored before the first claim, so this worker's claims already honour them.
+    // The policies are stored before the welcome: once a worker has started, its claims and
+    // whatever is enqueued after (on this server) are under them.
     void this.declare(declaredPolicies).then(
       () => {
-        if (this.state === 'open') this.subscription = this.deps.dispatcher.subscribe(this)
+        if (this.state === 'open') welcome()
       },
       (error: unknown) => this.terminate(toRpcStatus(error, this.logger)),
     )
