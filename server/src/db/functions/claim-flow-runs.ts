@@ -245,15 +245,14 @@ BEGIN
   ON CONFLICT (namespace, queue, job) DO UPDATE SET last_key = EXCLUDED.last_key;
 
   -- Keys that had room and gave nothing have no ready run in this queue: forget them (see flow_key_ready).
-  -- A set difference, hashed: = ANY over two arrays of hundreds of keys would compare every pair.
+  -- The pick read each of them (at least one run) after the lock, and no run of the job can become
+  -- ready until this transaction ends, so nothing is checked again: a NOT EXISTS probe per key cost
+  -- 0.5 s at the end of a W5 drain. A set difference, hashed: = ANY over two arrays of hundreds of
+  -- keys would compare every pair.
   SELECT array_agg(e.k) INTO v_empty_keys FROM (SELECT unnest(v_keys) AS k EXCEPT SELECT unnest(v_run_keys)) AS e;
   IF v_empty_keys IS NOT NULL THEN
     DELETE FROM stackshift.flow_keys AS fk
-    WHERE fk.namespace = p_namespace AND fk.queue = p_queue AND fk.job = p_job AND fk.concurrency_key = ANY(v_empty_keys)
-      AND NOT EXISTS (
-        SELECT 1 FROM stackshift.runs AS r
-        WHERE r.namespace = p_namespace AND r.queue = p_queue AND r.job = p_job AND r.concurrency_key = fk.concurrency_key
-          AND r.status = 'queued');
+    WHERE fk.namespace = p_namespace AND fk.queue = p_queue AND fk.job = p_job AND fk.concurrency_key = ANY(v_empty_keys);
   END IF;
 
   IF v_picked = 0 THEN
