@@ -19,7 +19,7 @@ import { createPgBossAdapter } from './systems/pg-boss.js'
 import { createStackShiftAdapter } from './systems/stackshift.js'
 import { createTransportFloorAdapter } from './systems/transport-floor.js'
 import { type LatencySummary, summarizeLatency } from './support/stats.js'
-import { type WorkloadName, workloadSizes } from './workloads.js'
+import { type WorkloadName, generousPolicy, perKeyPolicy, workloadSizes } from './workloads.js'
 
 const [systemName, workload, phase] = process.argv.slice(2) as [string, WorkloadName, 'preload' | undefined]
 const config = JSON.parse(process.env.BENCH_CONFIG!) as BenchConfig
@@ -59,17 +59,26 @@ async function waitUntilFinished(adapter: SystemAdapter, executed: Promise<void>
   return true
 }
 
-/** W1, W1S and W4: bulk enqueue, then drain with one worker process. */
-async function drain(adapter: SystemAdapter, isAnalyzedBeforeDrain: boolean): Promise<Record<string, unknown>> {
-  const count = sizes.drainRuns
+/**
+ * W1, W1S, W1P, W4 and W5: bulk enqueue, then drain with one worker process.
+ * With `policies` (W1P, W5) the job has them before the enqueue; W5's runs
+ * are spread over `sizes.flowKeys` customers, in turn.
+ */
+async function drain(
+  adapter: SystemAdapter,
+  options: { isAnalyzedBeforeDrain: boolean; policies?: Record<string, unknown>; count: number; keys?: number },
+): Promise<Record<string, unknown>> {
+  const { count, keys } = options
+  if (options.policies) await adapter.configurePolicies!(noopJob, options.policies)
   const enqueueStarted = now()
   for (let start = 0; start < count; start += sizes.bulkBatchSize) {
     const size = Math.min(sizes.bulkBatchSize, count - start)
     await adapter.enqueueBulk(
       noopJob,
-      Array.from({ length: size }, (_, i) => ({ i: start + i })),
+      Array.from({ length: size }, (_, i) => (keys ? { i: start + i, customerId: `c${(start + i) % keys}` } : { i: start + i })),
     )
   }
+  const isAnalyzedBeforeDrain = options.isAnalyzedBeforeDrain
   const enqueueSeconds = (now() - enqueueStarted) / 1000
   if (isAnalyzedBeforeDrain) {
     const { default: pg } = await import('pg')
@@ -139,9 +148,10 @@ async function latency(adapter: SystemAdapter, warmupRuns: number): Promise<Reco
   return { jobs: sent, byRate, ...warmup }
 }
 
-/** W3: jobs of three steps each. */
-async function steps(adapter: SystemAdapter): Promise<Record<string, unknown>> {
+/** W3 and W3P: jobs of three steps each (W3P: with `policies` on the job). */
+async function steps(adapter: SystemAdapter, policies?: Record<string, unknown>): Promise<Record<string, unknown>> {
   const count = sizes.stepJobs
+  if (policies) await adapter.configurePolicies!('threeSteps', policies)
   await adapter.enqueueThreeStepJobs(count)
   let done = 0
   let allDone!: () => void
@@ -168,12 +178,24 @@ const lines = createInterface({ input: process.stdin })[Symbol.asyncIterator]()
 await nextLine('go')
 
 const cpuBefore = process.cpuUsage()
-const result =
-  workload === 'W2' || workload === 'W2W'
-    ? await latency(adapter, workload === 'W2W' ? sizes.warmupRuns : 0)
-    : workload === 'W3'
-      ? await steps(adapter)
-      : await drain(adapter, workload === 'W1S')
+async function runWorkload(): Promise<Record<string, unknown>> {
+  switch (workload) {
+    case 'W2':
+    case 'W2W':
+      return latency(adapter, workload === 'W2W' ? sizes.warmupRuns : 0)
+    case 'W3':
+      return steps(adapter)
+    case 'W3P':
+      return steps(adapter, generousPolicy)
+    case 'W1P':
+      return drain(adapter, { isAnalyzedBeforeDrain: false, policies: generousPolicy, count: sizes.drainRuns })
+    case 'W5':
+      return drain(adapter, { isAnalyzedBeforeDrain: false, policies: perKeyPolicy, count: sizes.flowRuns, keys: sizes.flowKeys })
+    default:
+      return drain(adapter, { isAnalyzedBeforeDrain: workload === 'W1S', count: sizes.drainRuns })
+  }
+}
+const result = await runWorkload()
 const cpu = process.cpuUsage(cpuBefore)
 send({ event: 'result', result, cpuSeconds: (cpu.user + cpu.system) / 1e6 })
 await nextLine('stop')

@@ -9,7 +9,7 @@
  * instead of on one cell, and W4's share of W1 compares two runs made minutes
  * apart.
  *
- * Usage: npm run bench -- [--workloads W1,W1S,W2,W2W,W3,W4] [--systems a,b] [--repeat 3] [--concurrency 100]
+ * Usage: npm run bench -- [--workloads W1,W1S,W1P,W2,W2W,W3,W3P,W4,W5] [--systems a,b] [--repeat 3] [--concurrency 100]
  *
  * `--systems stackshift,stackshift-traced` measures what tracing costs: the
  * second runs the server and the worker with OpenTelemetry on, exporting every
@@ -43,12 +43,12 @@ import { postmasterPid, treeCpuSeconds } from './support/cpu.js'
 import { ensureBenchNode } from './support/node22.js'
 import { type BenchPostgres, startBenchPostgres } from './support/postgres.js'
 import { type BenchEnvironment, writeReport, type RunRecord } from './support/report.js'
-import { type WorkloadName, workloadSizes } from './workloads.js'
+import { type WorkloadName, stackShiftOnlyWorkloads, workloadSizes } from './workloads.js'
 
 const repoRoot = fileURLToPath(new URL('../..', import.meta.url))
 const workDir = `${repoRoot}bench/.work`
 const allSystems = ['stackshift', 'graphile-worker-default', 'graphile-worker-tuned', 'pg-boss-default', 'pg-boss-tuned', 'transport-floor']
-const allWorkloads: WorkloadName[] = ['W1', 'W1S', 'W2', 'W2W', 'W3', 'W4']
+const allWorkloads: WorkloadName[] = ['W1', 'W1S', 'W1P', 'W2', 'W2W', 'W3', 'W3P', 'W4', 'W5']
 
 function option(name: string): string | undefined {
   const index = process.argv.indexOf(`--${name}`)
@@ -337,6 +337,7 @@ try {
     for (const system of systems) {
       for (const workload of orderedWorkloads) {
         if (system === 'transport-floor' && workload !== 'W2' && workload !== 'W2W') continue
+        if (stackShiftOnlyWorkloads.has(workload) && !system.startsWith('stackshift')) continue
         const record = await runOnce(node, postgres, system, workload, rep)
         records.push(record)
         console.log(

@@ -62,6 +62,7 @@ import {
   RerunRunRequest,
   StartBulkActionRequest,
 } from '@stackshift/proto/operator-service'
+import { ConfigureJobRequest, ConfigureQueueRequest, GetJobRequest, GetQueueRequest, ListJobsRequest } from '@stackshift/proto/job-service'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { accessRules } from '../server/src/rpc/access-rules.js'
 import { connect, createTestDatabase } from './support/database.js'
@@ -177,6 +178,8 @@ async function snapshotOfB(): Promise<string> {
     `SELECT to_jsonb(k) - 'secret_sha256' AS row FROM stackshift.api_keys k WHERE namespace = 'B' ORDER BY id`,
     `SELECT to_jsonb(a) AS row FROM stackshift.bulk_actions a WHERE namespace = 'B' ORDER BY id`,
     `SELECT to_jsonb(s) AS row FROM stackshift.schedules s WHERE namespace = 'B' ORDER BY id`,
+    `SELECT to_jsonb(p) AS row FROM stackshift.job_policies p WHERE namespace = 'B' ORDER BY job`,
+    `SELECT to_jsonb(p) AS row FROM stackshift.queue_policies p WHERE namespace = 'B' ORDER BY queue`,
   ]
   const parts: string[] = []
   for (const text of tables) parts.push(JSON.stringify((await db.query<{ row: unknown }>(text)).rows.map((r) => r.row)))
@@ -199,7 +202,7 @@ const unary = <Request>(
 
 /** Every RPC of every service, aimed at B. Built lazily: B's ids are known only after setup. */
 function calls(): Record<string, Call> {
-  const { runs, workers, state, admin, operator, schedules } = clients
+  const { runs, workers, state, admin, operator, schedules, jobs } = clients
   const schedule = { namespace: 'B', scheduleId: 'b-schedule' }
   const lease = () => ({ runId: b.heldRunId, leaseToken: b.leaseToken })
   const run = { queue: 'q', job: 'j', payloadJson: '{}' }
@@ -431,6 +434,30 @@ function calls(): Record<string, Call> {
           endAt: new Date('2027-01-01T00:00:00Z'),
         }),
       ),
+    },
+    'JobService/ConfigureJob': {
+      scope: 'operate',
+      run: unary(jobs.configureJob.bind(jobs), () =>
+        ConfigureJobRequest.fromPartial({ namespace: 'B', job: 'j', policies: { concurrency: { limit: 3, key: 'customerId' } } }),
+      ),
+    },
+    'JobService/GetJob': {
+      scope: 'read',
+      run: unary(jobs.getJob.bind(jobs), () => GetJobRequest.fromPartial({ namespace: 'B', job: 'j' })),
+    },
+    'JobService/ListJobs': {
+      scope: 'read',
+      run: unary(jobs.listJobs.bind(jobs), () => ListJobsRequest.fromPartial({ namespace: 'B' })),
+    },
+    'JobService/ConfigureQueue': {
+      scope: 'operate',
+      run: unary(jobs.configureQueue.bind(jobs), () =>
+        ConfigureQueueRequest.fromPartial({ namespace: 'B', queue: 'q', policies: { concurrency: 4 } }),
+      ),
+    },
+    'JobService/GetQueue': {
+      scope: 'read',
+      run: unary(jobs.getQueue.bind(jobs), () => GetQueueRequest.fromPartial({ namespace: 'B', queue: 'q' })),
     },
   }
 }

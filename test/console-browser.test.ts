@@ -33,12 +33,14 @@ let readKey: string
 let checkoutTraceId = ''
 /** How often each step of the checkout job ran its function. */
 const executions = new Map<string, number>()
-const runs: Record<'checkout' | 'flaky' | 'nap' | 'payment' | 'paidLater', string> = {
+const runs: Record<'checkout' | 'flaky' | 'nap' | 'payment' | 'paidLater' | 'syncing' | 'heldBack', string> = {
   checkout: '',
   flaky: '',
   nap: '',
   payment: '',
   paidLater: '',
+  syncing: '',
+  heldBack: '',
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
@@ -79,7 +81,11 @@ describe.skipIf(!existsSync(chromiumPath) && !process.env.CI)('the web console i
       await step.run('create-invoice', () => sleep(50))
       return step.waitForEvent('payment', { event: 'payment.confirmed', match: { orderId: payload.orderId }, timeout: '1h' })
     })
-    worker = stackshift.worker({ queues: ['orders', 'maintenance'] })
+    // At most one run per customer: the second waits for the first, which holds its slot until the worker stops.
+    stackshift.job<{ customerId: string }>('syncCustomer', { concurrency: { limit: 1, key: 'customerId' } }, ({ signal }) => {
+      return new Promise((resolve) => signal.addEventListener('abort', resolve, { once: true }))
+    })
+    worker = stackshift.worker({ queues: ['orders', 'maintenance', 'crm'] })
     await worker.start()
 
     const orders = stackshift.queue('orders')
@@ -97,6 +103,8 @@ describe.skipIf(!existsSync(chromiumPath) && !process.env.CI)('the web console i
     runs.nap = (await stackshift.queue('maintenance').enqueue('nap', {})).id
     runs.payment = (await orders.enqueue('awaitPayment', { orderId: 'A-1003' })).id
     runs.paidLater = (await orders.enqueue('awaitPayment', { orderId: 'A-1004' })).id
+    runs.syncing = (await stackshift.queue('crm').enqueue('syncCustomer', { customerId: 'acme' })).id
+    runs.heldBack = (await stackshift.queue('crm').enqueue('syncCustomer', { customerId: 'acme' })).id
     // Not ready for an hour: what the bulk cancel below selects.
     for (const week of [1, 2, 3]) await stackshift.queue('reports').enqueue('weeklyDigest', { week }, { delay: '1h' })
     await stackshift.waitForRun(runs.checkout)
@@ -152,7 +160,7 @@ describe.skipIf(!existsSync(chromiumPath) && !process.env.CI)('the web console i
 
   it('lists the runs newest first, and filters them by status and job', async () => {
     const rows = rowsOf(page, 'Runs')
-    await expect.poll(() => rows.count()).toBe(8)
+    await expect.poll(() => rows.count()).toBe(10)
     // Newest first: the last enqueued (the digests) on top.
     expect(await rows.first().innerText()).toContain('weeklyDigest')
     expect(await rows.last().innerText()).toContain('checkout')
@@ -169,7 +177,7 @@ describe.skipIf(!existsSync(chromiumPath) && !process.env.CI)('the web console i
     await expect.poll(() => rows.count()).toBe(1)
     expect(await rows.first().innerText()).toContain('maintenance')
     await page.getByRole('button', { name: 'Clear' }).click()
-    await expect.poll(() => rows.count()).toBe(8)
+    await expect.poll(() => rows.count()).toBe(10)
   })
 
   it("shows a run's steps in order with their durations, its State operations and its result", async () => {
@@ -201,6 +209,23 @@ describe.skipIf(!existsSync(chromiumPath) && !process.env.CI)('the web console i
     const coolDown = page.locator('.timeline-row[data-step-id="cool-down"]')
     expect(await coolDown.locator('.bar-detail').innerText()).toMatch(/^sleeping until /)
     await shoot(page, 'run-sleeping')
+  })
+
+  it('shows a run held back by a concurrency limit: the run says which, and the runs list marks it', async () => {
+    await waitUntil(
+      () => stackshift.getRun(runs.heldBack),
+      (run) => run.flowWait !== undefined,
+    )
+    await page.goto(`${base}/runs/${runs.heldBack}`)
+    const wait = page.locator('.flow-wait')
+    expect(await wait.innerText()).toBe('waiting for concurrency customerId=acme: 1 of 1 running')
+    await shoot(page, 'run-flow-wait')
+    await page.goto(`${base}/runs?job=syncCustomer`)
+    const mark = page.locator('.flow-wait-mark')
+    await mark.first().waitFor()
+    expect(await mark.count()).toBe(1)
+    expect(await mark.getAttribute('title')).toBe('waiting for concurrency customerId=acme: 1 of 1 running')
+    await shoot(page, 'runs-flow-wait')
   })
 
   it('replays a run from a step: the new run completes with the earlier steps memoized', async () => {

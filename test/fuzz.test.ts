@@ -1,3 +1,11 @@
+import {
+  ConfigureJobRequest,
+  ConfigureQueueRequest,
+  GetJobRequest,
+  GetQueueRequest,
+  JobServiceService,
+  ListJobsRequest,
+} from '@stackshift/proto/job-service'
 import { randomUUID } from 'node:crypto'
 import * as grpc from '@grpc/grpc-js'
 import {
@@ -528,6 +536,21 @@ it('random and mutated requests to every method get clear statuses, and leave th
         }),
       ),
     ],
+    [JobServiceService.configureJob.path]: [
+      seed(
+        ConfigureJobRequest,
+        ConfigureJobRequest.fromPartial({
+          namespace,
+          job: 'fzj',
+          policies: {
+            concurrency: { limit: 2, key: 'a.b' },
+            rateLimit: { limit: 5, periodMs: 1000, key: 'a.b' },
+            debounce: { periodMs: 500, key: 'c' },
+            fairness: { key: 'a.b' },
+          },
+        }),
+      ),
+    ],
     [ScheduleServiceService.getSchedule.path]: [seed(GetScheduleRequest, { namespace, scheduleId: 'fz-schedule' })],
     [ScheduleServiceService.listSchedules.path]: [seed(ListSchedulesRequest, { namespace, limit: 5, cursor: '' })],
     [ScheduleServiceService.deleteSchedule.path]: [seed(DeleteScheduleRequest, { namespace, scheduleId: 'fz-gone' })],
@@ -542,6 +565,10 @@ it('random and mutated requests to every method get clear statuses, and leave th
         endAt: new Date(now),
       }),
     ],
+    [JobServiceService.getJob.path]: [seed(GetJobRequest, { namespace, job: 'fzj' })],
+    [JobServiceService.listJobs.path]: [seed(ListJobsRequest, { namespace })],
+    [JobServiceService.configureQueue.path]: [seed(ConfigureQueueRequest, { namespace, queue: 'fzq', policies: { concurrency: 3 } })],
+    [JobServiceService.getQueue.path]: [seed(GetQueueRequest, { namespace, queue: 'fzq' })],
   }
   const operation = (id: number) =>
     seed(

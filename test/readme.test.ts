@@ -87,3 +87,22 @@ it('the README schedules example is examples/schedules.ts, and it runs as shown'
     await script.kill()
   }
 })
+
+it('the README flow-control example is examples/flow-control.ts, and it runs as shown', async () => {
+  const readme = await readFile(new URL('../README.md', import.meta.url), 'utf8')
+  const example = await readFile(new URL('../examples/flow-control.ts', import.meta.url), 'utf8')
+  const section = readme.slice(readme.indexOf('### Flow control'))
+  expect(/```ts\n([\s\S]*?)```/.exec(section)?.[1]).toBe(example)
+
+  // A database of its own: the example's job and queue policies stay behind.
+  const ownServer = await startTestServer(await createTestDatabase())
+  const script = new ChildScript('examples/flow-control.ts', { STACKSHIFT_ADDRESS: ownServer.address })
+  try {
+    expect(await script.waitForLine(/completed/)).toBe('acme completed, globex completed')
+    await new Promise((resolve) => script.process.once('exit', resolve))
+    expect(script.process.exitCode).toBe(0)
+  } finally {
+    await script.kill()
+    await ownServer.stop()
+  }
+})

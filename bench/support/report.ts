@@ -107,6 +107,37 @@ export function renderMarkdown(environment: BenchEnvironment, records: readonly 
     bySystem(records, 'W1S'),
     '**W1S drain with statistics** — W1 with `ANALYZE` between enqueue and drain (a table autovacuum has seen; a freshly bulk-loaded table has no statistics yet)',
   )
+  drainTable(
+    bySystem(records, 'W1P'),
+    '**W1P drain under a policy** — W1 with a job-wide concurrency limit of 10,000 on the job, so every run goes through the flow claim',
+  )
+  const w5 = bySystem(records, 'W5')
+  if (w5.size > 0) {
+    lines.push(
+      `**W5 flow control** — ${integer(sizes.flowRuns)} no-op runs over ${integer(sizes.flowKeys)} keys, concurrency 2 per key and fairness, bulk-enqueued, then drained`,
+      '',
+    )
+    lines.push(
+      '| system | enqueue runs/s | drain runs/s | share of W1 drain (same repetition) | commits/job | CPU-s / 1,000 jobs |',
+      '| --- | ---: | ---: | ---: | ---: | ---: |',
+    )
+    for (const [system, runs] of w5) {
+      const shares = runs.flatMap((run) => {
+        const w1Run = w1.get(system)?.find((r) => r.rep === run.rep)
+        return w1Run ? [((run.result.drainPerSecond as number) / (w1Run.result.drainPerSecond as number)) * 100] : []
+      })
+      lines.push(
+        `| ${system} | ${cell(
+          runs.map((r) => r.result.enqueuePerSecond as number),
+          integer,
+        )} | ${cell(
+          runs.map((r) => r.result.drainPerSecond as number),
+          integer,
+        )}${capped(runs)} | ${shares.length > 0 ? cell(shares, (n) => `${Math.round(n)}%`) : '—'} | ${cost(runs).join(' | ')} |`,
+      )
+    }
+    lines.push('')
+  }
   const latencyTable = (runsBySystem: Map<string, RunRecord[]>, title: string) => {
     if (runsBySystem.size === 0) return
     lines.push(title, '')
@@ -144,14 +175,11 @@ export function renderMarkdown(environment: BenchEnvironment, records: readonly 
     bySystem(records, 'W2W'),
     `**W2W latency after warm-up** — W2 after ${integer(sizes.warmupRuns)} unmeasured runs at ${sizes.warmupRate}/s (commits and CPU include them)`,
   )
-  const w3 = bySystem(records, 'W3')
-  if (w3.size > 0) {
-    lines.push(
-      `**W3 steps** — ${integer(sizes.stepJobs)} jobs of three steps (StackShift: step.run; the others: one job per step, each enqueueing the next)`,
-      '',
-    )
+  const stepsTable = (runsBySystem: Map<string, RunRecord[]>, title: string) => {
+    if (runsBySystem.size === 0) return
+    lines.push(title, '')
     lines.push('| system | step executions/s | commits/job | CPU-s / 1,000 jobs |', '| --- | ---: | ---: | ---: |')
-    for (const [system, runs] of w3) {
+    for (const [system, runs] of runsBySystem) {
       lines.push(
         `| ${system} | ${cell(
           runs.map((r) => r.result.stepExecutionsPerSecond as number),
@@ -161,6 +189,11 @@ export function renderMarkdown(environment: BenchEnvironment, records: readonly 
     }
     lines.push('')
   }
+  stepsTable(
+    bySystem(records, 'W3'),
+    `**W3 steps** — ${integer(sizes.stepJobs)} jobs of three steps (StackShift: step.run; the others: one job per step, each enqueueing the next)`,
+  )
+  stepsTable(bySystem(records, 'W3P'), `**W3P steps under a policy** — W3 with a job-wide concurrency limit of 10,000 on the job`)
   const w4 = bySystem(records, 'W4')
   if (w4.size > 0) {
     lines.push(`**W4 history** — W1 on a database already holding ${integer(sizes.historyRuns)} finished runs`, '')

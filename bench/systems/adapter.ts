@@ -39,6 +39,12 @@ export interface SystemAdapter {
   startThreeStepWorker(onDone: () => void): Promise<void>
   /** Enqueues `count` three-step jobs (their first step) with the bulk API. */
   enqueueThreeStepJobs(count: number): Promise<void>
+  /**
+   * Flow-control policies for `job` (StackShift only: W1P, W3P, W5), set
+   * before the runs are enqueued so they are keyed at enqueue; workers
+   * started after it declare the same.
+   */
+  configurePolicies?(job: string, policies: Record<string, unknown>): Promise<void>
   /** Jobs of this workload not yet finished, according to the database (cheap, index-backed). */
   unfinished(): Promise<number>
   stopWorker(): Promise<void>

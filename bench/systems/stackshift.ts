@@ -1,4 +1,4 @@
-import { StackShift, type Worker, replaceAsyncResourceBind } from '@stackshift/sdk'
+import { type JobContext, type JobPolicies, StackShift, type Worker, replaceAsyncResourceBind } from '@stackshift/sdk'
 import pg from 'pg'
 import type { BenchConfig, ProbeHandler, ProbePayload, SystemAdapter } from './adapter.js'
 
@@ -15,6 +15,8 @@ export function createStackShiftAdapter(config: BenchConfig): SystemAdapter {
   const stackshift = new StackShift({ address: config.stackshiftAddress! })
   const db = new pg.Client({ connectionString: config.databaseUrl })
   let worker: Worker | undefined
+  /** Policies by job (configurePolicies), which the workers declare too. */
+  const policies = new Map<string, JobPolicies>()
 
   async function startWorker() {
     worker = stackshift.worker({ queues: [queue], concurrency: config.concurrency })
@@ -47,17 +49,27 @@ export function createStackShiftAdapter(config: BenchConfig): SystemAdapter {
       await stackshift.queue(queue).enqueue(job, payload)
     },
     async startWorker(job, handler: ProbeHandler) {
-      stackshift.job<ProbePayload>(job, ({ payload }) => handler(payload))
+      const jobPolicies = policies.get(job)
+      const run = ({ payload }: { payload: ProbePayload }) => handler(payload)
+      if (jobPolicies) stackshift.job<ProbePayload>(job, jobPolicies, run)
+      else stackshift.job<ProbePayload>(job, run)
       await startWorker()
     },
     async startThreeStepWorker(onDone) {
-      stackshift.job('threeSteps', async ({ step }) => {
+      const threeSteps = async ({ step }: JobContext<unknown>) => {
         await step.run('first', () => 1)
         await step.run('second', () => 2)
         await step.run('third', () => 3)
         onDone()
-      })
+      }
+      const jobPolicies = policies.get('threeSteps')
+      if (jobPolicies) stackshift.job('threeSteps', jobPolicies, threeSteps)
+      else stackshift.job('threeSteps', threeSteps)
       await startWorker()
+    },
+    async configurePolicies(job, jobPolicies) {
+      policies.set(job, jobPolicies)
+      await stackshift.configureJob(job, jobPolicies)
     },
     async enqueueThreeStepJobs(count) {
       for (let start = 0; start < count; start += 10_000) {
@@ -68,7 +80,7 @@ export function createStackShiftAdapter(config: BenchConfig): SystemAdapter {
       }
     },
     async unfinished() {
-      // Both counts read partial indexes (runs_ready, runs_leased): no table scan.
+      // Both counts read partial indexes (runs_ready, runs_leased): no table scan. Runs under flow control are in runs_ready too.
       const { rows } = await db.query<{ n: string }>(
         `SELECT (SELECT count(*) FROM stackshift.runs WHERE status = 'queued' AND namespace = 'default' AND queue = $1)
               + (SELECT count(*) FROM stackshift.runs WHERE status = 'running') AS n`,

@@ -16,6 +16,7 @@ import { EnqueueStreamClient } from './enqueue-stream.js'
 import { InvalidArgumentError, WaitForRunTimeoutError } from './errors.js'
 import { type GrpcClients, callUnary, createGrpcClients, withRetries, withRetriesUnderLease } from './grpc.js'
 import type { JobDefinition, JobHandler } from './job.js'
+import { type JobInfo, JobCalls, type JobPolicies, type QueuePolicies } from './flow.js'
 import { type Logger, defaultLogger } from './logger.js'
 import { type EnqueueOptions, Queue } from './queue.js'
 import { Schedules } from './schedules.js'
@@ -74,6 +75,7 @@ export class StackShift {
   /** Schedules: runs enqueued on a cron expression (needs `operate` to change them, `read` to read them). */
   readonly schedules: Schedules
   private readonly operator: OperatorCalls
+  private readonly jobCalls: JobCalls
   private readonly clients: GrpcClients
   private readonly enqueueStream: EnqueueStreamClient
   private readonly jobs = new Map<string, JobDefinition>()
@@ -98,12 +100,15 @@ export class StackShift {
     this.admin = new AdminClient(this.clients.admin, this.namespace, this.callTimeoutMs)
     this.operator = new OperatorCalls(this.clients.operator, this.namespace, this.callTimeoutMs, retryBudgetMs)
     this.schedules = new Schedules(this.clients.schedules, this.namespace, this.callTimeoutMs, retryBudgetMs)
+    this.jobCalls = new JobCalls(this.clients.jobs, this.namespace, this.callTimeoutMs, retryBudgetMs)
   }
 
   /** A queue to enqueue runs on. */
   queue(name: string): Queue {
     if (typeof name !== 'string' || name === '') throw new TypeError('queue name must be a non-empty string')
     return new Queue(name, {
+      configure: (policies: QueuePolicies) => this.jobCalls.configureQueue(name, policies),
+      getPolicies: () => this.jobCalls.getQueue(name),
       enqueue: (run, options: EnqueueOptions) => {
         const call = () => this.enqueueStream.enqueue({ namespace: this.namespace, run }, this.callTimeoutMs)
         // Without a key a repeated enqueue could store the run twice; with one it cannot.
@@ -123,14 +128,56 @@ export class StackShift {
 
   /**
    * Registers the handler of a job. Workers started afterwards execute runs
-   * of it. Registering a name twice replaces the handler.
+   * of it. Registering a name twice replaces the handler. With `policies`
+   * (concurrency, rate limit, debounce, fairness), workers declare them to
+   * the server when they connect, which enforces them for every worker and
+   * enqueuer (see `configureJob`); bad policies make the worker's start fail
+   * with InvalidArgumentError naming the field.
    */
-  job<TPayload = unknown, TResult = unknown>(name: string, handler: JobHandler<TPayload, TResult>): JobDefinition<TPayload, TResult> {
+  job<TPayload = unknown, TResult = unknown>(name: string, handler: JobHandler<TPayload, TResult>): JobDefinition<TPayload, TResult>
+  job<TPayload = unknown, TResult = unknown>(
+    name: string,
+    policies: JobPolicies,
+    handler: JobHandler<TPayload, TResult>,
+  ): JobDefinition<TPayload, TResult>
+  job<TPayload = unknown, TResult = unknown>(
+    name: string,
+    policiesOrHandler: JobPolicies | JobHandler<TPayload, TResult>,
+    maybeHandler?: JobHandler<TPayload, TResult>,
+  ): JobDefinition<TPayload, TResult> {
+    const handler = typeof policiesOrHandler === 'function' ? policiesOrHandler : maybeHandler
+    const policies = typeof policiesOrHandler === 'function' ? undefined : policiesOrHandler
     if (typeof name !== 'string' || name === '') throw new TypeError('job name must be a non-empty string')
     if (typeof handler !== 'function') throw new TypeError(`job "${name}": handler must be a function`)
-    const definition: JobDefinition<TPayload, TResult> = { name, handler }
+    // Checked as JavaScript callers may call it: with anything.
+    if (policies !== undefined && (typeof policies !== 'object' || (policies as JobPolicies | null) === null))
+      throw new TypeError(`job "${name}": policies must be an object`)
+    const definition: JobDefinition<TPayload, TResult> = { name, handler, policies }
     this.jobs.set(name, definition as unknown as JobDefinition)
     return definition
+  }
+
+  /**
+   * Sets a job's flow-control policies on the server, for every worker and
+   * enqueuer of the namespace, at once and without a restart: what a worker
+   * declares with `job(name, policies, handler)`, for services that only
+   * enqueue, or to change a limit at run time. Sets all of them: a policy
+   * left out is removed (`{}` removes every one). Equal policies change
+   * nothing; otherwise the version goes up and the latest change wins. Needs
+   * a key with the `operate` scope.
+   */
+  configureJob(name: string, policies: JobPolicies): Promise<JobInfo> {
+    return this.jobCalls.configureJob(name, policies)
+  }
+
+  /** A job's stored policies (version 0 when never configured). */
+  getJob(name: string): Promise<JobInfo> {
+    return this.jobCalls.getJob(name)
+  }
+
+  /** The jobs of the namespace that have policies. */
+  listJobs(): Promise<JobInfo[]> {
+    return this.jobCalls.listJobs()
   }
 
   /** A worker for the registered jobs. Call `start()` on it. */

@@ -1,3 +1,4 @@
+import { fromFlowWaitMessage } from './flow.js'
 import {
   AttemptOutcome,
   type Event as EventMessage,
@@ -122,6 +123,8 @@ export function fromRunMessage<TResult, TPayload>(run: RunMessage): Run<TResult,
       job: child.job,
       status: runStatuses[child.status] ?? 'queued',
     })),
+    concurrencyKey: run.concurrencyKey,
+    flowWait: fromFlowWaitMessage(run.flowWait),
   }
 }
 

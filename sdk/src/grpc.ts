@@ -7,6 +7,7 @@ import {
   type ServiceError,
 } from '@grpc/grpc-js'
 import { AdminServiceClient } from '@stackshift/proto/admin-service'
+import { JobServiceClient } from '@stackshift/proto/job-service'
 import { OperatorServiceClient } from '@stackshift/proto/operator-service'
 import { RunServiceClient } from '@stackshift/proto/run-service'
 import { ScheduleServiceClient } from '@stackshift/proto/schedule-service'
@@ -23,6 +24,7 @@ export interface GrpcClients {
   admin: AdminServiceClient
   operator: OperatorServiceClient
   schedules: ScheduleServiceClient
+  jobs: JobServiceClient
   close(): void
 }
 
@@ -57,6 +59,7 @@ export function createGrpcClients(
   const admin = new AdminServiceClient(address, creds, shared())
   const operator = new OperatorServiceClient(address, creds, shared())
   const schedules = new ScheduleServiceClient(address, creds, shared())
+  const jobs = new JobServiceClient(address, creds, shared())
   return {
     runs,
     workers,
@@ -64,6 +67,7 @@ export function createGrpcClients(
     admin,
     operator,
     schedules,
+    jobs,
     close: () => runs.close(),
   }
 }

@@ -13,6 +13,7 @@ export type {
 } from './operator.js'
 export { Schedules, type OverlapPolicy, type Schedule, type ScheduleOptions } from './schedules.js'
 export type { TlsOptions } from './credentials.js'
+export type { FlowWait, JobInfo, JobPolicies, QueueInfo, QueuePolicies } from './flow.js'
 export { replaceAsyncResourceBind } from './tuning.js'
 export { Queue, type EnqueueItem, type EnqueueOptions } from './queue.js'
 export { Worker, type WorkerOptions } from './worker.js'

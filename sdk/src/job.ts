@@ -1,4 +1,5 @@
 import type { Duration } from './duration.js'
+import type { JobPolicies } from './flow.js'
 import type { Logger } from './logger.js'
 import type { StateStore } from './state.js'
 import type { ReceivedEvent } from './types.js'
@@ -156,4 +157,6 @@ export type JobHandler<TPayload = unknown, TResult = unknown> = (context: JobCon
 export interface JobDefinition<TPayload = unknown, TResult = unknown> {
   readonly name: string
   readonly handler: JobHandler<TPayload, TResult>
+  /** Flow-control policies, declared to the server in the worker's hello. */
+  readonly policies: JobPolicies | undefined
 }

@@ -1,5 +1,6 @@
 import type { NewRun } from '@stackshift/proto/run-service'
 import { type Duration, parseDurationMs } from './duration.js'
+import type { QueueInfo, QueuePolicies } from './flow.js'
 import { encodeJson } from './json.js'
 import { attributes, currentTraceContext, inSpan, SpanKind } from './tracing.js'
 import type { EnqueuedRun } from './types.js'
@@ -22,6 +23,11 @@ export interface EnqueueOptions {
   priority?: number
   /** Attempts before the run ends failed. Default: the server's (5). */
   maxAttempts?: number
+  /**
+   * The key value for the job's flow-control policies (concurrency, rate
+   * limit, fairness), instead of the value at their payload path.
+   */
+  concurrencyKey?: string
 }
 
 /** One entry of `enqueueMany`. */
@@ -32,6 +38,8 @@ export interface EnqueueItem<TPayload = unknown> extends EnqueueOptions {
 
 /** @internal how a Queue reaches the server */
 export interface EnqueueTransport {
+  configure(policies: QueuePolicies): Promise<QueueInfo>
+  getPolicies(): Promise<QueueInfo>
   enqueue(run: NewRun, options: EnqueueOptions): Promise<EnqueuedRun>
   enqueueBatch(runs: NewRun[]): Promise<EnqueuedRun[]>
 }
@@ -43,6 +51,21 @@ export class Queue {
     readonly name: string,
     private readonly transport: EnqueueTransport,
   ) {}
+
+  /**
+   * Sets the queue's flow-control policies on the server:
+   * `{ concurrency: 10 }` lets at most 10 runs of the queue run at once,
+   * across every job, worker and server (0: no limit). Takes effect at once,
+   * without a restart. Needs a key with the `operate` scope.
+   */
+  configure(policies: QueuePolicies): Promise<QueueInfo> {
+    return this.transport.configure(policies)
+  }
+
+  /** The queue's stored policies (version 0 when never configured). */
+  getPolicies(): Promise<QueueInfo> {
+    return this.transport.getPolicies()
+  }
 
   /** Enqueues one run of `job` with `payload` (JSON). */
   async enqueue<TPayload = unknown>(job: string, payload: TPayload, options: EnqueueOptions = {}): Promise<EnqueuedRun> {
@@ -75,6 +98,7 @@ export class Queue {
       priority: options.priority ?? 0,
       maxAttempts: options.maxAttempts ?? 0,
       traceContext,
+      concurrencyKey: options.concurrencyKey,
     }
   }
 }

@@ -1,5 +1,7 @@
 /** Public types of the SDK. None of them is a protobuf message. */
 
+import type { FlowWait } from './flow.js'
+
 /** Where a run is in its lifecycle. A queued run may have a future `availableAt` (delay or retry backoff). */
 export type RunStatus = 'queued' | 'running' | 'waiting' | 'completed' | 'failed' | 'cancelled'
 
@@ -99,6 +101,10 @@ export interface Run<TResult = unknown, TPayload = unknown> {
   parentStepId: string | undefined
   /** The child runs this run started, oldest first (filled by `getRun` and `waitForRun`; empty in `listRuns`). */
   children: ChildRunInfo[]
+  /** Under flow control: the key value its job's concurrency, rate limit and fairness apply to. */
+  concurrencyKey: string | undefined
+  /** For a ready run held back by a flow-control limit (from `getRun`): which, counted when read. */
+  flowWait: FlowWait | undefined
 }
 
 /** What `enqueue` returns. */

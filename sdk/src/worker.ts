@@ -4,6 +4,7 @@ import { protocolLimits } from '@stackshift/proto/limits'
 import { RevokeReason, type RevokedLease, type Task, type WorkerServiceClient } from '@stackshift/proto/worker-service'
 import { LeaseLostError, RunCancelledError, UnavailableError, WorkerShutdownError } from './errors.js'
 import { Execution, type ExecutionDeps, runLogFields } from './execution.js'
+import { toJobPoliciesMessage } from './flow.js'
 import type { JobDefinition } from './job.js'
 import type { Logger } from './logger.js'
 import { sdkPackage } from './version.js'
@@ -122,6 +123,9 @@ export class Worker {
   async start(): Promise<void> {
     if (this.state !== 'created') throw new Error(`worker cannot start: it is ${this.state}`)
     const jobs = this.selectJobs()
+    const jobPolicies = [...jobs.values()]
+      .filter((job) => job.policies !== undefined)
+      .map((job) => ({ job: job.name, policies: toJobPoliciesMessage(job.policies!, `job "${job.name}" policies`) }))
     this.state = 'starting'
     const { client, namespace, logger } = this.internals
     const workerId = this.options.workerId ?? `${hostname()}:${process.pid}`
@@ -142,6 +146,7 @@ export class Worker {
           slots: this.announceSlots(),
           leaseMs: this.options.leaseMs ?? 0,
           sdk: sdkName,
+          jobPolicies,
         }),
         onWelcome: (welcome) => {
           clearTimeout(timeout)

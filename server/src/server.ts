@@ -21,6 +21,7 @@ import { ApiKeys } from './operations/api-keys.js'
 import { BulkActions } from './operations/bulk-actions.js'
 import { RunCanceller } from './operations/cancellation.js'
 import { ChildRuns } from './operations/child-runs.js'
+import { FlowPolicies } from './operations/flow-policies.js'
 import { RunClaims } from './operations/claim.js'
 import { RunEnqueuer } from './operations/enqueue.js'
 import { EventReads, EventSender } from './operations/events.js'
@@ -35,6 +36,7 @@ import { Suspensions } from './operations/waits.js'
 import { WorkerRegistry } from './operations/worker-registry.js'
 import { createAccessInterceptor } from './rpc/access-interceptor.js'
 import { createAdminService } from './rpc/admin-service.js'
+import { createJobService } from './rpc/job-service.js'
 import { createConnectUnary } from './rpc/connect-unary.js'
 import { type StackShiftServices, bindGrpcServer, createGrpcServer } from './rpc/grpc-server.js'
 import { createOperatorService } from './rpc/operator-service.js'
@@ -114,10 +116,13 @@ export async function startServer(config: ServerConfig & { databaseUrl: string }
     wakeTimers: (dueInMs) => timers.wakeWithin(dueInMs),
   })
   const leaseWrites = new LeaseWrites({ db, announcer, backoff, metrics, logger, writeConcurrency: config.writeConcurrency })
+  const policies = new FlowPolicies({ db, logger })
+  await policies.load()
   const claims = new RunClaims({
     db,
     metrics,
     logger,
+    policies,
     // Room for the response around one task (results and revocations leave in messages of their own then).
     maxTaskBytes: config.maxMessageBytes - 1024,
     release: (leases) => leaseWrites.releaseUndelivered(leases),
@@ -133,19 +138,21 @@ export async function startServer(config: ServerConfig & { databaseUrl: string }
     db,
     announcer,
     metrics,
+    policies,
     writeConcurrency: config.writeConcurrency,
     reserveIdle: (namespace, queue, job) => dispatcher.reserveIdle(namespace, queue, job),
   })
   const waiters = new RunWaiters({ db, logger, recheckIntervalMs: waitRecheckIntervalMs })
-  const reads = new RunReads({ db, waiters })
-  const suspensions = new Suspensions({ db, announcer, childRuns: new ChildRuns({ db, announcer, metrics }) })
+  const reads = new RunReads({ db, waiters, policies })
+  const suspensions = new Suspensions({ db, announcer, childRuns: new ChildRuns({ db, announcer, metrics, policies }) })
   const events = new EventSender({ db, announcer })
-  const copier = new RunCopier({ db, announcer, metrics })
+  const copier = new RunCopier({ db, announcer, metrics, policies })
   const bulkActions = new BulkActions({ db, copier, metrics, logger, ...bulkActionSettings })
   const eventReads = new EventReads({ db })
   const scheduledRuns = new ScheduledRuns({
     announcer,
     metrics,
+    policies,
     maxAttempts: config.defaultMaxAttempts,
     idempotencyTtlMs: config.idempotencyTtlMs,
   })
@@ -163,7 +170,7 @@ export async function startServer(config: ServerConfig & { databaseUrl: string }
   const keys = new ApiKeys({ db, adminKey: config.adminKey })
   const principalOf = createPrincipalResolver(authMode === 'required')
 
-  const workerService = createWorkerService({ config, logger, claims, dispatcher, leaseWrites, suspensions, principalOf })
+  const workerService = createWorkerService({ config, logger, claims, dispatcher, leaseWrites, suspensions, policies, principalOf })
   const workerRegistry = new WorkerRegistry({
     db,
     logger,
@@ -180,7 +187,13 @@ export async function startServer(config: ServerConfig & { databaseUrl: string }
     onRunFinished: (runId) => waiters.notify(runId),
     onRunCancelled: (namespace, runId) => workerService.revoke(namespace, [{ runId, reason: 'cancelled' }]),
     onApiKeyRevoked: (keyId) => keys.forget(keyId),
+    // A limit may have been raised: held runs may start now.
+    onFlowPoliciesChanged: () => {
+      policies.reload()
+      dispatcher.wakeAll()
+    },
     onReconnected: () => {
+      policies.reload()
       dispatcher.wakeAll()
       waiters.notifyAll()
       keys.forgetAll()
@@ -206,6 +219,7 @@ export async function startServer(config: ServerConfig & { databaseUrl: string }
       isAuthRequired: authMode === 'required',
     }),
     schedules: createScheduleService({ config, logger, schedules }),
+    jobs: createJobService({ logger, policies }),
   }
   const { server: grpcServer, setHealth } = createGrpcServer({
     maxMessageBytes: config.maxMessageBytes,

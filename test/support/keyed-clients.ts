@@ -1,5 +1,6 @@
 import { type ClientDuplexStream, type Metadata as MetadataType, Metadata, type ServiceError, credentials, status } from '@grpc/grpc-js'
 import { AdminServiceClient, ApiKeyScope, CreateApiKeyRequest, type CreateApiKeyResponse } from '@stackshift/proto/admin-service'
+import { JobServiceClient } from '@stackshift/proto/job-service'
 import { OperatorServiceClient } from '@stackshift/proto/operator-service'
 import { RunServiceClient } from '@stackshift/proto/run-service'
 import { ScheduleServiceClient } from '@stackshift/proto/schedule-service'
@@ -18,6 +19,7 @@ export interface KeyedClients {
   admin: AdminServiceClient
   operator: OperatorServiceClient
   schedules: ScheduleServiceClient
+  jobs: JobServiceClient
   close(): void
 }
 
@@ -32,6 +34,7 @@ export function connectClients(address: string): KeyedClients {
     admin: new AdminServiceClient(address, creds, { channelOverride }),
     operator: new OperatorServiceClient(address, creds, { channelOverride }),
     schedules: new ScheduleServiceClient(address, creds, { channelOverride }),
+    jobs: new JobServiceClient(address, creds, { channelOverride }),
     close: () => runs.close(),
   }
 }

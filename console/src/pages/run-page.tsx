@@ -176,6 +176,20 @@ function Summary(props: { run: Run; nowMs: number }) {
       </span>,
     ])
   }
+  if (run.concurrencyKey !== undefined)
+    rows.push([
+      'Flow key',
+      <span key="key" className="mono">
+        {run.concurrencyKey || '(shared)'}
+      </span>,
+    ])
+  if (run.flowWait)
+    rows.push([
+      'Waiting for',
+      <span key="wait" className="flow-wait">
+        {run.flowWait.description}
+      </span>,
+    ])
   if (run.origin !== RunOrigin.RUN_ORIGIN_UNSPECIFIED && run.sourceRunId) {
     rows.push([
       run.origin === RunOrigin.RUN_ORIGIN_REPLAY ? 'Replay of' : 'Rerun of',

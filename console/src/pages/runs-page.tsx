@@ -36,7 +36,20 @@ const columns = column.columns([
   }),
   column.accessor('job', { header: 'Job', cell: (info) => <span className="strong">{info.getValue()}</span> }),
   column.accessor('queue', { header: 'Queue' }),
-  column.accessor('status', { header: 'Status', cell: (info) => <StatusBadge status={info.getValue()} /> }),
+  column.accessor('status', {
+    header: 'Status',
+    cell: (info) => (
+      <>
+        <StatusBadge status={info.getValue()} />
+        {info.row.original.flowWait && (
+          <span className="flow-wait-mark small" title={info.row.original.flowWait.description}>
+            {' '}
+            held by a limit
+          </span>
+        )}
+      </>
+    ),
+  }),
   column.display({
     id: 'attempts',
     header: 'Attempts',

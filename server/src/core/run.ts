@@ -1,5 +1,7 @@
 /** Domain types for runs, steps and attempts, independent of protobuf and SQL. */
 
+import type { FlowWait } from './flow-wait.js'
+
 /**
  * Statuses as stored. 'scheduled' is the stored form of a QUEUED run whose
  * available_at is in the future; it keeps such runs out of the claim index.
@@ -37,6 +39,8 @@ export interface NewRun {
   priority: number
   maxAttempts: number
   traceContext: TraceContext | undefined
+  /** The key value for the job's flow-control policies, given at enqueue (instead of the one at the policies' payload path). */
+  concurrencyKey?: string
 }
 
 /** A W3C Trace Context carrier (traceparent, tracestate, baggage). */
@@ -234,6 +238,8 @@ export interface RunRecord {
   parentRunId: string | undefined
   /** For a child run: the parent's step that waits for it. */
   parentStepId: string | undefined
+  /** Under flow control: the key value its job's policies apply to. */
+  concurrencyKey: string | undefined
 }
 
 /** A child run as its parent lists it. */
@@ -250,6 +256,8 @@ export interface RunDetails extends RunRecord {
   steps: StepRecord[]
   attemptHistory: AttemptRecord[]
   children: ChildRunSummary[]
+  /** For a ready run held back by a flow-control limit: which, as counted when read. */
+  flowWait: FlowWait | undefined
 }
 
 /**

@@ -16,6 +16,12 @@ export const runCancelledChannel = 'stackshift_run_cancelled'
 /** Payload: a key id. Sent when an API key is revoked, so every server forgets it at once. */
 export const apiKeyRevokedChannel = 'stackshift_api_key_revoked'
 
+/**
+ * Payload: a namespace. Sent (by a trigger) when a job's or a queue's flow
+ * policies change, so every server reloads them.
+ */
+export const flowPoliciesChannel = 'stackshift_flow_policies'
+
 /** Which runs became ready. `queues: null` means any queue of the namespace. */
 export interface ReadyNotice {
   /** Id of the server process that sent it, so it can skip its own notices. */

@@ -57,6 +57,8 @@ class Entry implements Subscription {
   isClosed = false
   rotation = 0
   retryTimer: NodeJS.Timeout | undefined
+  /** Wakes the consumer when a rate limit that held runs back has room again. */
+  opensTimer: NodeJS.Timeout | undefined
   readonly queues: ReadonlySet<string>
   readonly jobs: ReadonlySet<string>
 
@@ -75,6 +77,7 @@ class Entry implements Subscription {
   close(): void {
     this.isClosed = true
     clearTimeout(this.retryTimer)
+    clearTimeout(this.opensTimer)
     this.dispatcher.remove(this)
   }
 }
@@ -214,6 +217,17 @@ export class Dispatcher {
     void claim.finally(() => this.claimsInFlight.delete(claim))
   }
 
+  /**
+   * Wakes the consumer at `at` (a rate limit's window opens then; nothing
+   * else would announce it). Each claim says when, so the latest claim's
+   * instant replaces an earlier one.
+   */
+  private wakeAt(entry: Entry, at: Date): void {
+    clearTimeout(entry.opensTimer)
+    entry.opensTimer = setTimeout(() => !entry.isClosed && this.wakeEntry(entry), Math.max(0, at.getTime() - Date.now()) + 1)
+    entry.opensTimer.unref()
+  }
+
   private wakeEntry(entry: Entry): void {
     entry.mayHaveWork = true
     entry.wakeCount++
@@ -246,7 +260,8 @@ export class Dispatcher {
     } finally {
       entry.isClaiming = false
     }
-    const { runs, isCutByBytes } = claimed
+    const { runs, isCutByBytes, opensAt } = claimed
+    if (opensAt) this.wakeAt(entry, opensAt)
     if (!(await this.deps.claims.handOver(runs, (taken) => !entry.isClosed && consumer.deliver(taken), consumer.leaseMs))) return
     // A claim cut short by its byte budget left ready runs behind.
     if (runs.length < limit && !isCutByBytes && entry.wakeCount === wakeCount) entry.mayHaveWork = false

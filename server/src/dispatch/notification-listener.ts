@@ -1,9 +1,17 @@
 import pg from 'pg'
-import { type ReadyNotice, apiKeyRevokedChannel, readyChannel, runCancelledChannel, runFinishedChannel } from '../db/channels.js'
+import {
+  type ReadyNotice,
+  apiKeyRevokedChannel,
+  flowPoliciesChannel,
+  readyChannel,
+  runCancelledChannel,
+  runFinishedChannel,
+} from '../db/channels.js'
 import type { Logger } from '../logger.js'
 
 /**
- * Holds one dedicated connection that LISTENs for ready, finished and cancelled runs, and revoked API keys.
+ * Holds one dedicated connection that LISTENs for ready, finished and cancelled runs, revoked API keys and
+ * changed flow-control policies.
  * If the connection drops it reconnects with backoff, and then reports
  * `onReconnected`, since notices sent meanwhile are lost (callers recheck).
  */
@@ -21,6 +29,7 @@ export class NotificationListener {
       onRunFinished: (runId: string) => void
       onRunCancelled: (namespace: string, runId: string) => void
       onApiKeyRevoked: (keyId: string) => void
+      onFlowPoliciesChanged: () => void
       onReconnected: () => void
     },
   ) {}
@@ -51,7 +60,8 @@ export class NotificationListener {
     client.on('end', () => this.lost(client, undefined))
     await client.connect()
     await client.query(
-      `LISTEN ${readyChannel}; LISTEN ${runFinishedChannel}; LISTEN ${runCancelledChannel}; LISTEN ${apiKeyRevokedChannel}`,
+      `LISTEN ${readyChannel}; LISTEN ${runFinishedChannel}; LISTEN ${runCancelledChannel}; LISTEN ${apiKeyRevokedChannel}; ` +
+        `LISTEN ${flowPoliciesChannel}`,
     )
     if (this.isStopped) {
       await client.end()
@@ -73,6 +83,10 @@ export class NotificationListener {
     }
     if (channel === apiKeyRevokedChannel) {
       this.deps.onApiKeyRevoked(payload)
+      return
+    }
+    if (channel === flowPoliciesChannel) {
+      this.deps.onFlowPoliciesChanged()
       return
     }
     try {

@@ -12,7 +12,7 @@ import {
 } from '../db/queries/schedules.js'
 import type { Logger } from '../logger.js'
 import type { ServerMetrics } from '../observability/metrics.js'
-import type { FiredRun, ScheduledRuns } from '../operations/schedules.js'
+import type { FiredRun, ScheduleTickToFire, ScheduledRuns } from '../operations/schedules.js'
 import { PeriodicTask } from './periodic-task.js'
 
 /**
@@ -88,7 +88,7 @@ export class ScheduleFiring {
       else unfinishedBySchedule.set(key, [run.runId])
     }
 
-    const ticks: Array<{ namespace: string; scheduleId: string; tick: Date; queue: string }> = []
+    const ticks: ScheduleTickToFire[] = []
     const advances: ScheduleAdvance[] = []
     const toCancel: string[] = []
     let hasMore = false
@@ -126,7 +126,7 @@ export class ScheduleFiring {
         ticksPerScheduleMax,
       )
       if (plan.cancelUnfinished) toCancel.push(...runIds)
-      for (const tick of plan.fire) ticks.push({ namespace: schedule.namespace, scheduleId: schedule.id, tick, queue: schedule.queue })
+      for (const tick of plan.fire) ticks.push({ namespace: schedule.namespace, schedule, tick })
       advances.push({ namespace: schedule.namespace, id: schedule.id, ...plan })
       if (plan.nextFireAt && plan.nextFireAt <= now) hasMore = true
       if (plan.isBehindWindow || plan.skipped > 0) {

@@ -5,6 +5,7 @@ import { readyChannel } from '../db/channels.js'
 import { childParentLockLease, childParentSuspend, childRunInsertMany, childStepsWait } from '../db/queries/child-runs.js'
 import { failpoint } from '../failpoints.js'
 import type { ServerMetrics } from '../observability/metrics.js'
+import type { FlowPolicies } from './flow-policies.js'
 import { explainLostLease } from './lease-writes.js'
 import type { ReadyAnnouncer } from './ready-announcer.js'
 
@@ -20,7 +21,7 @@ import type { ReadyAnnouncer } from './ready-announcer.js'
  * so a worker never needs the outcomes in the answer.
  */
 export class ChildRuns {
-  constructor(private readonly deps: { db: Knex; announcer: ReadyAnnouncer; metrics: ServerMetrics }) {}
+  constructor(private readonly deps: { db: Knex; announcer: ReadyAnnouncer; metrics: ServerMetrics; policies: FlowPolicies }) {}
 
   async invoke(params: Fenced<LeaseRef> & { children: readonly ChildRunRequest[] }): Promise<void> {
     const { runId } = params
@@ -31,7 +32,13 @@ export class ChildRuns {
         parentRunId: runId,
         namespace: parent.namespace,
         traceContext: parent.traceContext,
-        children: params.children.map((child) => ({ ...child, id: newRunId() })),
+        // A child of a job under flow control gets its key value as an enqueued run does
+        // (debounce is for enqueues: each invoke starts its own child).
+        children: params.children.map((child) => ({
+          ...child,
+          id: newRunId(),
+          concurrencyKey: this.deps.policies.placementOf(parent.namespace, { ...child, concurrencyKey: undefined }).concurrencyKey,
+        })),
         readyNotice: (queues) => this.deps.announcer.encodeNotice(parent.namespace, queues),
         readyChannel,
       })

@@ -2,9 +2,10 @@ import type { Knex } from 'knex'
 import { limits } from '../core/limits.js'
 import type { ClaimedRun, LeaseRef } from '../core/run.js'
 import { taskBytes, taskFits } from '../core/task-size.js'
-import { type ClaimedBatch, runClaim } from '../db/queries/claim.js'
+import { type ClaimedBatch as LeasedBatch, runClaim, runFlowClaim } from '../db/queries/claim.js'
 import { type Logger, runLogFields } from '../logger.js'
 import type { ServerMetrics } from '../observability/metrics.js'
+import type { FlowPolicies } from './flow-policies.js'
 import type { RunFailure } from './lease-writes.js'
 
 /** What a claim asks for: whose runs, how many, and the lease they get. */
@@ -18,7 +19,11 @@ export interface ClaimRequest {
   workerId: string
 }
 
-export type { ClaimedBatch }
+/** What a claim leased, in claim order. */
+export interface ClaimedBatch extends LeasedBatch {
+  /** When a rate limit that held ready runs back next has room: claim again then. */
+  opensAt: Date | undefined
+}
 
 /**
  * Leasing ready runs to a worker and handing them over. A claim is one
@@ -39,6 +44,7 @@ export class RunClaims {
       db: Knex
       metrics: ServerMetrics
       logger: Logger
+      policies: FlowPolicies
       /** Largest task the server can send: the message limit, less the response around the task. */
       maxTaskBytes: number
       /** Hands leased runs back to the queue and tells every server (LeaseWrites.releaseUndelivered). */
@@ -48,9 +54,58 @@ export class RunClaims {
     },
   ) {}
 
-  /** Leases up to `request.limit` ready runs, and at most `limits.claimBytesMax` of them, in claim order. */
-  claim(request: ClaimRequest): Promise<ClaimedBatch> {
-    return runClaim(this.deps.db, { ...request, maxBytes: limits.claimBytesMax })
+  private rotation = 0
+
+  /**
+   * Leases up to `request.limit` ready runs, and at most `limits.claimBytesMax`
+   * of them, in claim order. Runs of jobs and queues without flow control are
+   * claimed by one statement (claim_runs), as ever; each queue and job under
+   * flow control (FlowPolicies.isFlowControlled) by one flow claim
+   * (claim_flow_runs) of its own, with what room is left. Which goes first
+   * rotates from claim to claim, so neither starves the other.
+   */
+  async claim(request: ClaimRequest): Promise<ClaimedBatch> {
+    const { policies } = this.deps
+    const flowPairs: Array<{ queue: string; job: string }> = []
+    const plainQueues: string[] = []
+    for (const queue of request.queues) {
+      if (policies.queueLimit(request.namespace, queue) !== undefined) {
+        for (const job of request.jobs) flowPairs.push({ queue, job })
+      } else {
+        plainQueues.push(queue)
+        for (const job of request.jobs) if (policies.isFlowControlled(request.namespace, queue, job)) flowPairs.push({ queue, job })
+      }
+    }
+    if (flowPairs.length === 0)
+      return { ...(await runClaim(this.deps.db, { ...request, maxBytes: limits.claimBytesMax })), opensAt: undefined }
+
+    const flowJobs = new Set(flowPairs.map((pair) => pair.job))
+    const plainJobs = request.jobs.filter(
+      (job) => !flowJobs.has(job) || plainQueues.some((q) => !policies.isFlowControlled(request.namespace, q, job)),
+    )
+    const claims: Array<(limit: number, maxBytes: number) => Promise<LeasedBatch & { opensAt?: Date | undefined }>> = []
+    if (plainQueues.length > 0 && plainJobs.length > 0) {
+      claims.push((limit, maxBytes) => runClaim(this.deps.db, { ...request, queues: plainQueues, jobs: plainJobs, limit, maxBytes }))
+    }
+    for (const pair of flowPairs) {
+      claims.push((limit, maxBytes) => runFlowClaim(this.deps.db, { ...request, ...pair, limit, maxBytes }))
+    }
+    const start = this.rotation++ % claims.length
+    const outcome: ClaimedBatch = { runs: [], isCutByBytes: false, opensAt: undefined }
+    let bytesLeft = limits.claimBytesMax
+    for (let i = 0; i < claims.length; i++) {
+      const room = request.limit - outcome.runs.length
+      if (room <= 0 || bytesLeft <= 0) {
+        outcome.isCutByBytes = true
+        break
+      }
+      const batch = await claims[(start + i) % claims.length]!(room, bytesLeft)
+      outcome.runs.push(...batch.runs)
+      outcome.isCutByBytes ||= batch.isCutByBytes
+      if (batch.opensAt && (!outcome.opensAt || batch.opensAt < outcome.opensAt)) outcome.opensAt = batch.opensAt
+      bytesLeft -= batch.runs.reduce((sum, run) => sum + taskBytes(run), 0)
+    }
+    return outcome
   }
 
   /**

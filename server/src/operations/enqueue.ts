@@ -2,10 +2,12 @@ import type { Knex } from 'knex'
 import { runIdTime } from '../core/run-id.js'
 import type { ClaimedRun, NewRun } from '../core/run.js'
 import type { Executor } from '../db/database.js'
+import { InvalidArgumentError } from '../core/errors.js'
 import { isDataError } from '../db/errors.js'
 import {
   type InsertLease,
   type InsertedRun,
+  runDebounceMany,
   runFindByIdempotencyKeys,
   runInsertMany,
   runReleaseExpiredIdempotencyKeys,
@@ -13,6 +15,7 @@ import {
 import type { Reservation } from '../dispatch/dispatcher.js'
 import { failpoint } from '../failpoints.js'
 import type { ServerMetrics } from '../observability/metrics.js'
+import type { FlowPlacement, FlowPolicies } from './flow-policies.js'
 import { GroupCommit } from './group-commit.js'
 import type { ReadyAnnouncer } from './ready-announcer.js'
 
@@ -40,6 +43,11 @@ const maxIdempotencyRounds = 5
  * this server waiting for it is inserted already leased to that worker and
  * handed over after the commit. Other ready runs wake a waiting worker: on this
  * server directly, on other servers through one NOTIFY per statement.
+ *
+ * Flow control (operations/flow-policies.ts) places each run: runs under a
+ * claim-time policy are stored with their key value and never handed to an
+ * idle worker directly (that would bypass the flow claim's limits); runs of
+ * a debounced job merge into the pending run of their key.
  */
 export class RunEnqueuer {
   private readonly singles: GroupCommit<{ namespace: string; run: NewRun }, EnqueueOutcome>
@@ -49,6 +57,7 @@ export class RunEnqueuer {
       db: Knex
       announcer: ReadyAnnouncer
       metrics: ServerMetrics
+      policies: FlowPolicies
       writeConcurrency: number
       /** A free slot of an idle local worker for a run of this queue and job, if there is one. */
       reserveIdle: (namespace: string, queue: string, job: string) => Reservation | undefined
@@ -91,7 +100,13 @@ export class RunEnqueuer {
     const outcomes = new Array<EnqueueOutcome>(items.length)
     for (const [namespace, indexes] of byNamespace) {
       const runs = indexes.map((i) => items[i]!.run)
-      const reservations = runs.map((run) => (isReadyNow(run) ? this.deps.reserveIdle(namespace, run.queue, run.job) : undefined))
+      const reservations = runs.map((run) =>
+        isReadyNow(run) &&
+        !this.deps.policies.isFlowControlled(namespace, run.queue, run.job) &&
+        !this.deps.policies.jobPolicies(namespace, run.job)?.debounce
+          ? this.deps.reserveIdle(namespace, run.queue, run.job)
+          : undefined,
+      )
       let written: WrittenRun[]
       try {
         written = await this.insert(this.deps.db, namespace, runs, reservations)
@@ -127,16 +142,19 @@ export class RunEnqueuer {
     reservations: ReadonlyArray<Reservation | undefined>,
   ): Promise<WrittenRun[]> {
     const written = new Array<WrittenRun | undefined>(runs.length)
+    const placements = runs.map((run) => this.deps.policies.placementOf(namespace, run))
+    const debounced = await this.debounce(db, namespace, runs, placements)
+    for (const [index, runId] of debounced) written[index] = { runId, isDeduplicated: false, inserted: undefined }
     const firstIndexByKey = new Map<string, number>()
     const duplicateOf = new Map<number, number>()
     runs.forEach((run, index) => {
-      if (run.idempotencyKey === undefined) return
+      if (run.idempotencyKey === undefined || debounced.has(index)) return
       const first = firstIndexByKey.get(run.idempotencyKey)
       if (first === undefined) firstIndexByKey.set(run.idempotencyKey, index)
       else duplicateOf.set(index, first)
     })
 
-    let pending = runs.map((_, index) => index).filter((index) => !duplicateOf.has(index))
+    let pending = runs.map((_, index) => index).filter((index) => !duplicateOf.has(index) && !debounced.has(index))
     for (let round = 0; pending.length > 0; round++) {
       if (round === maxIdempotencyRounds) throw new Error(`idempotency keys kept changing while enqueueing (${pending.length} left)`)
       const attempt = pending.map((index) => runs[index]!)
@@ -147,6 +165,7 @@ export class RunEnqueuer {
       const inserted = await runInsertMany(db, {
         namespace,
         runs: attempt,
+        concurrencyKeys: pending.map((index) => placements[index]!.concurrencyKey),
         leases,
         readyNotice: this.deps.announcer.encodeNotice(namespace, readyQueues(attempt.filter((_, i) => !leases[i]))),
       })
@@ -176,6 +195,41 @@ export class RunEnqueuer {
 
     for (const [index, first] of duplicateOf) written[index] = { runId: written[first]!.runId, isDeduplicated: true, inserted: undefined }
     return written as WrittenRun[]
+  }
+
+  /**
+   * Stores the runs of debounced jobs: each merges into its key's pending run
+   * (new payload, later start) or becomes that pending run. Within one call,
+   * the last run of a key wins and the others get its id. Returns the run id
+   * of each debounced entry, by index.
+   */
+  private async debounce(
+    db: Executor,
+    namespace: string,
+    runs: readonly NewRun[],
+    placements: readonly FlowPlacement[],
+  ): Promise<Map<number, string>> {
+    const lastByKey = new Map<string, number>()
+    placements.forEach((placement, index) => {
+      if (!placement.debounce) return
+      if (runs[index]!.idempotencyKey !== undefined)
+        throw new InvalidArgumentError('run.idempotency_key', `cannot be used with job ${runs[index]!.job}, which is debounced`)
+      lastByKey.set(`${runs[index]!.job}\u0000${placement.debounce.key}`, index)
+    })
+    const ids = new Map<number, string>()
+    if (lastByKey.size === 0) return ids
+    const last = [...lastByKey.values()]
+    const stored = await runDebounceMany(db, {
+      namespace,
+      runs: last.map((index) => ({ run: runs[index]!, placement: placements[index]! })),
+    })
+    const idByKey = new Map<string, string>()
+    last.forEach((index, i) => idByKey.set(`${runs[index]!.job}\u0000${placements[index]!.debounce!.key}`, stored[i]!))
+    placements.forEach((placement, index) => {
+      if (placement.debounce) ids.set(index, idByKey.get(`${runs[index]!.job}\u0000${placement.debounce.key}`)!)
+    })
+    this.deps.announcer.announceScheduled(Math.min(...last.map((index) => placements[index]!.debounce!.periodMs)))
+    return ids
   }
 
   /** Wakes workers for stored runs that wait to be claimed, and timers for delayed ones. */

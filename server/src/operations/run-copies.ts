@@ -1,11 +1,13 @@
 import type { Knex } from 'knex'
 import { NotFoundError } from '../core/errors.js'
+import { type JobPolicies, claimKeyPath, isClaimLimited } from '../core/flow-policy.js'
 import type { RunRecord, StepRecord } from '../core/run.js'
 import { isUuid, newRunId } from '../core/run-id.js'
 import type { Executor } from '../db/database.js'
 import { type RunCopy, runInsertCopy } from '../db/queries/run-copies.js'
 import { runGet, stepListForRun } from '../db/queries/run-reads.js'
 import type { ServerMetrics } from '../observability/metrics.js'
+import type { FlowPolicies } from './flow-policies.js'
 import type { ReadyAnnouncer } from './ready-announcer.js'
 
 /** A copy planned for one source run: what to insert, or why the source is skipped. */
@@ -20,7 +22,7 @@ export type PlannedCopy = { copy: RunCopy; queue: string; job: string } | { skip
  * copies inside their own transactions; RerunRun and ReplayRun in one each.
  */
 export class RunCopier {
-  constructor(private readonly deps: { db: Knex; announcer: ReadyAnnouncer; metrics: ServerMetrics }) {}
+  constructor(private readonly deps: { db: Knex; announcer: ReadyAnnouncer; metrics: ServerMetrics; policies: FlowPolicies }) {}
 
   /** RerunRun: a new run of the source's job and queue, with its payload or `payload`. */
   rerun(params: { namespace: string; runId: string; payload: { json: string; bytes: number } | undefined }): Promise<RunRecord> {
@@ -36,10 +38,19 @@ export class RunCopier {
     })
   }
 
-  /** Inserts planned copies in `db` (a transaction of the caller's); call `announce` with them once it commits. */
-  async insert(db: Executor, copies: ReadonlyArray<{ copy: RunCopy; queue: string }>): Promise<void> {
-    for (const { copy, queue } of copies) {
-      await runInsertCopy(db, copy, this.deps.announcer.encodeNotice(copy.namespace, [queue]))
+  /**
+   * Inserts planned copies in `db` (a transaction of the caller's); call
+   * `announce` with them once it commits. A copy of a job or queue under flow
+   * control is keyed like an enqueued run (the source's key value, or the one
+   * at the policies' path in its payload), so the flow claim takes it.
+   */
+  async insert(db: Executor, copies: ReadonlyArray<{ copy: RunCopy; queue: string; job: string }>): Promise<void> {
+    for (const { copy, queue, job } of copies) {
+      const { policies } = this.deps
+      const flow = policies.isFlowControlled(copy.namespace, queue, job)
+        ? { keyPath: claimKeyPathOf(policies.jobPolicies(copy.namespace, job)) }
+        : undefined
+      await runInsertCopy(db, copy, this.deps.announcer.encodeNotice(copy.namespace, [queue]), flow)
     }
   }
 
@@ -98,4 +109,9 @@ export function planReplay(namespace: string, source: RunRecord, steps: readonly
     queue: source.queue,
     job: source.job,
   }
+}
+
+/** The payload path a copy's key value is read at: none for a run under a queue limit only. */
+function claimKeyPathOf(policies: JobPolicies | undefined): string | undefined {
+  return policies && isClaimLimited(policies) ? claimKeyPath(policies) : undefined
 }

@@ -4,7 +4,9 @@ import { childRunList } from '../db/queries/child-runs.js'
 import { type RunDetails, type RunFilter, type RunRecord, buildAttemptHistory, finishedStatuses, publicStatus } from '../core/run.js'
 import { isUuid } from '../core/run-id.js'
 import { attemptListForRun, runGet, runList, runListFinished, runMarkWaitedFor, stepListForRun } from '../db/queries/run-reads.js'
+import type { FlowWait } from '../core/flow-wait.js'
 import type { Logger } from '../logger.js'
+import type { FlowPolicies } from './flow-policies.js'
 
 /**
  * Wakes WaitForRun calls when their run finishes. Fed by the notification
@@ -65,16 +67,16 @@ export class RunWaiters {
 
 /** Reads runs for clients. */
 export class RunReads {
-  constructor(private readonly deps: { db: Knex; waiters: RunWaiters }) {}
+  constructor(private readonly deps: { db: Knex; waiters: RunWaiters; policies: FlowPolicies }) {}
 
-  /** The run with its steps, attempt history and child runs. */
+  /** The run with its steps, attempt history, child runs, and the flow-control limit it waits for, if any. */
   async getRun(namespace: string, runId: string): Promise<RunDetails> {
     // An id that is not a UUID cannot name a run; answer as for any unknown id.
     if (!isUuid(runId)) throw new NotFoundError(`run ${runId} not found in namespace ${namespace}`)
     // One snapshot for the run, its steps, its attempts and its children: read
     // one after the other, an attempt that ends between the reads would show a
     // RUNNING run whose current attempt has already failed.
-    return this.deps.db.transaction(
+    const details = await this.deps.db.transaction(
       async (trx) => {
         const run = await runGet(trx, { namespace, runId })
         if (!run) throw new NotFoundError(`run ${runId} not found in namespace ${namespace}`)
@@ -85,13 +87,28 @@ export class RunReads {
       },
       { isolationLevel: 'repeatable read', readOnly: true },
     )
+    // The limit is counted as it is now, after the snapshot: it says why the run is not starting yet.
+    const flowWait = details.status === 'queued' ? await this.deps.policies.flowWaitOf(details) : undefined
+    return { ...details, flowWait }
   }
 
-  /** A page of runs, newest first, and the cursor of the next page if there is one. */
-  async listRuns(filter: RunFilter): Promise<{ runs: RunRecord[]; nextCursor: string | undefined }> {
+  /**
+   * A page of runs, newest first, and the cursor of the next page if there is
+   * one. Queued runs under flow control say what limit they wait for (one
+   * count per such run; other runs cost nothing more).
+   */
+  async listRuns(
+    filter: RunFilter,
+  ): Promise<{ runs: Array<RunRecord & { flowWait: FlowWait | undefined }>; nextCursor: string | undefined }> {
     const rows = await runList(this.deps.db, { ...filter, limit: filter.limit + 1 })
-    const runs = rows.slice(0, filter.limit)
-    return { runs, nextCursor: rows.length > filter.limit ? runs.at(-1)!.id : undefined }
+    const page = rows.slice(0, filter.limit)
+    const runs = await Promise.all(
+      page.map(async (run) => ({
+        ...run,
+        flowWait: run.status === 'queued' && run.concurrencyKey !== undefined ? await this.deps.policies.flowWaitOf(run) : undefined,
+      })),
+    )
+    return { runs, nextCursor: rows.length > filter.limit ? page.at(-1)!.id : undefined }
   }
 
   /**

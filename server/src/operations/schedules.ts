@@ -20,12 +20,20 @@ import {
 } from '../db/queries/schedules.js'
 import type { Logger } from '../logger.js'
 import type { ServerMetrics } from '../observability/metrics.js'
+import type { FlowPolicies } from './flow-policies.js'
 import type { ReadyAnnouncer } from './ready-announcer.js'
 
 /** How many upcoming ticks and past runs a schedule is shown with. */
 const shownTicks = 5
 /** Backfill runs per statement. */
 const backfillBatchSize = 1000
+
+/** A tick to fire: the schedule, as stored, and the instant. */
+export interface ScheduleTickToFire {
+  namespace: string
+  schedule: ScheduleDefinition
+  tick: Date
+}
 
 /** A run a schedule fired, once its transaction committed. */
 export interface FiredRun {
@@ -44,20 +52,33 @@ export interface FiredRun {
  */
 export class ScheduledRuns {
   constructor(
-    private readonly deps: { announcer: ReadyAnnouncer; metrics: ServerMetrics; maxAttempts: number; idempotencyTtlMs: number },
+    private readonly deps: {
+      announcer: ReadyAnnouncer
+      metrics: ServerMetrics
+      policies: FlowPolicies
+      maxAttempts: number
+      idempotencyTtlMs: number
+    },
   ) {}
 
-  /** Inserts a run for each tick that has none; returns those inserted. Call `announce` with them once `db` commits. */
-  insert(db: Executor, ticks: ReadonlyArray<{ namespace: string; scheduleId: string; tick: Date; queue: string }>): Promise<FiredRun[]> {
+  /**
+   * Inserts a run for each tick that has none; returns those inserted. Call
+   * `announce` with them once `db` commits. A run of a job or queue under
+   * flow control gets its key value as an enqueued one does (debounce is for
+   * enqueues only: every tick is its own run).
+   */
+  insert(db: Executor, ticks: readonly ScheduleTickToFire[]): Promise<FiredRun[]> {
     const queuesByNamespace = new Map<string, Set<string>>()
-    for (const { namespace, queue } of ticks) queuesByNamespace.set(namespace, (queuesByNamespace.get(namespace) ?? new Set()).add(queue))
+    for (const { namespace, schedule } of ticks)
+      queuesByNamespace.set(namespace, (queuesByNamespace.get(namespace) ?? new Set()).add(schedule.queue))
     return scheduleRunInsertMany(db, {
-      runs: ticks.map(({ namespace, scheduleId, tick }) => ({
+      runs: ticks.map(({ namespace, schedule, tick }) => ({
         namespace,
-        scheduleId,
+        scheduleId: schedule.id,
         runId: newRunId(),
         scheduledAt: tick,
-        idempotencyKey: scheduleRunKey(scheduleId, tick),
+        idempotencyKey: scheduleRunKey(schedule.id, tick),
+        concurrencyKey: this.deps.policies.placementOf(namespace, { ...schedule, concurrencyKey: undefined }).concurrencyKey,
       })),
       maxAttempts: this.deps.maxAttempts,
       idempotencyTtlMs: this.deps.idempotencyTtlMs,
@@ -139,7 +160,7 @@ export class Schedules {
     const tick = new Date()
     const { fired, run } = await this.deps.db.transaction(async (trx) => {
       const schedule = await this.find(trx, namespace, id)
-      const fired = await this.deps.runs.insert(trx, [{ namespace, scheduleId: id, tick, queue: schedule.queue }])
+      const fired = await this.deps.runs.insert(trx, [{ namespace, schedule, tick }])
       // Two triggers in the same millisecond name the same tick: the second gets the first's run.
       const runId = fired[0]?.runId ?? (await scheduleRunAt(trx, { namespace, scheduleId: id, scheduledAt: tick }))
       const run = runId === undefined ? undefined : await runGet(trx, { namespace, runId })
@@ -170,7 +191,7 @@ export class Schedules {
         fired.push(
           ...(await this.deps.runs.insert(
             trx,
-            batch.map((tick) => ({ namespace, scheduleId: id, tick, queue: schedule.queue })),
+            batch.map((tick) => ({ namespace, schedule, tick })),
           )),
         )
       }

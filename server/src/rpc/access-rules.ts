@@ -116,4 +116,10 @@ export const accessRules: ReadonlyMap<string, AccessRule> = new Map<string, Acce
   ['/stackshift.jobs.v1.ScheduleService/BackfillSchedule', namespaced('operate')],
   // What the caller's own key may do: any valid key may ask.
   ['/stackshift.jobs.v1.OperatorService/GetCaller', { scopeOf: () => undefined, namespaceOf: noNamespace }],
+  // Changing a limit changes how every worker runs the job: an operator's act (a worker declares policies in its hello).
+  ['/stackshift.jobs.v1.JobService/ConfigureJob', namespaced('operate')],
+  ['/stackshift.jobs.v1.JobService/GetJob', namespaced('read')],
+  ['/stackshift.jobs.v1.JobService/ListJobs', namespaced('read')],
+  ['/stackshift.jobs.v1.JobService/ConfigureQueue', namespaced('operate')],
+  ['/stackshift.jobs.v1.JobService/GetQueue', namespaced('read')],
 ])

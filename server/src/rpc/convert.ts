@@ -1,3 +1,5 @@
+import { FlowLimit, type FlowWait as FlowWaitMessage } from '@stackshift/proto/job-service'
+import type { FlowLimitKind, FlowWait } from '../core/flow-wait.js'
 import { AttemptOutcome, type Event, type Run, type RunError, RunOrigin, RunStatus, StepKind, StepStatus } from '@stackshift/proto/run'
 import { type FailRunResponse, RevokeReason, type RevokedLease, type SuspendRunResponse, type Task } from '@stackshift/proto/worker-service'
 import type {
@@ -68,9 +70,10 @@ function toRunError(error: ErrorInfo | undefined): RunError | undefined {
   return error ? { name: error.name, message: error.message, stack: error.stack ?? '' } : undefined
 }
 
-/** A run; its steps, attempt history and children when it has them (GetRun), empty lists otherwise (ListRuns). */
-export function toRunMessage(run: RunRecord | RunDetails): Run {
-  const details = 'steps' in run ? run : { steps: [], attemptHistory: [], children: [] }
+/** A run; its steps, attempt history and children when it has them (GetRun), empty lists otherwise (ListRuns); its flow wait when read. */
+export function toRunMessage(run: RunRecord | RunDetails | (RunRecord & { flowWait: FlowWait | undefined })): Run {
+  const details =
+    'steps' in run ? run : { steps: [], attemptHistory: [], children: [], flowWait: 'flowWait' in run ? run.flowWait : undefined }
   return {
     id: run.id,
     namespace: run.namespace,
@@ -123,6 +126,25 @@ export function toRunMessage(run: RunRecord | RunDetails): Run {
       finishedAt: attempt.finishedAt,
       error: toRunError(attempt.error),
     })),
+    flowWait: details.flowWait && toFlowWaitMessage(details.flowWait),
+    concurrencyKey: run.concurrencyKey,
+  }
+}
+
+const flowLimitToProto: Record<FlowLimitKind, FlowLimit> = {
+  concurrency: FlowLimit.FLOW_LIMIT_CONCURRENCY,
+  rateLimit: FlowLimit.FLOW_LIMIT_RATE_LIMIT,
+  queueConcurrency: FlowLimit.FLOW_LIMIT_QUEUE_CONCURRENCY,
+}
+
+function toFlowWaitMessage(wait: FlowWait): FlowWaitMessage {
+  return {
+    limit: flowLimitToProto[wait.limit],
+    key: wait.key,
+    used: wait.used,
+    max: wait.max,
+    opensAt: wait.opensAt,
+    description: wait.description,
   }
 }
 

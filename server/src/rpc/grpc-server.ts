@@ -1,5 +1,6 @@
 import { Server, type ServerCredentials, type ServerInterceptor, type ServiceDefinition } from '@grpc/grpc-js'
 import { AdminServiceService, type AdminServiceServer } from '@stackshift/proto/admin-service'
+import { JobServiceService, type JobServiceServer } from '@stackshift/proto/job-service'
 import { protocolLimits } from '@stackshift/proto/limits'
 import { OperatorServiceService, type OperatorServiceServer } from '@stackshift/proto/operator-service'
 import { RunServiceService, type RunServiceServer } from '@stackshift/proto/run-service'
@@ -18,6 +19,7 @@ export interface StackShiftServices {
   admin: AdminServiceServer
   operator: OperatorServiceServer
   schedules: ScheduleServiceServer
+  jobs: JobServiceServer
 }
 
 /**
@@ -32,6 +34,7 @@ export const stackShiftServiceDefinitions = {
   admin: AdminServiceService,
   operator: OperatorServiceService,
   schedules: ScheduleServiceService,
+  jobs: JobServiceService,
 } satisfies Record<keyof StackShiftServices, ServiceDefinition>
 
 /** A gRPC server with StackShift's services, the health service and reflection. */
@@ -49,6 +52,7 @@ const healthNames = [
   'stackshift.jobs.v1.AdminService',
   'stackshift.jobs.v1.OperatorService',
   'stackshift.jobs.v1.ScheduleService',
+  'stackshift.jobs.v1.JobService',
 ]
 
 /**

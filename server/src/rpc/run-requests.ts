@@ -1,5 +1,6 @@
 import { z } from 'zod'
 import { InvalidArgumentError, ResourceExhaustedError } from '../core/errors.js'
+import { concurrencyKeyMaxLength } from '../core/flow-policy.js'
 import { checkJsonObject, checkJsonText, checkJsonValue } from '../core/json-text.js'
 import { defaultQueue, limits } from '../core/limits.js'
 import { isUuid, newRunId } from '../core/run-id.js'
@@ -38,6 +39,7 @@ const newRunSchema = z
       .min(limits.priorityMin, `must be at least ${limits.priorityMin}`)
       .max(limits.priorityMax, `must be at most ${limits.priorityMax}`),
     maxAttempts: z.number().int().max(limits.maxAttemptsMax, `must be at most ${limits.maxAttemptsMax}`),
+    concurrencyKey: textSchema(concurrencyKeyMaxLength).optional(),
     traceContext: z
       .record(
         z.string(),
@@ -79,6 +81,7 @@ function toNewRun(message: NewRunMessage | undefined, config: Limits, prefix: st
     priority: run.priority,
     maxAttempts: run.maxAttempts || config.defaultMaxAttempts,
     traceContext: Object.keys(run.traceContext).length > 0 ? run.traceContext : undefined,
+    concurrencyKey: run.concurrencyKey,
   }
 }
 

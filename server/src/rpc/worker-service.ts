@@ -5,6 +5,7 @@ import type { ClaimedRun } from '../core/run.js'
 import type { Dispatcher, TaskConsumer } from '../dispatch/dispatcher.js'
 import type { Logger } from '../logger.js'
 import type { RunClaims } from '../operations/claim.js'
+import type { FlowPolicies } from '../operations/flow-policies.js'
 import type { LeaseWrites, RevokedLease } from '../operations/lease-writes.js'
 import type { Suspensions } from '../operations/waits.js'
 import type { ConnectRequest, ConnectResponse, WorkerServiceServer } from '@stackshift/proto/worker-service'
@@ -39,6 +40,7 @@ export function createWorkerService(deps: {
   dispatcher: Dispatcher
   leaseWrites: LeaseWrites
   suspensions: Suspensions
+  policies: FlowPolicies
   /** Who a unary call comes from: its writes are fenced to the principal's namespace. */
   principalOf: (metadata: Metadata) => Principal
 }): WorkerServiceHandle {

@@ -6,6 +6,7 @@ import { limits } from '../core/limits.js'
 import type { ClaimedRun } from '../core/run.js'
 import type { Dispatcher, Subscription, TaskConsumer } from '../dispatch/dispatcher.js'
 import type { Logger } from '../logger.js'
+import type { FlowPolicies } from '../operations/flow-policies.js'
 import type { LeaseWrites, RevokedLease as DomainRevokedLease } from '../operations/lease-writes.js'
 import type { Suspensions } from '../operations/waits.js'
 import type {
@@ -28,6 +29,8 @@ import {
   parseSuspendRun,
   parseWorkerHello,
 } from './worker-requests.js'
+import { parseJobPolicyDeclarations } from './job-requests.js'
+import type { JobPolicies } from '../core/flow-policy.js'
 
 export interface WorkerStreamDeps {
   config: ServerConfig
@@ -35,6 +38,7 @@ export interface WorkerStreamDeps {
   dispatcher: Dispatcher
   leaseWrites: LeaseWrites
   suspensions: Suspensions
+  policies: FlowPolicies
   onClosed: (stream: WorkerStream) => void
 }
 
@@ -194,6 +198,7 @@ export class WorkerStream implements TaskConsumer {
   private open(message: ConnectRequest): void {
     if (!message.hello) throw new InvalidArgumentError('hello', 'is required on the first message of the stream')
     const hello = parseWorkerHello(message.hello, this.deps.config, generateWorkerId)
+    const declaredPolicies = parseJobPolicyDeclarations(message.hello.jobPolicies, hello.jobs)
     Object.assign(this, {
       namespace: hello.namespace,
       queues: hello.queues,
@@ -205,23 +210,42 @@ export class WorkerStream implements TaskConsumer {
     })
     this.slots = hello.slots
     this.state = 'open'
-    this.write({
-      drained: false,
-      welcome: {
-        workerId: hello.workerId,
-        leaseMs: hello.leaseMs,
-        heartbeatIntervalMs: Math.floor(hello.leaseMs / 3),
-        maxPayloadBytes: this.deps.config.maxPayloadBytes,
+    const welcome = () => {
+      this.write({
+        drained: false,
+        welcome: {
+          workerId: hello.workerId,
+          leaseMs: hello.leaseMs,
+          heartbeatIntervalMs: Math.floor(hello.leaseMs / 3),
+          maxPayloadBytes: this.deps.config.maxPayloadBytes,
+        },
+        tasks: [],
+        results: [],
+        revoked: [],
+      })
+      this.logger.info(
+        { workerId: hello.workerId, namespace: hello.namespace, queues: hello.queues, slots: hello.slots, sdk: hello.sdk },
+        'worker connected',
+      )
+      this.subscription = this.deps.dispatcher.subscribe(this)
+    }
+    if (declaredPolicies.size === 0) {
+      welcome()
+      return
+    }
+    // The policies are stored before the welcome: once a worker has started, its claims and
+    // whatever is enqueued after (on this server) are under them.
+    void this.declare(declaredPolicies).then(
+      () => {
+        if (this.state === 'open') welcome()
       },
-      tasks: [],
-      results: [],
-      revoked: [],
-    })
-    this.logger.info(
-      { workerId: hello.workerId, namespace: hello.namespace, queues: hello.queues, slots: hello.slots, sdk: hello.sdk },
-      'worker connected',
+      (error: unknown) => this.terminate(toRpcStatus(error, this.logger)),
     )
-    this.subscription = this.deps.dispatcher.subscribe(this)
+  }
+
+  /** Stores the job policies the hello declared (as ConfigureJob would). */
+  private async declare(declared: ReadonlyMap<string, JobPolicies>): Promise<void> {
+    for (const [job, policies] of declared) await this.deps.policies.configureJob(this.namespace, job, policies)
   }
 
   private async perform(operation: WorkerOperation): Promise<OperationResult> {

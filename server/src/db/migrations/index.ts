@@ -11,6 +11,7 @@ import * as apiKeys from './0009-api-keys.js'
 import * as operatorViews from './0010-operator-views.js'
 import * as schedules from './0011-schedules.js'
 import * as childRuns from './0012-child-runs.js'
+import * as flowControl from './0013-flow-control.js'
 
 /**
  * The schema migrations, in order. Listed in code rather than discovered on
@@ -39,6 +40,7 @@ const migrations: ReadonlyArray<readonly [name: string, migration: Knex.Migratio
   ['0010-operator-views', operatorViews],
   ['0011-schedules', schedules],
   ['0012-child-runs', childRuns],
+  ['0013-flow-control', flowControl],
 ]
 
 /** A Knex migration source over the list above. */

@@ -42,7 +42,8 @@ export async function childRunInsertMany(
     parentRunId: string
     namespace: string
     traceContext: TraceContext | undefined
-    children: ReadonlyArray<ChildRunRequest & { id: string }>
+    /** Each with its key value under flow control (operations/flow-policies.ts), undefined outside it. */
+    children: ReadonlyArray<ChildRunRequest & { id: string; concurrencyKey: string | undefined }>
     readyNotice: (queues: readonly string[]) => string
     readyChannel: string
   },
@@ -54,11 +55,11 @@ export async function childRunInsertMany(
     WITH inserted AS (
       INSERT INTO stackshift.runs
         (id, namespace, queue, job, status, priority, attempt, max_attempts, available_at, payload, payload_bytes, trace_context,
-         origin, parent_run_id, parent_step_id)
+         origin, parent_run_id, parent_step_id, concurrency_key)
       SELECT v.id, $1, v.queue, v.job, 'queued', v.priority, 0, v.max_attempts, now(), v.payload::jsonb, v.payload_bytes, $2::jsonb,
-        'invoke', $3::uuid, v.step_id
-      FROM unnest($4::uuid[], $5::text[], $6::text[], $7::text[], $8::integer[], $9::smallint[], $10::integer[], $11::text[])
-        AS v(id, queue, job, payload, payload_bytes, priority, max_attempts, step_id)
+        'invoke', $3::uuid, v.step_id, v.concurrency_key
+      FROM unnest($4::uuid[], $5::text[], $6::text[], $7::text[], $8::integer[], $9::smallint[], $10::integer[], $11::text[], $12::text[])
+        AS v(id, queue, job, payload, payload_bytes, priority, max_attempts, step_id, concurrency_key)
       ON CONFLICT (parent_run_id, parent_step_id) WHERE parent_run_id IS NOT NULL DO NOTHING
       RETURNING queue, job
     )
@@ -76,6 +77,7 @@ export async function childRunInsertMany(
       children.map((child) => child.priority),
       children.map((child) => child.maxAttempts),
       children.map((child) => child.stepId),
+      children.map((child) => child.concurrencyKey ?? null),
     ],
   )
   const queues = [...new Set(rows.map((row) => row.queue))]

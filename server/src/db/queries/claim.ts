@@ -64,9 +64,14 @@ export async function runClaim(
     params.workerId,
     params.maxBytes,
   ])
-  const runs = rows.sort(compareClaimOrder).map((row) => ({
+  const runs = rows.sort(compareClaimOrder).map((row) => toClaimedRun(params.namespace, row))
+  return { runs, isCutByBytes: rows[0]?.is_cut ?? false }
+}
+
+function toClaimedRun(namespace: string, row: ClaimedRow): ClaimedRun {
+  return {
     id: row.run_id,
-    namespace: params.namespace,
+    namespace,
     queue: row.run_queue,
     job: row.run_job,
     payloadJson: row.payload_json,
@@ -79,6 +84,52 @@ export async function runClaim(
     memo: (row.memo ?? []).map(([stepId, resultJson]) => ({ stepId, resultJson: resultJson ?? undefined })),
     traceContext: row.trace_context ?? undefined,
     schedule: row.run_schedule_id === null ? undefined : { id: row.run_schedule_id, scheduledAt: new Date(row.scheduled_ms!) },
-  }))
-  return { runs, isCutByBytes: rows[0]?.is_cut ?? false }
+  }
+}
+
+/** A row of claim_flow_runs (db/functions/claim-flow-runs.ts): a leased run, or (run_id null) only the limits' state. */
+interface FlowClaimedRow extends Omit<ClaimedRow, 'run_id'> {
+  run_id: string | null
+  claim_order: string | null
+  is_held: boolean
+  opens_ms: number | null
+}
+
+/** What a flow claim leased, in the order it picked them, and what held the others back. */
+export interface FlowClaimedBatch extends ClaimedBatch {
+  /** A limit held ready runs back. */
+  isHeld: boolean
+  /** When a rate limit that held runs back next has room. */
+  opensAt: Date | undefined
+}
+
+/**
+ * Leases up to `limit` ready runs of one queue and job under flow control,
+ * within the job's and the queue's limits, in the order the claim picked them
+ * (round robin across keys). The statement is the stored function
+ * claim_flow_runs (db/functions/claim-flow-runs.ts).
+ */
+export async function runFlowClaim(
+  db: Executor,
+  params: { namespace: string; queue: string; job: string; limit: number; maxBytes: number; leaseMs: number; workerId: string },
+): Promise<FlowClaimedBatch> {
+  const rows = await sql<FlowClaimedRow>(db, `SELECT * FROM stackshift.claim_flow_runs($1, $2, $3, $4, $5, $6, $7)`, [
+    params.namespace,
+    params.queue,
+    params.job,
+    params.limit,
+    params.leaseMs,
+    params.workerId,
+    params.maxBytes,
+  ])
+  const first = rows[0]
+  const leased = rows.filter((row): row is FlowClaimedRow & { run_id: string } => row.run_id !== null)
+  leased.sort((a, b) => Number(a.claim_order) - Number(b.claim_order))
+  const runs = leased.map((row) => toClaimedRun(params.namespace, { ...row, run_id: row.run_id }))
+  return {
+    runs,
+    isCutByBytes: leased[0]?.is_cut ?? false,
+    isHeld: first?.is_held ?? false,
+    opensAt: first?.opens_ms == null ? undefined : new Date(first.opens_ms),
+  }
 }

@@ -1,3 +1,4 @@
+import { concurrencyKeyMaxLength } from '../../core/flow-policy.js'
 import type { RunOrigin } from '../../core/run.js'
 import { readyChannel } from '../channels.js'
 import { type Executor, sql } from '../database.js'
@@ -19,20 +20,32 @@ export interface RunCopy {
  * max attempts; no idempotency key (the source may still hold its key); a
  * fresh trace. A replay's kept steps are copied as the source recorded them,
  * with attempt 0 (no attempt of the copy ran them), and the copy is marked
- * resumed so that its claim hands them over as its memo. One notification
- * wakes the workers when it commits. Returns false when the source is gone.
+ * resumed so that its claim hands them over as its memo. Under flow control
+ * (`flow`), the copy keeps the source's key value, or reads it at `keyPath`
+ * in its payload as an enqueue would (core/flow-policy.ts readKeyValue). One
+ * notification wakes the workers when it commits. Returns false when the
+ * source is gone.
  */
-export async function runInsertCopy(db: Executor, copy: RunCopy, readyNotice: string): Promise<boolean> {
+export async function runInsertCopy(
+  db: Executor,
+  copy: RunCopy,
+  readyNotice: string,
+  flow: { keyPath: string | undefined } | undefined,
+): Promise<boolean> {
   const rows = await sql<{ id: string }>(
     db,
     `
     WITH inserted AS (
       INSERT INTO stackshift.runs
         (id, namespace, queue, job, status, priority, attempt, max_attempts, available_at, payload, payload_bytes, is_resumed,
-         origin, source_run_id, replayed_from_step_id)
+         origin, source_run_id, replayed_from_step_id, concurrency_key)
       SELECT $3::uuid, namespace, queue, job, 'queued', priority, 0, max_attempts, now(),
         coalesce($4::jsonb, payload), CASE WHEN $4::text IS NULL THEN payload_bytes ELSE $5::integer END,
-        cardinality($8::text[]) > 0, $6, id, $7
+        cardinality($8::text[]) > 0, $6, id, $7,
+        CASE WHEN $11::boolean THEN coalesce(concurrency_key, CASE
+          WHEN jsonb_typeof(coalesce($4::jsonb, payload) #> $12::text[]) IN ('string', 'number', 'boolean')
+            THEN left(coalesce($4::jsonb, payload) #>> $12::text[], ${concurrencyKeyMaxLength})
+          ELSE '' END) END
       FROM stackshift.runs WHERE namespace = $1 AND id = $2::uuid
       RETURNING id
     ),
@@ -58,6 +71,8 @@ export async function runInsertCopy(db: Executor, copy: RunCopy, readyNotice: st
       copy.replay?.keptStepIds ?? [],
       readyChannel,
       readyNotice,
+      flow !== undefined,
+      flow?.keyPath?.split('.') ?? null,
     ],
   )
   return rows.length > 0

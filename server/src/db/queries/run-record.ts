@@ -26,13 +26,14 @@ export interface RunRow {
   scheduled_at: Date | null
   parent_run_id: string | null
   parent_step_id: string | null
+  concurrency_key: string | null
 }
 
 /** The columns of a whole run, as RunRow names them. */
 export const runColumns = `id::text AS id, namespace, queue, job, status, payload::text AS payload_json, result::text AS result_json, error,
   attempt, max_attempts, priority, created_at, available_at, started_at, finished_at, idempotency_key, trace_context,
   origin, source_run_id::text AS source_run_id, replayed_from_step_id, schedule_id, scheduled_at,
-  parent_run_id::text AS parent_run_id, parent_step_id`
+  parent_run_id::text AS parent_run_id, parent_step_id, concurrency_key`
 
 export function toRunRecord(row: RunRow): RunRecord {
   return {
@@ -59,5 +60,6 @@ export function toRunRecord(row: RunRow): RunRecord {
     schedule: row.schedule_id === null ? undefined : { id: row.schedule_id, scheduledAt: row.scheduled_at! },
     parentRunId: row.parent_run_id ?? undefined,
     parentStepId: row.parent_step_id ?? undefined,
+    concurrencyKey: row.concurrency_key ?? undefined,
   }
 }

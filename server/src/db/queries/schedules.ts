@@ -268,6 +268,8 @@ export interface ScheduledRunInsert {
   runId: string
   scheduledAt: Date
   idempotencyKey: string
+  /** The key value under flow control (see operations/flow-policies.ts); undefined for runs outside it. */
+  concurrencyKey: string | undefined
 }
 
 /**
@@ -290,11 +292,11 @@ export async function scheduleRunInsertMany(
     WITH inserted AS (
       INSERT INTO stackshift.runs
         (id, namespace, queue, job, status, priority, attempt, max_attempts, available_at, idempotency_key, idempotency_expires_at,
-         payload, payload_bytes, origin, schedule_id, scheduled_at)
+         payload, payload_bytes, origin, schedule_id, scheduled_at, concurrency_key)
       SELECT v.run_id, s.namespace, s.queue, s.job, 'queued', 0, 0, $6, now(), v.idempotency_key,
-        now() + $7 * interval '1 millisecond', s.payload, s.payload_bytes, 'schedule', s.id, v.scheduled_at
-      FROM unnest($1::text[], $2::text[], $3::uuid[], $4::timestamptz[], $5::text[])
-        AS v(namespace, schedule_id, run_id, scheduled_at, idempotency_key)
+        now() + $7 * interval '1 millisecond', s.payload, s.payload_bytes, 'schedule', s.id, v.scheduled_at, v.concurrency_key
+      FROM unnest($1::text[], $2::text[], $3::uuid[], $4::timestamptz[], $5::text[], $10::text[])
+        AS v(namespace, schedule_id, run_id, scheduled_at, idempotency_key, concurrency_key)
       JOIN stackshift.schedules AS s ON s.namespace = v.namespace AND s.id = v.schedule_id
       ON CONFLICT DO NOTHING
       RETURNING namespace, id, queue, job, schedule_id
@@ -314,6 +316,7 @@ export async function scheduleRunInsertMany(
       params.idempotencyTtlMs,
       readyChannel,
       params.readyNotices,
+      params.runs.map((r) => r.concurrencyKey ?? null),
     ],
   )
   return rows.map((row) => ({ namespace: row.namespace, runId: row.id, queue: row.queue, job: row.job, scheduleId: row.schedule_id }))

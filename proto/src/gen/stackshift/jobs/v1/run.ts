@@ -4,6 +4,7 @@
 /* eslint-disable */
 import { BinaryReader, BinaryWriter } from "@bufbuild/protobuf/wire";
 import { Timestamp } from "../../../google/protobuf/timestamp.js";
+import { FlowWait } from "./job_service.js";
 
 export const protobufPackage = "stackshift.jobs.v1";
 
@@ -572,6 +573,20 @@ export interface Run {
    * WaitForRun.
    */
   children: ChildRun[];
+  /**
+   * For a QUEUED run that is ready but held back by a flow-control limit
+   * (JobService): which limit, computed when the run is read (GetRun,
+   * WaitForRun, ListRuns). Unset when the run is not waiting for a limit.
+   */
+  flowWait:
+    | FlowWait
+    | undefined;
+  /**
+   * The key value the job's concurrency, rate limit and fairness apply to,
+   * stored at enqueue (NewRun.concurrency_key, or the policy's payload path).
+   * Unset for runs of jobs and queues without such policies.
+   */
+  concurrencyKey?: string | undefined;
 }
 
 export interface Run_TraceContextEntry {
@@ -1258,6 +1273,8 @@ function createBaseRun(): Run {
     parentRunId: "",
     parentStepId: "",
     children: [],
+    flowWait: undefined,
+    concurrencyKey: undefined,
   };
 }
 
@@ -1343,6 +1360,12 @@ export const Run: MessageFns<Run> = {
     }
     for (const v of message.children) {
       ChildRun.encode(v!, writer.uint32(218).fork()).join();
+    }
+    if (message.flowWait !== undefined) {
+      FlowWait.encode(message.flowWait, writer.uint32(226).fork()).join();
+    }
+    if (message.concurrencyKey !== undefined) {
+      writer.uint32(234).string(message.concurrencyKey);
     }
     return writer;
   },
@@ -1579,6 +1602,22 @@ export const Run: MessageFns<Run> = {
             message.children.push(ChildRun.decode(reader, reader.uint32()));
             continue;
           }
+          case 28: {
+            if (tag !== 226) {
+              break;
+            }
+
+            message.flowWait = FlowWait.decode(reader, reader.uint32());
+            continue;
+          }
+          case 29: {
+            if (tag !== 234) {
+              break;
+            }
+
+            message.concurrencyKey = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1710,6 +1749,16 @@ export const Run: MessageFns<Run> = {
       children: globalThis.Array.isArray(object?.children)
         ? object.children.map((e: any) => ChildRun.fromJSON(e))
         : [],
+      flowWait: isSet(object.flowWait)
+        ? FlowWait.fromJSON(object.flowWait)
+        : isSet(object.flow_wait)
+        ? FlowWait.fromJSON(object.flow_wait)
+        : undefined,
+      concurrencyKey: isSet(object.concurrencyKey)
+        ? globalThis.String(object.concurrencyKey)
+        : isSet(object.concurrency_key)
+        ? globalThis.String(object.concurrency_key)
+        : undefined,
     };
   },
 
@@ -1802,6 +1851,12 @@ export const Run: MessageFns<Run> = {
     if (message.children?.length) {
       obj.children = message.children.map((e) => ChildRun.toJSON(e));
     }
+    if (message.flowWait !== undefined) {
+      obj.flowWait = FlowWait.toJSON(message.flowWait);
+    }
+    if (message.concurrencyKey !== undefined) {
+      obj.concurrencyKey = message.concurrencyKey;
+    }
     return obj;
   },
 
@@ -1847,6 +1902,10 @@ export const Run: MessageFns<Run> = {
     message.parentRunId = object.parentRunId ?? "";
     message.parentStepId = object.parentStepId ?? "";
     message.children = object.children?.map((e) => ChildRun.fromPartial(e)) || [];
+    message.flowWait = (object.flowWait !== undefined && object.flowWait !== null)
+      ? FlowWait.fromPartial(object.flowWait)
+      : undefined;
+    message.concurrencyKey = object.concurrencyKey ?? undefined;
     return message;
   },
 };

@@ -83,6 +83,12 @@ export interface NewRun {
    * characters, values at most 1,024. Empty when the enqueuer does not trace.
    */
   traceContext: { [key: string]: string };
+  /**
+   * The key value for the job's flow-control policies (JobService), instead
+   * of the value at the policies' payload path. 0 to 500 characters. Ignored
+   * for jobs without a concurrency, rate limit or fairness policy.
+   */
+  concurrencyKey?: string | undefined;
 }
 
 export interface NewRun_TraceContextEntry {
@@ -324,6 +330,7 @@ function createBaseNewRun(): NewRun {
     priority: 0,
     maxAttempts: 0,
     traceContext: {},
+    concurrencyKey: undefined,
   };
 }
 
@@ -359,6 +366,9 @@ export const NewRun: MessageFns<NewRun> = {
     globalThis.Object.entries(message.traceContext).forEach(([key, value]: [string, string]) => {
       NewRun_TraceContextEntry.encode({ key: key as any, value }, writer.uint32(82).fork()).join();
     });
+    if (message.concurrencyKey !== undefined) {
+      writer.uint32(90).string(message.concurrencyKey);
+    }
     return writer;
   },
 
@@ -458,6 +468,14 @@ export const NewRun: MessageFns<NewRun> = {
             }
             continue;
           }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            message.concurrencyKey = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -532,6 +550,11 @@ export const NewRun: MessageFns<NewRun> = {
           {},
         )
         : {},
+      concurrencyKey: isSet(object.concurrencyKey)
+        ? globalThis.String(object.concurrencyKey)
+        : isSet(object.concurrency_key)
+        ? globalThis.String(object.concurrency_key)
+        : undefined,
     };
   },
 
@@ -573,6 +596,9 @@ export const NewRun: MessageFns<NewRun> = {
         });
       }
     }
+    if (message.concurrencyKey !== undefined) {
+      obj.concurrencyKey = message.concurrencyKey;
+    }
     return obj;
   },
 
@@ -599,6 +625,7 @@ export const NewRun: MessageFns<NewRun> = {
       },
       {},
     );
+    message.concurrencyKey = object.concurrencyKey ?? undefined;
     return message;
   },
 };

@@ -18,6 +18,7 @@ import {
   type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
 import { Timestamp } from "../../../google/protobuf/timestamp.js";
+import { JobPolicyDeclaration } from "./job_service.js";
 import {
   Event,
   RunError,
@@ -207,6 +208,15 @@ export interface WorkerHello {
   leaseMs: number;
   /** Client library and version, for example "stackshift-ts/0.1.0". Optional. */
   sdk: string;
+  /**
+   * Flow-control policies of the jobs this worker declares them for, at most
+   * one entry per job, each of a job in `jobs`. Each is stored as
+   * JobService.ConfigureJob would store it (the latest declaration wins).
+   * Jobs left out keep the policies they have. Nothing else about claiming
+   * changes for a worker: the server enforces the policies before it hands
+   * runs over.
+   */
+  jobPolicies: JobPolicyDeclaration[];
 }
 
 /** WorkerWelcome answers WorkerHello. */
@@ -1397,7 +1407,7 @@ export const Task_TraceContextEntry: MessageFns<Task_TraceContextEntry> = {
 };
 
 function createBaseWorkerHello(): WorkerHello {
-  return { namespace: "", workerId: "", queues: [], jobs: [], slots: 0, leaseMs: 0, sdk: "" };
+  return { namespace: "", workerId: "", queues: [], jobs: [], slots: 0, leaseMs: 0, sdk: "", jobPolicies: [] };
 }
 
 export const WorkerHello: MessageFns<WorkerHello> = {
@@ -1422,6 +1432,9 @@ export const WorkerHello: MessageFns<WorkerHello> = {
     }
     if (message.sdk !== "") {
       writer.uint32(58).string(message.sdk);
+    }
+    for (const v of message.jobPolicies) {
+      JobPolicyDeclaration.encode(v!, writer.uint32(66).fork()).join();
     }
     return writer;
   },
@@ -1495,6 +1508,14 @@ export const WorkerHello: MessageFns<WorkerHello> = {
             message.sdk = reader.string();
             continue;
           }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.jobPolicies.push(JobPolicyDeclaration.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1524,6 +1545,11 @@ export const WorkerHello: MessageFns<WorkerHello> = {
         ? globalThis.Number(object.lease_ms)
         : 0,
       sdk: isSet(object.sdk) ? globalThis.String(object.sdk) : "",
+      jobPolicies: globalThis.Array.isArray(object?.jobPolicies)
+        ? object.jobPolicies.map((e: any) => JobPolicyDeclaration.fromJSON(e))
+        : globalThis.Array.isArray(object?.job_policies)
+        ? object.job_policies.map((e: any) => JobPolicyDeclaration.fromJSON(e))
+        : [],
     };
   },
 
@@ -1550,6 +1576,9 @@ export const WorkerHello: MessageFns<WorkerHello> = {
     if (message.sdk !== "") {
       obj.sdk = message.sdk;
     }
+    if (message.jobPolicies?.length) {
+      obj.jobPolicies = message.jobPolicies.map((e) => JobPolicyDeclaration.toJSON(e));
+    }
     return obj;
   },
 
@@ -1565,6 +1594,7 @@ export const WorkerHello: MessageFns<WorkerHello> = {
     message.slots = object.slots ?? 0;
     message.leaseMs = object.leaseMs ?? 0;
     message.sdk = object.sdk ?? "";
+    message.jobPolicies = object.jobPolicies?.map((e) => JobPolicyDeclaration.fromPartial(e)) || [];
     return message;
   },
 };
