@@ -219,6 +219,7 @@ describe.skipIf(!existsSync(chromiumPath) && !process.env.CI)('the web console i
     await page.goto(`${base}/runs/${runs.heldBack}`)
     const wait = page.locator('.flow-wait')
     expect(await wait.innerText()).toBe('waiting for concurrency customerId=acme: 1 of 1 running')
+    expect(await page.getByText(/no attempt yet: the run is waiting for its flow-control limit/i).count()).toBe(1)
     await shoot(page, 'run-flow-wait')
     await page.goto(`${base}/runs?job=syncCustomer`)
     const mark = page.locator('.flow-wait-mark')

@@ -226,7 +226,10 @@ export function Timeline(props: { run: Run; nowMs: number; onReplay?: ((step: St
   const spanMs = lastMs - originMs
   const at = (ms: number) => `${(((ms - originMs) / spanMs) * 100).toFixed(3)}%`
   const ticks = [0, 0.25, 0.5, 0.75, 1]
-  if (bars.length === 0) return <div className="muted">No attempt yet: the run is waiting for a worker.</div>
+  if (bars.length === 0) {
+    const waitsFor = run.flowWait ? 'its flow-control limit (see Held back above)' : 'a worker'
+    return <div className="muted">No attempt yet: the run is waiting for {waitsFor}.</div>
+  }
   return (
     <div className="timeline" role="table" aria-label="Timeline">
       <div className="timeline-axis" role="row">

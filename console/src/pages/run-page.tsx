@@ -185,7 +185,7 @@ function Summary(props: { run: Run; nowMs: number }) {
     ])
   if (run.flowWait)
     rows.push([
-      'Waiting for',
+      'Held back',
       <span key="wait" className="flow-wait">
         {run.flowWait.description}
       </span>,
