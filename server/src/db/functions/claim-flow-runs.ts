@@ -47,17 +47,24 @@
  *   empty while holding the lock exclusively, so the two never cross: a run
  *   made ready while the claim runs commits after it, and adds its key back.
  *
- * - Generic plans only (plan_cache_mode): on a table loaded in bulk and not
- *   yet analyzed, the custom plans PostgreSQL makes for the first calls of
- *   each session counted each key's running runs by reading every running
- *   run: 80-120 ms a claim of 500 against 20 with the generic plan, and when
- *   those custom plans looked cheaper it never switched (W5 drained at a
- *   quarter of W1's rate). The generic plan probes runs_flow_running per key
- *   whatever the statistics say.
+ * - The running runs of every key are counted in one pass over the job's
+ *   running runs (into a jsonb map the key loop reads), not by a count per
+ *   key. Per key, whenever the planner read the count through runs_leased
+ *   (every running run) instead of runs_flow_running, each of ~500 keys read
+ *   all ~200 running runs: 92 ms for the key loop of a claim against 3.4 ms,
+ *   W5 at 16-17% of W1's rate in about one drain of four (which statistics
+ *   led there was not pinned down; custom plans did it on unanalysed tables,
+ *   and generic plans now and then). One pass reads the running runs once,
+ *   whichever index serves it: its cost is the job's running runs (bounded by
+ *   the slots of its workers), not keys × running.
+ * - Generic plans (plan_cache_mode): the custom plans made for the first
+ *   calls of each session on a table loaded in bulk and not yet analysed
+ *   were the worst of both; the generic plan keeps one shape per session.
  *
  * Cost: reading the policies and the counts is a few index probes; the
  * keys are read in round order only until p_limit keys with room are found
- * (keys at their limit are read and skipped, one count each); runs are read
+ * (keys at their limit are read and skipped; the running runs of the job
+ * are counted once); runs are read
  * per key, at most ceil(p_limit / keys) from each, through runs_flow_ready;
  * the claim writes the leased runs and one cursor row. docs/performance.md
  * ("Flow control") has the plans and the drain rates measured.
@@ -89,6 +96,7 @@ DECLARE
   v_policies jsonb;
   v_queue_limit integer;
   v_key_limit integer;
+  v_key_running jsonb;
   v_job_limit integer;
   v_rate_limit integer;
   v_rate_period interval;
@@ -164,16 +172,23 @@ BEGIN
 
   IF v_room > 0 THEN
     -- Keys with ready runs in service order, and the room each has, until v_room keys with room.
+    -- The running runs of each key, counted in one pass over the job's running runs (see above).
+    IF v_key_limit IS NOT NULL THEN
+      SELECT coalesce(jsonb_object_agg(g.concurrency_key, g.n), '{}'::jsonb) INTO v_key_running
+      FROM (
+        SELECT r.concurrency_key, count(*) AS n FROM stackshift.runs AS r
+        WHERE r.status = 'running' AND r.namespace = p_namespace AND r.job = p_job AND r.concurrency_key IS NOT NULL
+          AND r.lease_expires_at > v_now
+        GROUP BY r.concurrency_key
+      ) AS g;
+    END IF;
     SELECT c.last_key INTO v_cursor FROM stackshift.flow_cursors AS c
     WHERE c.namespace = p_namespace AND c.queue = p_queue AND c.job = p_job;
     v_cursor := coalesce(v_cursor, '');
     FOR v_key, v_key_room, v_key_opens IN
       SELECT fk.concurrency_key,
         least(
-          coalesce(v_key_limit - (
-            SELECT count(*)::integer FROM stackshift.runs AS r
-            WHERE r.status = 'running' AND r.namespace = p_namespace AND r.job = p_job AND r.concurrency_key = fk.concurrency_key
-              AND r.lease_expires_at > v_now), v_room),
+          coalesce(v_key_limit - coalesce((v_key_running ->> fk.concurrency_key)::integer, 0), v_room),
           CASE WHEN v_is_rate_keyed THEN v_rate_limit - rw.used ELSE v_room END),
         rw.opens
       FROM (
