@@ -1,3 +1,5 @@
+import { leasedRunColumnTypes, leasedRunColumns } from './claim-runs.js'
+
 /**
  * stackshift.claim_flow_runs: the claim for runs under flow control (a job
  * with a concurrency, rate-limit or fairness policy, or any job of a queue
@@ -81,9 +83,8 @@ AS $$ SELECT hashtextextended('stackshift.flow' || chr(31) || p_kind || chr(31) 
 CREATE OR REPLACE FUNCTION stackshift.claim_flow_runs(
   p_namespace text, p_queue text, p_job text, p_limit integer, p_lease_ms bigint, p_worker_id text, p_max_bytes bigint
 ) RETURNS TABLE (
-  run_id text, run_queue text, run_job text, payload_json text, run_attempt integer, run_max_attempts integer,
-  run_priority smallint, run_lease_token text, lease_expires_ms float8, available_ms float8, memo json, trace_context jsonb,
-  is_cut boolean, run_schedule_id text, scheduled_ms float8, claim_order bigint, is_held boolean, opens_ms float8
+  ${leasedRunColumnTypes},
+  is_cut boolean, claim_order bigint, is_held boolean, opens_ms float8
 )
 LANGUAGE plpgsql VOLATILE
 SET enable_seqscan = off
@@ -224,7 +225,7 @@ BEGIN
 
   IF cardinality(v_keys) = 0 THEN
     RETURN QUERY SELECT NULL::text, NULL::text, NULL::text, NULL::text, NULL::integer, NULL::integer, NULL::smallint, NULL::text,
-      NULL::float8, NULL::float8, NULL::json, NULL::jsonb, false, NULL::text, NULL::float8, NULL::bigint, v_is_held, (extract(epoch FROM v_opens) * 1000)::float8;
+      NULL::float8, NULL::float8, NULL::json, NULL::jsonb, NULL::text, NULL::float8, false, NULL::bigint, v_is_held, (extract(epoch FROM v_opens) * 1000)::float8;
     RETURN;
   END IF;
 
@@ -272,7 +273,7 @@ BEGIN
 
   IF v_picked = 0 THEN
     RETURN QUERY SELECT NULL::text, NULL::text, NULL::text, NULL::text, NULL::integer, NULL::integer, NULL::smallint, NULL::text,
-      NULL::float8, NULL::float8, NULL::json, NULL::jsonb, false, NULL::text, NULL::float8, NULL::bigint, v_is_held, (extract(epoch FROM v_opens) * 1000)::float8;
+      NULL::float8, NULL::float8, NULL::json, NULL::jsonb, NULL::text, NULL::float8, false, NULL::bigint, v_is_held, (extract(epoch FROM v_opens) * 1000)::float8;
     RETURN;
   END IF;
 
@@ -308,17 +309,8 @@ BEGIN
       lease_expires_at = v_now + p_lease_ms * interval '1 millisecond', started_at = v_now, worker_id = p_worker_id
   FROM unnest(v_ids) WITH ORDINALITY AS o(id, ord)
   WHERE r.id = o.id AND r.status = 'queued'
-  RETURNING r.id::text, r.queue, r.job, r.payload::text, r.attempt, r.max_attempts, r.priority, v_lease_token::text,
-    (extract(epoch FROM r.lease_expires_at) * 1000)::float8,
-    (extract(epoch FROM r.available_at) * 1000)::float8,
-    CASE WHEN r.is_resumed THEN
-      (SELECT json_agg(json_build_array(s.step_id, s.result::text))
-       FROM stackshift.steps AS s WHERE s.run_id = r.id AND s.status = 'completed')
-    END,
-    r.trace_context,
+  RETURNING ${leasedRunColumns},
     v_is_cut OR v_picked = v_room,
-    r.schedule_id,
-    (extract(epoch FROM r.scheduled_at) * 1000)::float8,
     o.ord,
     v_is_held,
     (extract(epoch FROM v_opens) * 1000)::float8;

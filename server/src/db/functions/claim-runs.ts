@@ -51,13 +51,33 @@
  * - A run a schedule fired comes with its schedule and tick (migration 0011),
  *   which the handler sees; other runs have neither.
  */
+/**
+ * What both claims (this one and claim_flow_runs) return of each run they
+ * lease, read from the UPDATE that leases it (`r`, with the claim's
+ * `v_lease_token`), and its column types: db/queries/claim.ts reads them by
+ * name. The memo is read only for runs that executed before (is_resumed).
+ */
+export const leasedRunColumnTypes = `run_id text, run_queue text, run_job text, payload_json text, run_attempt integer,
+  run_max_attempts integer, run_priority smallint, run_lease_token text, lease_expires_ms float8, available_ms float8, memo json,
+  trace_context jsonb, run_schedule_id text, scheduled_ms float8`
+
+export const leasedRunColumns = `r.id::text, r.queue, r.job, r.payload::text, r.attempt, r.max_attempts, r.priority, v_lease_token::text,
+    (extract(epoch FROM r.lease_expires_at) * 1000)::float8,
+    (extract(epoch FROM r.available_at) * 1000)::float8,
+    CASE WHEN r.is_resumed THEN
+      (SELECT json_agg(json_build_array(s.step_id, s.result::text))
+       FROM stackshift.steps AS s WHERE s.run_id = r.id AND s.status = 'completed')
+    END,
+    r.trace_context,
+    r.schedule_id,
+    (extract(epoch FROM r.scheduled_at) * 1000)::float8`
+
 export const claimRunsFunction = `
 CREATE OR REPLACE FUNCTION stackshift.claim_runs(
   p_namespace text, p_queues text[], p_jobs text[], p_limit integer, p_lease_ms bigint, p_worker_id text, p_max_bytes bigint
 ) RETURNS TABLE (
-  run_id text, run_queue text, run_job text, payload_json text, run_attempt integer, run_max_attempts integer,
-  run_priority smallint, run_lease_token text, lease_expires_ms float8, available_ms float8, memo json, trace_context jsonb,
-  is_cut boolean, run_schedule_id text, scheduled_ms float8
+  ${leasedRunColumnTypes},
+  is_cut boolean
 )
 LANGUAGE plpgsql VOLATILE
 SET enable_seqscan = off
@@ -109,17 +129,8 @@ BEGIN
   SET status = 'running', attempt = r.attempt + 1, lease_token = v_lease_token,
       lease_expires_at = now() + p_lease_ms * interval '1 millisecond', started_at = now(), worker_id = p_worker_id
   WHERE r.id = ANY(v_ids)
-  RETURNING r.id::text, r.queue, r.job, r.payload::text, r.attempt, r.max_attempts, r.priority, v_lease_token::text,
-    (extract(epoch FROM r.lease_expires_at) * 1000)::float8,
-    (extract(epoch FROM r.available_at) * 1000)::float8,
-    CASE WHEN r.is_resumed THEN
-      (SELECT json_agg(json_build_array(s.step_id, s.result::text))
-       FROM stackshift.steps AS s WHERE s.run_id = r.id AND s.status = 'completed')
-    END,
-    r.trace_context,
-    v_picked > cardinality(v_ids),
-    r.schedule_id,
-    (extract(epoch FROM r.scheduled_at) * 1000)::float8;
+  RETURNING ${leasedRunColumns},
+    v_picked > cardinality(v_ids);
 END
 $$;
 `
